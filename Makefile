@@ -1,0 +1,49 @@
+# Every target creates or reuses .venv and installs what it needs: a fresh clone needs only Python 3.11+.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.kumkm-installed
+DATA   ?= .kumkm
+
+.PHONY: install up test test-unit lint typecheck schemas asyncapi bench chaos clean
+
+$(STAMP): shared/pyproject.toml services/*/pyproject.toml requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv
+	@$(BIN)/python -m uv pip install -q --python $(BIN)/python \
+		-e shared -e services/loans -e services/catalog -e services/notifications \
+		-r requirements-dev.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the whole system (embedded NATS and Postgres unless URLs are given) and run the demo flow.
+up: $(STAMP)
+	$(BIN)/kumkm up --data-dir $(DATA) --demo
+
+## The full test suite: lint, types, contracts, unit, integration and acceptance tests.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+schemas: $(STAMP)
+	$(BIN)/kumkm schemas export docs/events
+
+bench: $(STAMP)
+	$(BIN)/python bench/outbox_relay.py
+
+clean:
+	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,30 @@
+"""A plain nats-py connection for operator commands (publish, tail, streams, dlq, provision)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import nats
+
+from kumkm_shared.cli.runinfo import RunInfo, nats_credentials
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from nats.aio.client import Client
+
+
+@contextlib.asynccontextmanager
+async def connect(info: RunInfo, *, name: str = "kumkm-cli") -> AsyncIterator[Client]:
+    user, password = nats_credentials()
+    options: dict[str, Any] = {"servers": info.nats_url.split(","), "name": name, "connect_timeout": 5,
+                               "max_reconnect_attempts": 3}
+    if user:
+        options["user"] = user
+        options["password"] = password or ""
+    nc = await nats.connect(**options)
+    try:
+        yield nc
+    finally:
+        await nc.drain()

@@ -1,0 +1,219 @@
+"""The ``kumkm`` command: run the system, publish and inspect events, operate streams and the DLQ.
+
+Service-specific commands (``kumkm loans tick``, ``kumkm catalog tick``, ...) are contributed by each
+installed service through the ``kumkm.cli`` entry point group, so this package imports no service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR, SystemNotFoundError, find_system
+
+app = typer.Typer(
+    name="kumkm", help="KUMKM event platform: run, publish, inspect and operate.", no_args_is_help=True,
+    add_completion=False, pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[Path, typer.Option("--data-dir", help="where run.json (and embedded server data) live")]
+
+
+def _system(data_dir: Path) -> Any:
+    try:
+        return find_system(data_dir)
+    except SystemNotFoundError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(3) from None
+
+
+@app.command()
+def up(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    services: Annotated[str, typer.Option(help="comma-separated services to run")] = "loans,catalog,notifications",
+    demo: Annotated[bool, typer.Option(help="run the demo flow once everything is ready")] = False,
+) -> None:
+    """Start servers (embedded unless URLs are given), provision streams, and run the services."""
+    from kumkm_shared.cli.up import ALL_SERVICES, run_up
+
+    chosen = [s.strip() for s in services.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(ALL_SERVICES))
+    if unknown:
+        err.print(f"[red]unknown services {unknown}; choose from {list(ALL_SERVICES)}[/]")
+        raise typer.Exit(2)
+    raise typer.Exit(run_up(data_dir, chosen, demo=demo))
+
+
+@app.command()
+def provision(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    replicas: Annotated[int, typer.Option(envvar="KUMKM_STREAM_REPLICAS", help="stream replicas")] = 1,
+) -> None:
+    """Create or update every stream and durable consumer (idempotent)."""
+    from kumkm_shared.cli.up import provision_streams
+
+    console.print(provision_streams(_system(data_dir), replicas))
+
+
+@app.command()
+def publish(
+    source: Annotated[str, typer.Argument(help="a JSON file (one event, a list, or JSON lines), or - for stdin")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Validate events against their contracts, then publish them with de-duplication.
+
+    Invalid input exits with code 2, naming each bad field, and publishes nothing. Validation happens
+    before any connection, so this also works offline as a contract checker (see --check).
+    """
+    from kumkm_shared.cli.publish import headers_for, read_events, validate_all
+    from kumkm_shared.contracts import ContractError
+
+    try:
+        events = validate_all(read_events(None if source == "-" else Path(source)))
+    except ContractError as exc:
+        err.print(f"[red]invalid:[/] {exc}")
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        err.print(f"[red]cannot read {source}: {exc}[/]")
+        raise typer.Exit(2) from None
+    info = _system(data_dir)
+
+    async def run() -> None:
+        from kumkm_shared.cli.connect import connect
+        from kumkm_shared.contracts import spec_for
+
+        async with connect(info) as nc:
+            js = nc.jetstream()
+            for event in events:
+                env = event.envelope
+                ack = await js.publish(
+                    env.type, env.to_json_bytes(), headers=headers_for(event), stream=spec_for(env.type).stream
+                )
+                note = " (duplicate: already on the stream)" if ack.duplicate else ""
+                console.print(f"published {env.type} id={env.id} seq={ack.seq}{note}")
+
+    asyncio.run(run())
+
+
+@app.command()
+def check(source: Annotated[str, typer.Argument(help="a JSON file or - for stdin")]) -> None:
+    """Validate events against their contracts without publishing (offline)."""
+    from kumkm_shared.cli.publish import read_events, validate_all
+    from kumkm_shared.contracts import ContractError
+
+    try:
+        events = validate_all(read_events(None if source == "-" else Path(source)))
+    except ContractError as exc:
+        err.print(f"[red]invalid:[/] {exc}")
+        raise typer.Exit(2) from None
+    for event in events:
+        console.print(f"valid {event.envelope.type} id={event.envelope.id}")
+
+
+@app.command()
+def tail(
+    subject: Annotated[str, typer.Argument(help="subject filter")] = "kumkm.>",
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    all_: Annotated[bool, typer.Option("--all", help="from the start of the stream, not only new events")] = False,
+    limit: Annotated[int, typer.Option(help="stop after this many events (0 = follow forever)")] = 0,
+) -> None:
+    """Follow events, pretty-printed."""
+    info = _system(data_dir)
+
+    async def run() -> None:
+        from nats.js.api import DeliverPolicy
+
+        from kumkm_shared.cli.connect import connect
+
+        async with connect(info, name="kumkm-tail") as nc:
+            js = nc.jetstream()
+            sub = await js.subscribe(
+                subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL if all_ else DeliverPolicy.NEW
+            )
+            seen = 0
+            async for msg in sub.messages:
+                _print_event(msg.subject, msg.data, msg.metadata.sequence.stream)
+                seen += 1
+                if limit and seen >= limit:
+                    break
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+def _print_event(subject: str, data: bytes, seq: int) -> None:
+    try:
+        obj = json.loads(data)
+        body = obj.get("data", obj) if isinstance(obj, dict) else obj
+        console.print(f"[bold cyan]#{seq}[/] [bold]{subject}[/] [dim]{obj.get('id', '') if isinstance(obj, dict) else ''}[/]")
+        console.print_json(data=body)
+    except (ValueError, UnicodeDecodeError):
+        console.print(f"[bold cyan]#{seq}[/] [bold]{subject}[/] [red]not JSON[/] {data[:200]!r}")
+
+
+@app.command()
+def streams(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Show streams, consumers, pending counts and the DLQ count."""
+    info = _system(data_dir)
+
+    async def run() -> None:
+        from kumkm_shared.cli.connect import connect
+
+        async with connect(info, name="kumkm-streams") as nc:
+            jsm = nc.jetstream()
+            table = Table(title="streams")
+            for col in ("stream", "subjects", "messages", "bytes", "last seq", "replicas"):
+                table.add_column(col)
+            consumers = Table(title="durable consumers")
+            for col in ("stream", "consumer", "pending", "ack pending", "redelivered", "delivered seq"):
+                consumers.add_column(col)
+            dlq_count = 0
+            for stream in await jsm.streams_info():
+                cfg, state = stream.config, stream.state
+                table.add_row(cfg.name or "", ", ".join(cfg.subjects or []), str(state.messages), str(state.bytes),
+                              str(state.last_seq), str(cfg.num_replicas))
+                if cfg.name == "KUMKM_DLQ":
+                    dlq_count = state.messages
+                for c in await jsm.consumers_info(cfg.name or ""):
+                    consumers.add_row(cfg.name or "", c.name, str(c.num_pending), str(c.num_ack_pending),
+                                      str(c.num_redelivered), str(c.delivered.stream_seq if c.delivered else 0))
+            console.print(table)
+            console.print(consumers)
+            console.print(f"[bold]dead letters:[/] {dlq_count}")
+
+    asyncio.run(run())
+
+
+def _mount_plugins() -> None:
+    from kumkm_shared.cli.schemas import app as schemas_app
+
+    app.add_typer(schemas_app, name="schemas", help="Export or check the JSON Schemas of every event.")
+    try:
+        from kumkm_shared.cli.dlq import app as dlq_app
+    except ImportError:  # pragma: no cover - the DLQ commands ship with shared; keep the CLI usable
+        pass
+    else:
+        app.add_typer(dlq_app, name="dlq", help="List, show, replay and purge dead letters.")
+    for ep in entry_points(group="kumkm.cli"):
+        try:
+            app.add_typer(ep.load(), name=ep.name, help=f"Commands of the {ep.name} service.")
+        except (ImportError, AttributeError) as exc:
+            err.print(f"[yellow]warning: the {ep.name} commands are unavailable: {exc}[/]")
+
+
+_mount_plugins()
+
+
+def main() -> None:
+    app()

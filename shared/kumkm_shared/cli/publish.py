@@ -1,0 +1,71 @@
+"""``kumkm publish``: validate an event against its contract, then publish it with de-duplication."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from kumkm_shared.contracts import ContractError, FieldError, validate_event_payload
+from kumkm_shared.messaging.outbox import nats_headers
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from kumkm_shared.contracts import DecodedEvent
+
+# Stable ids for events given without one, so publishing the same file twice is de-duplicated.
+_NAMESPACE = uuid.UUID("6f1c1f2e-8f0a-4c55-9f7e-1d7c2a0b5e11")
+
+
+def read_events(source: Path | None) -> list[dict[str, Any]]:
+    text = sys.stdin.read() if source is None else source.read_text(encoding="utf-8")
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        # JSON lines: one event per line.
+        try:
+            parsed = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise ContractError(
+                "undecodable", f"input is neither JSON nor JSON lines: {exc}", [FieldError("$", str(exc))]
+            ) from None
+    items = parsed if isinstance(parsed, list) else [parsed]
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ContractError("undecodable", f"event #{i} is not a JSON object", [FieldError(f"[{i}]", "not an object")])
+    return items
+
+
+def complete_envelope(obj: dict[str, Any]) -> dict[str, Any]:
+    """Fill the envelope attributes an integrator may leave out; never touch ``data``."""
+    out = dict(obj)
+    out.setdefault("specversion", "1.0")
+    out.setdefault("datacontenttype", "application/json")
+    out.setdefault("source", "kumkm/cli")
+    out.setdefault("time", datetime.now(UTC).isoformat())
+    if "id" not in out:
+        canonical = json.dumps({"type": out.get("type"), "data": out.get("data")}, sort_keys=True, default=str)
+        out["id"] = str(uuid.uuid5(_NAMESPACE, canonical))
+    return out
+
+
+def validate_all(items: list[dict[str, Any]]) -> list[DecodedEvent]:
+    """Validate every event before anything is published; the first error names the event."""
+    events: list[DecodedEvent] = []
+    problems: list[str] = []
+    for i, item in enumerate(items):
+        try:
+            events.append(validate_event_payload(complete_envelope(item)))
+        except ContractError as exc:
+            prefix = f"event #{i}" if len(items) > 1 else "event"
+            problems.append(f"{prefix} ({item.get('type', 'no type')}): {exc}")
+    if problems:
+        raise ContractError("invalid_input", "\n".join(problems), [])
+    return events
+
+
+def headers_for(event: DecodedEvent) -> dict[str, str]:
+    return nats_headers(event.envelope)

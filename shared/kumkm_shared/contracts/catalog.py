@@ -1,0 +1,443 @@
+"""Events of the catalog context: product curation and e-purchasing orders (stream KUMKM_CATALOG)."""
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kumkm_shared.contracts.base import EventData, Reason, check_reason_codes
+from kumkm_shared.contracts.types import (
+    BusinessDate,
+    CooperativeNumber,
+    Identifier,
+    Money,
+    Name,
+    Nib,
+    Npwp,
+    Percent,
+    PositiveMoney,
+    ReasonCode,
+    Region,
+    Text,
+    UtcDateTime,
+)
+
+__all__ = [
+    "Budget",
+    "BuyerKind",
+    "BuyerRef",
+    "CancelledBy",
+    "CatalogTier",
+    "ChecklistItem",
+    "CurationDecision",
+    "DelistReason",
+    "Delivery",
+    "GovernmentBuyer",
+    "OrderAccepted",
+    "OrderCancelled",
+    "OrderConfirmed",
+    "OrderDelivered",
+    "OrderLine",
+    "OrderPaid",
+    "OrderPlaced",
+    "OrderRejected",
+    "OrderShipped",
+    "PricedLine",
+    "ProductCurated",
+    "ProductDelisted",
+    "ProductStockUpdated",
+    "ProductSubmitted",
+    "Seller",
+    "SellerRef",
+    "SellerScale",
+    "SellerSummary",
+]
+
+_MODEL = ConfigDict(extra="ignore", frozen=True)
+
+Quantity = Annotated[int, Field(ge=1, strict=True)]
+Stock = Annotated[int, Field(ge=0, strict=True)]
+Category = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="Product category code (snake_case)",
+        examples=["office_supplies", "furniture", "meeting_catering"],
+    ),
+]
+Certification = Annotated[
+    str,
+    Field(min_length=1, max_length=40, description="Certification name", examples=["halal", "sni", "pirt"]),
+]
+Revision = Annotated[
+    int, Field(ge=1, strict=True, description="Product revision, 1 for the first submission")
+]
+
+
+class SellerScale(StrEnum):
+    MICRO = "micro"
+    SMALL = "small"
+    MEDIUM = "medium"
+
+
+class BuyerKind(StrEnum):
+    MINISTRY = "ministry"
+    AGENCY = "agency"
+    LOCAL_GOVERNMENT = "local_government"
+    BUMN = "bumn"
+
+
+class CurationDecision(StrEnum):
+    APPROVED = "approved"
+    REVISION_REQUESTED = "revision_requested"
+    REJECTED = "rejected"
+
+
+class CatalogTier(StrEnum):
+    NATIONAL = "national"
+    SECTORAL = "sectoral"
+    LOCAL = "local"
+
+
+class DelistReason(StrEnum):
+    WITHDRAWN = "withdrawn"
+    OUT_OF_STOCK = "out_of_stock"
+    SANCTIONED = "sanctioned"
+
+
+class CancelledBy(StrEnum):
+    BUYER = "buyer"
+    SELLER_TIMEOUT = "seller_timeout"
+    SYSTEM = "system"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# parties
+
+
+class Seller(BaseModel):
+    """A UMKM seller as it submits a product."""
+
+    model_config = _MODEL
+    nib: Nib
+    name: Name
+    scale: SellerScale
+    cooperative_id: CooperativeNumber | None = None
+    npwp: Npwp | None = None
+    region: Region
+
+
+class SellerSummary(BaseModel):
+    """The seller, as owner-published catalog events carry it."""
+
+    model_config = _MODEL
+    nib: Nib
+    name: Name
+    region: Region
+
+
+class SellerRef(BaseModel):
+    """The seller, as integrator-published events name it."""
+
+    model_config = _MODEL
+    nib: Nib
+    name: Name | None = None
+
+
+class GovernmentBuyer(BaseModel):
+    """A government buyer: a ministry, an agency, a local government or a BUMN."""
+
+    model_config = _MODEL
+    id: Identifier
+    name: Name
+    kind: BuyerKind
+    work_unit: Annotated[Name, Field(description="Satuan kerja (work unit) placing the order")]
+    commitment_official: Annotated[Name, Field(description="Pejabat Pembuat Komitmen (PPK) responsible")]
+    region: Region | None = None
+
+
+class BuyerRef(BaseModel):
+    """The buyer, as integrator-published events name it."""
+
+    model_config = _MODEL
+    id: Identifier
+    name: Name | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# products
+
+
+class ProductSubmitted(EventData):
+    """A UMKM submits a product, or a new revision of it, for curation."""
+
+    event_type = "kumkm.catalog.product.submitted.v1"
+    aggregate_field = "product_id"
+
+    product_id: Identifier
+    revision: Revision
+    seller: Seller
+    name: Name
+    category: Category
+    unit: Annotated[Name, Field(examples=["pcs", "box", "pax", "rim"])]
+    unit_price: Money
+    min_order_qty: Quantity
+    stock: Stock
+    tkdn_pct: Annotated[Percent, Field(description="Local content (TKDN) percentage")]
+    certifications: list[Certification] = Field(default_factory=list)
+    description: Text = ""
+
+
+class ChecklistItem(BaseModel):
+    """One line of the curation checklist."""
+
+    model_config = _MODEL
+    item: Annotated[str, Field(min_length=1, max_length=64, examples=["valid_nib", "tkdn_min", "price_band"])]
+    passed: bool
+    note: Text = ""
+
+
+class ProductCurated(EventData):
+    """The curator's decision on a product revision: approved (listed at a price and tier), revision
+    requested, or rejected, with the checklist results and notes."""
+
+    event_type = "kumkm.catalog.product.curated.v1"
+    aggregate_field = "product_id"
+
+    product_id: Identifier
+    revision: Revision
+    seller: SellerSummary
+    name: Name
+    category: Category
+    decision: CurationDecision
+    checklist: list[ChecklistItem] = Field(default_factory=list)
+    notes: Text = ""
+    listed_price: Annotated[Money | None, Field(description="Required when approved")] = None
+    tier: Annotated[CatalogTier | None, Field(description="Required when approved")] = None
+    curator: Annotated[Identifier, Field(description="Curator id, or 'policy' for an automatic decision")]
+    decided_at: UtcDateTime
+
+    @model_validator(mode="after")
+    def _approval_has_listing(self) -> Self:
+        if self.decision is CurationDecision.APPROVED:
+            missing = [name for name in ("listed_price", "tier") if getattr(self, name) is None]
+            if missing:
+                msg = f"an approved product needs {' and '.join(missing)}"
+                raise ValueError(msg)
+        elif self.listed_price is not None or self.tier is not None:
+            msg = (
+                f"listed_price and tier are only set when the decision is approved, not {self.decision.value}"
+            )
+            raise ValueError(msg)
+        return self
+
+
+class ProductDelisted(EventData):
+    """A product left the catalog: withdrawn by the seller, out of stock for good, or sanctioned."""
+
+    event_type = "kumkm.catalog.product.delisted.v1"
+    aggregate_field = "product_id"
+
+    product_id: Identifier
+    seller: SellerSummary
+    reason: DelistReason
+    note: Text = ""
+    delisted_at: UtcDateTime
+
+
+class ProductStockUpdated(EventData):
+    """The seller sets the stock of a product (an absolute count, as of a moment)."""
+
+    event_type = "kumkm.catalog.product.stock_updated.v1"
+    aggregate_field = "product_id"
+
+    product_id: Identifier
+    seller: SellerRef
+    stock: Stock
+    as_of: Annotated[UtcDateTime, Field(description="When the count was taken; older updates are ignored")]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# orders
+
+
+class Budget(BaseModel):
+    """Where the money comes from: the procurement plan (RUP) code and the fiscal year."""
+
+    model_config = _MODEL
+    rup_code: Annotated[Identifier, Field(description="Procurement-plan (Rencana Umum Pengadaan) code")]
+    fiscal_year: Annotated[int, Field(ge=2000, le=2100, strict=True)]
+
+
+class OrderLine(BaseModel):
+    """One ordered product line, at the listed price."""
+
+    model_config = _MODEL
+    product_id: Identifier
+    qty: Quantity
+    unit_price: PositiveMoney
+
+
+class PricedLine(BaseModel):
+    """An accepted order line with its product name and line total."""
+
+    model_config = _MODEL
+    product_id: Identifier
+    name: Name
+    qty: Quantity
+    unit_price: PositiveMoney
+    line_total: PositiveMoney
+
+
+class Delivery(BaseModel):
+    """Where and by when the goods must arrive."""
+
+    model_config = _MODEL
+    address: Annotated[Text, Field(min_length=1)]
+    needed_by: BusinessDate
+    region: Region | None = None
+
+
+class OrderPlaced(EventData):
+    """A government buyer orders listed products directly (no tender)."""
+
+    event_type = "kumkm.catalog.order.placed.v1"
+    aggregate_field = "order_id"
+
+    order_id: Identifier
+    buyer: GovernmentBuyer
+    budget: Budget
+    lines: Annotated[list[OrderLine], Field(min_length=1)]
+    delivery: Delivery
+    note: Text = ""
+
+
+class OrderAccepted(EventData):
+    """The order is valid and its stock is reserved; the seller must confirm by ``confirm_by``."""
+
+    event_type = "kumkm.catalog.order.accepted.v1"
+    aggregate_field = "order_id"
+
+    order_id: Identifier
+    buyer: GovernmentBuyer
+    seller: SellerSummary
+    lines: Annotated[list[PricedLine], Field(min_length=1)]
+    total: PositiveMoney
+    delivery: Delivery
+    accepted_at: UtcDateTime
+    confirm_by: Annotated[UtcDateTime, Field(description="Cancelled on seller timeout after this moment")]
+
+    @model_validator(mode="after")
+    def _total_matches_lines(self) -> Self:
+        computed = sum((line.line_total for line in self.lines), start=Decimal(0))
+        if computed != self.total:
+            msg = f"total ({self.total}) must equal the sum of line_total ({computed})"
+            raise ValueError(msg)
+        return self
+
+
+class OrderRejected(EventData):
+    """The order was refused, with reason codes such as product_not_listed, price_mismatch,
+    insufficient_stock, below_min_order, limit_exceeded or multiple_sellers."""
+
+    event_type = "kumkm.catalog.order.rejected.v1"
+    aggregate_field = "order_id"
+
+    order_id: Identifier
+    buyer: GovernmentBuyer
+    seller: SellerSummary | None = None
+    reason_codes: Annotated[
+        list[ReasonCode],
+        Field(
+            min_length=1,
+            examples=[["product_not_listed", "price_mismatch", "insufficient_stock", "below_min_order"]],
+        ),
+    ]
+    reasons: Annotated[list[Reason], Field(min_length=1)]
+    rejected_at: UtcDateTime
+
+    @model_validator(mode="after")
+    def _codes_match(self) -> Self:
+        check_reason_codes(self.reason_codes, self.reasons)
+        return self
+
+
+class OrderConfirmed(EventData):
+    """The seller confirms the order (an order not confirmed in 3 working days is cancelled)."""
+
+    event_type = "kumkm.catalog.order.confirmed.v1"
+    aggregate_field = "order_id"
+
+    order_id: Identifier
+    buyer: BuyerRef
+    seller: SellerRef
+    confirmed_at: UtcDateTime
+    expected_ship_on: BusinessDate | None = None
+
+
+class OrderShipped(EventData):
+    """The seller shipped the goods."""
+
+    event_type = "kumkm.catalog.order.shipped.v1"
+    aggregate_field = "order_id"
+
+    order_id: Identifier
+    buyer: BuyerRef
+    seller: SellerRef
+    shipped_at: UtcDateTime
+    carrier: Name | None = None
+    tracking_number: Name | None = None
+    expected_delivery_on: BusinessDate | None = None
+
+
+class OrderDelivered(EventData):
+    """The buyer checked the goods and signed the handover record (BAST)."""
+
+    event_type = "kumkm.catalog.order.delivered.v1"
+    aggregate_field = "order_id"
+
+    order_id: Identifier
+    buyer: BuyerRef
+    seller: SellerRef
+    bast_number: Annotated[
+        Identifier, Field(description="Berita Acara Serah Terima (handover record) number")
+    ]
+    delivered_on: BusinessDate
+    received_by: Name | None = None
+
+
+class OrderPaid(EventData):
+    """Payment for the order settled."""
+
+    event_type = "kumkm.catalog.order.paid.v1"
+    aggregate_field = "order_id"
+
+    order_id: Identifier
+    buyer: BuyerRef
+    seller: SellerRef
+    amount: PositiveMoney
+    paid_on: BusinessDate
+    payment_reference: Annotated[
+        Name, Field(description="e.g. the SP2D number or the bank transfer reference")
+    ]
+    channel: Annotated[Name | None, Field(examples=["sp2d", "bank_transfer", "kkp"])] = None
+
+
+class OrderCancelled(EventData):
+    """The order was cancelled by the buyer, by seller timeout or by the system; its stock is released."""
+
+    event_type = "kumkm.catalog.order.cancelled.v1"
+    aggregate_field = "order_id"
+
+    order_id: Identifier
+    buyer: GovernmentBuyer
+    seller: SellerSummary | None = None
+    by: CancelledBy
+    reason: Annotated[Text, Field(min_length=1)]
+    released: Annotated[
+        list[OrderLine], Field(default_factory=list, description="Lines whose reserved stock was released")
+    ]
+    cancelled_at: UtcDateTime

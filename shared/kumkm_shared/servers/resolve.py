@@ -1,0 +1,175 @@
+# One way to get a NATS URL and a Postgres DSN: given URLs, else testcontainers, else embedded servers.
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Self
+
+from kumkm_shared.servers.nats import EmbeddedNats
+from kumkm_shared.servers.postgres import EmbeddedPostgres
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+Mode = Literal["env", "testcontainers", "embedded"]
+
+NATS_URL_ENV = "KUMKM_NATS_URL"
+DATABASE_URL_ENV = "KUMKM_DATABASE_URL"
+NATS_IMAGE = "nats:2.11-alpine"
+POSTGRES_IMAGE = "postgres:16-alpine"
+DOCKER_PROBE_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True)
+class Servers:
+    """Where the servers are. `nats` and `postgres` are set in embedded mode only (fault tests use them)."""
+
+    nats_url: str
+    database_url: str
+    mode: Mode
+    nats: EmbeddedNats | None = None
+    postgres: EmbeddedPostgres | None = None
+
+
+@dataclass
+class ServerHandle:
+    """Servers obtained by `obtain_servers`, and how to stop what was started for them."""
+
+    servers: Servers
+    _stops: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    @property
+    def nats_url(self) -> str:
+        return self.servers.nats_url
+
+    @property
+    def database_url(self) -> str:
+        return self.servers.database_url
+
+    @property
+    def mode(self) -> Mode:
+        return self.servers.mode
+
+    def add_stop(self, stop: Callable[[], None]) -> None:
+        self._stops.append(stop)
+
+    def stop(self) -> None:
+        """Stop what we started (nothing in env mode), last started first. Safe to call twice."""
+        while self._stops:
+            self._stops.pop()()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def docker_available(timeout: float = DOCKER_PROBE_TIMEOUT) -> bool:
+    """True when a Docker engine answers within `timeout` (a client alone is not enough)."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if not host and not Path("/var/run/docker.sock").exists():
+        return False
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    try:
+        result = subprocess.run(  # noqa: S603
+            [docker, "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (subprocess.TimeoutExpired, OSError):
+        return False
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+def obtain_servers(data_dir: Path, *, fsync: bool = True, mode: Mode | None = None) -> ServerHandle:
+    """NATS and Postgres, from the first source that works (or from `mode` when given).
+
+    1. `KUMKM_NATS_URL` and `KUMKM_DATABASE_URL` both set: use them, start nothing;
+    2. a Docker engine answers: NATS and Postgres containers (testcontainers);
+    3. embedded servers with their data in `data_dir/nats` and `data_dir/postgres`; a later call with the
+       same `data_dir` reuses the data (on new ports).
+    """
+    if mode is None:
+        mode = _choose_mode()
+    if mode == "env":
+        nats_url, database_url = os.environ.get(NATS_URL_ENV), os.environ.get(DATABASE_URL_ENV)
+        if not nats_url or not database_url:
+            raise ValueError(f"mode 'env' needs both {NATS_URL_ENV} and {DATABASE_URL_ENV}")
+        return ServerHandle(Servers(nats_url=nats_url, database_url=database_url, mode="env"))
+    if mode == "testcontainers":
+        return _start_containers()
+    return _start_embedded(data_dir, fsync=fsync)
+
+
+def _choose_mode() -> Mode:
+    given = [name for name in (NATS_URL_ENV, DATABASE_URL_ENV) if os.environ.get(name)]
+    if len(given) == 2:  # noqa: PLR2004
+        return "env"
+    if given:
+        # Half a configuration is a mistake; starting a server silently would hide it.
+        missing = DATABASE_URL_ENV if given[0] == NATS_URL_ENV else NATS_URL_ENV
+        raise ValueError(f"{given[0]} is set but {missing} is not: set both or neither")
+    if docker_available():
+        return "testcontainers"
+    return "embedded"
+
+
+def _start_embedded(data_dir: Path, *, fsync: bool) -> ServerHandle:
+    nats = EmbeddedNats(data_dir / "nats")
+    postgres = EmbeddedPostgres(data_dir / "postgres", fsync=fsync)
+    handle = ServerHandle(Servers(nats.url, postgres.dsn, "embedded", nats=nats, postgres=postgres))
+    try:
+        nats.start()
+        handle.add_stop(nats.stop)
+        postgres.start()
+        handle.add_stop(postgres.stop)
+    except BaseException:
+        handle.stop()
+        raise
+    return handle
+
+
+def _start_containers() -> ServerHandle:
+    from testcontainers.community.nats import NatsContainer
+    from testcontainers.community.postgres import PostgresContainer
+
+    stops: list[Callable[[], None]] = []
+    try:
+        nats = NatsContainer(NATS_IMAGE, jetstream=True)
+        nats.start()
+        stops.append(nats.stop)
+        postgres = PostgresContainer(
+            POSTGRES_IMAGE,
+            username="postgres",
+            password=secrets.token_hex(12),
+            dbname="postgres",
+            driver=None,
+        )
+        postgres.start()
+        stops.append(postgres.stop)
+    except BaseException:
+        for stop in reversed(stops):
+            with contextlib.suppress(Exception):
+                stop()
+        raise
+    servers = Servers(
+        nats_url=str(nats.nats_uri()),
+        database_url=str(postgres.get_connection_url(driver=None)),
+        mode="testcontainers",
+    )
+    return ServerHandle(servers, stops)

@@ -1,0 +1,85 @@
+"""The HTTP skeleton every service shares: health, readiness, metrics and structured errors."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import REGISTRY, make_asgi_app
+
+from kumkm_shared.contracts import ContractError
+from kumkm_shared.messaging.errors import Refused
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+
+class Conflict(Exception):  # noqa: N818 - maps to HTTP 409
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class NotFound(Exception):  # noqa: N818 - maps to HTTP 404
+    def __init__(self, what: str, ident: str) -> None:
+        super().__init__(f"{what} {ident!r} not found")
+        self.message = f"{what} {ident!r} not found"
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or ".".join(str(p) for p in loc)
+
+
+def error_body(code: str, message: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {"error": code, "message": message, "errors": errors or []}
+
+
+def create_http_app(
+    *,
+    title: str,
+    description: str,
+    readiness: Callable[[], Awaitable[dict[str, bool]]],
+) -> FastAPI:
+    app = FastAPI(title=title, description=description, version="1.0.0")
+
+    @app.get("/health/live", tags=["health"])
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/ready", tags=["health"])
+    async def ready() -> JSONResponse:
+        checks = await readiness()
+        ok = all(checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+    app.mount("/metrics", make_asgi_app(REGISTRY))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _field(tuple(e["loc"])), "message": str(e["msg"])} for e in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return JSONResponse(error_body("validation_failed", detail, errors), status_code=422)
+
+    @app.exception_handler(ContractError)
+    async def invalid_event(_: Request, exc: ContractError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, str(exc), [e.as_dict() for e in exc.errors]), status_code=422
+        )
+
+    @app.exception_handler(Refused)
+    async def refused(_: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.reason), status_code=409)
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message), status_code=409)
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse(error_body("not_found", exc.message), status_code=404)
+
+    return app

@@ -1,0 +1,276 @@
+"""The service skeleton: one runtime wires the database, broker, consumers, outbox relay and HTTP.
+
+A service describes itself with a ``ServiceDefinition``; ``ServiceRuntime`` does the rest, the same way
+for all three services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import uvicorn
+from faststream import AckPolicy
+from faststream.nats import JStream, PullSub
+from faststream.nats.annotations import NatsMessage
+from faststream.nats.prometheus import NatsPrometheusMiddleware
+from faststream.specification import AsyncAPI
+from prometheus_client import REGISTRY
+
+from kumkm_shared.contracts import make_event, validate_event_payload
+from kumkm_shared.db.migrations import load_migrations, migrate
+from kumkm_shared.db.pool import create_pool
+from kumkm_shared.messaging.broker import make_broker
+from kumkm_shared.messaging.consumer import AdvisoryWatcher, EventContext, EventProcessor, Handler
+from kumkm_shared.messaging.inbox import Inbox
+from kumkm_shared.messaging.outbox import Outbox, OutboxRelay
+from kumkm_shared.messaging.topology import ConsumerDecl
+from kumkm_shared.messaging.topology import consumer as declared_consumer
+from kumkm_shared.service.http import create_http_app
+from kumkm_shared.service.logging import configure_logging
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+    import asyncpg
+    from fastapi import APIRouter, FastAPI
+    from faststream.nats import NatsBroker
+    from nats.js import JetStreamContext
+
+    from kumkm_shared.contracts import Envelope, EventData
+    from kumkm_shared.service.settings import InfraSettings
+
+log = structlog.get_logger(__name__)
+
+PLATFORM_MIGRATIONS = Path(__file__).parent.parent / "db" / "platform_migrations"
+
+
+@dataclass
+class ServiceDefinition:
+    name: str  # also the Postgres schema and the DLQ subject suffix
+    title: str
+    description: str
+    migrations: Path
+    consumers: Mapping[str, Mapping[str, Handler]]  # durable name -> event type -> handler
+    routes: Callable[[ServiceRuntime], APIRouter] | None = None
+    workers: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = ()
+    publishes: Sequence[type[EventData]] = ()
+    # Overrides of the declared durables, by name (tests use short max_deliver and ack_wait).
+    consumer_decls: Mapping[str, ConsumerDecl] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)  # service-owned objects (settings, clients)
+
+
+class ServiceRuntime:
+    def __init__(self, definition: ServiceDefinition, infra: InfraSettings) -> None:
+        self.definition = definition
+        self.infra = infra
+        self.name = definition.name
+        self.outbox = Outbox(definition.name)
+        self.inbox = Inbox(definition.name)
+        self.broker: NatsBroker = make_broker(
+            infra.nats_servers(),
+            name=f"kumkm-{definition.name}",
+            user=infra.nats_user,
+            password=infra.nats_password.get_secret_value() if infra.nats_password else None,
+            inbox_prefix=infra.nats_inbox_prefix,
+            middlewares=(NatsPrometheusMiddleware(registry=REGISTRY, app_name=f"kumkm-{definition.name}"),),
+        )
+        self._pool: asyncpg.Pool | None = None
+        self._js: JetStreamContext | None = None
+        self.processors: dict[str, EventProcessor] = {}
+        self.relay: OutboxRelay | None = None
+        self._advisories: AdvisoryWatcher | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._bind_subscribers()
+        self.http: FastAPI = create_http_app(
+            title=definition.title, description=definition.description, readiness=self.readiness
+        )
+        if definition.routes is not None:
+            self.http.include_router(definition.routes(self))
+
+    def consumer_decl(self, durable: str) -> ConsumerDecl:
+        return self.definition.consumer_decls.get(durable) or declared_consumer(durable)
+
+    # -- wiring ---------------------------------------------------------------------------------
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the runtime is not started")
+        return self._pool
+
+    def jetstream(self) -> JetStreamContext:
+        if self._js is None:
+            self._js = self.broker.connection.jetstream(publish_async_max_pending=256)
+        return self._js
+
+    def _bind_subscribers(self) -> None:
+        for durable in self.definition.consumers:
+            decl = self.consumer_decl(durable)
+            types = ", ".join(sorted(self.definition.consumers[durable]))
+            subject = decl.filter_subjects[0] if len(decl.filter_subjects) == 1 else f"kumkm.{decl.stream.split('_')[1].lower()}.>"
+
+            async def handle(message: NatsMessage, _durable: str = durable) -> None:
+                await self.processors[_durable].process(message.raw_message)
+
+            self.broker.subscriber(
+                subject,
+                stream=JStream(decl.stream, declare=False),
+                durable=decl.name,
+                pull_sub=PullSub(batch_size=self.infra.consumer_batch, timeout=2.0),
+                ack_policy=AckPolicy.MANUAL,
+                title=f"{self.name}:{decl.name}",
+                description=f"Durable `{decl.name}` on {decl.stream}, handling: {types}",
+            )(handle)
+        for model in self.definition.publishes:
+            self.broker.publisher(
+                model.event_type,
+                title=model.event_type,
+                schema=model,
+                description=(model.__doc__ or "").strip() or None,
+            )
+
+    def asyncapi(self) -> AsyncAPI:
+        return AsyncAPI(
+            self.broker,
+            title=self.definition.title,
+            version="1.0.0",
+            description=self.definition.description,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def migrate(self) -> list[int]:
+        async with self.pool.acquire() as conn:
+            applied = await migrate(conn, self.name, load_migrations(PLATFORM_MIGRATIONS), table="platform_migrations")
+            applied += await migrate(conn, self.name, load_migrations(self.definition.migrations))
+        return applied
+
+    async def start(self) -> None:
+        self._pool = await create_pool(
+            self.infra.database_url.get_secret_value(), self.name, max_size=self.infra.db_pool_max
+        )
+        await self.migrate()
+        await self.broker.connect()
+        for durable, handlers in self.definition.consumers.items():
+            self.processors[durable] = EventProcessor(
+                service=self.name,
+                decl=self.consumer_decl(durable),
+                handlers=handlers,
+                pool=self.pool,
+                inbox=self.inbox,
+                outbox=self.outbox,
+                jetstream=self.jetstream,
+            )
+        await self.broker.start()
+        self._advisories = AdvisoryWatcher(
+            service=self.name,
+            decls=[self.consumer_decl(d) for d in self.definition.consumers],
+            jetstream=self.jetstream,
+        )
+        await self._advisories.start(self.broker.connection)
+        self.relay = OutboxRelay(self.pool, self.jetstream, self.name)
+        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay"))
+        for worker in self.definition.workers:
+            self._tasks.append(asyncio.create_task(self._supervise(worker), name=f"{self.name}-worker"))
+        log.info("service started", service=self.name)
+
+    async def _supervise(self, worker: Callable[[ServiceRuntime], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await worker(self)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("worker failed; restarting in 1s", error=repr(exc))
+                await asyncio.sleep(1)
+
+    async def stop(self) -> None:
+        """Graceful: stop taking messages, finish the ones in hand, flush the outbox, close."""
+        if self._advisories is not None:
+            await self._advisories.stop()
+        with contextlib.suppress(Exception):
+            await self.broker.stop()  # drains subscriptions, waits for handlers in flight
+        if self.relay is not None:
+            self.relay.stop()
+        for task in self._tasks:
+            if task.get_name().endswith("outbox-relay"):
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, self.infra.drain_timeout)
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._js = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        log.info("service stopped", service=self.name)
+
+    async def readiness(self) -> dict[str, bool]:
+        database = False
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                database = await asyncio.wait_for(self._pool.fetchval("SELECT true"), 2.0) is True
+        broker = False
+        with contextlib.suppress(Exception):
+            broker = bool(self.broker.connection.is_connected)
+        return {"database": database, "broker": broker}
+
+    # -- the HTTP path into the same handlers ---------------------------------------------------
+    async def submit(self, data: EventData, *, consumer: str, source_suffix: str = "http") -> EventContext:
+        """Apply an event that arrived over HTTP exactly as if it came from the stream.
+
+        The event is written to the outbox (so it is on the stream for every other subscriber) and
+        handled now by the same handler, with the inbox row claimed, so the copy that comes back from
+        the stream is recognised as a duplicate.
+        """
+        envelope = make_event(data, source=f"kumkm/{self.name}/{source_suffix}")
+        event = validate_event_payload(envelope.model_dump(mode="json"))
+        handler = self.definition.consumers[consumer][envelope.type]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self.inbox.claim(conn, consumer, envelope.id, envelope.type)
+            await self.outbox.add(conn, envelope)
+            ctx = EventContext(conn, event, self.outbox, source=f"kumkm/{self.name}")
+            await handler(ctx)
+        return ctx
+
+    async def emit(self, conn: asyncpg.Connection, data: EventData, **kwargs: Any) -> Envelope:
+        """Write an event caused by a command (HTTP, CLI, a timer) to the outbox, in ``conn``'s transaction."""
+        envelope = make_event(data, source=f"kumkm/{self.name}", **kwargs)
+        await self.outbox.add(conn, envelope)
+        return envelope
+
+    # -- running as a process -------------------------------------------------------------------
+    async def serve(self) -> None:
+        configure_logging(self.infra.log_format, self.infra.log_level)
+        await self.start()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                self.http,
+                host=self.infra.http_host,
+                port=self.infra.http_port,
+                log_config=None,
+                lifespan="off",
+                access_log=False,
+            )
+        )
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        http_task = asyncio.create_task(server.serve())
+        log.info("http listening", host=self.infra.http_host, port=self.infra.http_port)
+        try:
+            await stop.wait()
+        finally:
+            server.should_exit = True
+            with contextlib.suppress(Exception):
+                await http_task
+            await self.stop()

@@ -1,0 +1,32 @@
+"""Infrastructure settings every service shares (env prefix ``KUMKM_``).
+
+Domain settings of one service live in that service, with the prefix ``KUMKM_<SERVICE>_``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class InfraSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KUMKM_", extra="ignore")
+
+    nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS URL(s), comma-separated")
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    nats_inbox_prefix: str | None = Field(default=None, description="private inbox prefix, e.g. _INBOX_loans")
+    database_url: SecretStr = Field(default=SecretStr("postgresql://postgres@127.0.0.1:5432/postgres"))
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    consumer_batch: int = Field(default=64, ge=1, le=1000, description="messages fetched per pull request")
+    db_pool_max: int = Field(default=10, ge=2, le=200)
+    drain_timeout: float = Field(default=10.0, ge=0)
+
+    def nats_servers(self) -> list[str]:
+        return [u.strip() for u in self.nats_url.split(",") if u.strip()]

@@ -1,0 +1,102 @@
+"""A toy service on the real runtime: real NATS JetStream, real Postgres, FastStream subscribers."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import nats
+import pytest
+import pytest_asyncio
+
+from kumkm_shared import ConsumerDecl, EventContext, InfraSettings, Refused, ServiceDefinition, ServiceRuntime
+from kumkm_shared.messaging.provision import provision
+from kumkm_shared.messaging.topology import STREAM_DECLS
+from kumkm_shared.testing import free_port
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+DISBURSED = "kumkm.loans.loan.disbursed.v1"
+REPAID = "kumkm.loans.repayment.received.v1"
+
+TOY_DECL = ConsumerDecl(
+    name="toy",
+    stream="KUMKM_LOANS",
+    service="toy",
+    filter_subjects=(DISBURSED, REPAID),
+    description="toy consumer for the messaging guarantees",
+    ack_wait_seconds=2.0,
+    max_deliver=4,
+)
+
+
+class Toy:
+    """Handlers whose behaviour is chosen by the repayment's ``reference`` field."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, list[float]] = defaultdict(list)
+
+    async def disbursed(self, ctx: EventContext) -> None:
+        data: Any = ctx.event.data
+        await ctx.conn.execute(
+            "INSERT INTO effects (event_id, loan_id, kind) VALUES ($1, $2, 'disbursed')", ctx.envelope.id, data.loan_id
+        )
+
+    async def repaid(self, ctx: EventContext) -> None:
+        import time
+
+        data: Any = ctx.event.data
+        key = str(ctx.envelope.id)
+        self.calls[key].append(time.monotonic())
+        ref: str = data.reference
+        if ref.startswith("fail-") and ref != "fail-forever" and len(self.calls[key]) <= int(ref.split("-")[1]):
+            raise ConnectionError(f"transient failure {len(self.calls[key])}")
+        if ref == "fail-forever":
+            raise ConnectionError("always failing")
+        if ref == "refuse":
+            raise Refused("illegal_transition", "repayment refused by the toy rules")
+        await ctx.conn.execute(
+            "INSERT INTO effects (event_id, loan_id, kind) VALUES ($1, $2, 'repaid')", ctx.envelope.id, data.loan_id
+        )
+
+
+@pytest.fixture
+def toy() -> Toy:
+    return Toy()
+
+
+@pytest.fixture
+def toy_definition(toy: Toy) -> ServiceDefinition:
+    return ServiceDefinition(
+        name="toy",
+        title="toy",
+        description="toy service for the messaging guarantees",
+        migrations=Path(__file__).parent / "toy_migrations",
+        consumers={"toy": {DISBURSED: toy.disbursed, REPAID: toy.repaid}},
+        consumer_decls={"toy": TOY_DECL},
+    )
+
+
+@pytest_asyncio.fixture
+async def provisioned(nats_url: str) -> AsyncIterator[nats.aio.client.Client]:
+    nc = await nats.connect(nats_url)
+    await provision(nc.jetstream(), streams=STREAM_DECLS, consumers=[TOY_DECL])
+    yield nc
+    await nc.drain()
+
+
+@pytest.fixture
+def infra(nats_url: str, database_url: str) -> InfraSettings:
+    return InfraSettings(nats_url=nats_url, database_url=database_url, http_port=free_port(), consumer_batch=16)
+
+
+@pytest_asyncio.fixture
+async def runtime(
+    toy_definition: ServiceDefinition, infra: InfraSettings, provisioned: nats.aio.client.Client
+) -> AsyncIterator[ServiceRuntime]:
+    rt = ServiceRuntime(toy_definition, infra)
+    await rt.start()
+    yield rt
+    await rt.stop()
