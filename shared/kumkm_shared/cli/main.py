@@ -74,12 +74,12 @@ def publish(
     Invalid input exits with code 2, naming each bad field, and publishes nothing. Validation happens
     before any connection, so this also works offline as a contract checker (see --check).
     """
-    from kumkm_shared.cli.publish import headers_for, read_events, validate_all
+    from kumkm_shared.cli.publish import InvalidInputError, headers_for, read_events, validate_all
     from kumkm_shared.contracts import ContractError
 
     try:
         events = validate_all(read_events(None if source == "-" else Path(source)))
-    except ContractError as exc:
+    except (ContractError, InvalidInputError) as exc:
         err.print(f"[red]invalid:[/] {exc}")
         raise typer.Exit(2) from None
     except OSError as exc:
@@ -107,12 +107,12 @@ def publish(
 @app.command()
 def check(source: Annotated[str, typer.Argument(help="a JSON file or - for stdin")]) -> None:
     """Validate events against their contracts without publishing (offline)."""
-    from kumkm_shared.cli.publish import read_events, validate_all
+    from kumkm_shared.cli.publish import InvalidInputError, read_events, validate_all
     from kumkm_shared.contracts import ContractError
 
     try:
         events = validate_all(read_events(None if source == "-" else Path(source)))
-    except ContractError as exc:
+    except (ContractError, InvalidInputError) as exc:
         err.print(f"[red]invalid:[/] {exc}")
         raise typer.Exit(2) from None
     for event in events:

@@ -52,6 +52,10 @@ def complete_envelope(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class InvalidInputError(ValueError):
+    """One or more events in the input broke their contracts; ``str()`` names every bad field."""
+
+
 def validate_all(items: list[dict[str, Any]]) -> list[DecodedEvent]:
     """Validate every event before anything is published; the first error names the event."""
     events: list[DecodedEvent] = []
@@ -63,7 +67,7 @@ def validate_all(items: list[dict[str, Any]]) -> list[DecodedEvent]:
             prefix = f"event #{i}" if len(items) > 1 else "event"
             problems.append(f"{prefix} ({item.get('type', 'no type')}): {exc}")
     if problems:
-        raise ContractError("invalid_input", "\n".join(problems), [])
+        raise InvalidInputError("\n".join(problems))
     return events
 
 

@@ -11,13 +11,13 @@ __all__ = ["EventData", "Reason", "check_reason_codes"]
 
 
 class EventData(BaseModel):
-    """Base class of every event's ``data``.
+    """Base class of every event's `data`.
 
     Subclasses set two class variables:
 
-    - ``event_type``: the full CloudEvents type, which is also the NATS subject,
-      e.g. ``kumkm.loans.restructuring.requested.v1``;
-    - ``aggregate_field``: the name of the field whose value is the CloudEvents ``subject``.
+    - `event_type`: the full CloudEvents type, which is also the NATS subject,
+      e.g. `kumkm.loans.restructuring.requested.v1`;
+    - `aggregate_field`: the name of the field whose value is the CloudEvents `subject`.
 
     Unknown fields are ignored (consumers must tolerate fields added by compatible changes) and instances
     are immutable.
@@ -29,7 +29,7 @@ class EventData(BaseModel):
     aggregate_field: ClassVar[str]
 
     def aggregate_id(self) -> str:
-        """The aggregate id, used as the CloudEvents ``subject``."""
+        """The aggregate id, used as the CloudEvents `subject`."""
         return str(getattr(self, self.aggregate_field))
 
 
@@ -46,7 +46,7 @@ class Reason(BaseModel):
 
 
 def check_reason_codes(reason_codes: Sequence[str], reasons: Sequence[Reason]) -> None:
-    """Raise ``ValueError`` unless ``reason_codes`` and the codes of ``reasons`` are the same set."""
+    """Raise `ValueError` unless `reason_codes` and the codes of `reasons` are the same set."""
     listed = set(reason_codes)
     explained = {reason.code for reason in reasons}
     if listed == explained:

@@ -316,7 +316,7 @@ class OrderPlaced(EventData):
 
 
 class OrderAccepted(EventData):
-    """The order is valid and its stock is reserved; the seller must confirm by ``confirm_by``."""
+    """The order is valid and its stock is reserved; the seller must confirm by `confirm_by`."""
 
     event_type = "kumkm.catalog.order.accepted.v1"
     aggregate_field = "order_id"

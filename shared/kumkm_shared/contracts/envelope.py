@@ -34,9 +34,9 @@ E = TypeVar("E", bound=EventData)
 class Envelope(BaseModel):
     """A CloudEvents 1.0 event in structured JSON mode.
 
-    ``type`` is also the NATS subject, ``subject`` carries the aggregate id, ``id`` doubles as the JetStream
-    ``Nats-Msg-Id``. The extensions ``correlationid`` (the business flow), ``causationid`` (the id of the
-    event that caused this one) and ``traceparent`` (W3C trace context) are optional. Unknown attributes
+    `type` is also the NATS subject, `subject` carries the aggregate id, `id` doubles as the JetStream
+    `Nats-Msg-Id`. The extensions `correlationid` (the business flow), `causationid` (the id of the
+    event that caused this one) and `traceparent` (W3C trace context) are optional. Unknown attributes
     are ignored.
     """
 
@@ -57,7 +57,7 @@ class Envelope(BaseModel):
 
     @property
     def msg_id(self) -> str:
-        """The JetStream ``Nats-Msg-Id`` header value (the event id)."""
+        """The JetStream `Nats-Msg-Id` header value (the event id)."""
         return str(self.id)
 
     def to_json_bytes(self) -> bytes:
@@ -78,7 +78,7 @@ class DecodedEvent:
         return spec_for(self.envelope.type)
 
     def data_as(self, model: type[E]) -> E:
-        """The data as ``model``; raises ``TypeError`` when the event is of another type."""
+        """The data as `model`; raises `TypeError` when the event is of another type."""
         if not isinstance(self.data, model):
             msg = f"expected {model.event_type}, got {self.envelope.type}"
             raise TypeError(msg)
@@ -95,9 +95,9 @@ def make_event(
     event_id: UUID | None = None,
     time: datetime | None = None,
 ) -> Envelope:
-    """Wrap ``data`` in an envelope: ``type``, ``subject`` and ``dataschema`` come from the model.
+    """Wrap `data` in an envelope: `type`, `subject` and `dataschema` come from the model.
 
-    ``correlationid`` defaults to the new event's id (the event starts a flow); ``time`` defaults to now (UTC)
+    `correlationid` defaults to the new event's id (the event starts a flow); `time` defaults to now (UTC)
     and must be timezone-aware.
     """
     spec = spec_for(data.event_type)
@@ -137,7 +137,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def decode_event(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> DecodedEvent:
-    """Parse and validate a structured-mode CloudEvent; raise ``ContractError`` on any failure."""
+    """Parse and validate a structured-mode CloudEvent; raise `ContractError` on any failure."""
     if len(raw) > max_bytes:
         raise ContractError("oversized", f"event is {len(raw)} bytes, more than the limit of {max_bytes}")
     try:
@@ -165,7 +165,7 @@ def _json_kind(value: object) -> str:
 
 
 def validate_event_payload(obj: object) -> DecodedEvent:
-    """Validate an already-parsed JSON event (a dict); raise ``ContractError`` on any failure."""
+    """Validate an already-parsed JSON event (a dict); raise `ContractError` on any failure."""
     if not isinstance(obj, dict):
         raise ContractError("undecodable", f"an event must be a JSON object, got {_json_kind(obj)}")
     raw_type = obj.get("type")

@@ -132,27 +132,40 @@ class Borrower(BaseModel):
 # restructuring schemes (a discriminated union on "scheme")
 
 
-class TenorExtension(BaseModel):
-    """Extend the tenor by ``extra_months``."""
+def _scheme_is_required(schema: dict[str, Any]) -> None:
+    """In JSON the `scheme` tag is required even though the Python models default it."""
+    required = schema.setdefault("required", [])
+    if isinstance(required, list) and "scheme" not in required:
+        required.insert(0, "scheme")
+    properties = schema.get("properties")
+    if isinstance(properties, dict) and isinstance(properties.get("scheme"), dict):
+        properties["scheme"].pop("default", None)
 
-    model_config = _MODEL
+
+_SCHEME_MODEL = ConfigDict(extra="ignore", frozen=True, json_schema_extra=_scheme_is_required)
+
+
+class TenorExtension(BaseModel):
+    """Extend the tenor by `extra_months`."""
+
+    model_config = _SCHEME_MODEL
     scheme: Literal["tenor_extension"] = "tenor_extension"
     extra_months: Annotated[int, Field(ge=1, strict=True)]
 
 
 class GracePeriod(BaseModel):
-    """A grace period of ``months`` on principal only, or on principal and interest."""
+    """A grace period of `months` on principal only, or on principal and interest."""
 
-    model_config = _MODEL
+    model_config = _SCHEME_MODEL
     scheme: Literal["grace_period"] = "grace_period"
     months: Annotated[int, Field(ge=1, strict=True)]
     on: GraceOn
 
 
 class RateReduction(BaseModel):
-    """Lower the annual rate to ``new_annual_rate``."""
+    """Lower the annual rate to `new_annual_rate`."""
 
-    model_config = _MODEL
+    model_config = _SCHEME_MODEL
     scheme: Literal["rate_reduction"] = "rate_reduction"
     new_annual_rate: AnnualRate
 
@@ -160,22 +173,22 @@ class RateReduction(BaseModel):
 class ArrearsCapitalization(BaseModel):
     """Add the arrears to the outstanding principal."""
 
-    model_config = _MODEL
+    model_config = _SCHEME_MODEL
     scheme: Literal["arrears_capitalization"] = "arrears_capitalization"
 
 
 class PrincipalArrearsReduction(BaseModel):
-    """Waive ``amount`` of principal arrears."""
+    """Waive `amount` of principal arrears."""
 
-    model_config = _MODEL
+    model_config = _SCHEME_MODEL
     scheme: Literal["principal_arrears_reduction"] = "principal_arrears_reduction"
     amount: PositiveMoney
 
 
 class InterestArrearsReduction(BaseModel):
-    """Waive ``amount`` of interest arrears."""
+    """Waive `amount` of interest arrears."""
 
-    model_config = _MODEL
+    model_config = _SCHEME_MODEL
     scheme: Literal["interest_arrears_reduction"] = "interest_arrears_reduction"
     amount: PositiveMoney
 
@@ -189,7 +202,7 @@ Scheme = Annotated[
     | InterestArrearsReduction,
     Field(discriminator="scheme"),
 ]
-"""One restructuring scheme; the ``scheme`` field says which."""
+"""One restructuring scheme; the `scheme` field says which."""
 
 SCHEME_NAMES: tuple[str, ...] = (
     "tenor_extension",

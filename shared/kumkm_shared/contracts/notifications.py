@@ -83,8 +83,8 @@ def _dedupe(values: Any) -> Any:
 class ContactUpserted(EventData):
     """A party's contact details and preferences were created or replaced.
 
-    ``party_id`` is the NIB, the cooperative number or the buyer id used in the other events. Every channel
-    listed in ``channels`` needs its address (email, phone or webhook_url); ``opt_outs`` lists the
+    `party_id` is the NIB, the cooperative number or the buyer id used in the other events. Every channel
+    listed in `channels` needs its address (email, phone or webhook_url); `opt_outs` lists the
     notification categories the party does not want.
     """
 

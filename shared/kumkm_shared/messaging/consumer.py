@@ -129,7 +129,7 @@ class EventProcessor:
         try:
             event = decode_event(msg.data)
         except ContractError as exc:
-            await self._dead_letter(msg, exc.code, str(exc), delivered, [e.as_dict() for e in exc.errors])
+            await self._dead_letter(msg, exc.code, str(exc), delivered, [{"field": e.field, "message": e.message} for e in exc.errors])
             return "invalid"
         envelope = event.envelope
         if envelope.type != msg.subject:

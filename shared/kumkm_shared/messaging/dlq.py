@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from prometheus_client import Counter
 
-from kumkm_shared.contracts import DLQ_STREAM, dlq_subject
+from kumkm_shared.contracts import DLQ_STREAM
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
@@ -90,7 +90,7 @@ class DeadLetter:
 
 async def publish_dead_letter(js: JetStreamContext, letter: DeadLetter) -> None:
     await js.publish(
-        dlq_subject(letter.service),
+        f"kumkm.dlq.{letter.service}",
         letter.to_json_bytes(),
         stream=DLQ_STREAM,
         headers={

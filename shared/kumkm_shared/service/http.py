@@ -67,7 +67,7 @@ def create_http_app(
     @app.exception_handler(ContractError)
     async def invalid_event(_: Request, exc: ContractError) -> JSONResponse:
         return JSONResponse(
-            error_body(exc.code, str(exc), [e.as_dict() for e in exc.errors]), status_code=422
+            error_body(exc.code, str(exc), [{"field": e.field, "message": e.message} for e in exc.errors]), status_code=422
         )
 
     @app.exception_handler(Refused)

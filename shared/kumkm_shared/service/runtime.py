@@ -114,9 +114,6 @@ class ServiceRuntime:
             types = ", ".join(sorted(self.definition.consumers[durable]))
             subject = decl.filter_subjects[0] if len(decl.filter_subjects) == 1 else f"kumkm.{decl.stream.split('_')[1].lower()}.>"
 
-            async def handle(message: NatsMessage, _durable: str = durable) -> None:
-                await self.processors[_durable].process(message.raw_message)
-
             self.broker.subscriber(
                 subject,
                 stream=JStream(decl.stream, declare=False),
@@ -125,7 +122,7 @@ class ServiceRuntime:
                 ack_policy=AckPolicy.MANUAL,
                 title=f"{self.name}:{decl.name}",
                 description=f"Durable `{decl.name}` on {decl.stream}, handling: {types}",
-            )(handle)
+            )(self._handler_for(durable))
         for model in self.definition.publishes:
             self.broker.publisher(
                 model.event_type,
@@ -133,6 +130,13 @@ class ServiceRuntime:
                 schema=model,
                 description=(model.__doc__ or "").strip() or None,
             )
+
+    def _handler_for(self, durable: str) -> Callable[[NatsMessage], Awaitable[None]]:
+        # FastStream injects every parameter of a handler, so the durable is closed over, not a parameter.
+        async def handle(message: NatsMessage) -> None:
+            await self.processors[durable].process(message.raw_message)
+
+        return handle
 
     def asyncapi(self) -> AsyncAPI:
         return AsyncAPI(

@@ -1,0 +1,57 @@
+"""``kumkm schemas``: export and check the event JSON Schemas in ``docs/events/``."""
+
+import sys
+from pathlib import Path
+from typing import Annotated, Final
+
+import typer
+
+app = typer.Typer(help="Event JSON Schemas (docs/events) and the event catalog.", no_args_is_help=True)
+
+DEFAULT_DIR: Final = Path("docs/events")
+
+DirArgument = Annotated[Path, typer.Argument(help="Directory holding the exported schemas", file_okay=False)]
+
+
+@app.command("export")
+def export(directory: DirArgument = DEFAULT_DIR) -> None:
+    """Write one JSON Schema per event type, envelope.json and README.md into DIRECTORY."""
+    from kumkm_shared.contracts.schemas import export_schemas
+
+    changed = export_schemas(directory)
+    if not changed:
+        print(f"{directory}: up to date")
+        return
+    for name in changed:
+        state = "written" if (directory / name).exists() else "removed"
+        print(f"{state}: {directory / name}")
+
+
+@app.command("check")
+def check(directory: DirArgument = DEFAULT_DIR) -> None:
+    """Exit 1 when DIRECTORY differs from the contracts (missing, stale or extra files)."""
+    from kumkm_shared.contracts.schemas import diff_schemas, render_schemas
+
+    stale = diff_schemas(directory)
+    if not stale:
+        print(f"{directory}: {len(render_schemas())} files up to date")
+        return
+    rendered = render_schemas()
+    for name in stale:
+        if name not in rendered:
+            state = "extra"
+        elif (directory / name).exists():
+            state = "stale"
+        else:
+            state = "missing"
+        print(f"{state}: {directory / name}", file=sys.stderr)
+    print("run `kumkm schemas export` to regenerate", file=sys.stderr)
+    raise typer.Exit(code=1)
+
+
+@app.command("catalog")
+def catalog() -> None:
+    """Print the event catalog as a Markdown table."""
+    from kumkm_shared.contracts.schemas import render_catalog_markdown
+
+    print(render_catalog_markdown(), end="")

@@ -1,0 +1,82 @@
+"""Running a real service in-process for integration tests, and reading what it put on the streams."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import nats
+
+from kumkm_shared import InfraSettings, ServiceRuntime
+from kumkm_shared.messaging.dlq import DeadLetter
+from kumkm_shared.messaging.provision import provision
+from kumkm_shared.testing import free_port
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from nats.aio.client import Client
+
+    from kumkm_shared import ServiceDefinition
+
+
+@contextlib.asynccontextmanager
+async def running_service(
+    definition: ServiceDefinition, nats_url: str, database_url: str, **infra: Any
+) -> AsyncIterator[tuple[ServiceRuntime, httpx.AsyncClient]]:
+    """Provision every stream and durable, start the service, and give an HTTP client bound to it."""
+    nc = await nats.connect(nats_url)
+    try:
+        await provision(nc.jetstream())
+    finally:
+        await nc.drain()
+    settings = InfraSettings(nats_url=nats_url, database_url=database_url, http_port=free_port(), **infra)
+    runtime = ServiceRuntime(definition, settings)
+    await runtime.start()
+    transport = httpx.ASGITransport(app=runtime.http)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            yield runtime, client
+    finally:
+        await runtime.stop()
+
+
+async def stream_events(nc: Client, subjects: str = "kumkm.>", *, timeout: float = 0.5) -> list[dict[str, Any]]:
+    """Every event currently on the streams matching ``subjects``, in stream order (envelopes as dicts)."""
+    js = nc.jetstream()
+    sub = await js.subscribe(subjects, ordered_consumer=True)
+    events: list[dict[str, Any]] = []
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=timeout)
+            except (TimeoutError, nats.errors.TimeoutError):
+                break
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(msg.data))
+    finally:
+        await sub.unsubscribe()
+    return events
+
+
+async def dead_letters(nc: Client) -> list[DeadLetter]:
+    js = nc.jetstream()
+    sub = await js.subscribe("kumkm.dlq.>", ordered_consumer=True)
+    letters: list[DeadLetter] = []
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=0.5)
+            except (TimeoutError, nats.errors.TimeoutError):
+                break
+            letters.append(DeadLetter.from_json_bytes(msg.data))
+    finally:
+        await sub.unsubscribe()
+    return letters
+
+
+async def consumer_idle(nc: Client, stream: str, consumer: str) -> bool:
+    info = await nc.jetstream().consumer_info(stream, consumer)
+    return info.num_pending == 0 and info.num_ack_pending == 0

@@ -1,0 +1,290 @@
+"""Static checks of deploy/, docker-compose.yml and .env.example with the tools DESIGN.md section 8 lists."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from kumkm_shared.messaging.topology import CONSUMER_DECLS
+from tests.integration.deploy.compose_env import load_compose, read_env_file
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[3]
+BIN = Path(sys.executable).parent
+DEPLOY = ROOT / "deploy"
+COMPOSE = ROOT / "docker-compose.yml"
+NATS_CONF = DEPLOY / "nats" / "nats-server.conf"
+ACCOUNTS_CONF = DEPLOY / "nats" / "accounts.conf"
+K8S = DEPLOY / "k8s"
+KUBERNETES_VERSION = "1.30.0"  # the oldest version the manifests support (preStop sleep)
+SERVICES = ("loans", "catalog", "notifications")
+SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$")
+
+
+def _tool(name: str) -> str:
+    path = BIN / name
+    if not path.exists():
+        pytest.fail(f"{name} is not installed next to {sys.executable}: run `make install`")
+    return str(path)
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, check=False, env=env, cwd=ROOT, timeout=120)
+
+
+def _nats_password_variables() -> list[str]:
+    return sorted(set(re.findall(r"password:\s*\$([A-Z0-9_]+)", ACCOUNTS_CONF.read_text())))
+
+
+def _k8s_documents() -> list[tuple[Path, dict[str, object]]]:
+    docs = []
+    for path in sorted(K8S.rglob("*.yaml")):
+        if path.name in {"values.yaml", "kustomization.yaml"}:
+            continue
+        docs += [(path, doc) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return docs
+
+
+# ---- docker-compose.yml -----------------------------------------------------------------------------------
+
+
+def test_compose_file_validates_against_the_compose_specification() -> None:
+    result = _run(_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_has_no_literal_secrets() -> None:
+    # Every secret-looking variable is a required ${VAR:?...} reference to .env, without a default.
+    text = COMPOSE.read_text()
+    raw = yaml.safe_load(text)
+    offenders = []
+    for name, service in raw["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            value = str(value)
+            if SECRET_KEY.search(key) and not re.fullmatch(r"\$\{[A-Z0-9_]+:\?[^}]*\}", value):
+                offenders.append(f"{name}.{key}={value}")
+            if "://" in value and "@" in value:
+                userinfo = value.split("://", 1)[1].split("@", 1)[0]
+                if ":" in userinfo and not re.fullmatch(r"[a-z_]+:\$\{[A-Z0-9_]+:\?[^}]*\}", userinfo):
+                    offenders.append(f"{name}.{key}: password in URL is not a required reference")
+    assert offenders == []
+    assert "change-me" not in text
+    for default in re.findall(r"\$\{([A-Z0-9_]+):?-[^}]*\}", text):
+        assert not SECRET_KEY.search(default), f"{default} has a default value in docker-compose.yml"
+
+
+def test_env_example_documents_every_variable_compose_needs() -> None:
+    documented = read_env_file()
+    referenced = set(re.findall(r"\$\{([A-Z0-9_]+)", COMPOSE.read_text()))
+    assert referenced - documented.keys() == set()
+    # and only placeholders for secrets
+    for key, value in documented.items():
+        if SECRET_KEY.search(key):
+            assert value.startswith("change-me"), f"{key} in .env.example must be a change-me placeholder"
+
+
+def test_compose_resolves_with_the_example_env() -> None:
+    services = load_compose()
+    assert {"nats", "postgres", "provision", "mailpit", "prometheus", *SERVICES} <= services.keys()
+    for service in SERVICES:
+        app = services[service]
+        assert app.command == (f"kumkm-{service}", "serve")
+        assert app.build_args == {"SERVICE": service}
+        assert app.healthcheck is not None
+        assert app.restart == "unless-stopped"
+        assert app.depends_on["nats"] == "service_healthy"
+        assert app.depends_on["postgres"] == "service_healthy"
+        assert app.depends_on["provision"] == "service_completed_successfully"
+        assert app.depends_on[f"{service}-migrate"] == "service_completed_successfully"
+        migrate = services[f"{service}-migrate"]
+        assert migrate.command == (f"kumkm-{service}", "migrate")
+        assert migrate.environment == app.environment
+        env = app.environment
+        assert env["KUMKM_NATS_USER"] == service
+        assert env["KUMKM_NATS_INBOX_PREFIX"] == f"_INBOX_{service}"
+        assert env["KUMKM_DATABASE_URL"].startswith(f"postgresql://{service}:")
+        assert env["KUMKM_DATABASE_URL"].endswith("@postgres:5432/kumkm")
+        assert env["KUMKM_HTTP_HOST"] == "0.0.0.0"  # noqa: S104 - inside the container
+        assert env["KUMKM_HTTP_PORT"] == "8080"
+        assert env["KUMKM_LOG_FORMAT"] == "json"
+    assert services["provision"].command == ("kumkm", "provision")
+    assert services["provision"].environment["KUMKM_NATS_USER"] == "provision"
+    assert "KUMKM_DATABASE_URL" not in services["provision"].environment
+    assert services["prometheus"].profiles == ("observability",)
+    smtp = services["notifications"].environment
+    assert (smtp["KUMKM_NOTIFICATIONS_SMTP_HOST"], smtp["KUMKM_NOTIFICATIONS_SMTP_PORT"]) == ("mailpit", "1025")
+
+
+def test_compose_sets_resource_limits_and_restart_policies() -> None:
+    raw = yaml.safe_load(COMPOSE.read_text())
+    for name, service in raw["services"].items():
+        assert service["deploy"]["resources"]["limits"]["memory"], name
+        assert "restart" in service, name
+
+
+def test_nats_container_gets_exactly_the_passwords_the_nats_config_reads() -> None:
+    nats_env = load_compose()["nats"].environment
+    assert sorted(nats_env) == _nats_password_variables()
+
+
+def test_prometheus_scrapes_every_service() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    assert {f"{service}:8080" for service in SERVICES} <= targets
+
+
+# ---- Dockerfile --------------------------------------------------------------------------------------------
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    result = _run(_tool("hadolint"), str(DEPLOY / "Dockerfile"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_installs_only_shared_and_one_service_and_runs_as_non_root() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert 'pip install --no-cache-dir ./shared "./services/${SERVICE}"' in text
+    assert "COPY services/${SERVICE}/ services/${SERVICE}/" in text
+    assert not re.search(r"^COPY (\.|services/) ", text, re.MULTILINE), "the whole repository is copied"
+    assert re.search(r"^USER 10001", text, re.MULTILINE)
+    assert "HEALTHCHECK" in text
+    assert "/health/ready" in text
+    assert len(re.findall(r"^FROM ", text, re.MULTILINE)) >= 2
+
+
+def test_dockerignore_keeps_secrets_and_the_venv_out_of_the_build_context() -> None:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    assert lines[lines.index("**")] == "**"
+    assert {"!shared", "!services", "**/.env"} <= set(lines)
+
+
+# ---- NATS --------------------------------------------------------------------------------------------------
+
+
+def test_nats_config_is_valid_with_every_password_set() -> None:
+    env = {**os.environ, **{name: f"pw{name.lower()}" for name in _nats_password_variables()}}
+    result = _run(_tool("nats-server"), "-c", str(NATS_CONF), "-t", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_nats_config_refuses_to_start_without_a_password() -> None:
+    names = _nats_password_variables()
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    env |= {name: f"pw{name.lower()}" for name in names[1:]}
+    result = _run(_tool("nats-server"), "-c", str(NATS_CONF), "-t", env=env)
+    assert result.returncode != 0
+    assert names[0] in result.stdout + result.stderr
+
+
+def test_nats_config_keeps_fsync_always() -> None:
+    assert re.search(r"^\s*sync_interval:\s*always\s*$", NATS_CONF.read_text(), re.MULTILINE)
+    values = yaml.safe_load((K8S / "nats" / "values.yaml").read_text())
+    assert values["config"]["merge"]["jetstream"]["sync_interval"] == "always"
+
+
+def test_nats_helm_values_run_a_three_node_jetstream_cluster_with_the_same_users() -> None:
+    values = yaml.safe_load((K8S / "nats" / "values.yaml").read_text())
+    config = values["config"]
+    assert config["cluster"] == {"enabled": True, "replicas": 3}
+    assert config["jetstream"]["enabled"] is True
+    assert config["jetstream"]["fileStore"]["enabled"] is True
+    users = config["merge"]["accounts"]["KUMKM"]["users"]
+    passwords = {u["password"].removeprefix("<< $").removesuffix(" >>") for u in users}
+    assert sorted(passwords) == _nats_password_variables()
+    assert sorted(values["container"]["env"]) == _nats_password_variables()
+    conf_users = set(re.findall(r"\{\s*user:\s*([a-z]+),", ACCOUNTS_CONF.read_text()))
+    assert {u["user"] for u in users} == conf_users
+
+
+# ---- Kubernetes --------------------------------------------------------------------------------------------
+
+
+def test_kubernetes_manifests_validate_against_the_api_schemas() -> None:
+    checked, unknown = 0, []
+    for path, doc in _k8s_documents():
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+            checked += 1
+        except kubernetes_validate.SchemaNotFoundError:
+            unknown.append(f"{path.name}:{doc['kind']}")
+    assert checked >= 12
+    assert unknown == ["cluster.yaml:Cluster"]  # CloudNativePG's CRD: checked by the tests below
+
+
+def test_kustomization_lists_every_manifest_but_the_example_secrets() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    listed = {K8S / r for r in kustomization["resources"]}
+    files = {p for p, _ in _k8s_documents() if p.name != "secrets.example.yaml"}
+    assert listed == files
+
+
+def test_cloudnativepg_cluster_has_the_database_roles_and_schemas() -> None:
+    cluster = yaml.safe_load((K8S / "postgres" / "cluster.yaml").read_text())
+    assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
+    assert cluster["kind"] == "Cluster"
+    spec = cluster["spec"]
+    assert spec["instances"] >= 3
+    assert spec["enableSuperuserAccess"] is False
+    assert spec["bootstrap"]["initdb"]["database"] == "kumkm"
+    sql = spec["bootstrap"]["initdb"]["postInitApplicationSQL"]
+    assert all(isinstance(statement, str) and statement.strip() for statement in sql)
+    roles = {r["name"]: r for r in spec["managed"]["roles"]}
+    assert set(roles) == set(SERVICES)
+    for service in SERVICES:
+        assert f"CREATE SCHEMA IF NOT EXISTS {service} AUTHORIZATION {service}" in sql
+        assert f"ALTER ROLE {service} SET search_path TO {service}" in sql
+        role = roles[service]
+        assert role["login"] is True
+        assert role["ensure"] == "present"
+        assert not any(role[flag] for flag in ("superuser", "createdb", "createrole", "replication", "bypassrls"))
+        assert role["passwordSecret"]["name"] == f"kumkm-{service}-db"
+
+
+def test_each_service_deployment_is_replicated_probed_and_protected() -> None:
+    docs = {(doc["kind"], doc["metadata"]["name"]): doc for _, doc in _k8s_documents()}
+    for service in SERVICES:
+        name = f"kumkm-{service}"
+        deployment = docs[("Deployment", name)]
+        assert deployment["spec"]["replicas"] >= 3
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["command"] == [f"kumkm-{service}", "serve"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        (migrate,) = pod["initContainers"]
+        assert migrate["command"] == [f"kumkm-{service}", "migrate"]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["KUMKM_NATS_USER"]["value"] == service
+        assert env["KUMKM_NATS_INBOX_PREFIX"]["value"] == f"_INBOX_{service}"
+        assert env["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == f"kumkm-{service}-db"
+        assert env["KUMKM_DATABASE_URL"]["value"].startswith(f"postgresql://{service}:$(DB_PASSWORD)@")
+        assert all("value" not in e or "$(" in e["value"] or "PASSWORD" not in e["name"] for e in env.values())
+        assert docs[("PodDisruptionBudget", name)]["spec"]["maxUnavailable"] == 1
+        assert docs[("Service", name)]["spec"]["selector"] == {"app.kubernetes.io/name": name}
+
+
+def test_provision_job_creates_replicated_streams() -> None:
+    docs = {(doc["kind"], doc["metadata"]["name"]): doc for _, doc in _k8s_documents()}
+    config = docs[("ConfigMap", "kumkm-config")]["data"]
+    assert config["KUMKM_STREAM_REPLICAS"] == "3"
+    job = docs[("Job", "kumkm-provision")]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["kumkm", "provision"]
+
+
+def test_every_declared_consumer_belongs_to_a_service_user() -> None:
+    # The NATS permissions are written per (stream, consumer) pair; a new consumer needs new rules.
+    accounts = ACCOUNTS_CONF.read_text()
+    for decl in CONSUMER_DECLS:
+        assert f'"$JS.API.CONSUMER.MSG.NEXT.{decl.stream}.{decl.name}"' in accounts, decl.name
+        assert f'"$JS.ACK.{decl.stream}.{decl.name}.>"' in accounts, decl.name
