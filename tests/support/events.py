@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from datetime import UTC, datetime
@@ -15,7 +16,9 @@ KRANGGAN_COOPERATIVE = {
 }
 
 
-def envelope(event_type: str, data: dict[str, Any], *, event_id: str | None = None, **extra: Any) -> dict[str, Any]:
+def envelope(
+    event_type: str, data: dict[str, Any], *, event_id: str | None = None, **extra: Any
+) -> dict[str, Any]:
     return {
         "specversion": "1.0",
         "id": event_id or str(uuid.uuid4()),
@@ -32,7 +35,7 @@ def loan_disbursed(loan_id: str | None = None, **overrides: Any) -> dict[str, An
     data = {
         "loan_id": loan_id or f"LN-{uuid.uuid4().hex[:10]}",
         "lender": "LPDB-KUMKM",
-        "borrower": KRANGGAN_COOPERATIVE,
+        "borrower": copy.deepcopy(KRANGGAN_COOPERATIVE),
         "principal": "2500000000.00",
         "annual_rate": "0.06",
         "tenor_months": 60,

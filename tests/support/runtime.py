@@ -43,7 +43,9 @@ async def running_service(
         await runtime.stop()
 
 
-async def stream_events(nc: Client, subjects: str = "kumkm.>", *, timeout: float = 0.5) -> list[dict[str, Any]]:
+async def stream_events(
+    nc: Client, subjects: str = "kumkm.>", *, timeout: float = 0.5
+) -> list[dict[str, Any]]:
     """Every event currently on the streams matching ``subjects``, in stream order (envelopes as dicts)."""
     js = nc.jetstream()
     sub = await js.subscribe(subjects, ordered_consumer=True)

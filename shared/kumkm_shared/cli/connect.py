@@ -18,8 +18,12 @@ if TYPE_CHECKING:
 @contextlib.asynccontextmanager
 async def connect(info: RunInfo, *, name: str = "kumkm-cli") -> AsyncIterator[Client]:
     user, password = nats_credentials()
-    options: dict[str, Any] = {"servers": info.nats_url.split(","), "name": name, "connect_timeout": 5,
-                               "max_reconnect_attempts": 3}
+    options: dict[str, Any] = {
+        "servers": info.nats_url.split(","),
+        "name": name,
+        "connect_timeout": 5,
+        "max_reconnect_attempts": 3,
+    }
     if user:
         options["user"] = user
         options["password"] = password or ""

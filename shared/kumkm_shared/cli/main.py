@@ -7,6 +7,7 @@ installed service through the ``kumkm.cli`` entry point group, so this package i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -19,11 +20,14 @@ from rich.table import Table
 from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR, SystemNotFoundError, find_system
 
 app = typer.Typer(
-    name="kumkm", help="KUMKM event platform: run, publish, inspect and operate.", no_args_is_help=True,
-    add_completion=False, pretty_exceptions_enable=False,
+    name="kumkm",
+    help="KUMKM event platform: run, publish, inspect and operate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="where run.json (and embedded server data) live")]
 
@@ -39,7 +43,9 @@ def _system(data_dir: Path) -> Any:
 @app.command()
 def up(
     data_dir: DataDir = DEFAULT_DATA_DIR,
-    services: Annotated[str, typer.Option(help="comma-separated services to run")] = "loans,catalog,notifications",
+    services: Annotated[
+        str, typer.Option(help="comma-separated services to run")
+    ] = "loans,catalog,notifications",
     demo: Annotated[bool, typer.Option(help="run the demo flow once everything is ready")] = False,
 ) -> None:
     """Start servers (embedded unless URLs are given), provision streams, and run the services."""
@@ -66,7 +72,9 @@ def provision(
 
 @app.command()
 def publish(
-    source: Annotated[str, typer.Argument(help="a JSON file (one event, a list, or JSON lines), or - for stdin")],
+    source: Annotated[
+        str, typer.Argument(help="a JSON file (one event, a list, or JSON lines), or - for stdin")
+    ],
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Validate events against their contracts, then publish them with de-duplication.
@@ -96,7 +104,10 @@ def publish(
             for event in events:
                 env = event.envelope
                 ack = await js.publish(
-                    env.type, env.to_json_bytes(), headers=headers_for(event), stream=spec_for(env.type).stream
+                    env.type,
+                    env.to_json_bytes(),
+                    headers=headers_for(event),
+                    stream=spec_for(env.type).stream,
                 )
                 note = " (duplicate: already on the stream)" if ack.duplicate else ""
                 console.print(f"published {env.type} id={env.id} seq={ack.seq}{note}")
@@ -123,7 +134,9 @@ def check(source: Annotated[str, typer.Argument(help="a JSON file or - for stdin
 def tail(
     subject: Annotated[str, typer.Argument(help="subject filter")] = "kumkm.>",
     data_dir: DataDir = DEFAULT_DATA_DIR,
-    all_: Annotated[bool, typer.Option("--all", help="from the start of the stream, not only new events")] = False,
+    all_: Annotated[
+        bool, typer.Option("--all", help="from the start of the stream, not only new events")
+    ] = False,
     limit: Annotated[int, typer.Option(help="stop after this many events (0 = follow forever)")] = 0,
 ) -> None:
     """Follow events, pretty-printed."""
@@ -137,7 +150,9 @@ def tail(
         async with connect(info, name="kumkm-tail") as nc:
             js = nc.jetstream()
             sub = await js.subscribe(
-                subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL if all_ else DeliverPolicy.NEW
+                subject,
+                ordered_consumer=True,
+                deliver_policy=DeliverPolicy.ALL if all_ else DeliverPolicy.NEW,
             )
             seen = 0
             async for msg in sub.messages:
@@ -146,17 +161,16 @@ def tail(
                 if limit and seen >= limit:
                     break
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
 
 
 def _print_event(subject: str, data: bytes, seq: int) -> None:
     try:
         obj = json.loads(data)
         body = obj.get("data", obj) if isinstance(obj, dict) else obj
-        console.print(f"[bold cyan]#{seq}[/] [bold]{subject}[/] [dim]{obj.get('id', '') if isinstance(obj, dict) else ''}[/]")
+        event_id = obj.get("id", "") if isinstance(obj, dict) else ""
+        console.print(f"[bold cyan]#{seq}[/] [bold]{subject}[/] [dim]{event_id}[/]")
         console.print_json(data=body)
     except (ValueError, UnicodeDecodeError):
         console.print(f"[bold cyan]#{seq}[/] [bold]{subject}[/] [red]not JSON[/] {data[:200]!r}")
@@ -181,13 +195,25 @@ def streams(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
             dlq_count = 0
             for stream in await jsm.streams_info():
                 cfg, state = stream.config, stream.state
-                table.add_row(cfg.name or "", ", ".join(cfg.subjects or []), str(state.messages), str(state.bytes),
-                              str(state.last_seq), str(cfg.num_replicas))
+                table.add_row(
+                    cfg.name or "",
+                    ", ".join(cfg.subjects or []),
+                    str(state.messages),
+                    str(state.bytes),
+                    str(state.last_seq),
+                    str(cfg.num_replicas),
+                )
                 if cfg.name == "KUMKM_DLQ":
                     dlq_count = state.messages
                 for c in await jsm.consumers_info(cfg.name or ""):
-                    consumers.add_row(cfg.name or "", c.name, str(c.num_pending), str(c.num_ack_pending),
-                                      str(c.num_redelivered), str(c.delivered.stream_seq if c.delivered else 0))
+                    consumers.add_row(
+                        cfg.name or "",
+                        c.name,
+                        str(c.num_pending),
+                        str(c.num_ack_pending),
+                        str(c.num_redelivered),
+                        str(c.delivered.stream_seq if c.delivered else 0),
+                    )
             console.print(table)
             console.print(consumers)
             console.print(f"[bold]dead letters:[/] {dlq_count}")

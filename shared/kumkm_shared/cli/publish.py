@@ -35,7 +35,9 @@ def read_events(source: Path | None) -> list[dict[str, Any]]:
     items = parsed if isinstance(parsed, list) else [parsed]
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise ContractError("undecodable", f"event #{i} is not a JSON object", [FieldError(f"[{i}]", "not an object")])
+            raise ContractError(
+                "undecodable", f"event #{i} is not a JSON object", [FieldError(f"[{i}]", "not an object")]
+            )
     return items
 
 
@@ -47,7 +49,9 @@ def complete_envelope(obj: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("source", "kumkm/cli")
     out.setdefault("time", datetime.now(UTC).isoformat())
     if "id" not in out:
-        canonical = json.dumps({"type": out.get("type"), "data": out.get("data")}, sort_keys=True, default=str)
+        canonical = json.dumps(
+            {"type": out.get("type"), "data": out.get("data")}, sort_keys=True, default=str
+        )
         out["id"] = str(uuid.uuid5(_NAMESPACE, canonical))
     return out
 

@@ -45,6 +45,5 @@ def find_system(data_dir: Path | None = None) -> RunInfo:
     try:
         return RunInfo.read(directory)
     except FileNotFoundError:
-        raise SystemNotFoundError(
-            f"no running system found: set KUMKM_NATS_URL, or start one with `kumkm up --data-dir {directory}`"
-        ) from None
+        hint = f"set KUMKM_NATS_URL, or start one with `kumkm up --data-dir {directory}`"
+        raise SystemNotFoundError(f"no running system found: {hint}") from None

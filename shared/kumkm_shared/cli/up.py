@@ -11,9 +11,11 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
+from rich.text import Text
 
 from kumkm_shared.cli.runinfo import RunInfo
 from kumkm_shared.servers import free_port, obtain_servers
@@ -33,14 +35,15 @@ class Child:
     url: str
 
 
-def _pump(name: str, stream: IO[bytes]) -> None:
+def _pump(name: str, stream: IO[bytes]) -> None:  # runs in a thread per child
     colour = COLOURS.get(name, "white")
     for raw in iter(stream.readline, b""):
         line = raw.decode(errors="replace").rstrip()
-        console.print(f"[{colour}]{name:>13} |[/] {line}", markup=True, soft_wrap=True, highlight=False)
+        # The child's text is never parsed as markup: its log lines contain brackets.
+        console.print(Text.assemble((f"{name:>13} | ", colour), line), soft_wrap=True, highlight=False)
 
 
-def service_env(name: str, info: RunInfo, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+def service_env(info: RunInfo, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
@@ -56,16 +59,19 @@ def service_env(name: str, info: RunInfo, port: int, extra: dict[str, str] | Non
     return env
 
 
-def start_service(name: str, info: RunInfo, port: int | None = None, extra_env: dict[str, str] | None = None) -> Child:
+def start_service(
+    name: str, info: RunInfo, port: int | None = None, extra_env: dict[str, str] | None = None
+) -> Child:
     port = port or free_port()
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", f"kumkm_{name}", "serve"],
-        env=service_env(name, info, port, extra_env),
+        env=service_env(info, port, extra_env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches the supervisor, which stops children in order
     )
-    assert process.stdout is not None
+    if process.stdout is None:  # pragma: no cover - stdout=PIPE always gives a stream
+        raise RuntimeError("child has no stdout")
     threading.Thread(target=_pump, args=(name, process.stdout), daemon=True).start()
     return Child(name, process, f"http://127.0.0.1:{port}")
 
@@ -76,9 +82,14 @@ def wait_ready(children: list[Child], timeout: float = 60.0) -> None:
     while pending and time.monotonic() < deadline:
         for name, child in list(pending.items()):
             if child.process.poll() is not None:
-                raise RuntimeError(f"service {name} exited with code {child.process.returncode} during start-up")
-            with contextlib.suppress(Exception), urllib.request.urlopen(f"{child.url}/health/ready", timeout=1) as r:  # noqa: S310
-                if r.status == 200:
+                raise RuntimeError(
+                    f"service {name} exited with code {child.process.returncode} during start-up"
+                )
+            with (
+                contextlib.suppress(Exception),
+                urllib.request.urlopen(f"{child.url}/health/ready", timeout=1) as r,  # noqa: S310 - our http URL
+            ):
+                if r.status == HTTPStatus.OK:
                     del pending[name]
         time.sleep(0.3)
     if pending:
@@ -115,7 +126,7 @@ def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     stop_requested = threading.Event()
 
-    def on_signal(signum: int, _frame: object) -> None:
+    def on_signal(_signum: int, _frame: object) -> None:
         stop_requested.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -123,13 +134,17 @@ def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
 
     console.print(f"[bold]kumkm up[/]: data in {data_dir.resolve()}")
     with obtain_servers(data_dir) as servers:
-        info = RunInfo(nats_url=servers.nats_url, database_url=servers.database_url, mode=str(servers.mode), pid=os.getpid())
+        info = RunInfo(
+            nats_url=servers.nats_url,
+            database_url=servers.database_url,
+            mode=str(servers.mode),
+            pid=os.getpid(),
+        )
         console.print(f"servers ({info.mode}): NATS {info.nats_url}  Postgres {info.database_url}")
         console.print(f"provisioned: {provision_streams(info)}")
         children: list[Child] = []
         try:
-            for name in services:
-                children.append(start_service(name, info))
+            children.extend(start_service(name, info) for name in services)
             wait_ready(children)
             info.services = {c.name: c.url for c in children}
             path = info.write(data_dir)

@@ -48,7 +48,8 @@ class Envelope(BaseModel):
     type: Annotated[_Attr, Field(examples=["kumkm.loans.restructuring.requested.v1"])]
     time: UtcDateTime
     datacontenttype: Literal["application/json"]
-    subject: _Attr
+    # Optional in CloudEvents; when an integrator leaves it out it is filled in from the aggregate id.
+    subject: _Attr | None = None
     dataschema: _Attr | None = None
     correlationid: _Attr | None = None
     causationid: _Attr | None = None
@@ -202,6 +203,8 @@ def validate_event_payload(obj: object) -> DecodedEvent:
             event_id=event_id,
         ) from exc
     aggregate_id = data.aggregate_id()
+    if envelope.subject is None:
+        envelope = envelope.model_copy(update={"subject": aggregate_id})
     if envelope.subject != aggregate_id:
         expected = f"data.{data.aggregate_field} ({aggregate_id!r})"
         raise ContractError(

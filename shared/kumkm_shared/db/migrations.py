@@ -17,7 +17,7 @@ import structlog
 if TYPE_CHECKING:
     from pathlib import Path
 
-    import asyncpg
+    from kumkm_shared.db import Conn
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +65,7 @@ def _lock_key(schema: str) -> int:
 
 
 async def migrate(
-    conn: asyncpg.Connection, schema: str, migrations: list[Migration], *, table: str = "schema_migrations"
+    conn: Conn, schema: str, migrations: list[Migration], *, table: str = "schema_migrations"
 ) -> list[int]:
     """Apply pending migrations to ``schema``. Returns the versions applied now."""
     check_schema_name(schema)
@@ -88,8 +88,8 @@ async def migrate(
             if row is not None:
                 if row["checksum"] != migration.checksum:
                     raise MigrationError(
-                        f"migration {migration.version:03d}_{migration.name} in schema {schema!r} was changed "
-                        f"after it was applied (checksum {row['checksum'][:12]} in the database, "
+                        f"migration {migration.version:03d}_{migration.name} in schema {schema!r} "
+                        f"was changed after it was applied (checksum {row['checksum'][:12]} in the database, "
                         f"{migration.checksum[:12]} on disk). Add a new migration instead of editing one."
                     )
                 continue

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
     from kumkm_shared.contracts import Envelope
+    from kumkm_shared.db import Conn
     from kumkm_shared.messaging.inbox import Inbox
     from kumkm_shared.messaging.outbox import Outbox
     from kumkm_shared.messaging.topology import ConsumerDecl
@@ -62,7 +63,7 @@ class Backoff:
 class EventContext:
     """What a handler gets: the event, the transaction's connection, and a way to emit follow-ups."""
 
-    conn: asyncpg.Connection
+    conn: Conn
     event: DecodedEvent
     outbox: Outbox
     source: str
@@ -129,18 +130,30 @@ class EventProcessor:
         try:
             event = decode_event(msg.data)
         except ContractError as exc:
-            await self._dead_letter(msg, exc.code, str(exc), delivered, [{"field": e.field, "message": e.message} for e in exc.errors])
+            await self._dead_letter(
+                msg,
+                exc.code,
+                str(exc),
+                delivered,
+                [{"field": e.field, "message": e.message} for e in exc.errors],
+            )
             return "invalid"
         envelope = event.envelope
         if envelope.type != msg.subject:
             await self._dead_letter(
-                msg, "subject_mismatch", f"type {envelope.type!r} published on subject {msg.subject!r}", delivered
+                msg,
+                "subject_mismatch",
+                f"type {envelope.type!r} published on subject {msg.subject!r}",
+                delivered,
             )
             return "invalid"
         handler = self.handlers.get(envelope.type)
         if handler is None:
             await self._dead_letter(
-                msg, "unhandled_type", f"consumer {self.decl.name!r} has no handler for {envelope.type}", delivered
+                msg,
+                "unhandled_type",
+                f"consumer {self.decl.name!r} has no handler for {envelope.type}",
+                delivered,
             )
             return "invalid"
         with structlog.contextvars.bound_contextvars(
@@ -205,7 +218,7 @@ class EventProcessor:
             await publish_dead_letter(self._jetstream(), letter)
         except Exception as exc:
             # Nothing is lost: without a DLQ entry the message is redelivered and tried again.
-            log.error("dead letter could not be written; message will be redelivered", error=repr(exc))
+            log.exception("dead letter could not be written; message will be redelivered", error=repr(exc))
             await msg.nak(delay=self.backoff.delay(delivered))
             return
         await msg.term()
@@ -214,7 +227,9 @@ class EventProcessor:
 class AdvisoryWatcher:
     """Dead-letters messages that hit ``max_deliver`` without the wrapper seeing the last failure."""
 
-    def __init__(self, *, service: str, decls: list[ConsumerDecl], jetstream: Callable[[], JetStreamContext]) -> None:
+    def __init__(
+        self, *, service: str, decls: list[ConsumerDecl], jetstream: Callable[[], JetStreamContext]
+    ) -> None:
         self.service = service
         self.decls = {(d.stream, d.name): d for d in decls}
         self._jetstream = jetstream
@@ -235,7 +250,7 @@ class AdvisoryWatcher:
             advisory = json.loads(msg.data)
             await self.handle(advisory)
         except Exception as exc:
-            log.error("max-deliveries advisory not handled", error=repr(exc), advisory=msg.data[:500])
+            log.exception("max-deliveries advisory not handled", error=repr(exc), advisory=msg.data[:500])
 
     async def handle(self, advisory: dict[str, Any]) -> None:
         stream, consumer, seq = advisory["stream"], advisory["consumer"], int(advisory["stream_seq"])

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-DEAD_LETTERS = Counter("kumkm_dead_letters", "Messages put in the DLQ", ["service", "consumer", "reason_code"])
+DEAD_LETTERS = Counter(
+    "kumkm_dead_letters", "Messages put in the DLQ", ["service", "consumer", "reason_code"]
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from kumkm_shared.db.migrations import check_schema_name
 if TYPE_CHECKING:
     from uuid import UUID
 
-    import asyncpg
+    from kumkm_shared.db import Conn
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,7 @@ class Inbox:
     def __post_init__(self) -> None:
         check_schema_name(self.schema)
 
-    async def claim(self, conn: asyncpg.Connection, consumer: str, event_id: UUID, event_type: str) -> bool:
+    async def claim(self, conn: Conn, consumer: str, event_id: UUID, event_type: str) -> bool:
         """True the first time ``consumer`` sees ``event_id``; False for a duplicate.
 
         Call inside the handler's transaction: a concurrent duplicate blocks on the primary key until

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
     from kumkm_shared.contracts import Envelope
+    from kumkm_shared.db import Conn
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +56,7 @@ class Outbox:
     def channel(self) -> str:
         return f"{self.schema}_outbox"
 
-    async def add(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def add(self, conn: Conn, envelope: Envelope) -> None:
         await conn.execute(
             f"INSERT INTO {self.schema}.outbox (event_id, subject, aggregate_id, payload, headers) "
             "VALUES ($1, $2, $3, $4, $5)",
@@ -196,7 +197,7 @@ class OutboxRelay:
             f"DELETE FROM {self.schema}.outbox WHERE published_at < now() - make_interval(secs => $1)",
             self.retention_seconds,
         )
-        deleted = int(result.split()[-1])
+        deleted = int(result.rsplit(maxsplit=1)[-1])
         if deleted:
             log.info("outbox cleaned", schema=self.schema, deleted=deleted)
         return deleted

@@ -21,10 +21,27 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 # Fields the server fills in or reports differently from what we send; they never count as a change.
-_STREAM_KEYS = ("subjects", "retention", "storage", "discard", "num_replicas", "duplicate_window", "max_age",
-                "max_bytes", "description", "allow_direct")
-_CONSUMER_KEYS = ("ack_wait", "max_deliver", "max_ack_pending", "filter_subjects", "description",
-                  "deliver_policy", "ack_policy")
+_STREAM_KEYS = (
+    "subjects",
+    "retention",
+    "storage",
+    "discard",
+    "num_replicas",
+    "duplicate_window",
+    "max_age",
+    "max_bytes",
+    "description",
+    "allow_direct",
+)
+_CONSUMER_KEYS = (
+    "ack_wait",
+    "max_deliver",
+    "max_ack_pending",
+    "filter_subjects",
+    "description",
+    "deliver_policy",
+    "ack_policy",
+)
 
 
 @dataclass
@@ -34,8 +51,9 @@ class ProvisionReport:
     unchanged: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return (f"created={sorted(self.created)} updated={sorted(self.updated)} "
-                f"unchanged={len(self.unchanged)}")
+        return (
+            f"created={sorted(self.created)} updated={sorted(self.updated)} unchanged={len(self.unchanged)}"
+        )
 
 
 def _comparable(cfg: Any, keys: Iterable[str]) -> dict[str, Any]:
@@ -53,7 +71,9 @@ def _comparable(cfg: Any, keys: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-async def _ensure_stream(js: JetStreamContext, decl: StreamDecl, replicas: int, report: ProvisionReport) -> None:
+async def _ensure_stream(
+    js: JetStreamContext, decl: StreamDecl, replicas: int, report: ProvisionReport
+) -> None:
     wanted: api.StreamConfig = decl.config(replicas)
     try:
         info = await js.stream_info(decl.name)

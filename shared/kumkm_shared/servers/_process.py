@@ -95,16 +95,22 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
 
 
 def pid_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, parent gone and not yet reaped) counts as gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    except PermissionError:
-        return True
-    return True
+    return state not in {"Z", "X"}
 
 
-def kill_stale(pid_file: Path, *, executable_name: str, argument: str, timeout: float = 10.0) -> None:
+def kill_stale(
+    pid_file: Path,
+    *,
+    executable_name: str,
+    argument: str,
+    sig: signal.Signals = signal.SIGTERM,
+    timeout: float = 10.0,
+) -> None:
     """Stop a server left behind by a crashed parent (found through its pid file), so its data can be reused.
 
     The pid is only trusted when /proc says the process runs `executable_name` with `argument`
@@ -121,7 +127,7 @@ def kill_stale(pid_file: Path, *, executable_name: str, argument: str, timeout: 
     if Path(argv[0]).name != executable_name or argument not in argv:
         return
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
     deadline = time.monotonic() + timeout
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -9,6 +9,7 @@ import signal
 import stat
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Self, TypedDict
 from urllib.parse import quote
@@ -33,8 +34,6 @@ STOP_TIMEOUT = 30.0
 SUPERUSER = "postgres"
 # Postgres refuses to run as root. pgserver's wheel uses this account for the same reason; share it.
 SYSTEM_USER = "pgserver"
-# Unix socket paths are limited to 107 bytes on Linux; leave room for "/.s.PGSQL.NNNNN".
-_MAX_SOCKET_DIR = 90
 
 
 class _UserArgs(TypedDict):
@@ -115,6 +114,10 @@ class EmbeddedPostgres:
     The cluster is created once and kept across restarts. On that first creation only, `init_scripts`
     runs like the official image's /docker-entrypoint-initdb.d: `*.sql` with psql as the superuser and
     `*.sh` with bash, in name order. `fsync=False` trades durability for speed (tests only).
+
+    As root, Postgres runs as the system user "pgserver", which must be able to traverse every parent
+    of `data_dir` whenever the server starts (we open them up). pytest resets /tmp/pytest-of-root to
+    0700 whenever a session starts, so keep data out of pytest's tmp_path (see `server_data_dir`).
     """
 
     def __init__(
@@ -132,6 +135,16 @@ class EmbeddedPostgres:
         self.bin_dir = postgres_bin_dir()
         self._process: subprocess.Popen[bytes] | None = None
         self._socket_dir: Path | None = None
+        if os.geteuid() == 0 and any(
+            parent.name.startswith("pytest-of-") for parent in self.data_dir.parents
+        ):
+            warnings.warn(
+                f"{self.data_dir} is under pytest's temporary folder, which pytest closes to other users "
+                "whenever a session starts; Postgres (run as another user) would then crash. "
+                "Use the server_data_dir fixture instead of tmp_path.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     @property
     def pgdata(self) -> Path:
@@ -175,7 +188,12 @@ class EmbeddedPostgres:
         if user is not None:
             _open_tree(self.bin_dir.parent)
             _open_path(self.data_dir)
-        kill_stale(self.pgdata / "postmaster.pid", executable_name="postgres", argument=str(self.pgdata))
+        kill_stale(
+            self.pgdata / "postmaster.pid",
+            executable_name="postgres",
+            argument=str(self.pgdata),
+            sig=signal.SIGINT,
+        )
         fresh = not self.initialized
         if fresh:
             self._initdb(user)
@@ -227,10 +245,8 @@ class EmbeddedPostgres:
             )
 
     def _make_socket_dir(self, user: pwd.struct_passwd | None) -> Path:
-        socket_dir = self.data_dir / "run"
-        if len(str(socket_dir)) > _MAX_SOCKET_DIR:
-            socket_dir = Path(tempfile.mkdtemp(prefix="kumkm-pg-"))
-        socket_dir.mkdir(exist_ok=True)
+        # Short (socket paths are limited to 107 bytes) and always reachable by the Postgres user.
+        socket_dir = Path(tempfile.mkdtemp(prefix="kumkm-pg-"))
         if user is not None:
             os.chown(socket_dir, user.pw_uid, user.pw_gid)
         return socket_dir
@@ -358,7 +374,7 @@ class EmbeddedPostgres:
         self._cleanup_socket_dir()
 
     def _cleanup_socket_dir(self) -> None:
-        if self._socket_dir is not None and self._socket_dir.parent != self.data_dir:
+        if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
         self._socket_dir = None
 

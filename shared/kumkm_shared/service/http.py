@@ -54,7 +54,9 @@ def create_http_app(
     async def ready() -> JSONResponse:
         checks = await readiness()
         ok = all(checks.values())
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+        )
 
     app.mount("/metrics", make_asgi_app(REGISTRY))
 
@@ -67,7 +69,8 @@ def create_http_app(
     @app.exception_handler(ContractError)
     async def invalid_event(_: Request, exc: ContractError) -> JSONResponse:
         return JSONResponse(
-            error_body(exc.code, str(exc), [{"field": e.field, "message": e.message} for e in exc.errors]), status_code=422
+            error_body(exc.code, str(exc), [{"field": e.field, "message": e.message} for e in exc.errors]),
+            status_code=422,
         )
 
     @app.exception_handler(Refused)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from pathlib import Path  # noqa: TC003 - typer reads annotations at runtime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -41,11 +41,16 @@ def service_cli(build: Callable[[], ServiceDefinition]) -> typer.Typer:
             from kumkm_shared.service.runtime import PLATFORM_MIGRATIONS
 
             definition = build()
-            pool = await create_pool(infra.database_url.get_secret_value(), definition.name, min_size=1, max_size=2)
+            pool = await create_pool(
+                infra.database_url.get_secret_value(), definition.name, min_size=1, max_size=2
+            )
             try:
                 async with pool.acquire() as conn:
                     applied = await migrate(
-                        conn, definition.name, load_migrations(PLATFORM_MIGRATIONS), table="platform_migrations"
+                        conn,
+                        definition.name,
+                        load_migrations(PLATFORM_MIGRATIONS),
+                        table="platform_migrations",
                     )
                     applied += await migrate(conn, definition.name, load_migrations(definition.migrations))
             finally:

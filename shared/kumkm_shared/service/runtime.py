@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
 from faststream import AckPolicy
 from faststream.nats import JStream, PullSub
-from faststream.nats.annotations import NatsMessage
+from faststream.nats.annotations import NatsMessage  # noqa: TC002 - FastStream injects by annotation
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from prometheus_client import REGISTRY
@@ -35,7 +35,7 @@ from kumkm_shared.service.http import create_http_app
 from kumkm_shared.service.logging import configure_logging
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
     import asyncpg
     from fastapi import APIRouter, FastAPI
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
     from kumkm_shared.contracts import Envelope, EventData
+    from kumkm_shared.db import Conn
     from kumkm_shared.service.settings import InfraSettings
 
 log = structlog.get_logger(__name__)
@@ -63,6 +64,14 @@ class ServiceDefinition:
     # Overrides of the declared durables, by name (tests use short max_deliver and ack_wait).
     consumer_decls: Mapping[str, ConsumerDecl] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)  # service-owned objects (settings, clients)
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime stops HTTP, consumers and relay in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class ServiceRuntime:
@@ -112,7 +121,11 @@ class ServiceRuntime:
         for durable in self.definition.consumers:
             decl = self.consumer_decl(durable)
             types = ", ".join(sorted(self.definition.consumers[durable]))
-            subject = decl.filter_subjects[0] if len(decl.filter_subjects) == 1 else f"kumkm.{decl.stream.split('_')[1].lower()}.>"
+            subject = (
+                decl.filter_subjects[0]
+                if len(decl.filter_subjects) == 1
+                else f"kumkm.{decl.stream.split('_')[1].lower()}.>"
+            )
 
             self.broker.subscriber(
                 subject,
@@ -149,7 +162,9 @@ class ServiceRuntime:
     # -- lifecycle ------------------------------------------------------------------------------
     async def migrate(self) -> list[int]:
         async with self.pool.acquire() as conn:
-            applied = await migrate(conn, self.name, load_migrations(PLATFORM_MIGRATIONS), table="platform_migrations")
+            applied = await migrate(
+                conn, self.name, load_migrations(PLATFORM_MIGRATIONS), table="platform_migrations"
+            )
             applied += await migrate(conn, self.name, load_migrations(self.definition.migrations))
         return applied
 
@@ -186,12 +201,13 @@ class ServiceRuntime:
         while True:
             try:
                 await worker(self)
-                return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.exception("worker failed; restarting in 1s", error=repr(exc))
                 await asyncio.sleep(1)
+            else:
+                return
 
     async def stop(self) -> None:
         """Graceful: stop taking messages, finish the ones in hand, flush the outbox, close."""
@@ -244,8 +260,8 @@ class ServiceRuntime:
             await handler(ctx)
         return ctx
 
-    async def emit(self, conn: asyncpg.Connection, data: EventData, **kwargs: Any) -> Envelope:
-        """Write an event caused by a command (HTTP, CLI, a timer) to the outbox, in ``conn``'s transaction."""
+    async def emit(self, conn: Conn, data: EventData, **kwargs: Any) -> Envelope:
+        """Write an event caused by a command (HTTP, CLI, a timer) to the outbox in ``conn``'s transaction."""
         envelope = make_event(data, source=f"kumkm/{self.name}", **kwargs)
         await self.outbox.add(conn, envelope)
         return envelope
@@ -254,7 +270,7 @@ class ServiceRuntime:
     async def serve(self) -> None:
         configure_logging(self.infra.log_format, self.infra.log_level)
         await self.start()
-        server = uvicorn.Server(
+        server = _QuietServer(
             uvicorn.Config(
                 self.http,
                 host=self.infra.http_host,
@@ -264,7 +280,6 @@ class ServiceRuntime:
                 access_log=False,
             )
         )
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -13,8 +13,11 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,14 +42,32 @@ def dsn_with_database(dsn: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
-@pytest.fixture(scope="session")
-def kumkm_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    """NATS and Postgres for the whole session: given URLs, else containers, else embedded (no fsync)."""
-    handle = obtain_servers(tmp_path_factory.mktemp("kumkm-servers"), fsync=False)
+@contextmanager
+def server_folder(prefix: str) -> Iterator[Path]:
+    """A new folder for server data, removed on exit.
+
+    Not under pytest's tmp_path: as root, Postgres runs as another user who must traverse the folder's
+    parents, and every pytest session that starts resets /tmp/pytest-of-root to 0700.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        yield handle.servers
+        yield folder
     finally:
-        handle.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def server_data_dir() -> Iterator[Path]:
+    """A fresh folder for a test's own EmbeddedPostgres or EmbeddedNats (use instead of tmp_path)."""
+    with server_folder("kumkm-test-") as folder:
+        yield folder
+
+
+@pytest.fixture(scope="session")
+def kumkm_servers() -> Iterator[Servers]:
+    """NATS and Postgres for the whole session: given URLs, else containers, else embedded (no fsync)."""
+    with server_folder("kumkm-servers-") as folder, obtain_servers(folder, fsync=False) as handle:
+        yield handle.servers
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,9 @@ async def _stream_messages(nats_url: str) -> int:
         await nc.drain()
 
 
-async def test_invalid_file_exits_2_names_the_field_and_publishes_nothing(nats_url: str, tmp_path: Path) -> None:
+async def test_invalid_file_exits_2_names_the_field_and_publishes_nothing(
+    nats_url: str, tmp_path: Path
+) -> None:
     nc = await nats.connect(nats_url)
     await provision(nc.jetstream())
     await nc.drain()

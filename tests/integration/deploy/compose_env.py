@@ -84,7 +84,7 @@ def read_env_file(path: Path = ENV_EXAMPLE) -> dict[str, str]:
 
 def interpolate(text: str, env: Mapping[str, str], *, where: str = "") -> str:
     """Compose variable interpolation: $$, $VAR, ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error},
-    ${VAR?error}, ${VAR:+alternative}, ${VAR+alternative}."""
+    ${VAR?error}, ${VAR:+alternative}, ${VAR+alternative}. Nested references in defaults are not supported."""
 
     def substitute(match: re.Match[str]) -> str:
         if match.group("escaped"):

@@ -41,7 +41,9 @@ class Toy:
     async def disbursed(self, ctx: EventContext) -> None:
         data: Any = ctx.event.data
         await ctx.conn.execute(
-            "INSERT INTO effects (event_id, loan_id, kind) VALUES ($1, $2, 'disbursed')", ctx.envelope.id, data.loan_id
+            "INSERT INTO effects (event_id, loan_id, kind) VALUES ($1, $2, 'disbursed')",
+            ctx.envelope.id,
+            data.loan_id,
         )
 
     async def repaid(self, ctx: EventContext) -> None:
@@ -51,14 +53,20 @@ class Toy:
         key = str(ctx.envelope.id)
         self.calls[key].append(time.monotonic())
         ref: str = data.reference
-        if ref.startswith("fail-") and ref != "fail-forever" and len(self.calls[key]) <= int(ref.split("-")[1]):
+        if (
+            ref.startswith("fail-")
+            and ref != "fail-forever"
+            and len(self.calls[key]) <= int(ref.split("-")[1])
+        ):
             raise ConnectionError(f"transient failure {len(self.calls[key])}")
         if ref == "fail-forever":
             raise ConnectionError("always failing")
         if ref == "refuse":
             raise Refused("illegal_transition", "repayment refused by the toy rules")
         await ctx.conn.execute(
-            "INSERT INTO effects (event_id, loan_id, kind) VALUES ($1, $2, 'repaid')", ctx.envelope.id, data.loan_id
+            "INSERT INTO effects (event_id, loan_id, kind) VALUES ($1, $2, 'repaid')",
+            ctx.envelope.id,
+            data.loan_id,
         )
 
 
@@ -89,7 +97,9 @@ async def provisioned(nats_url: str) -> AsyncIterator[nats.aio.client.Client]:
 
 @pytest.fixture
 def infra(nats_url: str, database_url: str) -> InfraSettings:
-    return InfraSettings(nats_url=nats_url, database_url=database_url, http_port=free_port(), consumer_batch=16)
+    return InfraSettings(
+        nats_url=nats_url, database_url=database_url, http_port=free_port(), consumer_batch=16
+    )
 
 
 @pytest_asyncio.fixture

@@ -26,23 +26,32 @@ async def test_provision_creates_then_is_idempotent_then_applies_changes(nats_ur
         first = await provision(js)
         assert len(first.created) == len(STREAM_DECLS) + len(CONSUMER_DECLS)
         second = await provision(js)
-        assert second.created == [] and second.updated == []
-        changed = [replace(d, max_deliver=d.max_deliver + 3) if d.name == "loans" else d for d in CONSUMER_DECLS]
+        assert second.created == []
+        assert second.updated == []
+        changed = [
+            replace(d, max_deliver=d.max_deliver + 3) if d.name == "loans" else d for d in CONSUMER_DECLS
+        ]
         third = await provision(js, consumers=changed)
         assert third.updated == ["consumer KUMKM_LOANS/loans"]
         info = await js.consumer_info("KUMKM_LOANS", "loans")
         assert info.config.max_deliver == next(d for d in changed if d.name == "loans").max_deliver
         stream = await js.stream_info("KUMKM_LOANS")
-        assert stream.config.duplicate_window is not None and stream.config.duplicate_window >= 120
-        assert stream.config.storage is not None and stream.config.storage.value == "file"
+        assert stream.config.duplicate_window is not None
+        assert stream.config.duplicate_window >= 120
+        assert stream.config.storage == "file"
     finally:
         await nc.drain()
 
 
-async def test_migrations_apply_once_and_refuse_a_changed_applied_file(database_url: str, tmp_path: Path) -> None:
+async def test_migrations_apply_once_and_refuse_a_changed_applied_file(
+    database_url: str, tmp_path: Path
+) -> None:
     conn = await asyncpg.connect(database_url)
     try:
-        first = [Migration(1, "things", "CREATE TABLE things (id int)"), Migration(2, "more", "ALTER TABLE things ADD x int")]
+        first = [
+            Migration(1, "things", "CREATE TABLE things (id int)"),
+            Migration(2, "more", "ALTER TABLE things ADD x int"),
+        ]
         assert await migrate(conn, "svc", first) == [1, 2]
         assert await migrate(conn, "svc", first) == []
         assert await conn.fetchval("SELECT count(*) FROM svc.things") == 0

@@ -80,7 +80,11 @@ async def test_deploy_config_is_included_with_local_overrides(tmp_path: Path) ->
     server = EmbeddedNats(tmp_path / "local", config_file=deploy / "nats.conf")
     with server:
         varz = server.varz()
-        assert (varz["host"], varz["port"], varz["http_port"]) == ("127.0.0.1", server.port, server.monitor_port)
+        assert (varz["host"], varz["port"], varz["http_port"]) == (
+            "127.0.0.1",
+            server.port,
+            server.monitor_port,
+        )
         assert varz["max_payload"] == 2 * 1024 * 1024  # the deploy config's value is kept
         assert varz["auth_required"] is True
         jetstream = varz["jetstream"]

@@ -37,7 +37,9 @@ async def test_fresh_databases_are_isolated_and_dropped(kumkm_servers: Servers) 
         assert await fetchval(second, "SELECT count(*) FROM pg_namespace WHERE nspname = 'loans'") == 0
         # An open connection must not block the drop.
         held = await asyncpg.connect(first)
-    with pytest.raises((asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.AdminShutdownError)):
+    with pytest.raises(
+        (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.AdminShutdownError)
+    ):
         await held.fetchval("SELECT 1")
     held.terminate()
     databases = await fetchval(admin, "SELECT count(*) FROM pg_database WHERE datname LIKE 't\\_%'")

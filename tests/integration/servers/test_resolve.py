@@ -15,7 +15,10 @@ def test_environment_urls_win_and_start_nothing(tmp_path: Path, monkeypatch: pyt
     with obtain_servers(tmp_path) as handle:
         assert handle.mode == "env"
         assert handle.servers.nats is None
-        assert (handle.nats_url, handle.database_url) == ("nats://nats.example:4222", "postgresql://loans@db.example/kumkm")
+        assert (handle.nats_url, handle.database_url) == (
+            "nats://nats.example:4222",
+            "postgresql://loans@db.example/kumkm",
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -26,10 +29,12 @@ def test_half_an_environment_is_an_error(tmp_path: Path, monkeypatch: pytest.Mon
         obtain_servers(tmp_path)
 
 
-async def test_embedded_servers_reuse_their_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_embedded_servers_reuse_their_data(
+    server_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("KUMKM_NATS_URL", raising=False)
     monkeypatch.delenv("KUMKM_DATABASE_URL", raising=False)
-    with obtain_servers(tmp_path, fsync=False, mode="embedded") as handle:
+    with obtain_servers(server_data_dir, fsync=False, mode="embedded") as handle:
         assert handle.servers.postgres is not None
         assert handle.servers.postgres.running
         connection = await asyncpg.connect(handle.database_url)
@@ -37,9 +42,9 @@ async def test_embedded_servers_reuse_their_data(tmp_path: Path, monkeypatch: py
         await connection.close()
     assert handle.servers.postgres is not None
     assert not handle.servers.postgres.running
-    with obtain_servers(tmp_path, fsync=False, mode="embedded") as again:
+    with obtain_servers(server_data_dir, fsync=False, mode="embedded") as again:
         assert again.servers.nats is not None
-        assert again.servers.nats.data_dir == tmp_path / "nats"
+        assert again.servers.nats.data_dir == server_data_dir / "nats"
         connection = await asyncpg.connect(again.database_url)
         assert await connection.fetchval("SELECT count(*) FROM kept") == 0
         await connection.close()

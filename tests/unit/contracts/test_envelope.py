@@ -4,7 +4,6 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-
 from kumkm_shared.contracts import (
     DEFAULT_MAX_BYTES,
     ERROR_CODES,
@@ -19,6 +18,7 @@ from kumkm_shared.contracts import (
     spec_for,
     validate_event_payload,
 )
+
 from tests.unit.contracts.samples import SAMPLES
 
 pytestmark = pytest.mark.unit
@@ -120,7 +120,7 @@ def test_decode_returns_envelope_and_typed_data() -> None:
     assert isinstance(decoded.envelope, Envelope)
     request = decoded.data_as(spec_for(REQUESTED).model)
     assert request.aggregate_id() == "RR-2020-0001"
-    with pytest.raises(TypeError, match="expected kumkm.loans.loan.disbursed.v1"):
+    with pytest.raises(TypeError, match=r"expected kumkm\.loans\.loan\.disbursed\.v1"):
         decoded.data_as(LoanDisbursed)
 
 
@@ -180,7 +180,7 @@ def test_invalid_envelope_names_the_field(changes: dict[str, Any], field: str, f
 
 
 @pytest.mark.parametrize(
-    "missing", ["specversion", "id", "source", "type", "time", "datacontenttype", "subject", "data"]
+    "missing", ["specversion", "id", "source", "type", "time", "datacontenttype", "data"]
 )
 def test_required_envelope_attributes(missing: str) -> None:
     body = envelope_dict()
@@ -188,6 +188,13 @@ def test_required_envelope_attributes(missing: str) -> None:
     error = contract_error(encode(body))
     assert error.code == "invalid_envelope"
     assert error.errors == [FieldError(missing, "Field required")]
+
+
+def test_missing_subject_is_filled_from_the_aggregate_id() -> None:
+    body = envelope_dict()
+    del body["subject"]
+    decoded = decode_event(encode(body))
+    assert decoded.envelope.subject == "RR-2020-0001"
 
 
 def test_subject_must_carry_the_aggregate_id() -> None:

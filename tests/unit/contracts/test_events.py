@@ -6,8 +6,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from pydantic import ValidationError
-
 from kumkm_shared.contracts import (
     EVENTS,
     Channel,
@@ -24,6 +22,8 @@ from kumkm_shared.contracts import (
     make_event,
     spec_for,
 )
+from pydantic import ValidationError
+
 from tests.unit.contracts.samples import SAMPLES
 
 pytestmark = pytest.mark.unit
@@ -168,7 +168,7 @@ def test_borrower_id_must_match_its_kind() -> None:
 
 
 def test_first_due_must_follow_disbursement() -> None:
-    with pytest.raises(ValidationError, match="first_due_on .* must be after disbursed_on"):
+    with pytest.raises(ValidationError, match=r"first_due_on .* must be after disbursed_on"):
         build("kumkm.loans.loan.disbursed.v1", first_due_on="2019-06-03")
 
 

@@ -1,5 +1,4 @@
 import pytest
-
 from kumkm_shared.contracts import (
     DLQ_STREAM,
     EVENTS,

@@ -1,0 +1,46 @@
+"""The loans domain: pure rules and data, no I/O."""
+
+from kumkm_loans.domain.collectibility import GRADE_NAMES, days_past_due, grade_for
+from kumkm_loans.domain.loan import Arrears, Loan, RepaymentAllocation
+from kumkm_loans.domain.policy import (
+    Assessment,
+    Outcome,
+    PolicyLimits,
+    PolicyReason,
+    RequestFacts,
+    RestructuringPolicy,
+)
+from kumkm_loans.domain.restructuring import (
+    LoanPosition,
+    RestructuringPlan,
+    Terms,
+    plan_restructuring,
+    position_at,
+)
+from kumkm_loans.domain.schedule import ZERO, Installment, Schedule, add_months, build_schedule, rupiah
+
+__all__ = [
+    "GRADE_NAMES",
+    "ZERO",
+    "Arrears",
+    "Assessment",
+    "Installment",
+    "Loan",
+    "LoanPosition",
+    "Outcome",
+    "PolicyLimits",
+    "PolicyReason",
+    "RepaymentAllocation",
+    "RequestFacts",
+    "RestructuringPlan",
+    "RestructuringPolicy",
+    "Schedule",
+    "Terms",
+    "add_months",
+    "build_schedule",
+    "days_past_due",
+    "grade_for",
+    "plan_restructuring",
+    "position_at",
+    "rupiah",
+]

@@ -1,0 +1,1 @@
+"""The notifications domain: subscriptions, delivery rules and contact preferences. No I/O."""

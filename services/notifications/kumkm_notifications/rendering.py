@@ -1,0 +1,168 @@
+"""Templates and their formatting: Jinja2 files per event type and locale, Babel for rupiah and dates.
+
+A template file is ``templates/<locale>/<event type>.j2`` with three blocks: ``subject``, ``text`` and
+``html``. The html block is rendered with autoescaping, the other two without. A template that is
+missing, or lacks a block, stops the service at start-up (``TemplateCatalog.check``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_decimal, format_percent
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, pass_context
+
+from kumkm_shared.contracts import Locale
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from jinja2.runtime import Context
+
+TEMPLATES = Path(__file__).parent / "templates"
+BLOCKS = ("subject", "text", "html")
+JAKARTA = ZoneInfo("Asia/Jakarta")
+
+COLLECTIBILITY = {
+    Locale.ID_ID: {1: "lancar", 2: "dalam perhatian khusus (DPK)", 3: "kurang lancar", 4: "diragukan", 5: "macet"},
+    Locale.EN_US: {1: "current", 2: "special mention", 3: "substandard", 4: "doubtful", 5: "loss"},
+}
+
+
+class MissingTemplateError(RuntimeError):
+    """Some subscribed event has no template (or an incomplete one) in some locale."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def rupiah(amount: Decimal | str | int, locale: Locale | str) -> str:
+    """``Rp2.500.000.000`` in Indonesian, ``Rp2,500,000,000`` in English; cents only when there are any."""
+    value = Decimal(str(amount))
+    pattern = "#,##0" if value == value.to_integral_value() else "#,##0.00"
+    text = format_decimal(abs(value), format=pattern, locale=str(locale))
+    return f"-Rp{text}" if value < 0 else f"Rp{text}"
+
+
+def long_date(value: date | str, locale: Locale | str) -> str:
+    """``26 November 2026`` in Indonesian, ``November 26, 2026`` in English."""
+    day = date.fromisoformat(value) if isinstance(value, str) else value
+    return format_date(day, format="long", locale=str(locale))
+
+
+def jakarta_datetime(value: datetime, locale: Locale | str) -> str:
+    """A moment shown in Jakarta time: ``26 November 2026 14.30 WIB``."""
+    local = value.astimezone(JAKARTA)
+    return f"{format_date(local.date(), format='long', locale=str(locale))} " + format_datetime(
+        local, format="HH.mm" if str(locale) == Locale.ID_ID else "h:mm a", locale=str(locale)
+    ) + " WIB"
+
+
+def percent(rate: Decimal | str, locale: Locale | str) -> str:
+    """An annual rate such as ``0.06`` as ``6%`` (``2,5%`` in Indonesian)."""
+    return format_percent(Decimal(str(rate)), format="#,##0.##%", locale=str(locale))
+
+
+def _locale(ctx: Context) -> Locale:
+    return Locale(ctx["locale"])
+
+
+@pass_context
+def _rupiah(ctx: Context, amount: Any) -> str:
+    return rupiah(amount, _locale(ctx))
+
+
+@pass_context
+def _date(ctx: Context, value: Any) -> str:
+    return long_date(value, _locale(ctx))
+
+
+@pass_context
+def _datetime(ctx: Context, value: Any) -> str:
+    return jakarta_datetime(value, _locale(ctx))
+
+
+@pass_context
+def _percent(ctx: Context, value: Any) -> str:
+    return percent(value, _locale(ctx))
+
+
+@pass_context
+def _collectibility(ctx: Context, grade: int) -> str:
+    return f"{grade} ({COLLECTIBILITY[_locale(ctx)][int(grade)]})"
+
+
+@pass_context
+def _reason(ctx: Context, reason: Any) -> str:
+    return str(reason.text_id if _locale(ctx) is Locale.ID_ID else reason.text_en)
+
+
+def _environment(directory: Path, *, autoescape: bool) -> Environment:
+    env = Environment(  # noqa: S701 - autoescape is on for the html block, off for plain text on purpose
+        loader=FileSystemLoader(directory),
+        autoescape=autoescape,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters.update(
+        rupiah=_rupiah,
+        date=_date,
+        datetime=_datetime,
+        percent=_percent,
+        collectibility=_collectibility,
+        reason=_reason,
+    )
+    return env
+
+
+class TemplateCatalog:
+    def __init__(self, directory: Path = TEMPLATES) -> None:
+        self.directory = directory
+        self._text = _environment(directory, autoescape=False)
+        self._html = _environment(directory, autoescape=True)
+
+    @staticmethod
+    def name(event_type: str, locale: Locale) -> str:
+        return f"{locale.value}/{event_type}.j2"
+
+    def check(self, event_types: Iterable[str]) -> None:
+        """Fail loudly, naming every gap, unless each event type has all blocks in every locale."""
+        problems: list[str] = []
+        for event_type in sorted(event_types):
+            for locale in Locale:
+                name = self.name(event_type, locale)
+                try:
+                    template = self._text.get_template(name)
+                except TemplateNotFound:
+                    problems.append(f"{name}: missing")
+                    continue
+                problems.extend(f"{name}: no '{block}' block" for block in BLOCKS if block not in template.blocks)
+        if problems:
+            raise MissingTemplateError(
+                f"notification templates are incomplete in {self.directory}: " + "; ".join(problems)
+            )
+
+    def render(self, event_type: str, locale: Locale, context: dict[str, Any]) -> Rendered:
+        variables = {**context, "locale": locale.value}
+        parts: dict[str, str] = {}
+        for block in BLOCKS:
+            env = self._html if block == "html" else self._text
+            template = env.get_template(self.name(event_type, locale))
+            parts[block] = "".join(template.blocks[block](template.new_context(variables))).strip()
+        return Rendered(
+            subject=" ".join(parts["subject"].split()),  # a header is one line
+            text=parts["text"] + "\n",
+            html=parts["html"] + "\n",
+        )

@@ -1,0 +1,256 @@
+"""The demo flow of ``kumkm up --demo``: the Kranggan story, as integrators and officers would drive it.
+
+It publishes integrator events (validated against the contracts first), drives the curator's step over
+HTTP, and prints every consequence as it lands on the streams. It contains no business rules: every
+decision shown is made by the services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import nats.errors
+
+from kumkm_shared.cli.connect import connect
+from kumkm_shared.contracts import spec_for, validate_event_payload
+from kumkm_shared.messaging.outbox import nats_headers
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+    from rich.console import Console
+
+    from kumkm_shared.cli.runinfo import RunInfo
+
+REGION = {"province": "Jawa Barat", "city": "Kota Bekasi"}
+COOPERATIVE = {
+    "kind": "cooperative",
+    "id": "3275010101010001",
+    "name": "Koperasi Pedagang Pasar Kranggan",
+    "region": REGION,
+}
+SELLER = {
+    "nib": "9120001234567",
+    "name": "CV Meubel Jati Kranggan",
+    "scale": "small",
+    "cooperative_id": "3275010101010001",
+    "region": REGION,
+}
+BUYER = {
+    "id": "DISDIK-KOTA-BEKASI",
+    "name": "Dinas Pendidikan Kota Bekasi",
+    "kind": "local_government",
+    "work_unit": "Bidang Sarana Prasarana",
+    "commitment_official": "Rina Wulandari",
+    "region": REGION,
+}
+
+
+def _event(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "kumkm/demo",
+        "type": event_type,
+        "time": datetime.now(UTC).isoformat(),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def demo_events(suffix: str) -> list[dict[str, Any]]:
+    loan_id, product_id = f"LN-DEMO-{suffix}", f"PRD-DEMO-{suffix}"
+    now = datetime.now(UTC).isoformat()
+    return [
+        _event(
+            "kumkm.notifications.contact.upserted.v1",
+            {
+                "party_id": COOPERATIVE["id"],
+                "party_kind": "cooperative",
+                "name": COOPERATIVE["name"],
+                "email": "pengurus@kranggan.example.id",
+                "locale": "id_ID",
+                "channels": ["email", "inbox"],
+                "opt_outs": [],
+                "updated_at": now,
+            },
+        ),
+        _event(
+            "kumkm.notifications.contact.upserted.v1",
+            {
+                "party_id": SELLER["nib"],
+                "party_kind": "umkm",
+                "name": SELLER["name"],
+                "email": "meubel@kranggan.example.id",
+                "locale": "id_ID",
+                "channels": ["email", "inbox"],
+                "opt_outs": [],
+                "updated_at": now,
+            },
+        ),
+        _event(
+            "kumkm.loans.loan.disbursed.v1",
+            {
+                "loan_id": loan_id,
+                "lender": "LPDB-KUMKM",
+                "borrower": COOPERATIVE,
+                "principal": "2500000000.00",
+                "annual_rate": "0.06",
+                "tenor_months": 60,
+                "method": "annuity",
+                "disbursed_on": "2019-06-15",
+                "first_due_on": "2019-07-15",
+            },
+        ),
+        _event(
+            "kumkm.loans.restructuring.requested.v1",
+            {
+                "request_id": f"RR-DEMO-{suffix}",
+                "loan_id": loan_id,
+                "requested_on": "2020-04-15",
+                "reason": "covid19_direct",
+                "impact": {"revenue_drop_pct": "45", "note": "Pasar sepi selama PSBB"},
+                "proposal": [
+                    {"scheme": "grace_period", "months": 6, "on": "principal"},
+                    {"scheme": "tenor_extension", "extra_months": 12},
+                ],
+                "reschedule_from": "2020-05-15",
+            },
+        ),
+        _event(
+            "kumkm.catalog.product.submitted.v1",
+            {
+                "product_id": product_id,
+                "revision": 1,
+                "seller": SELLER,
+                "name": "Meja belajar kayu jati",
+                "category": "furniture",
+                "unit": "pcs",
+                "unit_price": "1250000.00",
+                "min_order_qty": 10,
+                "stock": 200,
+                "tkdn_pct": "85",
+                "certifications": ["sni"],
+                "description": "Meja belajar siswa, kayu jati, finishing natural.",
+            },
+        ),
+    ]
+
+
+def order_event(suffix: str) -> dict[str, Any]:
+    return _event(
+        "kumkm.catalog.order.placed.v1",
+        {
+            "order_id": f"ORD-DEMO-{suffix}",
+            "buyer": BUYER,
+            "budget": {"rup_code": "RUP-32750001", "fiscal_year": 2021},
+            "lines": [{"product_id": f"PRD-DEMO-{suffix}", "qty": 40, "unit_price": "1250000.00"}],
+            "delivery": {"address": "Jl. Ir. H. Juanda No. 100, Kota Bekasi", "needed_by": "2021-07-01"},
+        },
+    )
+
+
+async def _publish(js: JetStreamContext, obj: dict[str, Any], console: Console) -> None:
+    event = validate_event_payload(obj)
+    env = event.envelope
+    await js.publish(
+        env.type, env.to_json_bytes(), headers=nats_headers(env), stream=spec_for(env.type).stream
+    )
+    console.print(f"[bold yellow]→ published[/] {env.type} [dim]{env.subject}[/]")
+
+
+async def _watch(js: JetStreamContext, console: Console, seconds: float, stop_after: set[str]) -> set[str]:
+    """Print every event newer than now for up to ``seconds``; stop early once all of ``stop_after`` appeared."""
+    from nats.js.api import DeliverPolicy
+
+    sub = await js.subscribe("kumkm.>", ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
+    seen: set[str] = set()
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline and not stop_after <= seen:
+            try:
+                msg = await sub.next_msg(timeout=0.5)
+            except nats.errors.TimeoutError:
+                continue
+            seen.add(msg.subject)
+            with contextlib.suppress(ValueError):
+                body = json.loads(msg.data)
+                data = body.get("data", {})
+                detail = {
+                    k: v
+                    for k, v in data.items()
+                    if k
+                    in (
+                        "decision",
+                        "reason_codes",
+                        "summary",
+                        "listed_price",
+                        "total",
+                        "channel",
+                        "party_id",
+                        "current",
+                        "days_past_due",
+                        "reason_code",
+                        "status",
+                    )
+                }
+                console.print(
+                    f"[bold green]← {msg.subject}[/] [dim]{body.get('subject', '')}[/] {json.dumps(detail)}"
+                )
+    finally:
+        await sub.unsubscribe()
+    return seen
+
+
+async def _demo(info: RunInfo, console: Console) -> None:
+    suffix = uuid.uuid4().hex[:6].upper()
+    async with connect(info, name="kumkm-demo") as nc:
+        js = nc.jetstream()
+        console.rule("[bold]demo: the Kranggan visit[/]")
+        watcher = asyncio.create_task(
+            _watch(
+                js,
+                console,
+                20.0,
+                {"kumkm.loans.restructuring.approved.v1", "kumkm.catalog.product.curated.v1"},
+            )
+        )
+        await asyncio.sleep(0.3)
+        for obj in demo_events(suffix):
+            await _publish(js, obj, console)
+        await watcher
+        catalog = info.services.get("catalog")
+        if catalog:
+            async with httpx.AsyncClient(base_url=catalog, timeout=10) as http:
+                response = await http.post(
+                    f"/products/PRD-DEMO-{suffix}/curation",
+                    json={
+                        "decision": "approved",
+                        "tier": "local",
+                        "curator": "curator-demo",
+                        "notes": "Lengkap; TKDN 85%.",
+                        "checklist": [{"item": "documents_complete", "passed": True}],
+                    },
+                )
+                console.print(
+                    f"[bold yellow]→ curator[/] POST /products/PRD-DEMO-{suffix}/curation: "
+                    f"{response.status_code}"
+                )
+            watcher = asyncio.create_task(_watch(js, console, 15.0, {"kumkm.catalog.order.accepted.v1"}))
+            await asyncio.sleep(0.3)
+            await _publish(js, order_event(suffix), console)
+            await watcher
+        console.rule("[bold]demo done[/] — `kumkm tail` follows new events; Ctrl-C stops everything")
+
+
+def run_demo(info: RunInfo, console: Console) -> None:
+    try:
+        asyncio.run(_demo(info, console))
+    except Exception as exc:  # the demo is a show; the system keeps running if it stumbles
+        console.print(f"[red]demo failed: {exc!r}[/]")

@@ -1,0 +1,195 @@
+"""Real NATS and Postgres configured exactly as deploy/ configures them, for the permission and role tests.
+
+- NATS runs twice per module: with deploy/nats/nats-server.conf (docker-compose), and with the accounts of
+  the Helm values (deploy/k8s/nats/values.yaml, `config.merge`) rendered into a config file.
+- Postgres runs twice: initialised by deploy/postgres/initdb (as the official image does), and by the
+  CloudNativePG bootstrap SQL plus the managed roles of deploy/k8s/postgres/cluster.yaml.
+
+The passwords are generated per session and reach the servers through the environment that
+docker-compose.yml gives the nats and postgres containers (read with compose_env), so the variable names
+are checked too. After initialisation, Postgres requires passwords over TCP (scram-sha-256) for every role
+but the superuser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import asyncpg
+import pytest
+import yaml
+
+from kumkm_shared.servers import EmbeddedNats, EmbeddedPostgres
+from kumkm_shared.testing.plugin import run_async, server_folder
+from tests.integration.deploy.compose_env import ComposeService, load_compose, read_env_file
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+ROOT = Path(__file__).resolve().parents[3]
+DEPLOY = ROOT / "deploy"
+SERVICES = ("loans", "catalog", "notifications")
+DATABASE = "kumkm"
+
+
+@dataclass(frozen=True)
+class DeployNats:
+    kind: str
+    url: str
+    # NATS user name -> password
+    passwords: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DeployPostgres:
+    kind: str
+    host: str
+    port: int
+    # role -> password
+    passwords: dict[str, str]
+    superuser_dsn: str
+
+    def dsn(self, role: str, password: str | None = None, database: str = DATABASE) -> str:
+        secret = self.passwords[role] if password is None else password
+        return f"postgresql://{role}:{secret}@{self.host}:{self.port}/{database}"
+
+
+@pytest.fixture(scope="session")
+def deploy_env() -> dict[str, str]:
+    """.env.example with a fresh random value for every password (letters first, as .env.example asks)."""
+    env = read_env_file()
+    for key in env:
+        if key.endswith("_PASSWORD"):
+            env[key] = "pw" + secrets.token_hex(16)
+    return env
+
+
+@pytest.fixture(scope="session")
+def compose_services(deploy_env: dict[str, str]) -> dict[str, ComposeService]:
+    return load_compose(deploy_env)
+
+
+def _nats_passwords(compose_services: dict[str, ComposeService]) -> dict[str, str]:
+    # The nats container's NATS_<USER>_PASSWORD variables name the users of deploy/nats/accounts.conf.
+    env = compose_services["nats"].environment
+    return {key.removeprefix("NATS_").removesuffix("_PASSWORD").lower(): value for key, value in env.items()}
+
+
+def render_helm_accounts(values_file: Path = DEPLOY / "k8s" / "nats" / "values.yaml") -> str:
+    """The Helm values' `config.merge` as a NATS config file (the chart writes it as JSON the same way)."""
+    merge = yaml.safe_load(values_file.read_text())["config"]["merge"]
+    lines = []
+    for key, value in merge.items():
+        text = json.dumps(value, indent=2)
+        # `<< $VAR >>` is the chart's marker for an unquoted value: a NATS variable reference.
+        lines.append(f"{key}: " + re.sub(r'"<< (\$[A-Za-z0-9_]+) >>"', r"\1", text))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module", params=["compose", "helm"])
+def deploy_nats(
+    request: pytest.FixtureRequest, compose_services: dict[str, ComposeService]
+) -> Iterator[DeployNats]:
+    kind: str = request.param
+    with server_folder(f"kumkm-deploy-nats-{kind}-") as folder:
+        if kind == "compose":
+            config = DEPLOY / "nats" / "nats-server.conf"
+        else:
+            config = folder / "helm-accounts.conf"
+            config.write_text(render_helm_accounts())
+        server = EmbeddedNats(folder / "data", config_file=config)
+        with pytest.MonkeyPatch.context() as env:
+            for key, value in compose_services["nats"].environment.items():
+                env.setenv(key, value)
+            server.start()
+        try:
+            yield DeployNats(kind=kind, url=server.url, passwords=_nats_passwords(compose_services))
+        finally:
+            server.stop()
+
+
+def _require_passwords_over_tcp(server: EmbeddedPostgres) -> None:
+    """Trust only the superuser (the test's admin); every other role must log in with its password."""
+    (server.pgdata / "pg_hba.conf").write_text(
+        "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+    )
+    server.psql("-c", "SELECT pg_reload_conf()")
+    # The postmaster applies the reload asynchronously: wait until a wrong password is refused.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            run_async(lambda: _try_login(server.dsn_for("loans", "wrong", DATABASE)))
+        except asyncpg.InvalidPasswordError:
+            return
+        except (OSError, asyncpg.PostgresError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("pg_hba.conf reload did not take effect")
+        time.sleep(0.05)
+
+
+async def _try_login(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    await conn.close()
+
+
+async def _apply_cloudnativepg_bootstrap(admin_dsn: str, passwords: dict[str, str]) -> None:
+    cluster = yaml.safe_load((DEPLOY / "k8s" / "postgres" / "cluster.yaml").read_text())["spec"]
+    initdb = cluster["bootstrap"]["initdb"]
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        # What CloudNativePG's initdb bootstrap does first: the application database and its owner.
+        await admin.execute(f'CREATE ROLE "{initdb["owner"]}" LOGIN')
+        await admin.execute(f'CREATE DATABASE "{initdb["database"]}" OWNER "{initdb["owner"]}"')
+    finally:
+        await admin.close()
+    app = await asyncpg.connect(admin_dsn.rsplit("/", 1)[0] + "/" + initdb["database"])
+    try:
+        for statement in initdb["postInitApplicationSQL"]:
+            await app.execute(statement)
+        # managed.roles: the operator reconciles LOGIN and the password from each role's Secret.
+        for role in cluster["managed"]["roles"]:
+            login = "LOGIN" if role["login"] else "NOLOGIN"
+            sql = await app.fetchval(
+                f"SELECT format('ALTER ROLE %I WITH {login} PASSWORD %L', $1::text, $2::text)",
+                role["name"],
+                passwords[role["name"]],
+            )
+            await app.execute(sql)
+    finally:
+        await app.close()
+
+
+@pytest.fixture(scope="module", params=["compose-initdb", "cloudnativepg"])
+def deploy_postgres(
+    request: pytest.FixtureRequest, compose_services: dict[str, ComposeService]
+) -> Iterator[DeployPostgres]:
+    kind: str = request.param
+    env = compose_services["postgres"].environment
+    passwords = {role: env[f"{role.upper()}_DB_PASSWORD"] for role in SERVICES}
+    init_scripts = (DEPLOY / "postgres" / "initdb").resolve() if kind == "compose-initdb" else None
+    with server_folder(f"kumkm-deploy-pg-{kind}-") as folder:
+        server = EmbeddedPostgres(folder, init_scripts=init_scripts, fsync=False)
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in env.items():
+                patch.setenv(key, value)
+            server.start()
+        try:
+            if kind == "cloudnativepg":
+                run_async(lambda: _apply_cloudnativepg_bootstrap(server.dsn, passwords))
+            _require_passwords_over_tcp(server)
+            yield DeployPostgres(
+                kind=kind,
+                host="127.0.0.1",
+                port=server.port,
+                passwords=passwords,
+                superuser_dsn=server.dsn_for("postgres", database=DATABASE),
+            )
+        finally:
+            server.stop()

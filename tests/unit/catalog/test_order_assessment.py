@@ -1,0 +1,149 @@
+"""Every order rejection code, and what an accepted order carries."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from kumkm_catalog.domain.orders import (
+    ListedProduct,
+    OrderRules,
+    RejectionCode,
+    RequestedLine,
+    assess_order,
+)
+
+pytestmark = pytest.mark.unit
+
+CHAIR = ListedProduct(
+    product_id="P-CHAIR",
+    name="Kursi siswa kayu jati",
+    listed=True,
+    seller_nib="9120001234567",
+    listed_price=Decimal("450000.00"),
+    min_order_qty=10,
+    stock_available=100,
+)
+DESK = ListedProduct(
+    product_id="P-DESK",
+    name="Meja siswa",
+    listed=True,
+    seller_nib="9120001234567",
+    listed_price=Decimal("800000.00"),
+    min_order_qty=5,
+    stock_available=50,
+)
+OTHER_SELLER = ListedProduct(
+    product_id="P-PAPER",
+    name="Kertas HVS A4",
+    listed=True,
+    seller_nib="8120009876543",
+    listed_price=Decimal("55000.00"),
+    min_order_qty=1,
+    stock_available=1000,
+)
+UNLISTED = ListedProduct(
+    product_id="P-PENDING",
+    name="Lemari arsip",
+    listed=False,
+    seller_nib="9120001234567",
+    listed_price=None,
+    min_order_qty=1,
+    stock_available=10,
+)
+PRODUCTS = {p.product_id: p for p in (CHAIR, DESK, OTHER_SELLER, UNLISTED)}
+RULES = OrderRules()
+
+
+def line(product: ListedProduct, qty: int, price: Decimal | None = None) -> RequestedLine:
+    return RequestedLine(product.product_id, qty, price if price is not None else product.listed_price or Decimal(1))
+
+
+def test_a_valid_order_is_accepted_with_priced_lines_and_total() -> None:
+    result = assess_order([line(CHAIR, 40), line(DESK, 5)], PRODUCTS, RULES)
+    assert result.accepted
+    assert result.codes == []
+    assert result.seller_nib == CHAIR.seller_nib
+    assert [(x.product_id, x.qty, x.line_total) for x in result.lines] == [
+        ("P-CHAIR", 40, Decimal("18000000.00")),
+        ("P-DESK", 5, Decimal("4000000.00")),
+    ]
+    assert result.total == Decimal("22000000.00")
+
+
+def test_unknown_product_is_not_listed() -> None:
+    result = assess_order([RequestedLine("P-NOPE", 1, Decimal(1))], PRODUCTS, RULES)
+    assert result.codes == [RejectionCode.PRODUCT_NOT_LISTED]
+    assert result.problems[0].ref == "P-NOPE"
+
+
+def test_product_awaiting_curation_is_not_listed() -> None:
+    assert assess_order([line(UNLISTED, 1, Decimal(1))], PRODUCTS, RULES).codes == [RejectionCode.PRODUCT_NOT_LISTED]
+
+
+def test_price_must_be_the_listed_price() -> None:
+    result = assess_order([line(CHAIR, 40, Decimal("400000.00"))], PRODUCTS, RULES)
+    assert result.codes == [RejectionCode.PRICE_MISMATCH]
+    assert "Rp400,000.00" in result.problems[0].text_en
+    assert result.problems[0].text_id
+
+
+def test_quantity_below_the_minimum_order() -> None:
+    assert assess_order([line(CHAIR, 9)], PRODUCTS, RULES).codes == [RejectionCode.BELOW_MIN_ORDER]
+
+
+def test_quantity_above_the_available_stock() -> None:
+    assert assess_order([line(CHAIR, 101)], PRODUCTS, RULES).codes == [RejectionCode.INSUFFICIENT_STOCK]
+
+
+def test_package_ceiling() -> None:
+    big = ListedProduct("P-BUS", "Bus sekolah", True, CHAIR.seller_nib, Decimal("1250000000.00"), 1, 10)
+    products = {**PRODUCTS, big.product_id: big}
+    assert assess_order([line(big, 2)], products, RULES).accepted  # exactly Rp2.5 bn is allowed
+    result = assess_order([line(big, 2), line(CHAIR, 10)], products, RULES)
+    assert result.codes == [RejectionCode.LIMIT_EXCEEDED]
+    assert assess_order([line(big, 1)], products, OrderRules(package_ceiling=Decimal(1_000_000_000))).codes == [
+        RejectionCode.LIMIT_EXCEEDED
+    ]
+
+
+def test_one_order_one_seller() -> None:
+    result = assess_order([line(CHAIR, 10), line(OTHER_SELLER, 1)], PRODUCTS, RULES)
+    assert result.codes == [RejectionCode.MULTIPLE_SELLERS]
+    assert result.seller_nib is None
+
+
+def test_the_same_product_twice_is_a_duplicate_line() -> None:
+    assert assess_order([line(CHAIR, 10), line(CHAIR, 10)], PRODUCTS, RULES).codes == [RejectionCode.DUPLICATE_LINE]
+
+
+def test_every_problem_is_reported_once_per_code() -> None:
+    result = assess_order(
+        [line(CHAIR, 5, Decimal(1)), line(OTHER_SELLER, 2000), RequestedLine("P-NOPE", 1, Decimal(1))],
+        PRODUCTS,
+        RULES,
+    )
+    assert set(result.codes) == {
+        RejectionCode.PRICE_MISMATCH,
+        RejectionCode.BELOW_MIN_ORDER,
+        RejectionCode.INSUFFICIENT_STOCK,
+        RejectionCode.PRODUCT_NOT_LISTED,
+        RejectionCode.MULTIPLE_SELLERS,
+    }
+    assert len(result.codes) == len(set(result.codes))
+    assert not result.accepted
+    assert result.lines == ()
+
+
+def test_every_rejection_code_is_exercised() -> None:
+    # The tests above cover each code; this guards against a new code without a test.
+    assert {c.value for c in RejectionCode} == {
+        "product_not_listed",
+        "price_mismatch",
+        "insufficient_stock",
+        "below_min_order",
+        "limit_exceeded",
+        "multiple_sellers",
+        "duplicate_line",
+    }
