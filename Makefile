@@ -11,7 +11,7 @@ $(STAMP): shared/pyproject.toml services/*/pyproject.toml requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv
 	@$(BIN)/python -m uv pip install -q --python $(BIN)/python \
-		-e shared -e services/loans -e services/catalog -e services/notifications \
+		-e 'shared[embedded]' -e services/loans -e services/catalog -e services/notifications \
 		-r requirements-dev.txt
 	@touch $(STAMP)
 

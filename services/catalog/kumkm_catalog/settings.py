@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date  # noqa: TC003 - pydantic needs it at runtime
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,7 +38,9 @@ class CatalogSettings(BaseSettings):
     package_ceiling: Decimal = Field(
         default=Decimal(2_500_000_000), gt=0, description="Small-business package ceiling per order (rupiah)"
     )
-    tkdn_min_pct: Decimal = Field(default=Decimal(25), ge=0, le=100, description="Minimum local content (TKDN)")
+    tkdn_min_pct: Decimal = Field(
+        default=Decimal(25), ge=0, le=100, description="Minimum local content (TKDN)"
+    )
     confirmation_working_days: int = Field(default=3, ge=1, le=30, description="Seller confirmation window")
     price_bands: dict[str, Band] = Field(
         default_factory=dict, description="Reference unit-price band per category code"
@@ -50,7 +52,9 @@ class CatalogSettings(BaseSettings):
     tick_interval_seconds: float = Field(
         default=60.0, gt=0, description="How often the worker runs the day's confirmation timeouts"
     )
-    umkm_target_pct: Decimal = Field(default=Decimal(40), description="National target share (Perpres 12/2021)")
+    umkm_target_pct: Decimal = Field(
+        default=Decimal(40), description="National target share (Perpres 12/2021)"
+    )
 
     def curation_rules(self) -> CurationRules:
         return CurationRules(
@@ -62,4 +66,6 @@ class CatalogSettings(BaseSettings):
         return OrderRules(package_ceiling=self.package_ceiling)
 
     def calendar(self) -> BusinessCalendar:
-        return BusinessCalendar(extra_holidays=frozenset(self.extra_holidays), national=self.national_holidays)
+        return BusinessCalendar(
+            extra_holidays=frozenset(self.extra_holidays), national=self.national_holidays
+        )

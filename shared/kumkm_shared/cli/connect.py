@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -27,6 +28,9 @@ async def connect(info: RunInfo, *, name: str = "kumkm-cli") -> AsyncIterator[Cl
     if user:
         options["user"] = user
         options["password"] = password or ""
+    inbox_prefix = os.environ.get("KUMKM_NATS_INBOX_PREFIX")
+    if inbox_prefix:
+        options["inbox_prefix"] = inbox_prefix.encode()
     nc = await nats.connect(**options)
     try:
         yield nc

@@ -166,7 +166,7 @@ async def _publish(js: JetStreamContext, obj: dict[str, Any], console: Console) 
 
 
 async def _watch(js: JetStreamContext, console: Console, seconds: float, stop_after: set[str]) -> set[str]:
-    """Print every event newer than now for up to ``seconds``; stop early once all of ``stop_after`` appeared."""
+    """Print events newer than now for up to ``seconds``, stopping once all of ``stop_after`` appeared."""
     from nats.js.api import DeliverPolicy
 
     sub = await js.subscribe("kumkm.>", ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)

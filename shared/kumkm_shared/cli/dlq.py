@@ -75,11 +75,33 @@ def _run(info: RunInfo, work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
 
 @app.command("list")
 def list_(
-    data_dir: DataDir = DEFAULT_DATA_DIR, context: Context = None, reason: Reason = None, since: Since = None
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    context: Context = None,
+    reason: Reason = None,
+    since: Since = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line, for scripts")] = False,
 ) -> None:
     """List dead letters, filtered by context, reason and time."""
     flt = DeadLetterFilter(context=context, reason=reason, since=parse_since(since))
     items = _run(_system(data_dir), lambda js: read_dead_letters(js, flt))
+    if as_json:
+        for item in items:
+            letter = item.letter
+            typer.echo(
+                json.dumps(
+                    {
+                        "id": item.seq,
+                        "failed_at": letter.failed_at,
+                        "context": letter.service,
+                        "consumer": letter.consumer,
+                        "reason_code": letter.reason_code,
+                        "subject": letter.subject,
+                        "deliveries": letter.delivery_count,
+                        "reason": letter.reason,
+                    }
+                )
+            )
+        return
     table = Table(title=f"dead letters ({len(items)})")
     for col in ("id", "failed at", "context", "consumer", "reason", "subject", "deliveries", "detail"):
         table.add_column(col)

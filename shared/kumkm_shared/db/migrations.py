@@ -73,7 +73,10 @@ async def migrate(
     applied_now: list[int] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))
     try:
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        # A locked-down role owns its schema but may not CREATE on the database, and Postgres checks that
+        # privilege before IF NOT EXISTS: only create the schema when it is really missing.
+        if not await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", schema):
+            await conn.execute(f"CREATE SCHEMA {schema}")
         await conn.execute(
             f"""CREATE TABLE IF NOT EXISTS {schema}.{table} (
                     version integer PRIMARY KEY,

@@ -109,6 +109,7 @@ CONSUMER_DECLS: tuple[ConsumerDecl, ...] = (
         stream="KUMKM_LOANS",
         service="notifications",
         filter_subjects=_loans(
+            "loan.disbursed",  # who borrowed: a restructuring request names only its loan
             "restructuring.requested",
             "restructuring.approved",
             "restructuring.rejected",

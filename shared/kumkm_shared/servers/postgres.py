@@ -130,7 +130,7 @@ class EmbeddedPostgres:
     ) -> None:
         self.data_dir = data_dir.absolute()
         self.port = port or free_port()
-        self.init_scripts = init_scripts
+        self.init_scripts = init_scripts.resolve() if init_scripts is not None else None
         self.fsync = fsync
         self.bin_dir = postgres_bin_dir()
         self._process: subprocess.Popen[bytes] | None = None

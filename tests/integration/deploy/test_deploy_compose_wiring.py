@@ -37,11 +37,6 @@ def _run(service: ComposeService) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.xfail(
-    reason="the kumkm CLI (kumkm_shared/cli/connect.py) ignores KUMKM_NATS_INBOX_PREFIX, so the provision "
-    "user, whose replies are allowed only on _INBOX_provision.>, never receives the JetStream API answers",
-    strict=False,
-)
 @pytest.mark.parametrize("deploy_nats", ["compose"], indirect=True)
 async def test_provision_one_shot_runs_with_its_compose_environment(
     deploy_nats: DeployNats, compose_services: dict[str, ComposeService]

@@ -102,13 +102,6 @@ async def test_role_creates_and_uses_objects_in_its_own_schema(
         await conn.execute("DROP FUNCTION scratch_count(); DROP VIEW scratch_view; DROP TABLE scratch")
 
 
-@pytest.mark.xfail(
-    reason="kumkm_shared.db.migrations.migrate runs CREATE SCHEMA IF NOT EXISTS, which Postgres refuses "
-    "without CREATE on the database (checked before IF NOT EXISTS): it should skip the statement when "
-    "pg_namespace already has the schema",
-    raises=asyncpg.InsufficientPrivilegeError,
-    strict=False,
-)
 @pytest.mark.parametrize("role", SERVICES)
 async def test_platform_migrations_run_with_the_service_role(
     deploy_postgres: DeployPostgres, role: str

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     import asyncpg
 
-    from tests.integration.messaging.conftest import Toy
+    from tests.support.toy import Toy
 
 pytestmark = pytest.mark.integration
 

@@ -57,7 +57,9 @@ RULES = OrderRules()
 
 
 def line(product: ListedProduct, qty: int, price: Decimal | None = None) -> RequestedLine:
-    return RequestedLine(product.product_id, qty, price if price is not None else product.listed_price or Decimal(1))
+    return RequestedLine(
+        product.product_id, qty, price if price is not None else product.listed_price or Decimal(1)
+    )
 
 
 def test_a_valid_order_is_accepted_with_priced_lines_and_total() -> None:
@@ -79,7 +81,9 @@ def test_unknown_product_is_not_listed() -> None:
 
 
 def test_product_awaiting_curation_is_not_listed() -> None:
-    assert assess_order([line(UNLISTED, 1, Decimal(1))], PRODUCTS, RULES).codes == [RejectionCode.PRODUCT_NOT_LISTED]
+    assert assess_order([line(UNLISTED, 1, Decimal(1))], PRODUCTS, RULES).codes == [
+        RejectionCode.PRODUCT_NOT_LISTED
+    ]
 
 
 def test_price_must_be_the_listed_price() -> None:
@@ -103,9 +107,9 @@ def test_package_ceiling() -> None:
     assert assess_order([line(big, 2)], products, RULES).accepted  # exactly Rp2.5 bn is allowed
     result = assess_order([line(big, 2), line(CHAIR, 10)], products, RULES)
     assert result.codes == [RejectionCode.LIMIT_EXCEEDED]
-    assert assess_order([line(big, 1)], products, OrderRules(package_ceiling=Decimal(1_000_000_000))).codes == [
-        RejectionCode.LIMIT_EXCEEDED
-    ]
+    assert assess_order(
+        [line(big, 1)], products, OrderRules(package_ceiling=Decimal(1_000_000_000))
+    ).codes == [RejectionCode.LIMIT_EXCEEDED]
 
 
 def test_one_order_one_seller() -> None:
@@ -115,7 +119,9 @@ def test_one_order_one_seller() -> None:
 
 
 def test_the_same_product_twice_is_a_duplicate_line() -> None:
-    assert assess_order([line(CHAIR, 10), line(CHAIR, 10)], PRODUCTS, RULES).codes == [RejectionCode.DUPLICATE_LINE]
+    assert assess_order([line(CHAIR, 10), line(CHAIR, 10)], PRODUCTS, RULES).codes == [
+        RejectionCode.DUPLICATE_LINE
+    ]
 
 
 def test_every_problem_is_reported_once_per_code() -> None:

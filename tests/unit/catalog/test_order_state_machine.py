@@ -6,7 +6,13 @@ import itertools
 
 import pytest
 
-from kumkm_catalog.domain.orders import IllegalTransition, OrderAction, OrderStateMachine, OrderStatus, Verdict
+from kumkm_catalog.domain.orders import (
+    IllegalTransition,
+    OrderAction,
+    OrderStateMachine,
+    OrderStatus,
+    Verdict,
+)
 
 pytestmark = pytest.mark.unit
 

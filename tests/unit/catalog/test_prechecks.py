@@ -53,8 +53,16 @@ def test_a_good_submission_passes_every_check_and_waits_for_a_curator() -> None:
         ({"nib": "91200012345AB"}, PrecheckFailure.INVALID_NIB, CurationDecision.REJECTED),
         ({"scale": "large"}, PrecheckFailure.SCALE_NOT_ELIGIBLE, CurationDecision.REJECTED),
         ({"tkdn_pct": Decimal("24.99")}, PrecheckFailure.TKDN_BELOW_MINIMUM, CurationDecision.REJECTED),
-        ({"unit_price": Decimal("0.00")}, PrecheckFailure.PRICE_NOT_POSITIVE, CurationDecision.REVISION_REQUESTED),
-        ({"unit_price": Decimal("99999.99")}, PrecheckFailure.PRICE_OUTSIDE_BAND, CurationDecision.REVISION_REQUESTED),
+        (
+            {"unit_price": Decimal("0.00")},
+            PrecheckFailure.PRICE_NOT_POSITIVE,
+            CurationDecision.REVISION_REQUESTED,
+        ),
+        (
+            {"unit_price": Decimal("99999.99")},
+            PrecheckFailure.PRICE_OUTSIDE_BAND,
+            CurationDecision.REVISION_REQUESTED,
+        ),
         (
             {"unit_price": Decimal("25000000.01")},
             PrecheckFailure.PRICE_OUTSIDE_BAND,
@@ -64,7 +72,9 @@ def test_a_good_submission_passes_every_check_and_waits_for_a_curator() -> None:
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
-def test_each_failing_check(change: dict[str, object], failure: PrecheckFailure, decision: CurationDecision) -> None:
+def test_each_failing_check(
+    change: dict[str, object], failure: PrecheckFailure, decision: CurationDecision
+) -> None:
     outcome = run_prechecks(replace(GOOD, **change), RULES)  # type: ignore[arg-type]
     assert outcome.failures == [failure]
     assert outcome.decision is decision
@@ -103,7 +113,9 @@ def test_every_failure_is_reported_at_once_and_rejection_wins_over_revision() ->
 
 
 def test_configured_tkdn_minimum_applies() -> None:
-    assert not run_prechecks(replace(GOOD, tkdn_pct=Decimal(30)), CurationRules(tkdn_min_pct=Decimal(40))).passed
+    assert not run_prechecks(
+        replace(GOOD, tkdn_pct=Decimal(30)), CurationRules(tkdn_min_pct=Decimal(40))
+    ).passed
 
 
 def test_price_band_must_be_ordered() -> None:
@@ -113,7 +125,12 @@ def test_price_band_must_be_ordered() -> None:
 
 @pytest.mark.parametrize(
     ("current", "incoming", "verdict"),
-    [(None, 1, RevisionVerdict.NEW), (1, 2, RevisionVerdict.NEW), (2, 2, RevisionVerdict.SAME), (3, 2, RevisionVerdict.OLDER)],
+    [
+        (None, 1, RevisionVerdict.NEW),
+        (1, 2, RevisionVerdict.NEW),
+        (2, 2, RevisionVerdict.SAME),
+        (3, 2, RevisionVerdict.OLDER),
+    ],
 )
 def test_revision_classification(current: int | None, incoming: int, verdict: RevisionVerdict) -> None:
     assert classify_revision(current, incoming) is verdict

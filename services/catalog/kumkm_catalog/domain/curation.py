@@ -160,7 +160,9 @@ def check_tkdn(tkdn_pct: Decimal, rules: CurationRules) -> CheckResult:
 def check_price_positive(unit_price: Decimal) -> CheckResult:
     if unit_price <= 0:
         return _fail(
-            Check.PRICE_POSITIVE, PrecheckFailure.PRICE_NOT_POSITIVE, f"unit price {unit_price} must be above 0"
+            Check.PRICE_POSITIVE,
+            PrecheckFailure.PRICE_NOT_POSITIVE,
+            f"unit price {unit_price} must be above 0",
         )
     return _ok(Check.PRICE_POSITIVE)
 
@@ -256,4 +258,6 @@ def check_can_curate(status: ProductStatus, product_revision: int, decided_revis
 
 def check_can_delist(status: ProductStatus) -> None:
     if status is not ProductStatus.LISTED:
-        raise CurationRefusal("not_listed", f"only a listed product can be delisted; this one is {status.value}")
+        raise CurationRefusal(
+            "not_listed", f"only a listed product can be delisted; this one is {status.value}"
+        )

@@ -59,7 +59,13 @@ class Verdict(StrEnum):
 RESERVING = frozenset({OrderStatus.ACCEPTED, OrderStatus.CONFIRMED})
 # Statuses whose value counts as committed purchase value in the statistics.
 COMMITTED = frozenset(
-    {OrderStatus.ACCEPTED, OrderStatus.CONFIRMED, OrderStatus.SHIPPED, OrderStatus.DELIVERED, OrderStatus.PAID}
+    {
+        OrderStatus.ACCEPTED,
+        OrderStatus.CONFIRMED,
+        OrderStatus.SHIPPED,
+        OrderStatus.DELIVERED,
+        OrderStatus.PAID,
+    }
 )
 TERMINAL = frozenset({OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.PAID})
 
@@ -153,7 +159,8 @@ class OrderStateMachine:
                 Verdict.ILLEGAL,
                 status,
                 "not_awaiting_confirmation",
-                f"only an accepted order awaiting the seller's confirmation can time out; this one is {status}",
+                "only an accepted order awaiting the seller's confirmation can time out; "
+                f"this one is {status}",
             )
         return Transition(
             Verdict.ILLEGAL,
@@ -337,7 +344,8 @@ def assess_order(
                 RejectionCode.LIMIT_EXCEEDED,
                 f"order total {rupiah(total)} is above the small-business package ceiling "
                 f"{rupiah(rules.package_ceiling)}",
-                f"total pesanan {rupiah(total)} melebihi batas paket usaha kecil {rupiah(rules.package_ceiling)}",
+                f"total pesanan {rupiah(total)} melebihi batas paket usaha kecil "
+                f"{rupiah(rules.package_ceiling)}",
             )
         )
     seller = next(iter(sellers)) if len(sellers) == 1 else None

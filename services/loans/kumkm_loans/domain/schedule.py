@@ -56,6 +56,7 @@ class Installment:
     paid_principal: Decimal = ZERO
     paid_interest: Decimal = ZERO
     overdue_announced: bool = False
+    version: int = 0  # the schedule version the line belongs to
 
     @property
     def amount(self) -> Decimal:

@@ -33,6 +33,7 @@ CREATE TABLE deliveries (
     id               uuid PRIMARY KEY,                  -- the notification id; also the idempotency key
     event_id         uuid        NOT NULL,
     event_type       text        NOT NULL,
+    correlation_id   text,
     party_id         text        NOT NULL,
     channel          text,                              -- NULL for no_contact and suppressed
     category         text        NOT NULL,

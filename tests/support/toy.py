@@ -37,6 +37,7 @@ class Toy:
 
     def __init__(self) -> None:
         self.calls: dict[str, list[float]] = defaultdict(list)
+        self.accept_refused = False  # "the fix" for DLQ replay tests
 
     async def disbursed(self, ctx: EventContext) -> None:
         data: Any = ctx.event.data
@@ -61,7 +62,7 @@ class Toy:
             raise ConnectionError(f"transient failure {len(self.calls[key])}")
         if ref == "fail-forever":
             raise ConnectionError("always failing")
-        if ref == "refuse":
+        if ref == "refuse" and not self.accept_refused:
             raise Refused("illegal_transition", "repayment refused by the toy rules")
         await ctx.conn.execute(
             "INSERT INTO effects (event_id, loan_id, kind) VALUES ($1, $2, 'repaid')",

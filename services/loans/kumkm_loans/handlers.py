@@ -1,0 +1,493 @@
+"""The loans service layer: each event or command in, a domain decision, state and outbox out.
+
+Event handlers run inside the consumer's transaction (the inbox row commits with them). Commands that are
+not events (a tick, an officer's decision) open their own transaction and emit through the runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from kumkm_shared import Conflict, NotFound, Retry
+from kumkm_shared.contracts import Reason
+from kumkm_shared.contracts.loans import (
+    CollectibilityChangeCause,
+    InstallmentOverdue,
+    LoanCollectibilityChanged,
+    LoanDisbursed,
+    RepaymentReceived,
+    RestructuringApproved,
+    RestructuringReferred,
+    RestructuringRejected,
+    RestructuringRequested,
+    ScheduleSummary,
+)
+
+from kumkm_loans import repository as repo
+from kumkm_loans.domain import (
+    Assessment,
+    Outcome,
+    PolicyReason,
+    RequestFacts,
+    RestructuringPolicy,
+    Terms,
+    build_schedule,
+    plan_restructuring,
+    position_at,
+)
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from kumkm_shared import EventContext
+    from kumkm_shared.contracts import EventData
+
+    from kumkm_loans.repository import LoanRecord
+    from kumkm_loans.settings import LoansSettings
+
+log = structlog.get_logger(__name__)
+
+POLICY = "policy"
+
+
+class Emit(Protocol):
+    async def __call__(self, data: EventData, /) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TickResult:
+    as_of: date
+    loans_checked: int
+    overdue_announced: int
+    grade_changes: int
+
+
+@dataclass
+class LoansService:
+    settings: LoansSettings
+    policy: RestructuringPolicy = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.policy = RestructuringPolicy(self.settings.policy_limits())
+
+    # -- loan book ------------------------------------------------------------------------------------
+
+    async def on_disbursed(self, ctx: EventContext) -> None:
+        data = ctx.event.data_as(LoanDisbursed)
+        schedule = build_schedule(
+            data.principal, data.annual_rate, data.tenor_months, data.method, data.first_due_on
+        )
+        if not await repo.insert_loan(ctx.conn, data, schedule.installments):
+            log.info("loan already on the book; disbursement ignored", loan_id=data.loan_id)
+            return
+        for event_id, parked in await repo.take_parked(ctx.conn, data.loan_id):
+            await self._apply_repayment(ctx.conn, RepaymentReceived.model_validate(parked), event_id)
+
+    async def on_repayment(self, ctx: EventContext) -> None:
+        data = ctx.event.data_as(RepaymentReceived)
+        exists = await ctx.conn.fetchval("SELECT true FROM loans WHERE loan_id = $1", data.loan_id)
+        if not exists:
+            # It may arrive before the disbursement: kept, and applied when the loan arrives.
+            await repo.park_repayment(ctx.conn, data, ctx.envelope.id)
+            log.info("repayment parked until its loan is disbursed", loan_id=data.loan_id, payment_id=data.payment_id)
+            return
+        await self._apply_repayment(ctx.conn, data, ctx.envelope.id)
+
+    async def _apply_repayment(self, conn: asyncpg.Connection, data: RepaymentReceived, event_id: Any) -> None:
+        if not await repo.claim_payment(conn, data, event_id):
+            log.info("payment already applied", payment_id=data.payment_id)
+            return
+        record = await repo.load_loan(conn, data.loan_id, lock=True)
+        if record is None:  # pragma: no cover - checked by the callers
+            raise Retry("loan_unknown", f"loan {data.loan_id!r} is not on the book yet")
+        loan = record.loan
+        if loan.closed:
+            await repo.record_allocation(
+                conn, data.payment_id, interest=repo.Decimal(0), principal=repo.Decimal(0), prepaid=repo.Decimal(0),
+                unapplied=data.amount,
+            )
+            await repo.update_loan_state(conn, loan, unapplied=data.amount)
+            return
+        version = loan.schedule_version
+        allocation = loan.apply_repayment(data.amount, data.paid_on)
+        touched = [loan.installments[i] for i in allocation.touched]
+        await repo.save_payments(conn, loan.loan_id, touched)
+        if allocation.reamortised_from is not None:
+            first_no = (
+                loan.installments[allocation.reamortised_from].no
+                if allocation.reamortised_from < len(loan.installments)
+                else touched[-1].no + 1
+            )
+            for inst in loan.installments[allocation.reamortised_from :]:
+                inst.version = version
+            await repo.replace_tail(
+                conn, loan.loan_id, version, first_no, loan.installments[allocation.reamortised_from :]
+            )
+        await repo.record_allocation(
+            conn,
+            data.payment_id,
+            interest=allocation.interest,
+            principal=allocation.principal,
+            prepaid=allocation.prepaid_principal,
+            unapplied=allocation.unapplied,
+        )
+        await repo.update_loan_state(conn, loan, unapplied=allocation.unapplied)
+
+    # -- collectibility -------------------------------------------------------------------------------
+
+    async def tick(self, pool: asyncpg.Pool, as_of: date, emit: _CommandEmit) -> TickResult:
+        """Grade every active loan as of ``as_of``; each overdue installment and grade change is told once."""
+        async with pool.acquire() as conn:
+            candidates = await repo.tick_candidates(conn, as_of)
+        overdue = changes = 0
+        for loan_id in candidates:
+            async with pool.acquire() as conn, conn.transaction():
+                o, c = await self._tick_loan(conn, loan_id, as_of, emit)
+                overdue += o
+                changes += c
+        async with pool.acquire() as conn:
+            await repo.record_tick(conn, as_of, overdue, changes)
+        log.info("tick done", as_of=str(as_of), loans=len(candidates), overdue=overdue, grade_changes=changes)
+        return TickResult(as_of, len(candidates), overdue, changes)
+
+    async def _tick_loan(
+        self, conn: asyncpg.Connection, loan_id: str, as_of: date, emit: _CommandEmit
+    ) -> tuple[int, int]:
+        record = await repo.load_loan(conn, loan_id, lock=True)
+        if record is None or not record.active:
+            return 0, 0
+        loan = record.loan
+        dpd = loan.days_past_due(as_of)
+        grade = loan.grade(as_of)
+        announced = []
+        for inst in loan.installments:
+            if inst.due_on >= as_of:
+                break
+            if inst.is_paid or inst.overdue_announced:
+                continue
+            inst.overdue_announced = True
+            announced.append(inst)
+            await emit(
+                conn,
+                InstallmentOverdue(
+                    loan_id=loan_id,
+                    borrower=record.borrower,
+                    installment_no=inst.no,
+                    due_on=inst.due_on,
+                    amount_due=inst.unpaid,
+                    days_past_due=(as_of - inst.due_on).days,
+                    collectibility=grade,
+                    as_of=as_of,
+                ),
+            )
+        await repo.save_payments(conn, loan_id, announced)
+        changed = 0
+        if grade != loan.collectibility:
+            await emit(
+                conn,
+                LoanCollectibilityChanged(
+                    loan_id=loan_id,
+                    borrower=record.borrower,
+                    previous=loan.collectibility,
+                    current=grade,
+                    days_past_due=dpd,
+                    as_of=as_of,
+                    cause=CollectibilityChangeCause.DAYS_PAST_DUE,
+                ),
+            )
+            await repo.record_grade(conn, loan_id, as_of, grade, dpd, "tick")
+            loan.collectibility = grade
+            changed = 1
+        await conn.execute(
+            "UPDATE loans SET collectibility = $2, days_past_due = $3, graded_on = $4, updated_at = now() "
+            "WHERE loan_id = $1",
+            loan_id,
+            grade,
+            dpd,
+            as_of,
+        )
+        return len(announced), changed
+
+    # -- restructuring --------------------------------------------------------------------------------
+
+    async def on_restructuring_requested(self, ctx: EventContext) -> None:
+        data = ctx.event.data_as(RestructuringRequested)
+        conn = ctx.conn
+        if not await repo.claim_request(conn, data, ctx.envelope.id):
+            log.info("restructuring request already decided; duplicate ignored", request_id=data.request_id)
+            return
+        record = await repo.load_loan(conn, data.loan_id, lock=True)
+        if record is None:
+            raise Retry("loan_unknown", f"loan {data.loan_id!r} is not on the book (yet)")
+        terms = Terms.from_schemes(data.proposal)
+        facts = await self._facts(conn, record, data, terms)
+        assessment = self.policy.assess(facts)
+        emit = _ContextEmit(ctx)
+        if assessment.outcome == Outcome.APPROVED:
+            await self._approve(
+                conn, emit, record, data.request_id, terms, data.reschedule_from,
+                decided_by=POLICY, decided_on=data.requested_on, reason_codes=[], note="",
+                proposal=list(data.proposal),
+            )
+            return
+        reasons = _reasons(assessment)
+        if assessment.outcome == Outcome.REJECTED:
+            await emit(
+                conn,
+                RestructuringRejected(
+                    request_id=data.request_id,
+                    loan_id=data.loan_id,
+                    borrower=record.borrower,
+                    decided_by=POLICY,
+                    decided_at=datetime.now(UTC),
+                    reason_codes=assessment.codes,
+                    reasons=reasons,
+                ),
+            )
+        else:
+            await emit(
+                conn,
+                RestructuringReferred(
+                    request_id=data.request_id,
+                    loan_id=data.loan_id,
+                    borrower=record.borrower,
+                    referred_at=datetime.now(UTC),
+                    reason_codes=assessment.codes,
+                    reasons=reasons,
+                ),
+            )
+        await repo.record_decision(
+            conn,
+            data.request_id,
+            status=assessment.outcome.value,
+            borrower=record.borrower,
+            reasons=[r.model_dump(mode="json", exclude_none=True) for r in reasons],
+            outstanding_principal=facts.position.outstanding_principal,
+            decided_by=POLICY,
+            decided_on=data.requested_on,
+        )
+
+    async def _facts(
+        self, conn: asyncpg.Connection, record: LoanRecord, data: RestructuringRequested, terms: Terms
+    ) -> RequestFacts:
+        cutoff = self.policy.limits.collectibility_cutoff
+        grade_at_cutoff = await repo.grade_as_of(conn, data.loan_id, cutoff)
+        return RequestFacts(
+            loan_active=record.active,
+            reason=data.reason,
+            requested_on=data.requested_on,
+            reschedule_from=data.reschedule_from,
+            # A loan disbursed after the cut-off was not non-performing before the pandemic.
+            grade_at_cutoff=grade_at_cutoff or 1,
+            open_requests=await repo.open_requests(conn, data.loan_id, other_than=data.request_id),
+            prior_restructurings=record.loan.restructure_count,
+            current_rate=record.loan.annual_rate,
+            position=position_at(record.loan, data.reschedule_from),
+            terms=terms,
+        )
+
+    async def assess(
+        self, conn: asyncpg.Connection, record: LoanRecord, data: RestructuringRequested
+    ) -> tuple[Assessment, RequestFacts]:
+        terms = Terms.from_schemes(data.proposal)
+        facts = await self._facts(conn, record, data, terms)
+        return self.policy.assess(facts), facts
+
+    async def _approve(
+        self,
+        conn: asyncpg.Connection,
+        emit: _CommandEmit,
+        record: LoanRecord,
+        request_id: str,
+        terms: Terms,
+        reschedule_from: date,
+        *,
+        decided_by: str,
+        decided_on: date,
+        reason_codes: list[str],
+        note: str,
+        proposal: list[Any],
+    ) -> None:
+        loan = record.loan
+        plan = plan_restructuring(loan, terms, reschedule_from)
+        kept = [i for i in loan.installments if i.due_on < reschedule_from and i.is_paid]
+        new_version = loan.schedule_version + 1
+        for inst in plan.schedule.installments:
+            inst.version = new_version
+        await repo.supersede(conn, loan.loan_id, kept)
+        await repo.insert_installments(conn, loan.loan_id, plan.schedule.installments)
+        previous_grade = loan.collectibility
+        loan.installments = kept + plan.schedule.installments
+        loan.schedule_version = new_version
+        loan.restructure_count += 1
+        loan.annual_rate = plan.schedule.annual_rate
+        loan.collectibility = 1
+        await repo.update_loan_state(conn, loan, days_past_due=0, graded_on=decided_on)
+        summary = ScheduleSummary(
+            installments=len(plan.schedule.installments),
+            regular_installment=plan.schedule.regular_installment,
+            grace_months=plan.schedule.grace_months,
+            annual_rate=plan.schedule.annual_rate,
+            first_due_on=plan.schedule.first_due_on,
+            maturity_on=plan.schedule.maturity_on,
+            outstanding_principal=plan.base_principal,
+            total_interest_before=plan.total_interest_before,
+            total_interest_after=plan.total_interest_after,
+        )
+        await emit(
+            conn,
+            RestructuringApproved(
+                request_id=request_id,
+                loan_id=loan.loan_id,
+                borrower=record.borrower,
+                decided_by=decided_by,
+                decided_at=datetime.now(UTC),
+                reason_codes=reason_codes,
+                terms=proposal,
+                reschedule_from=reschedule_from,
+                summary=summary,
+                note=note,
+            ),
+        )
+        if previous_grade != 1:
+            # POJK 11/2020: a restructured loan is graded lancar from the restructuring.
+            await emit(
+                conn,
+                LoanCollectibilityChanged(
+                    loan_id=loan.loan_id,
+                    borrower=record.borrower,
+                    previous=previous_grade,
+                    current=1,
+                    days_past_due=0,
+                    as_of=decided_on,
+                    cause=CollectibilityChangeCause.RESTRUCTURING,
+                ),
+            )
+        await repo.record_grade(conn, loan.loan_id, decided_on, 1, 0, "restructuring")
+        await repo.record_decision(
+            conn,
+            request_id,
+            status=Outcome.APPROVED.value,
+            borrower=record.borrower,
+            reasons=[],
+            outstanding_principal=plan.base_principal,
+            summary=summary.model_dump(mode="json"),
+            decided_by=decided_by,
+            decided_on=decided_on,
+            note=note or None,
+        )
+
+    async def decide(
+        self,
+        pool: asyncpg.Pool,
+        emit: _CommandEmit,
+        request_id: str,
+        *,
+        approve: bool,
+        reason: str,
+        officer: str,
+        decided_on: date,
+    ) -> None:
+        """An officer's decision on a referred request."""
+        async with pool.acquire() as conn, conn.transaction():
+            row = await repo.load_request(conn, request_id, lock=True)
+            if row is None:
+                raise NotFound("restructuring request", request_id)
+            if row["status"] != Outcome.REFERRED.value:
+                raise Conflict(
+                    "not_referred",
+                    f"restructuring request {request_id!r} is {row['status']}, not referred: "
+                    "only a request referred to an officer can be decided",
+                )
+            if decided_on < row["requested_on"]:
+                raise Conflict(
+                    "decided_before_request",
+                    f"decided_on {decided_on} is before the request date {row['requested_on']}",
+                )
+            record = await repo.load_loan(conn, row["loan_id"], lock=True)
+            if record is None:  # pragma: no cover - a referred request has a loan
+                raise NotFound("loan", row["loan_id"])
+            data = RestructuringRequested(
+                request_id=request_id,
+                loan_id=row["loan_id"],
+                requested_on=row["requested_on"],
+                reason=row["reason"],
+                impact=row["impact"],
+                proposal=row["proposal"],
+                reschedule_from=row["reschedule_from"],
+            )
+            referral_codes = list(row["reason_codes"])
+            if approve:
+                terms = Terms.from_schemes(data.proposal)
+                facts = await self._facts(conn, record, data, terms)
+                blocking = self.policy.rejections(facts)
+                if blocking:
+                    raise Conflict(
+                        "no_longer_eligible",
+                        "the request cannot be approved any more: " + "; ".join(r.text_en for r in blocking),
+                    )
+                await self._approve(
+                    conn, emit, record, request_id, terms, data.reschedule_from,
+                    decided_by=officer, decided_on=decided_on, reason_codes=referral_codes, note=reason,
+                    proposal=list(data.proposal),
+                )
+                return
+            officer_reason = Reason(
+                code="officer_rejected",
+                text_id=_clip(f"Ditolak oleh petugas {officer}: {reason}"),
+                text_en=_clip(f"Rejected by officer {officer}: {reason}"),
+            )
+            await emit(
+                conn,
+                RestructuringRejected(
+                    request_id=request_id,
+                    loan_id=record.loan.loan_id,
+                    borrower=record.borrower,
+                    decided_by=officer,
+                    decided_at=datetime.now(UTC),
+                    reason_codes=["officer_rejected"],
+                    reasons=[officer_reason],
+                ),
+            )
+            await repo.record_decision(
+                conn,
+                request_id,
+                status=Outcome.REJECTED.value,
+                borrower=record.borrower,
+                reasons=[officer_reason.model_dump(mode="json", exclude_none=True)],
+                outstanding_principal=row["outstanding_principal"],
+                decided_by=officer,
+                decided_on=decided_on,
+                note=reason,
+            )
+
+
+class _CommandEmit(Protocol):
+    async def __call__(self, conn: asyncpg.Connection, data: EventData, /) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _ContextEmit:
+    """Emit through the consumer's context, so causation and correlation follow the incoming event."""
+
+    ctx: EventContext
+
+    async def __call__(self, conn: asyncpg.Connection, data: EventData, /) -> object:
+        del conn  # the context's connection is the same transaction
+        return await self.ctx.emit(data)
+
+
+def _reasons(assessment: Assessment) -> list[Reason]:
+    return [_reason(r) for r in assessment.reasons]
+
+
+def _reason(reason: PolicyReason) -> Reason:
+    return Reason(code=reason.code, text_id=_clip(reason.text_id), text_en=_clip(reason.text_en))
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,33 @@
+"""Delivery channels: each turns one outgoing message into an ``Outcome``, never an exception."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from kumkm_notifications.domain.delivery import Outcome
+    from kumkm_shared.contracts import Channel
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    id: UUID  # the delivery id: Message-ID, Idempotency-Key
+    channel: Channel
+    party_id: str
+    name: str  # the recipient's display name
+    address: str
+    event_type: str
+    subject: str
+    text: str
+    html: str
+    payload: bytes  # the webhook body, identical on every attempt
+    attempt: int
+    secret: str | None = None  # webhook signing secret
+
+
+class Sender(Protocol):
+    async def send(self, message: OutgoingMessage) -> Outcome: ...
+
+    async def close(self) -> None: ...

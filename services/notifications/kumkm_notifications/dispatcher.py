@@ -1,0 +1,243 @@
+"""The delivery worker: sends due deliveries, records every attempt, retries, and reconciles orphans.
+
+Per delivery:
+1. claim (``FOR UPDATE SKIP LOCKED``): status 'sending', attempt row written, lease set, COMMIT;
+2. send through the channel;
+3. record the outcome and, when final, emit ``notification.delivered`` or ``notification.failed`` to the
+   outbox, in one transaction.
+
+A process that dies between 2 and 3 leaves the row in 'sending'. When its lease runs out, ``reconcile``
+repeats the send only on channels whose receiver de-duplicates on the delivery id (webhooks, and the
+gateway when configured so); other rows become 'unknown' for an operator to resolve. See the README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import structlog
+from prometheus_client import Counter, Histogram
+
+from kumkm_notifications import repository as repo
+from kumkm_notifications.channels import OutgoingMessage
+from kumkm_notifications.channels.email import EmailSender
+from kumkm_notifications.channels.gateway import GatewaySender
+from kumkm_notifications.channels.webhook import WebhookSender
+from kumkm_notifications.domain.delivery import Outcome, RetryPolicy, Status, after_lost_outcome
+from kumkm_shared import Backoff
+from kumkm_shared.contracts import Channel, NotificationDelivered, NotificationFailed
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from kumkm_notifications.channels import Sender
+    from kumkm_notifications.settings import NotificationsSettings
+    from kumkm_shared import ServiceRuntime
+
+log = structlog.get_logger(__name__)
+
+ATTEMPTS = Counter("kumkm_notification_attempts", "Send attempts by channel and verdict", ["channel", "verdict"])
+SEND_SECONDS = Histogram("kumkm_notification_send_seconds", "Time of one send attempt", ["channel"])
+RECONCILED = Counter("kumkm_notification_reconciled", "Orphaned sends settled after a crash", ["channel", "status"])
+
+
+class Dispatcher:
+    def __init__(self, settings: NotificationsSettings) -> None:
+        self.settings = settings
+        self.policy = RetryPolicy(
+            max_attempts=settings.max_attempts,
+            backoff=Backoff(base=settings.backoff_base, cap=settings.backoff_cap, jitter=settings.backoff_jitter),
+        )
+        self.senders: dict[Channel, Sender] = {}
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    def default_senders(self) -> dict[Channel, Sender]:
+        gateway = GatewaySender(self.settings)
+        return {
+            Channel.EMAIL: EmailSender(self.settings),
+            Channel.WEBHOOK: WebhookSender(self.settings.webhook_timeout),
+            Channel.SMS: gateway,
+            Channel.WHATSAPP: gateway,
+        }
+
+    def wake(self, *_: object) -> None:
+        self._wake.set()
+
+    # -- the worker loop ------------------------------------------------------------------------------
+    async def run(self, runtime: ServiceRuntime) -> None:
+        """The ``workers`` entry of the service: runs until cancelled, then lets sends in flight finish."""
+        for channel, sender in self.default_senders().items():
+            self.senders.setdefault(channel, sender)
+        pool = runtime.pool
+        listener: asyncpg.Connection = await pool.acquire()
+        await listener.add_listener(repo.WAKE_CHANNEL, self.wake)
+        try:
+            await self.reconcile(pool)
+            last_reconcile = time.monotonic()
+            while True:
+                self._wake.clear()
+                claimed = await self.dispatch_once(pool, runtime)
+                if time.monotonic() - last_reconcile > min(self.settings.send_lease / 2, 30.0):
+                    await self.reconcile(pool)
+                    last_reconcile = time.monotonic()
+                if claimed == 0 or len(self._inflight) >= self.settings.worker_concurrency:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_interval)
+        finally:
+            await self._drain(runtime.infra.drain_timeout)
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(repo.WAKE_CHANNEL, self.wake)
+            await pool.release(listener)
+            for sender in {id(s): s for s in self.senders.values()}.values():
+                with contextlib.suppress(Exception):
+                    await sender.close()
+            self.senders.clear()
+
+    async def _drain(self, timeout: float) -> None:
+        if not self._inflight:
+            return
+        _, still_running = await asyncio.wait(self._inflight, timeout=timeout)
+        for task in still_running:  # left in 'sending': reconciled after the lease, like a crash
+            task.cancel()
+        self._inflight.clear()
+
+    async def dispatch_once(self, pool: asyncpg.Pool, runtime: ServiceRuntime) -> int:
+        free = self.settings.worker_concurrency - len(self._inflight)
+        if free <= 0:
+            return 0
+        async with pool.acquire() as conn, conn.transaction():
+            claimed = await repo.claim_due(conn, min(free, self.settings.worker_batch), self.settings.send_lease)
+        for item in claimed:
+            task = asyncio.create_task(self._deliver(pool, runtime, item), name=f"notify-{item.id}")
+            self._inflight.add(task)
+            task.add_done_callback(self._done)
+        return len(claimed)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery task failed", error=repr(task.exception()))
+
+    async def _deliver(self, pool: asyncpg.Pool, runtime: ServiceRuntime, item: repo.Claimed) -> None:
+        sender = self.senders.get(item.channel)
+        started = time.monotonic()
+        if sender is None:
+            outcome = Outcome.permanent("channel_unavailable", f"no sender for channel {item.channel}")
+        else:
+            message = OutgoingMessage(
+                id=item.id,
+                channel=item.channel,
+                party_id=item.party_id,
+                name=item.name,
+                address=item.address,
+                event_type=item.event_type,
+                subject=item.subject,
+                text=item.body_text,
+                html=item.body_html,
+                payload=item.payload,
+                attempt=item.attempt,
+                secret=item.secret,
+            )
+            try:
+                outcome = await sender.send(message)
+            except asyncio.CancelledError:
+                raise  # a dying process records nothing; reconcile settles the row later
+            except Exception as exc:  # a bug in a channel must not lose the delivery
+                outcome = Outcome.transient("channel_error", f"{type(exc).__name__}: {exc}")
+        SEND_SECONDS.labels(item.channel.value).observe(time.monotonic() - started)
+        ATTEMPTS.labels(item.channel.value, outcome.verdict.value).inc()
+        await self.record(pool, runtime, item, outcome)
+
+    async def record(
+        self, pool: asyncpg.Pool, runtime: ServiceRuntime, item: repo.Claimed, outcome: Outcome
+    ) -> None:
+        status, wait, reason_code = self.policy.next_step(outcome, item.attempt)
+        async with pool.acquire() as conn, conn.transaction():
+            if not await repo.finish_attempt(
+                conn,
+                item.id,
+                item.attempt,
+                status=status,
+                outcome=outcome.verdict.value,
+                code=outcome.code,
+                response=outcome.response,
+                retry_in=wait,
+            ):
+                log.warning("attempt outcome arrived after reconciliation", delivery=str(item.id))
+                return
+            if status is Status.DELIVERED:
+                await runtime.emit(conn, self._delivered(item, outcome), **self._causation(item))
+            elif status is Status.FAILED:
+                await runtime.emit(conn, self._failed(item, outcome, reason_code or outcome.code), **self._causation(item))
+        if status is Status.PENDING:
+            log.info("delivery will be retried", delivery=str(item.id), code=outcome.code, retry_in=round(wait or 0, 2))
+        elif status is Status.FAILED:
+            log.warning("delivery failed", delivery=str(item.id), code=reason_code, response=outcome.response[:200])
+
+    @staticmethod
+    def _causation(item: repo.Claimed) -> dict[str, str]:
+        return {"causationid": str(item.event_id), "correlationid": item.correlation_id or str(item.event_id)}
+
+    @staticmethod
+    def _delivered(item: repo.Claimed, outcome: Outcome) -> NotificationDelivered:
+        return NotificationDelivered(
+            notification_id=str(item.id),
+            event_id=item.event_id,
+            source_event_type=item.event_type,
+            party_id=item.party_id,
+            channel=item.channel,
+            category=item.category,
+            attempts=item.attempt,
+            delivered_at=datetime.now(UTC),
+            provider_response=outcome.response[:4000] or None,
+        )
+
+    @staticmethod
+    def _failed(item: repo.Claimed, outcome: Outcome, reason_code: str) -> NotificationFailed:
+        exhausted = reason_code == "retries_exhausted"
+        reason = (
+            f"gave up after {item.attempt} attempts; last: {outcome.code}"
+            if exhausted
+            else f"permanent failure on attempt {item.attempt}: {outcome.code}"
+        )
+        return NotificationFailed(
+            notification_id=str(item.id),
+            event_id=item.event_id,
+            source_event_type=item.event_type,
+            party_id=item.party_id,
+            channel=item.channel,
+            category=item.category,
+            attempts=item.attempt,
+            failed_at=datetime.now(UTC),
+            reason_code=reason_code,
+            reason=reason,
+            provider_response=outcome.response[:4000] or None,
+        )
+
+    # -- after a crash ----------------------------------------------------------------------------------
+    async def reconcile(self, pool: asyncpg.Pool) -> int:
+        """Settle deliveries whose sender died mid-send (lease expired). Never resends blindly."""
+        settled = 0
+        async with pool.acquire() as conn, conn.transaction():
+            for orphan in await repo.claim_orphans(conn):
+                status = after_lost_outcome(orphan.channel, gateway_idempotent=self.settings.gateway_idempotent)
+                note = (
+                    "the sender stopped before recording the outcome; sent again (the receiver de-duplicates)"
+                    if status is Status.PENDING
+                    else "the sender stopped before recording the outcome; it may or may not have been sent. "
+                    "Not resent automatically: POST /notifications/{id}/resend after checking."
+                )
+                await repo.settle_orphan(conn, orphan, status, note)
+                RECONCILED.labels(orphan.channel.value, status.value).inc()
+                log.warning("orphaned send reconciled", delivery=str(orphan.id), channel=orphan.channel, status=status)
+                settled += 1
+        if settled:
+            self._wake.set()
+        return settled
+

@@ -1,0 +1,421 @@
+"""SQL for the ``notifications`` schema only. Every function takes the connection of the caller's
+transaction; the pool's search path puts the schema first."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from kumkm_notifications.domain.contacts import Contact
+from kumkm_notifications.domain.delivery import Status
+from kumkm_shared.contracts import Category, Channel, Locale
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from kumkm_shared.contracts import ContactUpserted
+
+WAKE_CHANNEL = "notifications_deliveries"
+
+
+# -- contacts ------------------------------------------------------------------------------------------
+async def upsert_contact(conn: asyncpg.Connection, data: ContactUpserted, event_id: UUID) -> bool:
+    """Store the contact unless a newer version is already stored. True when stored."""
+    stored = await conn.fetchval(
+        """
+        INSERT INTO contacts AS c (party_id, party_kind, name, email, phone, webhook_url, locale, channels,
+                                   opt_outs, updated_at, event_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        ON CONFLICT (party_id) DO UPDATE SET
+            party_kind = EXCLUDED.party_kind, name = EXCLUDED.name, email = EXCLUDED.email,
+            phone = EXCLUDED.phone, webhook_url = EXCLUDED.webhook_url, locale = EXCLUDED.locale,
+            channels = EXCLUDED.channels, opt_outs = EXCLUDED.opt_outs, updated_at = EXCLUDED.updated_at,
+            event_id = EXCLUDED.event_id, stored_at = now()
+        WHERE c.updated_at <= EXCLUDED.updated_at
+        RETURNING true
+        """,
+        data.party_id,
+        data.party_kind.value if data.party_kind else None,
+        data.name,
+        data.email,
+        data.phone,
+        data.webhook_url,
+        data.locale.value,
+        [c.value for c in data.channels],
+        [c.value for c in data.opt_outs],
+        data.updated_at,
+        event_id,
+    )
+    return bool(stored)
+
+
+def _contact(row: asyncpg.Record) -> Contact:
+    return Contact(
+        party_id=row["party_id"],
+        name=row["name"],
+        locale=Locale(row["locale"]),
+        channels=tuple(Channel(c) for c in row["channels"]),
+        opt_outs=frozenset(Category(c) for c in row["opt_outs"]),
+        email=row["email"],
+        phone=row["phone"],
+        webhook_url=row["webhook_url"],
+        party_kind=row["party_kind"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def get_contact(conn: asyncpg.Connection | asyncpg.Pool, party_id: str) -> Contact | None:
+    row = await conn.fetchrow("SELECT * FROM contacts WHERE party_id = $1", party_id)
+    return None if row is None else _contact(row)
+
+
+async def list_contacts(conn: asyncpg.Connection | asyncpg.Pool, limit: int, offset: int = 0) -> list[Contact]:
+    rows = await conn.fetch("SELECT * FROM contacts ORDER BY party_id LIMIT $1 OFFSET $2", limit, offset)
+    return [_contact(r) for r in rows]
+
+
+async def has_webhook_secret(conn: asyncpg.Connection | asyncpg.Pool, party_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM webhook_secrets WHERE party_id = $1", party_id))
+
+
+async def ensure_webhook_secret(conn: asyncpg.Connection, party_id: str) -> None:
+    """A party that enables webhooks without giving a secret gets a generated one (rotate to read it)."""
+    await conn.execute(
+        "INSERT INTO webhook_secrets (party_id, secret) VALUES ($1, $2) ON CONFLICT (party_id) DO NOTHING",
+        party_id,
+        secrets.token_urlsafe(32),
+    )
+
+
+async def set_webhook_secret(conn: asyncpg.Connection | asyncpg.Pool, party_id: str, secret: str) -> None:
+    await conn.execute(
+        "INSERT INTO webhook_secrets (party_id, secret) VALUES ($1, $2) "
+        "ON CONFLICT (party_id) DO UPDATE SET secret = EXCLUDED.secret, updated_at = now()",
+        party_id,
+        secret,
+    )
+
+
+# -- loans -> borrowers --------------------------------------------------------------------------------
+async def remember_borrower(conn: asyncpg.Connection, loan_id: str, borrower_id: str, name: str) -> None:
+    await conn.execute(
+        "INSERT INTO loan_borrowers (loan_id, borrower_id, name) VALUES ($1, $2, $3) "
+        "ON CONFLICT (loan_id) DO UPDATE SET borrower_id = EXCLUDED.borrower_id, name = EXCLUDED.name",
+        loan_id,
+        borrower_id,
+        name,
+    )
+
+
+async def borrower_of(conn: asyncpg.Connection, loan_id: str) -> str | None:
+    found: str | None = await conn.fetchval("SELECT borrower_id FROM loan_borrowers WHERE loan_id = $1", loan_id)
+    return found
+
+
+# -- deliveries ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    id: UUID
+    event_id: UUID
+    event_type: str
+    correlation_id: str | None
+    party_id: str
+    channel: Channel | None
+    category: Category
+    status: Status
+    locale: Locale | None = None
+    address: str | None = None
+    subject: str | None = None
+    body_text: str | None = None
+    body_html: str | None = None
+    payload: bytes | None = None
+    detail: str | None = None
+
+
+async def insert_delivery(conn: asyncpg.Connection, d: NewDelivery) -> bool:
+    """Insert unless the (event, party, channel) row exists. True when inserted."""
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO deliveries (id, event_id, event_type, correlation_id, party_id, channel, category, status,
+                                locale, address, subject, body_text, body_html, payload, detail,
+                                next_attempt_at, delivered_at, attempts)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                CASE WHEN $8 = 'pending' THEN now() END, CASE WHEN $8 = 'delivered' THEN now() END,
+                CASE WHEN $8 = 'delivered' THEN 1 ELSE 0 END)
+        ON CONFLICT DO NOTHING
+        RETURNING true
+        """,
+        d.id,
+        d.event_id,
+        d.event_type,
+        d.correlation_id,
+        d.party_id,
+        d.channel.value if d.channel else None,
+        d.category.value,
+        d.status.value,
+        d.locale.value if d.locale else None,
+        d.address,
+        d.subject,
+        d.body_text,
+        d.body_html,
+        d.payload,
+        d.detail,
+    )
+    return bool(inserted)
+
+
+async def record_inbox_message(conn: asyncpg.Connection, d: NewDelivery) -> None:
+    await conn.execute(
+        "INSERT INTO inbox_messages (id, party_id, event_id, event_type, category, subject, body_text, body_html) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        d.id,
+        d.party_id,
+        d.event_id,
+        d.event_type,
+        d.category.value,
+        d.subject,
+        d.body_text,
+        d.body_html,
+    )
+    await conn.execute(
+        "INSERT INTO attempts (delivery_id, attempt_no, finished_at, outcome, code, response) "
+        "VALUES ($1, 1, clock_timestamp(), 'delivered', 'ok', 'stored in the inbox')",
+        d.id,
+    )
+
+
+async def wake_dispatcher(conn: asyncpg.Connection) -> None:
+    await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery taken by the dispatcher: its attempt is recorded and committed before the send."""
+
+    id: UUID
+    event_id: UUID
+    event_type: str
+    correlation_id: str | None
+    party_id: str
+    channel: Channel
+    category: Category
+    address: str
+    subject: str
+    body_text: str
+    body_html: str
+    payload: bytes
+    attempt: int
+    name: str
+    secret: str | None
+
+
+async def claim_due(conn: asyncpg.Connection, limit: int, lease_seconds: float) -> list[Claimed]:
+    """Take up to ``limit`` due deliveries: status 'sending', attempt counted, attempt row written.
+
+    Call in a transaction and commit before sending: the attempt is on record even if the process dies
+    while the message is on the wire.
+    """
+    rows = await conn.fetch(
+        """
+        WITH due AS (
+            SELECT id FROM deliveries
+            WHERE status = 'pending' AND next_attempt_at <= now()
+            ORDER BY next_attempt_at
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE deliveries AS d
+        SET status = 'sending', attempts = d.attempts + 1, updated_at = now(),
+            lease_until = clock_timestamp() + make_interval(secs => $2)
+        FROM due WHERE d.id = due.id
+        RETURNING d.*,
+            (SELECT name FROM contacts c WHERE c.party_id = d.party_id) AS contact_name,
+            (SELECT secret FROM webhook_secrets s WHERE s.party_id = d.party_id) AS secret
+        """,
+        limit,
+        lease_seconds,
+    )
+    if not rows:
+        return []
+    await conn.execute(
+        "INSERT INTO attempts (delivery_id, attempt_no) SELECT * FROM unnest($1::uuid[], $2::int[])",
+        [r["id"] for r in rows],
+        [r["attempts"] for r in rows],
+    )
+    return [
+        Claimed(
+            id=r["id"],
+            event_id=r["event_id"],
+            event_type=r["event_type"],
+            correlation_id=r["correlation_id"],
+            party_id=r["party_id"],
+            channel=Channel(r["channel"]),
+            category=Category(r["category"]),
+            address=r["address"],
+            subject=r["subject"],
+            body_text=r["body_text"],
+            body_html=r["body_html"],
+            payload=bytes(r["payload"] or b""),
+            attempt=r["attempts"],
+            name=r["contact_name"] or r["party_id"],
+            secret=r["secret"],
+        )
+        for r in rows
+    ]
+
+
+async def finish_attempt(
+    conn: asyncpg.Connection,
+    delivery_id: UUID,
+    attempt: int,
+    *,
+    status: Status,
+    outcome: str,
+    code: str,
+    response: str,
+    retry_in: float | None,
+) -> bool:
+    """Record an attempt's outcome. False when the delivery is no longer this attempt's (reconciled)."""
+    updated = await conn.fetchval(
+        """
+        UPDATE deliveries SET status = $3, updated_at = now(), lease_until = NULL,
+            last_error = CASE WHEN $3 = 'delivered' THEN last_error ELSE $4 END,
+            next_attempt_at = CASE WHEN $5::float8 IS NULL THEN NULL
+                                   ELSE clock_timestamp() + make_interval(secs => $5::float8) END,
+            delivered_at = CASE WHEN $3 = 'delivered' THEN now() END
+        WHERE id = $1 AND status = 'sending' AND attempts = $2
+        RETURNING true
+        """,
+        delivery_id,
+        attempt,
+        status.value,
+        response[:2000],
+        retry_in,
+    )
+    if not updated:
+        return False
+    await conn.execute(
+        "UPDATE attempts SET finished_at = clock_timestamp(), outcome = $3, code = $4, response = $5 "
+        "WHERE delivery_id = $1 AND attempt_no = $2",
+        delivery_id,
+        attempt,
+        outcome,
+        code,
+        response[:2000],
+    )
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    id: UUID
+    channel: Channel
+    attempt: int
+
+
+async def claim_orphans(conn: asyncpg.Connection, limit: int = 500) -> list[Orphan]:
+    """Deliveries left in 'sending' past their lease: the sender died between the send and the record."""
+    rows = await conn.fetch(
+        "SELECT id, channel, attempts FROM deliveries WHERE status = 'sending' AND lease_until < clock_timestamp() "
+        "ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+    )
+    return [Orphan(r["id"], Channel(r["channel"]), r["attempts"]) for r in rows]
+
+
+async def settle_orphan(conn: asyncpg.Connection, orphan: Orphan, status: Status, note: str) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET status = $2, lease_until = NULL, updated_at = now(), last_error = $3, "
+        "next_attempt_at = CASE WHEN $2 = 'pending' THEN now() END WHERE id = $1",
+        orphan.id,
+        status.value,
+        note,
+    )
+    await conn.execute(
+        "UPDATE attempts SET finished_at = clock_timestamp(), outcome = 'unknown', code = 'outcome_lost', "
+        "response = $3 WHERE delivery_id = $1 AND attempt_no = $2",
+        orphan.id,
+        orphan.attempt,
+        note,
+    )
+
+
+async def requeue(conn: asyncpg.Connection | asyncpg.Pool, delivery_id: UUID) -> str | None:
+    """An operator's decision to send again (after 'unknown' or 'failed'). Returns the previous status."""
+    previous: str | None = await conn.fetchval(
+        "WITH old AS (SELECT id, status FROM deliveries WHERE id = $1 FOR UPDATE) "
+        "UPDATE deliveries d SET status = 'pending', next_attempt_at = now(), updated_at = now() "
+        "FROM old WHERE d.id = old.id AND old.status IN ('unknown', 'failed') RETURNING old.status",
+        delivery_id,
+    )
+    return previous
+
+
+# -- reading -------------------------------------------------------------------------------------------
+async def feed(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    party_id: str | None,
+    status: str | None,
+    event_id: UUID | None = None,
+    notification_id: UUID | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """
+        SELECT d.id, d.event_id, d.event_type, d.party_id, d.channel, d.category, d.status, d.address,
+               d.subject, d.attempts, d.next_attempt_at, d.last_error, d.detail, d.created_at, d.updated_at,
+               d.delivered_at,
+               COALESCE((SELECT json_agg(json_build_object(
+                        'attempt', a.attempt_no, 'started_at', a.started_at, 'finished_at', a.finished_at,
+                        'outcome', a.outcome, 'code', a.code, 'response', a.response) ORDER BY a.attempt_no)
+                   FROM attempts a WHERE a.delivery_id = d.id), '[]'::json) AS attempt_log
+        FROM deliveries d
+        WHERE ($1::text IS NULL OR d.party_id = $1)
+          AND ($2::text IS NULL OR d.status = $2)
+          AND ($3::uuid IS NULL OR d.event_id = $3)
+          AND ($5::uuid IS NULL OR d.id = $5)
+        ORDER BY d.created_at DESC, d.id
+        LIMIT $4
+        """,
+        party_id,
+        status,
+        event_id,
+        limit,
+        notification_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def inbox(
+    conn: asyncpg.Connection | asyncpg.Pool, party_id: str, *, unread_only: bool, limit: int
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT id, event_id, event_type, category, subject, body_text, body_html, created_at, read_at "
+        "FROM inbox_messages WHERE party_id = $1 AND (NOT $2 OR read_at IS NULL) "
+        "ORDER BY created_at DESC, id LIMIT $3",
+        party_id,
+        unread_only,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def unread_count(conn: asyncpg.Connection | asyncpg.Pool, party_id: str) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM inbox_messages WHERE party_id = $1 AND read_at IS NULL", party_id
+    )
+    return count
+
+
+async def mark_read(conn: asyncpg.Connection | asyncpg.Pool, party_id: str, message_id: UUID) -> datetime | None:
+    read_at: datetime | None = await conn.fetchval(
+        "UPDATE inbox_messages SET read_at = COALESCE(read_at, now()) WHERE party_id = $1 AND id = $2 "
+        "RETURNING read_at",
+        party_id,
+        message_id,
+    )
+    return read_at
