@@ -17,6 +17,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import nats
@@ -29,6 +30,9 @@ from kumkm_shared.messaging.outbox import OutboxRelay, nats_headers
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.servers import obtain_servers
 from kumkm_shared.service.runtime import PLATFORM_MIGRATIONS
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
 
 
 def sample(i: int) -> LoanDisbursed:
@@ -62,14 +66,12 @@ async def fill(pool: asyncpg.Pool, schema: str, rows: int) -> None:
         )
 
 
-async def run_relay(
-    pool: asyncpg.Pool, nc: nats.aio.client.Client, schema: str, rows: int, batch: int
-) -> float:
+async def run_relay(pool: asyncpg.Pool, nc: Client, schema: str, rows: int, batch: int) -> float:
     js = nc.jetstream(publish_async_max_pending=256)
     relay = OutboxRelay(pool, lambda: js, schema, batch_size=batch, poll_interval=0.05)
     start = time.perf_counter()
     task = asyncio.create_task(relay.run())
-    while await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL"):
+    while await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL"):  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - start
     relay.stop()
@@ -77,9 +79,7 @@ async def run_relay(
     return rows / elapsed
 
 
-async def run_baseline(
-    pool: asyncpg.Pool, nc: nats.aio.client.Client, schema: str, rows: int, batch: int
-) -> float:
+async def run_baseline(pool: asyncpg.Pool, nc: Client, schema: str, rows: int, batch: int) -> float:
     js = nc.jetstream(publish_async_max_pending=256)
     start = time.perf_counter()
     while True:

@@ -23,8 +23,8 @@ Record = Any  # asyncpg.Record; typed loosely because its values are heterogeneo
 
 _PRODUCT_COLUMNS = """product_id, revision, status, seller_nib, seller_name, seller_scale,
     seller_cooperative_id, province, city, name, category, unit, unit_price, listed_price, tier,
-    min_order_qty, stock_available, stock_reserved, stock_as_of, tkdn_pct, certifications, description, precheck, curation, delist_reason,
-    submitted_at, updated_at"""
+    min_order_qty, stock_available, stock_reserved, stock_as_of, tkdn_pct, certifications, description,
+    precheck, curation, delist_reason, submitted_at, updated_at"""
 
 
 async def get_product(conn: Conn, product_id: str, *, for_update: bool = False) -> Record | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
@@ -52,10 +53,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 POLICY = "policy"
-
-
-class Emit(Protocol):
-    async def __call__(self, data: EventData, /) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +103,9 @@ class LoansService:
             raise Retry("loan_unknown", f"loan {data.loan_id!r} is not on the book yet")
         loan = record.loan
         if loan.closed:
+            nothing = Decimal(0)
             await repo.record_allocation(
-                conn, data.payment_id, interest=repo.Decimal(0), principal=repo.Decimal(0), prepaid=repo.Decimal(0),
-                unapplied=data.amount,
+                conn, data.payment_id, interest=nothing, principal=nothing, prepaid=nothing, unapplied=data.amount
             )
             await repo.update_loan_state(conn, loan, unapplied=data.amount)
             return

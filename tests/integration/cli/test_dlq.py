@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from kumkm_shared import ServiceRuntime
 from kumkm_shared.messaging.dlq_ops import read_dead_letters
 from kumkm_shared.testing import wait_for
 from tests.support.events import loan_disbursed, repayment_received, to_bytes
@@ -19,6 +18,7 @@ from tests.support.events import loan_disbursed, repayment_received, to_bytes
 if TYPE_CHECKING:
     import nats
 
+    from kumkm_shared import ServiceRuntime
     from tests.support.toy import Toy
 
 pytestmark = pytest.mark.integration

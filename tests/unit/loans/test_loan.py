@@ -63,7 +63,9 @@ def test_an_overpayment_prepays_principal_and_lowers_later_installments() -> Non
     assert loan.installments[0].is_paid
     assert len(loan.installments) == 60  # the tenor stays, the installment falls
     assert loan.installments[1].amount < regular
-    assert loan.outstanding_principal == KRANGGAN_PRINCIPAL - loan.installments[0].principal - Decimal(100_000_000)
+    assert loan.outstanding_principal == KRANGGAN_PRINCIPAL - loan.installments[0].principal - Decimal(
+        100_000_000
+    )
     assert sum(i.principal for i in loan.installments) == KRANGGAN_PRINCIPAL - Decimal(100_000_000)
 
 

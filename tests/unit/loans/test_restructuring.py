@@ -76,7 +76,10 @@ def test_kranggan_six_months_grace_on_principal_and_twelve_more_months() -> None
     assert all(r.principal == 0 for r in rows[:6])
     # Interest arrears (Feb-Apr) are not capitalised: they are owed with the first installment.
     assert plan.carried_interest == pos.interest_arrears > 0
-    assert rows[0].interest == (plan.base_principal * Decimal("0.005")).quantize(Decimal(1)) + pos.interest_arrears
+    assert (
+        rows[0].interest
+        == (plan.base_principal * Decimal("0.005")).quantize(Decimal(1)) + pos.interest_arrears
+    )
     assert all(r.interest == (plan.base_principal * Decimal("0.005")).quantize(Decimal(1)) for r in rows[1:6])
     assert plan.base_principal == loan.outstanding_principal
     assert sum(r.principal for r in rows) == loan.outstanding_principal

@@ -81,7 +81,9 @@ def _independent_annuity(principal: int, annual_rate: Fraction, months: int) -> 
 
 def test_annuity_example_matches_an_independent_formula() -> None:
     # The Kranggan loan: Rp2.5 bn over 60 months at 6% a year.
-    schedule = build_schedule(Decimal("2500000000"), Decimal("0.06"), 60, RepaymentMethod.ANNUITY, date(2019, 7, 15))
+    schedule = build_schedule(
+        Decimal("2500000000"), Decimal("0.06"), 60, RepaymentMethod.ANNUITY, date(2019, 7, 15)
+    )
     expected = _independent_annuity(2_500_000_000, Fraction(6, 100), 60)
     assert expected == Decimal(48_332_004)  # PMT(0.5%, 60, -2.5e9) = 48,332,003.65
     assert schedule.regular_installment == expected
@@ -100,7 +102,11 @@ def test_flat_and_declining_examples() -> None:
     declining = build_schedule(
         Decimal(1_200_000), Decimal("0.12"), 12, RepaymentMethod.DECLINING, date(2021, 1, 10)
     )
-    assert [r.interest for r in declining.installments[:3]] == [Decimal(12_000), Decimal(11_000), Decimal(10_000)]
+    assert [r.interest for r in declining.installments[:3]] == [
+        Decimal(12_000),
+        Decimal(11_000),
+        Decimal(10_000),
+    ]
     assert declining.total_interest == Decimal(78_000)
 
 

@@ -14,7 +14,11 @@ KRANGGAN = {
     "region": {"province": "Jawa Barat", "city": "Kota Bekasi"},
 }
 SELLER_NIB = "9120001234567"
-SELLER = {"nib": SELLER_NIB, "name": "CV Meubel Jati Bekasi", "region": {"province": "Jawa Barat", "city": "Kota Bekasi"}}
+SELLER = {
+    "nib": SELLER_NIB,
+    "name": "CV Meubel Jati Bekasi",
+    "region": {"province": "Jawa Barat", "city": "Kota Bekasi"},
+}
 BUYER_ID = "KEMENKOPUKM"
 BUYER = {
     "id": BUYER_ID,
@@ -118,8 +122,13 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "buyer": BUYER,
         "seller": SELLER,
         "lines": [
-            {"product_id": "PRD-0001", "name": "Meja rapat jati", "qty": 4, "unit_price": "2500000.00",
-             "line_total": "10000000.00"}
+            {
+                "product_id": "PRD-0001",
+                "name": "Meja rapat jati",
+                "qty": 4,
+                "unit_price": "2500000.00",
+                "line_total": "10000000.00",
+            }
         ],
         "total": "10000000.00",
         "delivery": {"address": "Jl. H.R. Rasuna Said Kav. 3-4, Jakarta", "needed_by": "2022-09-01"},
@@ -130,8 +139,14 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "order_id": "ORD-0002",
         "buyer": BUYER,
         "reason_codes": ["insufficient_stock"],
-        "reasons": [{"code": "insufficient_stock", "text_id": "Stok tidak cukup", "text_en": "Not enough stock",
-                     "ref": "PRD-0001"}],
+        "reasons": [
+            {
+                "code": "insufficient_stock",
+                "text_id": "Stok tidak cukup",
+                "text_en": "Not enough stock",
+                "ref": "PRD-0001",
+            }
+        ],
         "rejected_at": "2022-08-10T02:00:00Z",
     },
     "kumkm.catalog.order.cancelled.v1": {

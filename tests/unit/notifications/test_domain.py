@@ -29,7 +29,10 @@ EXPECTED = {
     "kumkm.catalog.product.curated.v1": (Category.CURATION, [Party(SELLER_NIB, "seller")]),
     "kumkm.catalog.order.accepted.v1": (Category.ORDERS, [Party(SELLER_NIB, "seller")]),
     "kumkm.catalog.order.rejected.v1": (Category.ORDERS, [Party(BUYER_ID, "buyer")]),
-    "kumkm.catalog.order.cancelled.v1": (Category.ORDERS, [Party(BUYER_ID, "buyer"), Party(SELLER_NIB, "seller")]),
+    "kumkm.catalog.order.cancelled.v1": (
+        Category.ORDERS,
+        [Party(BUYER_ID, "buyer"), Party(SELLER_NIB, "seller")],
+    ),
     "kumkm.catalog.order.delivered.v1": (Category.ORDERS, [Party(SELLER_NIB, "seller")]),
     "kumkm.catalog.order.paid.v1": (Category.ORDERS, [Party(SELLER_NIB, "seller")]),
 }
@@ -54,8 +57,11 @@ def test_the_officers_group_is_configurable() -> None:
 
 def _contact(**kw: object) -> Contact:
     fields: dict[str, object] = {
-        "party_id": KRANGGAN_ID, "name": "Kranggan", "locale": Locale.ID_ID,
-        "channels": (Channel.EMAIL, Channel.INBOX), "email": "a@b.id",
+        "party_id": KRANGGAN_ID,
+        "name": "Kranggan",
+        "locale": Locale.ID_ID,
+        "channels": (Channel.EMAIL, Channel.INBOX),
+        "email": "a@b.id",
     }
     fields.update(kw)
     return Contact(**fields)  # type: ignore[arg-type]
@@ -76,8 +82,14 @@ def test_routing_no_contact_opt_out_and_channels() -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "verdict"), [(421, Verdict.TRANSIENT), (451, Verdict.TRANSIENT), (452, Verdict.TRANSIENT),
-                          (550, Verdict.PERMANENT), (554, Verdict.PERMANENT)]
+    ("code", "verdict"),
+    [
+        (421, Verdict.TRANSIENT),
+        (451, Verdict.TRANSIENT),
+        (452, Verdict.TRANSIENT),
+        (550, Verdict.PERMANENT),
+        (554, Verdict.PERMANENT),
+    ],
 )
 def test_smtp_4xx_is_transient_and_5xx_permanent(code: int, verdict: Verdict) -> None:
     outcome = smtp_reply(code, "nope")
@@ -88,9 +100,18 @@ def test_smtp_4xx_is_transient_and_5xx_permanent(code: int, verdict: Verdict) ->
 
 @pytest.mark.parametrize(
     ("status", "verdict"),
-    [(200, Verdict.DELIVERED), (204, Verdict.DELIVERED), (429, Verdict.TRANSIENT), (500, Verdict.TRANSIENT),
-     (503, Verdict.TRANSIENT), (400, Verdict.PERMANENT), (401, Verdict.PERMANENT), (404, Verdict.PERMANENT),
-     (410, Verdict.PERMANENT), (301, Verdict.PERMANENT)],
+    [
+        (200, Verdict.DELIVERED),
+        (204, Verdict.DELIVERED),
+        (429, Verdict.TRANSIENT),
+        (500, Verdict.TRANSIENT),
+        (503, Verdict.TRANSIENT),
+        (400, Verdict.PERMANENT),
+        (401, Verdict.PERMANENT),
+        (404, Verdict.PERMANENT),
+        (410, Verdict.PERMANENT),
+        (301, Verdict.PERMANENT),
+    ],
 )
 def test_http_429_and_5xx_are_transient_other_4xx_permanent(status: int, verdict: Verdict) -> None:
     assert http_reply(status, "body").verdict is verdict

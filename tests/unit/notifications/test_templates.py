@@ -49,7 +49,10 @@ def test_every_subscribed_event_has_a_template_in_both_locales() -> None:
 
 
 def test_every_event_the_durables_deliver_is_subscribed() -> None:
-    delivered = {*consumer("notifications-loans").filter_subjects, *consumer("notifications-catalog").filter_subjects}
+    delivered = {
+        *consumer("notifications-loans").filter_subjects,
+        *consumer("notifications-catalog").filter_subjects,
+    }
     assert set(SUBSCRIPTIONS) <= delivered
     assert set(SUBSCRIPTIONS) == set(SAMPLES)
 
