@@ -1,0 +1,1 @@
+"""KUMKM notifications: contacts, templates, and delivery that is never lost or sent twice."""

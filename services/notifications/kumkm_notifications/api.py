@@ -40,7 +40,9 @@ class ContactIn(BaseModel):
     locale: Locale = Locale.ID_ID
     channels: list[Channel] = Field(default_factory=lambda: [Channel.INBOX])
     opt_outs: list[Category] = Field(default_factory=list)
-    updated_at: datetime | None = Field(default=None, description="defaults to now; older updates are ignored")
+    updated_at: datetime | None = Field(
+        default=None, description="defaults to now; older updates are ignored"
+    )
 
 
 def contact_view(contact: Contact, *, secret_set: bool) -> dict[str, Any]:
@@ -105,7 +107,10 @@ def make_router(runtime: ServiceRuntime) -> APIRouter:  # noqa: C901 - one closu
         limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0
     ) -> list[dict[str, Any]]:
         contacts = await repo.list_contacts(runtime.pool, limit, offset)
-        return [contact_view(c, secret_set=await repo.has_webhook_secret(runtime.pool, c.party_id)) for c in contacts]
+        return [
+            contact_view(c, secret_set=await repo.has_webhook_secret(runtime.pool, c.party_id))
+            for c in contacts
+        ]
 
     @router.post("/contacts/{party_id}/webhook-secret", tags=["contacts"])
     async def rotate_webhook_secret(party_id: str) -> dict[str, str]:
@@ -147,7 +152,11 @@ def make_router(runtime: ServiceRuntime) -> APIRouter:  # noqa: C901 - one closu
     ) -> list[dict[str, Any]]:
         """The activity feed: every notification with every attempt and the provider's response."""
         return await repo.feed(
-            runtime.pool, party_id=party_id, status=status.value if status else None, event_id=event_id, limit=limit
+            runtime.pool,
+            party_id=party_id,
+            status=status.value if status else None,
+            event_id=event_id,
+            limit=limit,
         )
 
     @router.post("/notifications/{notification_id}/resend", tags=["activity"])
@@ -155,10 +164,15 @@ def make_router(runtime: ServiceRuntime) -> APIRouter:  # noqa: C901 - one closu
         """An operator's decision to send an 'unknown' or 'failed' notification again."""
         previous = await repo.requeue(runtime.pool, notification_id)
         if previous is None:
-            rows = await repo.feed(runtime.pool, party_id=None, status=None, limit=1, notification_id=notification_id)
+            rows = await repo.feed(
+                runtime.pool, party_id=None, status=None, limit=1, notification_id=notification_id
+            )
             if not rows:
                 raise NotFound("notification", str(notification_id))
-            raise Conflict("not_resendable", f"notification is {rows[0]['status']}; only unknown or failed ones are resent")
+            raise Conflict(
+                "not_resendable",
+                f"notification is {rows[0]['status']}; only unknown or failed ones are resent",
+            )
         async with runtime.pool.acquire() as conn:
             await repo.wake_dispatcher(conn)
         return {"id": notification_id, "previous_status": previous, "status": "pending"}

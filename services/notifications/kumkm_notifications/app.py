@@ -49,7 +49,10 @@ def build(
         ),
         migrations=Path(__file__).parent / "migrations",
         consumers={
-            "notifications-loans": {**by_context("kumkm.loans."), LoanDisbursed.event_type: handlers.on_loan_disbursed},
+            "notifications-loans": {
+                **by_context("kumkm.loans."),
+                LoanDisbursed.event_type: handlers.on_loan_disbursed,
+            },
             "notifications-catalog": by_context("kumkm.catalog."),
             "notifications-contacts": {ContactUpserted.event_type: handlers.on_contact_upserted},
         },

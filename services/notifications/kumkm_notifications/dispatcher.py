@@ -40,9 +40,13 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-ATTEMPTS = Counter("kumkm_notification_attempts", "Send attempts by channel and verdict", ["channel", "verdict"])
+ATTEMPTS = Counter(
+    "kumkm_notification_attempts", "Send attempts by channel and verdict", ["channel", "verdict"]
+)
 SEND_SECONDS = Histogram("kumkm_notification_send_seconds", "Time of one send attempt", ["channel"])
-RECONCILED = Counter("kumkm_notification_reconciled", "Orphaned sends settled after a crash", ["channel", "status"])
+RECONCILED = Counter(
+    "kumkm_notification_reconciled", "Orphaned sends settled after a crash", ["channel", "status"]
+)
 
 
 class Dispatcher:
@@ -50,7 +54,9 @@ class Dispatcher:
         self.settings = settings
         self.policy = RetryPolicy(
             max_attempts=settings.max_attempts,
-            backoff=Backoff(base=settings.backoff_base, cap=settings.backoff_cap, jitter=settings.backoff_jitter),
+            backoff=Backoff(
+                base=settings.backoff_base, cap=settings.backoff_cap, jitter=settings.backoff_jitter
+            ),
         )
         self.senders: dict[Channel, Sender] = {}
         self._wake = asyncio.Event()
@@ -111,7 +117,9 @@ class Dispatcher:
         if free <= 0:
             return 0
         async with pool.acquire() as conn, conn.transaction():
-            claimed = await repo.claim_due(conn, min(free, self.settings.worker_batch), self.settings.send_lease)
+            claimed = await repo.claim_due(
+                conn, min(free, self.settings.worker_batch), self.settings.send_lease
+            )
         for item in claimed:
             task = asyncio.create_task(self._deliver(pool, runtime, item), name=f"notify-{item.id}")
             self._inflight.add(task)
@@ -174,11 +182,20 @@ class Dispatcher:
             if status is Status.DELIVERED:
                 await runtime.emit(conn, self._delivered(item, outcome), **self._causation(item))
             elif status is Status.FAILED:
-                await runtime.emit(conn, self._failed(item, outcome, reason_code or outcome.code), **self._causation(item))
+                await runtime.emit(
+                    conn, self._failed(item, outcome, reason_code or outcome.code), **self._causation(item)
+                )
         if status is Status.PENDING:
-            log.info("delivery will be retried", delivery=str(item.id), code=outcome.code, retry_in=round(wait or 0, 2))
+            log.info(
+                "delivery will be retried",
+                delivery=str(item.id),
+                code=outcome.code,
+                retry_in=round(wait or 0, 2),
+            )
         elif status is Status.FAILED:
-            log.warning("delivery failed", delivery=str(item.id), code=reason_code, response=outcome.response[:200])
+            log.warning(
+                "delivery failed", delivery=str(item.id), code=reason_code, response=outcome.response[:200]
+            )
 
     @staticmethod
     def _causation(item: repo.Claimed) -> dict[str, str]:
@@ -226,7 +243,9 @@ class Dispatcher:
         settled = 0
         async with pool.acquire() as conn, conn.transaction():
             for orphan in await repo.claim_orphans(conn):
-                status = after_lost_outcome(orphan.channel, gateway_idempotent=self.settings.gateway_idempotent)
+                status = after_lost_outcome(
+                    orphan.channel, gateway_idempotent=self.settings.gateway_idempotent
+                )
                 note = (
                     "the sender stopped before recording the outcome; sent again (the receiver de-duplicates)"
                     if status is Status.PENDING
@@ -235,9 +254,10 @@ class Dispatcher:
                 )
                 await repo.settle_orphan(conn, orphan, status, note)
                 RECONCILED.labels(orphan.channel.value, status.value).inc()
-                log.warning("orphaned send reconciled", delivery=str(orphan.id), channel=orphan.channel, status=status)
+                log.warning(
+                    "orphaned send reconciled", delivery=str(orphan.id), channel=orphan.channel, status=status
+                )
                 settled += 1
         if settled:
             self._wake.set()
         return settled
-

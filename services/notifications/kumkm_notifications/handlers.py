@@ -33,8 +33,14 @@ def delivery_id(event_id: uuid.UUID, party_id: str, channel: Channel | None) -> 
     return uuid.uuid5(DELIVERY_NAMESPACE, f"{event_id}/{party_id}/{channel.value if channel else '-'}")
 
 
-def webhook_body(envelope: Envelope, notification_id: uuid.UUID, party_id: str, category: Category,
-                 rendered: Rendered, locale: str) -> bytes:
+def webhook_body(
+    envelope: Envelope,
+    notification_id: uuid.UUID,
+    party_id: str,
+    category: Category,
+    rendered: Rendered,
+    locale: str,
+) -> bytes:
     return json.dumps(
         {
             "notification_id": str(notification_id),
@@ -92,7 +98,9 @@ class NotificationHandlers:
                 )
                 continue
             rendered = self.templates.render(
-                envelope.type, contact.locale, {"event": data, "recipient": contact.name, "envelope": envelope}
+                envelope.type,
+                contact.locale,
+                {"event": data, "recipient": contact.name, "envelope": envelope},
             )
             for channel in routing.channels:
                 pending |= await self._deliver(ctx, contact, channel, subscription.category, rendered)
@@ -149,7 +157,9 @@ class NotificationHandlers:
         borrower = await repo.borrower_of(ctx.conn, recipient.loan_id)
         if borrower is None:
             # The loan's disbursement may be in the same pull batch, handled concurrently: not yet.
-            raise Retry("borrower_unknown", f"no borrower is known yet for loan {recipient.loan_id}", delay=1.0)
+            raise Retry(
+                "borrower_unknown", f"no borrower is known yet for loan {recipient.loan_id}", delay=1.0
+            )
         return borrower
 
     async def _learn_borrower(self, ctx: EventContext, data: EventData) -> None:

@@ -30,7 +30,13 @@ BLOCKS = ("subject", "text", "html")
 JAKARTA = ZoneInfo("Asia/Jakarta")
 
 COLLECTIBILITY = {
-    Locale.ID_ID: {1: "lancar", 2: "dalam perhatian khusus (DPK)", 3: "kurang lancar", 4: "diragukan", 5: "macet"},
+    Locale.ID_ID: {
+        1: "lancar",
+        2: "dalam perhatian khusus (DPK)",
+        3: "kurang lancar",
+        4: "diragukan",
+        5: "macet",
+    },
     Locale.EN_US: {1: "current", 2: "special mention", 3: "substandard", 4: "doubtful", 5: "loss"},
 }
 
@@ -63,9 +69,13 @@ def long_date(value: date | str, locale: Locale | str) -> str:
 def jakarta_datetime(value: datetime, locale: Locale | str) -> str:
     """A moment shown in Jakarta time: ``26 November 2026 14.30 WIB``."""
     local = value.astimezone(JAKARTA)
-    return f"{format_date(local.date(), format='long', locale=str(locale))} " + format_datetime(
-        local, format="HH.mm" if str(locale) == Locale.ID_ID else "h:mm a", locale=str(locale)
-    ) + " WIB"
+    return (
+        f"{format_date(local.date(), format='long', locale=str(locale))} "
+        + format_datetime(
+            local, format="HH.mm" if str(locale) == Locale.ID_ID else "h:mm a", locale=str(locale)
+        )
+        + " WIB"
+    )
 
 
 def percent(rate: Decimal | str, locale: Locale | str) -> str:
@@ -108,7 +118,7 @@ def _reason(ctx: Context, reason: Any) -> str:
 
 
 def _environment(directory: Path, *, autoescape: bool) -> Environment:
-    env = Environment(  # noqa: S701 - autoescape is on for the html block, off for plain text on purpose
+    env = Environment(
         loader=FileSystemLoader(directory),
         autoescape=autoescape,
         undefined=StrictUndefined,
@@ -148,7 +158,9 @@ class TemplateCatalog:
                 except TemplateNotFound:
                     problems.append(f"{name}: missing")
                     continue
-                problems.extend(f"{name}: no '{block}' block" for block in BLOCKS if block not in template.blocks)
+                problems.extend(
+                    f"{name}: no '{block}' block" for block in BLOCKS if block not in template.blocks
+                )
         if problems:
             raise MissingTemplateError(
                 f"notification templates are incomplete in {self.directory}: " + "; ".join(problems)

@@ -72,7 +72,9 @@ async def get_contact(conn: asyncpg.Connection | asyncpg.Pool, party_id: str) ->
     return None if row is None else _contact(row)
 
 
-async def list_contacts(conn: asyncpg.Connection | asyncpg.Pool, limit: int, offset: int = 0) -> list[Contact]:
+async def list_contacts(
+    conn: asyncpg.Connection | asyncpg.Pool, limit: int, offset: int = 0
+) -> list[Contact]:
     rows = await conn.fetch("SELECT * FROM contacts ORDER BY party_id LIMIT $1 OFFSET $2", limit, offset)
     return [_contact(r) for r in rows]
 
@@ -111,7 +113,9 @@ async def remember_borrower(conn: asyncpg.Connection, loan_id: str, borrower_id:
 
 
 async def borrower_of(conn: asyncpg.Connection, loan_id: str) -> str | None:
-    found: str | None = await conn.fetchval("SELECT borrower_id FROM loan_borrowers WHERE loan_id = $1", loan_id)
+    found: str | None = await conn.fetchval(
+        "SELECT borrower_id FROM loan_borrowers WHERE loan_id = $1", loan_id
+    )
     return found
 
 
@@ -411,7 +415,9 @@ async def unread_count(conn: asyncpg.Connection | asyncpg.Pool, party_id: str) -
     return count
 
 
-async def mark_read(conn: asyncpg.Connection | asyncpg.Pool, party_id: str, message_id: UUID) -> datetime | None:
+async def mark_read(
+    conn: asyncpg.Connection | asyncpg.Pool, party_id: str, message_id: UUID
+) -> datetime | None:
     read_at: datetime | None = await conn.fetchval(
         "UPDATE inbox_messages SET read_at = COALESCE(read_at, now()) WHERE party_id = $1 AND id = $2 "
         "RETURNING read_at",

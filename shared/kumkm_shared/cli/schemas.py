@@ -55,3 +55,23 @@ def catalog() -> None:
     from kumkm_shared.contracts.schemas import render_catalog_markdown
 
     print(render_catalog_markdown(), end="")
+
+
+@app.command("readme")
+def readme(
+    path: Annotated[Path, typer.Argument(help="the README holding the catalog markers")] = Path("README.md"),
+    check_only: Annotated[bool, typer.Option("--check", help="exit 1 when the block is stale")] = False,
+) -> None:
+    """Regenerate the event catalog block of the README from the contracts."""
+    from kumkm_shared.contracts.schemas import with_catalog_block
+
+    text = path.read_text(encoding="utf-8")
+    fresh = with_catalog_block(text)
+    if fresh == text:
+        print(f"{path}: event catalog up to date")
+        return
+    if check_only:
+        print(f"{path}: event catalog is stale; run `kumkm schemas readme`", file=sys.stderr)
+        raise typer.Exit(code=1)
+    path.write_text(fresh, encoding="utf-8")
+    print(f"{path}: event catalog regenerated")

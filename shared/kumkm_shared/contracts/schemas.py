@@ -144,3 +144,13 @@ def diff_schemas(directory: Path | str) -> list[str]:
     ]
     result.extend(sorted(present - rendered.keys()))
     return sorted(result)
+
+
+CATALOG_BEGIN = "<!-- BEGIN GENERATED: event catalog (kumkm schemas readme) -->"
+CATALOG_END = "<!-- END GENERATED: event catalog -->"
+
+
+def with_catalog_block(text: str) -> str:
+    """``text`` (a README) with the block between the catalog markers replaced by the current catalog."""
+    start, end = text.index(CATALOG_BEGIN) + len(CATALOG_BEGIN), text.index(CATALOG_END)
+    return text[:start] + "\n" + render_catalog_markdown() + text[end:]

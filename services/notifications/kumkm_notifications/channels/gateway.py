@@ -24,7 +24,9 @@ SMS_LIMIT = 480  # three concatenated SMS segments
 class GatewaySender:
     def __init__(self, settings: NotificationsSettings) -> None:
         self.settings = settings
-        self.client = httpx.AsyncClient(follow_redirects=False, headers={"User-Agent": "kumkm-notifications/1"})
+        self.client = httpx.AsyncClient(
+            follow_redirects=False, headers={"User-Agent": "kumkm-notifications/1"}
+        )
 
     async def send(self, message: OutgoingMessage) -> Outcome:
         url = self.settings.gateway_url

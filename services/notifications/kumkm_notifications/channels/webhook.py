@@ -55,7 +55,9 @@ async def post(
 class WebhookSender:
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
-        self.client = httpx.AsyncClient(follow_redirects=False, headers={"User-Agent": "kumkm-notifications/1"})
+        self.client = httpx.AsyncClient(
+            follow_redirects=False, headers={"User-Agent": "kumkm-notifications/1"}
+        )
 
     async def send(self, message: OutgoingMessage) -> Outcome:
         if not message.secret:

@@ -104,8 +104,6 @@ IDEMPOTENT_CHANNELS = frozenset({Channel.WEBHOOK})
 
 def after_lost_outcome(channel: Channel, *, gateway_idempotent: bool) -> Status:
     """A delivery found in 'sending' after its lease ran out (the process died mid-send)."""
-    if channel in IDEMPOTENT_CHANNELS or (
-        gateway_idempotent and channel in {Channel.SMS, Channel.WHATSAPP}
-    ):
+    if channel in IDEMPOTENT_CHANNELS or (gateway_idempotent and channel in {Channel.SMS, Channel.WHATSAPP}):
         return Status.PENDING
     return Status.UNKNOWN

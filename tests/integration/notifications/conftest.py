@@ -1,0 +1,91 @@
+"""The notifications service on real NATS and Postgres, with a real SMTP server and a real webhook server."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import nats
+import pytest
+import pytest_asyncio
+
+from kumkm_notifications.app import build
+from kumkm_notifications.settings import NotificationsSettings
+from kumkm_shared.contracts import make_event
+from tests.integration.notifications.sinks import SmtpSink, WebhookSink, smtp_sink, webhook_sink
+from tests.support.runtime import running_service
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator
+
+    import httpx
+
+    from kumkm_shared import ServiceRuntime
+    from kumkm_shared.contracts import Envelope, EventData
+
+# Small waits so retries take milliseconds; a lease short enough for the crash tests.
+FAST: dict[str, Any] = {
+    "backoff_base": 0.05,
+    "backoff_cap": 0.2,
+    "worker_poll_interval": 0.05,
+    "max_attempts": 4,
+    "smtp_timeout": 2.0,
+    "webhook_timeout": 2.0,
+    "send_lease": 1.0,
+}
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    with smtp_sink() as sink:
+        yield sink
+
+
+@pytest_asyncio.fixture
+async def webhook() -> AsyncIterator[WebhookSink]:
+    async with webhook_sink() as sink:
+        yield sink
+
+
+def settings_for(smtp: SmtpSink, **overrides: Any) -> NotificationsSettings:
+    return NotificationsSettings(smtp_host=smtp.host, smtp_port=smtp.port, **{**FAST, **overrides})
+
+
+ServiceFactory = "Callable[..., contextlib.AbstractAsyncContextManager[tuple[ServiceRuntime, httpx.AsyncClient]]]"
+
+
+@pytest.fixture
+def start(nats_url: str, database_url: str, smtp: SmtpSink) -> Callable[..., Any]:
+    """``async with start(**settings) as (runtime, http)``: the service, migrated and consuming."""
+
+    def factory(**overrides: Any) -> contextlib.AbstractAsyncContextManager[tuple[ServiceRuntime, httpx.AsyncClient]]:
+        definition = build(settings_for(smtp, **overrides))
+        return running_service(definition, nats_url, database_url, consumer_batch=16, drain_timeout=2.0)
+
+    return factory
+
+
+@pytest_asyncio.fixture
+async def service(start: Callable[..., Any]) -> AsyncIterator[tuple[ServiceRuntime, httpx.AsyncClient]]:
+    async with start() as pair:
+        yield pair
+
+
+@pytest_asyncio.fixture
+async def nc(nats_url: str) -> AsyncIterator[nats.aio.client.Client]:
+    client = await nats.connect(nats_url)
+    yield client
+    await client.drain()
+
+
+async def publish(nc: nats.aio.client.Client, data: EventData, *, msg_id: str | None = None) -> Envelope:
+    """Publish a contract event as its owner would (the envelope id is the Nats-Msg-Id unless overridden)."""
+    envelope = make_event(data, source="tests/publisher")
+    await nc.jetstream().publish(
+        envelope.type, envelope.to_json_bytes(), headers={"Nats-Msg-Id": msg_id or str(envelope.id)}
+    )
+    return envelope
+
+
+async def republish(nc: nats.aio.client.Client, envelope: Envelope, msg_id: str) -> None:
+    await nc.jetstream().publish(envelope.type, envelope.to_json_bytes(), headers={"Nats-Msg-Id": msg_id})
