@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -12,6 +11,9 @@ from fastapi import APIRouter, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kumkm_loans import progress as progress_model
+from kumkm_loans import repository as repo
+from kumkm_loans.domain import GRADE_NAMES, Terms, plan_restructuring
 from kumkm_shared import NotFound, Retry
 from kumkm_shared.contracts.loans import (
     GraceOn,
@@ -20,17 +22,14 @@ from kumkm_shared.contracts.loans import (
     RestructuringRequested,
     Scheme,
 )
-from kumkm_shared.contracts.types import BusinessDate, Identifier, Name, Text
-
-from kumkm_loans import progress as progress_model
-from kumkm_loans import repository as repo
-from kumkm_loans.domain import GRADE_NAMES, Terms, plan_restructuring
 
 if TYPE_CHECKING:
-    from kumkm_shared import ServiceRuntime
+    from decimal import Decimal
 
     from kumkm_loans.domain import Installment
     from kumkm_loans.handlers import LoansService
+    from kumkm_shared import ServiceRuntime
+    from kumkm_shared.contracts.types import BusinessDate, Identifier, Text
 
 CONSUMER = "loans"
 
@@ -110,7 +109,8 @@ def make_router(runtime: ServiceRuntime, service: LoansService) -> APIRouter:  #
 
     @router.get("/loans/{loan_id}", tags=["loans"])
     async def get_loan(
-        loan_id: str, as_of: Annotated[date | None, Query(description="arrears as of (default: last tick)")] = None
+        loan_id: str,
+        as_of: Annotated[date | None, Query(description="arrears as of (default: last tick)")] = None,
     ) -> dict[str, Any]:
         """The loan with its current schedule and its arrears."""
         async with runtime.pool.acquire() as conn:
@@ -155,7 +155,7 @@ def make_router(runtime: ServiceRuntime, service: LoansService) -> APIRouter:  #
         }
 
     @router.get("/loans/{loan_id}/restructurings/preview", tags=["restructuring"])
-    async def preview(  # noqa: PLR0913 - one query parameter per scheme
+    async def preview(
         loan_id: str,
         reschedule_from: date,
         extra_months: Annotated[int | None, Query(ge=1)] = None,
@@ -250,7 +250,9 @@ def make_router(runtime: ServiceRuntime, service: LoansService) -> APIRouter:  #
             try:
                 data = RestructuringRequested.model_validate({**fields, "request_id": request_id})
             except ValidationError as exc:
-                raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+                raise RequestValidationError(
+                    [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+                ) from None
             try:
                 await runtime.submit(data, consumer=CONSUMER)
             except Retry as exc:
@@ -266,7 +268,7 @@ def make_router(runtime: ServiceRuntime, service: LoansService) -> APIRouter:  #
         return repo.request_json(row)
 
     @router.get("/restructurings", tags=["restructuring"])
-    async def list_restructurings(  # noqa: PLR0913 - filters
+    async def list_restructurings(
         status: Literal["approved", "rejected", "referred"] | None = None,
         region: Annotated[str | None, Query(description="a province or a city")] = None,
         province: str | None = None,
@@ -320,5 +322,4 @@ def make_router(runtime: ServiceRuntime, service: LoansService) -> APIRouter:  #
         async with runtime.pool.acquire() as conn:
             return await progress_model.progress(conn, province, city)
 
-    del Name
     return router

@@ -13,6 +13,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from kumkm_loans import repository as repo
+from kumkm_loans.domain import (
+    Assessment,
+    Outcome,
+    PolicyReason,
+    RequestFacts,
+    RestructuringPolicy,
+    Terms,
+    build_schedule,
+    plan_restructuring,
+    position_at,
+)
 from kumkm_shared import Conflict, NotFound, Retry
 from kumkm_shared.contracts import Reason
 from kumkm_shared.contracts.loans import (
@@ -28,27 +40,13 @@ from kumkm_shared.contracts.loans import (
     ScheduleSummary,
 )
 
-from kumkm_loans import repository as repo
-from kumkm_loans.domain import (
-    Assessment,
-    Outcome,
-    PolicyReason,
-    RequestFacts,
-    RestructuringPolicy,
-    Terms,
-    build_schedule,
-    plan_restructuring,
-    position_at,
-)
-
 if TYPE_CHECKING:
     import asyncpg
 
+    from kumkm_loans.repository import Conn, LoanRecord
+    from kumkm_loans.settings import LoansSettings
     from kumkm_shared import EventContext
     from kumkm_shared.contracts import EventData
-
-    from kumkm_loans.repository import LoanRecord
-    from kumkm_loans.settings import LoansSettings
 
 log = structlog.get_logger(__name__)
 
@@ -90,11 +88,15 @@ class LoansService:
         if not exists:
             # It may arrive before the disbursement: kept, and applied when the loan arrives.
             await repo.park_repayment(ctx.conn, data, ctx.envelope.id)
-            log.info("repayment parked until its loan is disbursed", loan_id=data.loan_id, payment_id=data.payment_id)
+            log.info(
+                "repayment parked until its loan is disbursed",
+                loan_id=data.loan_id,
+                payment_id=data.payment_id,
+            )
             return
         await self._apply_repayment(ctx.conn, data, ctx.envelope.id)
 
-    async def _apply_repayment(self, conn: asyncpg.Connection, data: RepaymentReceived, event_id: Any) -> None:
+    async def _apply_repayment(self, conn: Conn, data: RepaymentReceived, event_id: Any) -> None:
         if not await repo.claim_payment(conn, data, event_id):
             log.info("payment already applied", payment_id=data.payment_id)
             return
@@ -105,7 +107,12 @@ class LoansService:
         if loan.closed:
             nothing = Decimal(0)
             await repo.record_allocation(
-                conn, data.payment_id, interest=nothing, principal=nothing, prepaid=nothing, unapplied=data.amount
+                conn,
+                data.payment_id,
+                interest=nothing,
+                principal=nothing,
+                prepaid=nothing,
+                unapplied=data.amount,
             )
             await repo.update_loan_state(conn, loan, unapplied=data.amount)
             return
@@ -151,9 +158,7 @@ class LoansService:
         log.info("tick done", as_of=str(as_of), loans=len(candidates), overdue=overdue, grade_changes=changes)
         return TickResult(as_of, len(candidates), overdue, changes)
 
-    async def _tick_loan(
-        self, conn: asyncpg.Connection, loan_id: str, as_of: date, emit: _CommandEmit
-    ) -> tuple[int, int]:
+    async def _tick_loan(self, conn: Conn, loan_id: str, as_of: date, emit: _CommandEmit) -> tuple[int, int]:
         record = await repo.load_loan(conn, loan_id, lock=True)
         if record is None or not record.active:
             return 0, 0
@@ -226,8 +231,16 @@ class LoansService:
         emit = _ContextEmit(ctx)
         if assessment.outcome == Outcome.APPROVED:
             await self._approve(
-                conn, emit, record, data.request_id, terms, data.reschedule_from,
-                decided_by=POLICY, decided_on=data.requested_on, reason_codes=[], note="",
+                conn,
+                emit,
+                record,
+                data.request_id,
+                terms,
+                data.reschedule_from,
+                decided_by=POLICY,
+                decided_on=data.requested_on,
+                reason_codes=[],
+                note="",
                 proposal=list(data.proposal),
             )
             return
@@ -269,7 +282,7 @@ class LoansService:
         )
 
     async def _facts(
-        self, conn: asyncpg.Connection, record: LoanRecord, data: RestructuringRequested, terms: Terms
+        self, conn: Conn, record: LoanRecord, data: RestructuringRequested, terms: Terms
     ) -> RequestFacts:
         cutoff = self.policy.limits.collectibility_cutoff
         grade_at_cutoff = await repo.grade_as_of(conn, data.loan_id, cutoff)
@@ -288,7 +301,7 @@ class LoansService:
         )
 
     async def assess(
-        self, conn: asyncpg.Connection, record: LoanRecord, data: RestructuringRequested
+        self, conn: Conn, record: LoanRecord, data: RestructuringRequested
     ) -> tuple[Assessment, RequestFacts]:
         terms = Terms.from_schemes(data.proposal)
         facts = await self._facts(conn, record, data, terms)
@@ -296,7 +309,7 @@ class LoansService:
 
     async def _approve(
         self,
-        conn: asyncpg.Connection,
+        conn: Conn,
         emit: _CommandEmit,
         record: LoanRecord,
         request_id: str,
@@ -428,8 +441,16 @@ class LoansService:
                         "the request cannot be approved any more: " + "; ".join(r.text_en for r in blocking),
                     )
                 await self._approve(
-                    conn, emit, record, request_id, terms, data.reschedule_from,
-                    decided_by=officer, decided_on=decided_on, reason_codes=referral_codes, note=reason,
+                    conn,
+                    emit,
+                    record,
+                    request_id,
+                    terms,
+                    data.reschedule_from,
+                    decided_by=officer,
+                    decided_on=decided_on,
+                    reason_codes=referral_codes,
+                    note=reason,
                     proposal=list(data.proposal),
                 )
                 return
@@ -464,7 +485,7 @@ class LoansService:
 
 
 class _CommandEmit(Protocol):
-    async def __call__(self, conn: asyncpg.Connection, data: EventData, /) -> object: ...
+    async def __call__(self, conn: Conn, data: EventData, /) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,7 +494,7 @@ class _ContextEmit:
 
     ctx: EventContext
 
-    async def __call__(self, conn: asyncpg.Connection, data: EventData, /) -> object:
+    async def __call__(self, conn: Conn, data: EventData, /) -> object:
         del conn  # the context's connection is the same transaction
         return await self.ctx.emit(data)
 

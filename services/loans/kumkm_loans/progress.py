@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import asyncpg
 
-_FILTER = "($1::text IS NULL OR lower(province) = lower($1)) AND ($2::text IS NULL OR lower(city) = lower($2))"
+_FILTER = (
+    "($1::text IS NULL OR lower(province) = lower($1)) AND ($2::text IS NULL OR lower(city) = lower($2))"
+)
 
 _REQUESTS = f"""
 SELECT grouping(province, city) AS all_regions, grouping(borrower_id) AS all_borrowers,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from kumkm_shared.contracts.loans import Borrower, RepaymentMethod
-
 from kumkm_loans.domain import Installment, Loan
+from kumkm_shared.contracts.loans import Borrower, RepaymentMethod
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -17,8 +15,11 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
 
     from kumkm_shared.contracts.loans import LoanDisbursed, RepaymentReceived, RestructuringRequested
+
+    Conn = asyncpg.Connection | PoolConnectionProxy
 
 
 @dataclass
@@ -59,13 +60,13 @@ def _installment(row: asyncpg.Record) -> Installment:
 # -- loans ----------------------------------------------------------------------------------------------
 
 
-async def insert_loan(conn: asyncpg.Connection, data: LoanDisbursed, rows: Sequence[Installment]) -> bool:
+async def insert_loan(conn: Conn, data: LoanDisbursed, rows: Sequence[Installment]) -> bool:
     """Insert the loan and its schedule; False when the loan already exists."""
     borrower = data.borrower
     inserted = await conn.fetchval(
-        "INSERT INTO loans (loan_id, lender, borrower, borrower_kind, borrower_id, borrower_name, province, city, "
-        "principal, original_rate, annual_rate, tenor_months, method, disbursed_on, first_due_on, maturity_on, "
-        "outstanding_principal, graded_on) "
+        "INSERT INTO loans (loan_id, lender, borrower, borrower_kind, borrower_id, borrower_name, province, "
+        "city, principal, original_rate, annual_rate, tenor_months, method, disbursed_on, first_due_on, "
+        "maturity_on, outstanding_principal, graded_on) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14, $15, $9, $13) "
         "ON CONFLICT (loan_id) DO NOTHING RETURNING true",
         data.loan_id,
@@ -91,7 +92,7 @@ async def insert_loan(conn: asyncpg.Connection, data: LoanDisbursed, rows: Seque
     return True
 
 
-async def insert_installments(conn: asyncpg.Connection, loan_id: str, rows: Sequence[Installment]) -> None:
+async def insert_installments(conn: Conn, loan_id: str, rows: Sequence[Installment]) -> None:
     await conn.execute(
         "INSERT INTO installments (loan_id, schedule_version, no, due_on, principal, interest, "
         "capitalised_interest, balance, grace) "
@@ -109,7 +110,7 @@ async def insert_installments(conn: asyncpg.Connection, loan_id: str, rows: Sequ
     )
 
 
-async def load_loan(conn: asyncpg.Connection, loan_id: str, *, lock: bool = False) -> LoanRecord | None:
+async def load_loan(conn: Conn, loan_id: str, *, lock: bool = False) -> LoanRecord | None:
     row = await conn.fetchrow(
         "SELECT * FROM loans WHERE loan_id = $1" + (" FOR UPDATE" if lock else ""), loan_id
     )
@@ -134,9 +135,7 @@ async def load_loan(conn: asyncpg.Connection, loan_id: str, *, lock: bool = Fals
     return LoanRecord(loan, borrower, row)
 
 
-async def update_loan_state(
-    conn: asyncpg.Connection, loan: Loan, *, unapplied: Decimal = Decimal(0), **extra: Any
-) -> None:
+async def update_loan_state(conn: Conn, loan: Loan, *, unapplied: Decimal = Decimal(0), **extra: Any) -> None:
     """Write the loan's derived columns; ``extra`` names more columns to set (trusted names only)."""
     columns = {
         "outstanding_principal": loan.outstanding_principal,
@@ -150,20 +149,22 @@ async def update_loan_state(
     }
     sets = ", ".join(f"{name} = ${n}" for n, name in enumerate(columns, start=2))
     await conn.execute(
-        f"UPDATE loans SET {sets}, unapplied = unapplied + ${len(columns) + 2}, updated_at = now() WHERE loan_id = $1",
+        f"UPDATE loans SET {sets}, unapplied = unapplied + ${len(columns) + 2}, updated_at = now() "
+        "WHERE loan_id = $1",
         loan.loan_id,
         *columns.values(),
         unapplied,
     )
 
 
-async def save_payments(conn: asyncpg.Connection, loan_id: str, rows: Sequence[Installment]) -> None:
+async def save_payments(conn: Conn, loan_id: str, rows: Sequence[Installment]) -> None:
     """Store the paid amounts and announcement flags of ``rows``."""
     if not rows:
         return
     await conn.execute(
         "UPDATE installments AS i SET paid_principal = u.pp, paid_interest = u.pi, overdue_announced = u.ann "
-        "FROM unnest($2::int[], $3::int[], $4::numeric[], $5::numeric[], $6::bool[]) AS u(v, no, pp, pi, ann) "
+        "FROM unnest($2::int[], $3::int[], $4::numeric[], $5::numeric[], $6::bool[]) "
+        "AS u(v, no, pp, pi, ann) "
         "WHERE i.loan_id = $1 AND i.schedule_version = u.v AND i.no = u.no",
         loan_id,
         [r.version for r in rows],
@@ -175,11 +176,12 @@ async def save_payments(conn: asyncpg.Connection, loan_id: str, rows: Sequence[I
 
 
 async def replace_tail(
-    conn: asyncpg.Connection, loan_id: str, version: int, first_no: int, rows: Sequence[Installment]
+    conn: Conn, loan_id: str, version: int, first_no: int, rows: Sequence[Installment]
 ) -> None:
     """Replace the current installments of ``version`` numbered ``first_no`` and later (a prepayment)."""
     await conn.execute(
-        "DELETE FROM installments WHERE loan_id = $1 AND schedule_version = $2 AND no >= $3 AND NOT superseded",
+        "DELETE FROM installments "
+        "WHERE loan_id = $1 AND schedule_version = $2 AND no >= $3 AND NOT superseded",
         loan_id,
         version,
         first_no,
@@ -188,7 +190,7 @@ async def replace_tail(
         await insert_installments(conn, loan_id, rows)
 
 
-async def supersede(conn: asyncpg.Connection, loan_id: str, keep: Sequence[Installment]) -> None:
+async def supersede(conn: Conn, loan_id: str, keep: Sequence[Installment]) -> None:
     """Mark every current installment superseded except ``keep``."""
     await conn.execute(
         "UPDATE installments SET superseded = true WHERE loan_id = $1 AND NOT superseded "
@@ -202,7 +204,7 @@ async def supersede(conn: asyncpg.Connection, loan_id: str, keep: Sequence[Insta
 # -- repayments -----------------------------------------------------------------------------------------
 
 
-async def claim_payment(conn: asyncpg.Connection, data: RepaymentReceived, event_id: UUID) -> bool:
+async def claim_payment(conn: Conn, data: RepaymentReceived, event_id: UUID) -> bool:
     """Record the payment once by its payment id; False when it was seen before."""
     inserted = await conn.fetchval(
         "INSERT INTO repayments (payment_id, loan_id, event_id, amount, paid_on, channel, reference) "
@@ -219,7 +221,7 @@ async def claim_payment(conn: asyncpg.Connection, data: RepaymentReceived, event
 
 
 async def record_allocation(
-    conn: asyncpg.Connection,
+    conn: Conn,
     payment_id: str,
     *,
     interest: Decimal,
@@ -238,7 +240,7 @@ async def record_allocation(
     )
 
 
-async def park_repayment(conn: asyncpg.Connection, data: RepaymentReceived, event_id: UUID) -> None:
+async def park_repayment(conn: Conn, data: RepaymentReceived, event_id: UUID) -> None:
     await conn.execute(
         "INSERT INTO parked_repayments (payment_id, loan_id, event_id, data) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (payment_id) DO NOTHING",
@@ -249,7 +251,7 @@ async def park_repayment(conn: asyncpg.Connection, data: RepaymentReceived, even
     )
 
 
-async def take_parked(conn: asyncpg.Connection, loan_id: str) -> list[tuple[UUID, dict[str, Any]]]:
+async def take_parked(conn: Conn, loan_id: str) -> list[tuple[UUID, dict[str, Any]]]:
     rows = await conn.fetch(
         "DELETE FROM parked_repayments WHERE loan_id = $1 RETURNING event_id, data, parked_at", loan_id
     )
@@ -261,10 +263,11 @@ async def take_parked(conn: asyncpg.Connection, loan_id: str) -> list[tuple[UUID
 
 
 async def record_grade(
-    conn: asyncpg.Connection, loan_id: str, as_of: date, grade: int, days_past_due: int, cause: str
+    conn: Conn, loan_id: str, as_of: date, grade: int, days_past_due: int, cause: str
 ) -> None:
     await conn.execute(
-        "INSERT INTO collectibility_history (loan_id, as_of, grade, days_past_due, cause) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO collectibility_history (loan_id, as_of, grade, days_past_due, cause) "
+        "VALUES ($1, $2, $3, $4, $5)",
         loan_id,
         as_of,
         grade,
@@ -273,7 +276,7 @@ async def record_grade(
     )
 
 
-async def grade_as_of(conn: asyncpg.Connection, loan_id: str, as_of: date) -> int | None:
+async def grade_as_of(conn: Conn, loan_id: str, as_of: date) -> int | None:
     grade: int | None = await conn.fetchval(
         "SELECT grade FROM collectibility_history WHERE loan_id = $1 AND as_of <= $2 "
         "ORDER BY as_of DESC, id DESC LIMIT 1",
@@ -283,7 +286,7 @@ async def grade_as_of(conn: asyncpg.Connection, loan_id: str, as_of: date) -> in
     return grade
 
 
-async def tick_candidates(conn: asyncpg.Connection, as_of: date) -> list[str]:
+async def tick_candidates(conn: Conn, as_of: date) -> list[str]:
     """Active loans whose grade would change, or with an overdue installment not yet announced."""
     rows = await conn.fetch(
         """
@@ -311,7 +314,7 @@ async def tick_candidates(conn: asyncpg.Connection, as_of: date) -> list[str]:
     return [r["loan_id"] for r in rows]
 
 
-async def record_tick(conn: asyncpg.Connection, as_of: date, overdue: int, changes: int) -> None:
+async def record_tick(conn: Conn, as_of: date, overdue: int, changes: int) -> None:
     await conn.execute(
         "INSERT INTO ticks (as_of, overdue_announced, grade_changes) VALUES ($1, $2, $3) "
         "ON CONFLICT (as_of) DO UPDATE SET runs = ticks.runs + 1, last_run_at = now(), "
@@ -322,7 +325,7 @@ async def record_tick(conn: asyncpg.Connection, as_of: date, overdue: int, chang
     )
 
 
-async def last_tick(conn: asyncpg.Connection) -> date | None:
+async def last_tick(conn: Conn) -> date | None:
     value: date | None = await conn.fetchval("SELECT max(as_of) FROM ticks")
     return value
 
@@ -330,7 +333,7 @@ async def last_tick(conn: asyncpg.Connection) -> date | None:
 # -- restructuring requests -----------------------------------------------------------------------------
 
 
-async def claim_request(conn: asyncpg.Connection, data: RestructuringRequested, event_id: UUID) -> bool:
+async def claim_request(conn: Conn, data: RestructuringRequested, event_id: UUID) -> bool:
     """Record the request once by its request id; False when the request id was seen before."""
     inserted = await conn.fetchval(
         "INSERT INTO restructuring_requests (request_id, loan_id, event_id, requested_on, reason, impact, "
@@ -348,24 +351,26 @@ async def claim_request(conn: asyncpg.Connection, data: RestructuringRequested, 
     return bool(inserted)
 
 
-async def open_requests(conn: asyncpg.Connection, loan_id: str, *, other_than: str) -> int:
+async def open_requests(conn: Conn, loan_id: str, *, other_than: str) -> int:
     count: int = await conn.fetchval(
-        "SELECT count(*) FROM restructuring_requests WHERE loan_id = $1 AND status = 'referred' AND request_id <> $2",
+        "SELECT count(*) FROM restructuring_requests "
+        "WHERE loan_id = $1 AND status = 'referred' AND request_id <> $2",
         loan_id,
         other_than,
     )
     return count
 
 
-async def load_request(conn: asyncpg.Connection, request_id: str, *, lock: bool = False) -> asyncpg.Record | None:
+async def load_request(conn: Conn, request_id: str, *, lock: bool = False) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT * FROM restructuring_requests WHERE request_id = $1" + (" FOR UPDATE" if lock else ""), request_id
+        "SELECT * FROM restructuring_requests WHERE request_id = $1" + (" FOR UPDATE" if lock else ""),
+        request_id,
     )
     return row
 
 
 async def record_decision(
-    conn: asyncpg.Connection,
+    conn: Conn,
     request_id: str,
     *,
     status: str,
@@ -432,7 +437,7 @@ def _money(value: Decimal | None) -> str | None:
 
 
 async def list_requests(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     status: str | None,
     region: str | None,
@@ -445,7 +450,8 @@ async def list_requests(
     rows = await conn.fetch(
         "SELECT * FROM restructuring_requests WHERE ($1::text IS NULL OR status = $1) "
         "AND ($2::text IS NULL OR lower(province) = lower($2) OR lower(city) = lower($2)) "
-        "AND ($3::text IS NULL OR lower(province) = lower($3)) AND ($4::text IS NULL OR lower(city) = lower($4)) "
+        "AND ($3::text IS NULL OR lower(province) = lower($3)) "
+        "AND ($4::text IS NULL OR lower(city) = lower($4)) "
         "AND ($5::text IS NULL OR loan_id = $5) "
         "ORDER BY received_at, request_id LIMIT $6 OFFSET $7",
         status,
@@ -457,8 +463,3 @@ async def list_requests(
         offset,
     )
     return [request_json(r) for r in rows]
-
-
-def jsonable(value: Any) -> Any:
-    """Round-trip through JSON so asyncpg's jsonb codec gets plain types."""
-    return json.loads(json.dumps(value, default=str))

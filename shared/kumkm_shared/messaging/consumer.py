@@ -26,6 +26,7 @@ from prometheus_client import Counter, Histogram
 from kumkm_shared.contracts import ContractError, DecodedEvent, EventData, decode_event, make_event
 from kumkm_shared.messaging.dlq import DeadLetter, publish_dead_letter
 from kumkm_shared.messaging.errors import Refused, Retry
+from kumkm_shared.messaging.tracing import child_traceparent, trace_id
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -80,7 +81,7 @@ class EventContext:
             source=self.source,
             correlationid=self.envelope.correlationid or str(self.envelope.id),
             causationid=str(self.envelope.id),
-            traceparent=self.envelope.traceparent,
+            traceparent=child_traceparent(self.envelope.traceparent),
         )
         await self.outbox.add(self.conn, envelope)
         self.emitted.append(envelope)
@@ -157,7 +158,10 @@ class EventProcessor:
             )
             return "invalid"
         with structlog.contextvars.bound_contextvars(
-            event_id=str(envelope.id), event_type=envelope.type, correlationid=envelope.correlationid
+            event_id=str(envelope.id),
+            event_type=envelope.type,
+            correlationid=envelope.correlationid,
+            trace_id=trace_id(envelope.traceparent),
         ):
             return await self._apply(msg, event, handler, delivered)
 

@@ -31,6 +31,7 @@ from kumkm_shared.messaging.inbox import Inbox
 from kumkm_shared.messaging.outbox import Outbox, OutboxRelay
 from kumkm_shared.messaging.topology import ConsumerDecl
 from kumkm_shared.messaging.topology import consumer as declared_consumer
+from kumkm_shared.messaging.tracing import new_traceparent
 from kumkm_shared.service.http import create_http_app
 from kumkm_shared.service.logging import configure_logging
 
@@ -250,7 +251,9 @@ class ServiceRuntime:
         handled now by the same handler, with the inbox row claimed, so the copy that comes back from
         the stream is recognised as a duplicate.
         """
-        envelope = make_event(data, source=f"kumkm/{self.name}/{source_suffix}")
+        envelope = make_event(
+            data, source=f"kumkm/{self.name}/{source_suffix}", traceparent=new_traceparent()
+        )
         event = validate_event_payload(envelope.model_dump(mode="json"))
         handler = self.definition.consumers[consumer][envelope.type]
         async with self.pool.acquire() as conn, conn.transaction():
@@ -262,6 +265,7 @@ class ServiceRuntime:
 
     async def emit(self, conn: Conn, data: EventData, **kwargs: Any) -> Envelope:
         """Write an event caused by a command (HTTP, CLI, a timer) to the outbox in ``conn``'s transaction."""
+        kwargs.setdefault("traceparent", new_traceparent())
         envelope = make_event(data, source=f"kumkm/{self.name}", **kwargs)
         await self.outbox.add(conn, envelope)
         return envelope

@@ -51,7 +51,6 @@ def settings_for(smtp: SmtpSink, **overrides: Any) -> NotificationsSettings:
     return NotificationsSettings(smtp_host=smtp.host, smtp_port=smtp.port, **{**FAST, **overrides})
 
 
-ServiceFactory = "Callable[..., contextlib.AbstractAsyncContextManager[tuple[ServiceRuntime, httpx.AsyncClient]]]"
 
 
 @pytest.fixture

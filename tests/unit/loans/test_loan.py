@@ -38,7 +38,8 @@ def test_interest_is_paid_before_principal_and_the_oldest_first() -> None:
     # The rest of the first, then the second: interest first.
     loan.apply_repayment(first.unpaid + Decimal(1_000_000), date(2019, 8, 21))
     assert first.is_paid
-    assert second.paid_interest == Decimal(1_000_000) and second.paid_principal == 0
+    assert second.paid_interest == Decimal(1_000_000)
+    assert second.paid_principal == 0
 
 
 def test_days_past_due_and_grade_follow_the_oldest_unpaid_installment() -> None:

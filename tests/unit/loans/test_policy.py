@@ -134,7 +134,9 @@ def test_policy_rule(case: str, changes: dict[str, object], outcome: Outcome, co
     assert assessment.outcome == outcome, case
     assert assessment.codes == codes
     for reason in assessment.reasons:
-        assert reason.text_id and reason.text_en and reason.text_id != reason.text_en
+        assert reason.text_id
+        assert reason.text_en
+        assert reason.text_id != reason.text_en
 
 
 def test_every_threshold_comes_from_the_limits() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -31,7 +32,7 @@ def _check_invariants(schedule, principal: Decimal) -> None:
     assert all(r.principal >= 0 and r.interest >= 0 for r in rows)
     assert rows[-1].balance == 0
     assert [r.no for r in rows] == list(range(1, len(rows) + 1))
-    assert all(a.due_on < b.due_on for a, b in zip(rows, rows[1:], strict=False))
+    assert all(a.due_on < b.due_on for a, b in itertools.pairwise(rows))
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -82,7 +83,7 @@ def _independent_annuity(principal: int, annual_rate: Fraction, months: int) -> 
 def test_annuity_example_matches_an_independent_formula() -> None:
     # The Kranggan loan: Rp2.5 bn over 60 months at 6% a year.
     schedule = build_schedule(
-        Decimal("2500000000"), Decimal("0.06"), 60, RepaymentMethod.ANNUITY, date(2019, 7, 15)
+        Decimal(2500000000), Decimal("0.06"), 60, RepaymentMethod.ANNUITY, date(2019, 7, 15)
     )
     expected = _independent_annuity(2_500_000_000, Fraction(6, 100), 60)
     assert expected == Decimal(48_332_004)  # PMT(0.5%, 60, -2.5e9) = 48,332,003.65

@@ -107,7 +107,11 @@ class Loan:
 
     def _prepay(self, amount: Decimal, result: RepaymentAllocation) -> None:
         start = len(self.installments)
-        while start > 0 and self.installments[start - 1].is_untouched and not self.installments[start - 1].is_paid:
+        while (
+            start > 0
+            and self.installments[start - 1].is_untouched
+            and not self.installments[start - 1].is_paid
+        ):
             start -= 1
         future = self.installments[start:]
         owed = sum((i.principal for i in future), ZERO)

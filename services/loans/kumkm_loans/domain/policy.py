@@ -15,9 +15,8 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
+from kumkm_loans.domain.restructuring import LoanPosition, Terms  # noqa: TC001 - dataclass fields
 from kumkm_shared.contracts.loans import RestructuringReason
-
-from kumkm_loans.domain.restructuring import LoanPosition, Terms
 
 __all__ = ["Assessment", "Outcome", "PolicyLimits", "PolicyReason", "RequestFacts", "RestructuringPolicy"]
 
@@ -116,9 +115,9 @@ class RestructuringPolicy:
                 PolicyReason(
                     "collectibility_at_cutoff",
                     f"Kolektibilitas pada {lim.collectibility_cutoff} adalah {facts.grade_at_cutoff}; "
-                    f"pinjaman yang bermasalah sebelum pandemi (kolektibilitas 4-5) tidak dapat direstrukturisasi.",
+                    "pinjaman yang bermasalah sebelum pandemi (kolektibilitas 4-5) tidak dapat direstrukturisasi.",
                     f"Collectibility at {lim.collectibility_cutoff} was {facts.grade_at_cutoff}; a loan "
-                    f"non-performing before the pandemic (grade 4-5) cannot be restructured.",
+                    "non-performing before the pandemic (grade 4-5) cannot be restructured.",
                 )
             )
         if facts.open_requests > 0:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kumkm_loans.domain.schedule import ZERO, Schedule, build_schedule
 from kumkm_shared.contracts.loans import (
     ArrearsCapitalization,
     GraceOn,
@@ -27,8 +28,6 @@ from kumkm_shared.contracts.loans import (
     Scheme,
     TenorExtension,
 )
-
-from kumkm_loans.domain.schedule import ZERO, Schedule, build_schedule
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -114,7 +113,9 @@ def plan_restructuring(loan: Loan, terms: Terms, reschedule_from: date) -> Restr
     """The new schedule for ``terms``; the caller checks eligibility and limits first (the policy)."""
     pos = position_at(loan, reschedule_from)
     if pos.remaining_installments < 1:
-        raise ValueError(f"reschedule_from {reschedule_from} is after the last installment ({pos.maturity_on})")
+        raise ValueError(
+            f"reschedule_from {reschedule_from} is after the last installment ({pos.maturity_on})"
+        )
     principal_waiver = min(terms.principal_waiver, pos.principal_arrears)
     interest_left = pos.interest_arrears - min(terms.interest_waiver, pos.interest_arrears)
     base = pos.outstanding_principal - principal_waiver

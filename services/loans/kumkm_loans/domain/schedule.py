@@ -132,7 +132,7 @@ def build_schedule(
 ) -> Schedule:
     """A schedule of ``grace_months`` grace installments, then ``months`` amortising installments.
 
-    - annuity: A = P·i(1+i)^n / ((1+i)^n − 1), rounded; interest on the balance, principal the rest;
+    - annuity: A = P·i(1+i)^n / ((1+i)^n - 1), rounded; interest on the balance, principal the rest;
     - flat: P/n principal (rounded down) plus P·i interest each month;
     - declining: P/n principal (rounded down) plus interest on the balance.
 
