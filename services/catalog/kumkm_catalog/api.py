@@ -283,7 +283,7 @@ def make_router(runtime: ServiceRuntime, catalog: Catalog) -> APIRouter:  # noqa
     # -- orders -----------------------------------------------------------------------------------------
     @router.post("/orders", status_code=201, tags=["orders"])
     async def place_order(body: OrderPlaced) -> dict[str, Any]:
-        """Place an order (the same path as ``order.placed``); the answer says accepted or rejected and why."""
+        """Place an order (the same path as ``order.placed``); the answer says accepted or rejected, why."""
         await submit(body)
         return await load_order(body.order_id)
 

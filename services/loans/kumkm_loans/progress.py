@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import asyncpg
 
+    from kumkm_loans.repository import Conn
+
 _FILTER = (
     "($1::text IS NULL OR lower(province) = lower($1)) AND ($2::text IS NULL OR lower(city) = lower($2))"
 )
@@ -64,7 +66,7 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-async def progress(conn: asyncpg.Connection, province: str | None, city: str | None) -> dict[str, Any]:
+async def progress(conn: Conn, province: str | None, city: str | None) -> dict[str, Any]:
     metrics: dict[Key, dict[str, Any]] = {}
     names: dict[Key, str] = {}
     for row in await conn.fetch(_REQUESTS, province, city):

@@ -78,9 +78,9 @@ class Loan:
         """Allocate ``amount`` to the oldest unpaid installments, interest before principal.
 
         The payment covers everything due by ``paid_on``; when nothing is due it covers the next
-        installment (paying a few days early is normal). What is left prepays principal: the later installments are re-amortised over the
-        same dates, so the installment falls and the tenor stays. Money beyond the whole principal is
-        kept as unapplied credit.
+        installment (paying a few days early is normal). What is left prepays principal: the later
+        installments are re-amortised over the same dates, so the installment falls and the tenor stays.
+        Money beyond the whole principal is kept as unapplied credit.
         """
         result = RepaymentAllocation()
         left = amount

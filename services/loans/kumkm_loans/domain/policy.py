@@ -115,7 +115,8 @@ class RestructuringPolicy:
                 PolicyReason(
                     "collectibility_at_cutoff",
                     f"Kolektibilitas pada {lim.collectibility_cutoff} adalah {facts.grade_at_cutoff}; "
-                    "pinjaman yang bermasalah sebelum pandemi (kolektibilitas 4-5) tidak dapat direstrukturisasi.",
+                    "pinjaman yang bermasalah sebelum pandemi (kolektibilitas 4-5) "
+                    "tidak dapat direstrukturisasi.",
                     f"Collectibility at {lim.collectibility_cutoff} was {facts.grade_at_cutoff}; a loan "
                     "non-performing before the pandemic (grade 4-5) cannot be restructured.",
                 )

@@ -57,7 +57,7 @@ class EmailSender:
             return Outcome.transient("connection_refused", f"SMTP {s.smtp_host}:{s.smtp_port}: {exc}")
         except (aiosmtplib.SMTPException, OSError) as exc:
             return Outcome.transient("smtp_connection", f"{type(exc).__name__}: {exc}")
-        return Outcome.delivered(response)
+        return Outcome.delivered(f"250 {response}")  # the DATA reply; aiosmtplib drops its code
 
     async def close(self) -> None:
         return None
