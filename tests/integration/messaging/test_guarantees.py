@@ -267,3 +267,21 @@ async def test_outbox_relay_keeps_the_order_of_each_aggregate(provisioned, runti
 
 async def _all_published(rt: ServiceRuntime) -> bool:
     return await rt.pool.fetchval("SELECT count(*) FROM toy.outbox WHERE published_at IS NULL") == 0
+
+
+async def test_cleanup_removes_only_old_published_rows(runtime: ServiceRuntime) -> None:
+    assert runtime.relay is not None
+    runtime.relay.stop()
+    await asyncio.sleep(0.2)
+    old, recent, pending = (validate_event_payload(loan_disbursed()).envelope for _ in range(3))
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        for envelope in (old, recent, pending):
+            await runtime.outbox.add(conn, envelope)
+        await conn.execute(
+            "UPDATE toy.outbox SET published_at = now() - interval '8 days' WHERE event_id = $1", old.id
+        )
+        await conn.execute("UPDATE toy.outbox SET published_at = now() WHERE event_id = $1", recent.id)
+    relay = OutboxRelay(runtime.pool, runtime.jetstream, "toy", retention_seconds=7 * 86400.0)
+    assert await relay.cleanup() == 1
+    left = {r["event_id"] for r in await runtime.pool.fetch("SELECT event_id FROM toy.outbox")}
+    assert left == {recent.id, pending.id}

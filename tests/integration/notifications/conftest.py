@@ -48,7 +48,8 @@ async def webhook() -> AsyncIterator[WebhookSink]:
 
 
 def settings_for(smtp: SmtpSink, **overrides: Any) -> NotificationsSettings:
-    return NotificationsSettings(smtp_host=smtp.host, smtp_port=smtp.port, **{**FAST, **overrides})
+    fields: dict[str, Any] = {"smtp_host": smtp.host, "smtp_port": smtp.port, **FAST, **overrides}
+    return NotificationsSettings(**fields)
 
 
 
