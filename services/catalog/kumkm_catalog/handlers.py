@@ -253,6 +253,11 @@ class Catalog:
         if product["seller_nib"] != data.seller.nib:
             raise Refused("seller_mismatch", f"product {data.product_id} belongs to another seller")
         if product["stock_as_of"] is not None and data.as_of <= product["stock_as_of"]:
+            if _from_http(ctx):
+                raise Refused(
+                    "stale_stock_update",
+                    f"a newer stock count (as of {product['stock_as_of'].isoformat()}) is already recorded",
+                )
             log.info("older stock update ignored", product_id=data.product_id, as_of=data.as_of.isoformat())
             return
         await repo.set_stock(ctx.conn, data.product_id, data.stock, data.as_of)

@@ -22,6 +22,7 @@ from kumkm_shared.contracts.loans import (
     RestructuringRequested,
     Scheme,
 )
+from kumkm_shared.contracts.types import BusinessDate, Identifier, Text  # noqa: TC001 - pydantic needs them
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from kumkm_loans.domain import Installment
     from kumkm_loans.handlers import LoansService
     from kumkm_shared import ServiceRuntime
-    from kumkm_shared.contracts.types import BusinessDate, Identifier, Text
 
 CONSUMER = "loans"
 

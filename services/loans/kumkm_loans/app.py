@@ -32,11 +32,11 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-DESCRIPTION = """\
-Loans of LPDB-KUMKM and other lenders to cooperatives and UMKM: repayment schedules (annuity, flat,
-declining), repayments, days past due and OJK collectibility, and COVID-19 restructuring under
-KepMenKopUKM 15/2020 and POJK 11/2020 and 48/2020, with the progress read model the ministry monitors.
-"""
+DESCRIPTION = (
+    "Loans of LPDB-KUMKM and other lenders to cooperatives and UMKM: repayment schedules (annuity, flat, "
+    "declining), repayments, days past due and OJK collectibility, and COVID-19 restructuring under "
+    "KepMenKopUKM 15/2020 and POJK 11/2020 and 48/2020, with the progress read model the ministry monitors."
+)
 
 
 def daily_tick(service: LoansService) -> Callable[[ServiceRuntime], Awaitable[None]]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
-from uuid import UUID
+from uuid import UUID  # noqa: TC003 - FastAPI reads route annotations at runtime
 
 from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from kumkm_notifications import repository as repo
-from kumkm_notifications.domain.delivery import Status
+from kumkm_notifications.domain.delivery import Status  # noqa: TC001 - a query parameter type
 from kumkm_shared import Conflict, NotFound
 from kumkm_shared.contracts import Category, Channel, ContactUpserted, Locale, PartyKind
 

@@ -78,7 +78,7 @@ def contacts(url: Url = None, data_dir: DataDir = None, limit: int = 100, as_jso
 
 
 @app.command("set-contact")
-def set_contact(
+def set_contact(  # noqa: PLR0917 - typer maps each option to a parameter
     party_id: str,
     name: Annotated[str, typer.Option(help="display name")],
     email: Annotated[str | None, typer.Option()] = None,

@@ -44,6 +44,9 @@ ATTEMPTS = Counter(
     "kumkm_notification_attempts", "Send attempts by channel and verdict", ["channel", "verdict"]
 )
 SEND_SECONDS = Histogram("kumkm_notification_send_seconds", "Time of one send attempt", ["channel"])
+RECORD_BATCH = 200  # outcomes per recording transaction
+RECORD_TRIES = 3
+
 RECONCILED = Counter(
     "kumkm_notification_reconciled", "Orphaned sends settled after a crash", ["channel", "status"]
 )
@@ -61,6 +64,7 @@ class Dispatcher:
         self.senders: dict[Channel, Sender] = {}
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
+        self._outcomes: asyncio.Queue[tuple[repo.Claimed, Outcome, asyncio.Future[None]]] = asyncio.Queue()
 
     def default_senders(self) -> dict[Channel, Sender]:
         gateway = GatewaySender(self.settings)
@@ -80,14 +84,15 @@ class Dispatcher:
         for channel, sender in self.default_senders().items():
             self.senders.setdefault(channel, sender)
         pool = runtime.pool
-        listener: asyncpg.Connection = await pool.acquire()
+        listener = await pool.acquire()
         await listener.add_listener(repo.WAKE_CHANNEL, self.wake)
+        recorder = asyncio.create_task(self._recorder(pool, runtime), name="notifications-recorder")
         try:
             await self.reconcile(pool)
             last_reconcile = time.monotonic()
             while True:
                 self._wake.clear()
-                claimed = await self.dispatch_once(pool, runtime)
+                claimed = await self.dispatch_once(pool)
                 if time.monotonic() - last_reconcile > min(self.settings.send_lease / 2, 30.0):
                     await self.reconcile(pool)
                     last_reconcile = time.monotonic()
@@ -95,7 +100,10 @@ class Dispatcher:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_interval)
         finally:
-            await self._drain(runtime.infra.drain_timeout)
+            await self._drain(runtime.infra.drain_timeout)  # the recorder still records their outcomes
+            recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recorder
             with contextlib.suppress(Exception):
                 await listener.remove_listener(repo.WAKE_CHANNEL, self.wake)
             await pool.release(listener)
@@ -104,7 +112,7 @@ class Dispatcher:
                     await sender.close()
             self.senders.clear()
 
-    async def _drain(self, timeout: float) -> None:
+    async def _drain(self, timeout: float) -> None:  # noqa: ASYNC109 - a deadline for tasks in flight
         if not self._inflight:
             return
         _, still_running = await asyncio.wait(self._inflight, timeout=timeout)
@@ -112,7 +120,7 @@ class Dispatcher:
             task.cancel()
         self._inflight.clear()
 
-    async def dispatch_once(self, pool: asyncpg.Pool, runtime: ServiceRuntime) -> int:
+    async def dispatch_once(self, pool: asyncpg.Pool) -> int:
         free = self.settings.worker_concurrency - len(self._inflight)
         if free <= 0:
             return 0
@@ -121,7 +129,7 @@ class Dispatcher:
                 conn, min(free, self.settings.worker_batch), self.settings.send_lease
             )
         for item in claimed:
-            task = asyncio.create_task(self._deliver(pool, runtime, item), name=f"notify-{item.id}")
+            task = asyncio.create_task(self._deliver(item), name=f"notify-{item.id}")
             self._inflight.add(task)
             task.add_done_callback(self._done)
         return len(claimed)
@@ -132,7 +140,7 @@ class Dispatcher:
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task failed", error=repr(task.exception()))
 
-    async def _deliver(self, pool: asyncpg.Pool, runtime: ServiceRuntime, item: repo.Claimed) -> None:
+    async def _deliver(self, item: repo.Claimed) -> None:
         sender = self.senders.get(item.channel)
         started = time.monotonic()
         if sender is None:
@@ -160,42 +168,76 @@ class Dispatcher:
                 outcome = Outcome.transient("channel_error", f"{type(exc).__name__}: {exc}")
         SEND_SECONDS.labels(item.channel.value).observe(time.monotonic() - started)
         ATTEMPTS.labels(item.channel.value, outcome.verdict.value).inc()
-        await self.record(pool, runtime, item, outcome)
+        await self.record(item, outcome)
 
-    async def record(
-        self, pool: asyncpg.Pool, runtime: ServiceRuntime, item: repo.Claimed, outcome: Outcome
+    async def record(self, item: repo.Claimed, outcome: Outcome) -> None:
+        """Hand the outcome to the recorder and wait until it is committed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._outcomes.put((item, outcome, done))
+        await done
+
+    async def _recorder(self, pool: asyncpg.Pool, runtime: ServiceRuntime) -> None:
+        """Group commit: outcomes that finish together are recorded in one transaction."""
+        while True:
+            batch = [await self._outcomes.get()]
+            while len(batch) < RECORD_BATCH and not self._outcomes.empty():
+                batch.append(self._outcomes.get_nowait())
+            for attempt in range(1, RECORD_TRIES + 1):
+                try:
+                    await self._record_batch(pool, runtime, [(item, outcome) for item, outcome, _ in batch])
+                    break
+                except Exception as exc:
+                    if attempt == RECORD_TRIES:  # the rows stay 'sending' and are reconciled after the lease
+                        for _, _, done in batch:
+                            done.set_exception(exc)
+                        batch = []
+                        break
+                    log.warning("recording outcomes failed; trying again", error=repr(exc))
+                    await asyncio.sleep(0.5 * attempt)
+            for _, _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    async def _record_batch(
+        self, pool: asyncpg.Pool, runtime: ServiceRuntime, batch: list[tuple[repo.Claimed, Outcome]]
     ) -> None:
-        status, wait, reason_code = self.policy.next_step(outcome, item.attempt)
+        notes: list[tuple[repo.Claimed, Outcome, Status, float | None, str | None]] = []
         async with pool.acquire() as conn, conn.transaction():
-            if not await repo.finish_attempt(
-                conn,
-                item.id,
-                item.attempt,
-                status=status,
-                outcome=outcome.verdict.value,
-                code=outcome.code,
-                response=outcome.response,
-                retry_in=wait,
-            ):
-                log.warning("attempt outcome arrived after reconciliation", delivery=str(item.id))
-                return
-            if status is Status.DELIVERED:
-                await runtime.emit(conn, self._delivered(item, outcome), **self._causation(item))
-            elif status is Status.FAILED:
-                await runtime.emit(
-                    conn, self._failed(item, outcome, reason_code or outcome.code), **self._causation(item)
+            for item, outcome in batch:
+                status, wait, reason_code = self.policy.next_step(outcome, item.attempt)
+                if not await repo.finish_attempt(
+                    conn,
+                    item.id,
+                    item.attempt,
+                    status=status,
+                    outcome=outcome.verdict.value,
+                    code=outcome.code,
+                    response=outcome.response,
+                    retry_in=wait,
+                ):
+                    log.warning("attempt outcome arrived after reconciliation", delivery=str(item.id))
+                    continue
+                if status is Status.DELIVERED:
+                    await runtime.emit(conn, self._delivered(item, outcome), **self._causation(item))
+                elif status is Status.FAILED:
+                    failed = self._failed(item, outcome, reason_code or outcome.code)
+                    await runtime.emit(conn, failed, **self._causation(item))
+                notes.append((item, outcome, status, wait, reason_code))
+        for item, outcome, status, wait, reason_code in notes:
+            if status is Status.PENDING:
+                log.info(
+                    "delivery will be retried",
+                    delivery=str(item.id),
+                    code=outcome.code,
+                    retry_in=round(wait or 0, 2),
                 )
-        if status is Status.PENDING:
-            log.info(
-                "delivery will be retried",
-                delivery=str(item.id),
-                code=outcome.code,
-                retry_in=round(wait or 0, 2),
-            )
-        elif status is Status.FAILED:
-            log.warning(
-                "delivery failed", delivery=str(item.id), code=reason_code, response=outcome.response[:200]
-            )
+            elif status is Status.FAILED:
+                log.warning(
+                    "delivery failed",
+                    delivery=str(item.id),
+                    code=reason_code,
+                    response=outcome.response[:200],
+                )
 
     @staticmethod
     def _causation(item: repo.Claimed) -> dict[str, str]:

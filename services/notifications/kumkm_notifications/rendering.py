@@ -118,9 +118,10 @@ def _reason(ctx: Context, reason: Any) -> str:
 
 
 def _environment(directory: Path, *, autoescape: bool) -> Environment:
+    # autoescape is on for the html block and off for subject and plain text, on purpose.
     env = Environment(
         loader=FileSystemLoader(directory),
-        autoescape=autoescape,
+        autoescape=autoescape,  # noqa: S701
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

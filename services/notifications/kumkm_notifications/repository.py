@@ -5,24 +5,30 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
 from kumkm_notifications.domain.contacts import Contact
-from kumkm_notifications.domain.delivery import Status
 from kumkm_shared.contracts import Category, Channel, Locale
 
 if TYPE_CHECKING:
-    import asyncpg
+    from datetime import datetime
+    from typing import TypeAlias
+    from uuid import UUID
 
+    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+    from kumkm_notifications.domain.delivery import Status
     from kumkm_shared.contracts import ContactUpserted
+
+    Conn: TypeAlias = asyncpg.Connection | PoolConnectionProxy  # in the caller's transaction
+    Db: TypeAlias = Conn | asyncpg.Pool  # reads may also go through the pool
 
 WAKE_CHANNEL = "notifications_deliveries"
 
 
 # -- contacts ------------------------------------------------------------------------------------------
-async def upsert_contact(conn: asyncpg.Connection, data: ContactUpserted, event_id: UUID) -> bool:
+async def upsert_contact(conn: Conn, data: ContactUpserted, event_id: UUID) -> bool:
     """Store the contact unless a newer version is already stored. True when stored."""
     stored = await conn.fetchval(
         """
@@ -67,23 +73,21 @@ def _contact(row: asyncpg.Record) -> Contact:
     )
 
 
-async def get_contact(conn: asyncpg.Connection | asyncpg.Pool, party_id: str) -> Contact | None:
+async def get_contact(conn: Db, party_id: str) -> Contact | None:
     row = await conn.fetchrow("SELECT * FROM contacts WHERE party_id = $1", party_id)
     return None if row is None else _contact(row)
 
 
-async def list_contacts(
-    conn: asyncpg.Connection | asyncpg.Pool, limit: int, offset: int = 0
-) -> list[Contact]:
+async def list_contacts(conn: Db, limit: int, offset: int = 0) -> list[Contact]:
     rows = await conn.fetch("SELECT * FROM contacts ORDER BY party_id LIMIT $1 OFFSET $2", limit, offset)
     return [_contact(r) for r in rows]
 
 
-async def has_webhook_secret(conn: asyncpg.Connection | asyncpg.Pool, party_id: str) -> bool:
+async def has_webhook_secret(conn: Db, party_id: str) -> bool:
     return bool(await conn.fetchval("SELECT true FROM webhook_secrets WHERE party_id = $1", party_id))
 
 
-async def ensure_webhook_secret(conn: asyncpg.Connection, party_id: str) -> None:
+async def ensure_webhook_secret(conn: Conn, party_id: str) -> None:
     """A party that enables webhooks without giving a secret gets a generated one (rotate to read it)."""
     await conn.execute(
         "INSERT INTO webhook_secrets (party_id, secret) VALUES ($1, $2) ON CONFLICT (party_id) DO NOTHING",
@@ -92,7 +96,7 @@ async def ensure_webhook_secret(conn: asyncpg.Connection, party_id: str) -> None
     )
 
 
-async def set_webhook_secret(conn: asyncpg.Connection | asyncpg.Pool, party_id: str, secret: str) -> None:
+async def set_webhook_secret(conn: Db, party_id: str, secret: str) -> None:
     await conn.execute(
         "INSERT INTO webhook_secrets (party_id, secret) VALUES ($1, $2) "
         "ON CONFLICT (party_id) DO UPDATE SET secret = EXCLUDED.secret, updated_at = now()",
@@ -102,7 +106,7 @@ async def set_webhook_secret(conn: asyncpg.Connection | asyncpg.Pool, party_id: 
 
 
 # -- loans -> borrowers --------------------------------------------------------------------------------
-async def remember_borrower(conn: asyncpg.Connection, loan_id: str, borrower_id: str, name: str) -> None:
+async def remember_borrower(conn: Conn, loan_id: str, borrower_id: str, name: str) -> None:
     await conn.execute(
         "INSERT INTO loan_borrowers (loan_id, borrower_id, name) VALUES ($1, $2, $3) "
         "ON CONFLICT (loan_id) DO UPDATE SET borrower_id = EXCLUDED.borrower_id, name = EXCLUDED.name",
@@ -112,7 +116,7 @@ async def remember_borrower(conn: asyncpg.Connection, loan_id: str, borrower_id:
     )
 
 
-async def borrower_of(conn: asyncpg.Connection, loan_id: str) -> str | None:
+async def borrower_of(conn: Conn, loan_id: str) -> str | None:
     found: str | None = await conn.fetchval(
         "SELECT borrower_id FROM loan_borrowers WHERE loan_id = $1", loan_id
     )
@@ -139,7 +143,7 @@ class NewDelivery:
     detail: str | None = None
 
 
-async def insert_delivery(conn: asyncpg.Connection, d: NewDelivery) -> bool:
+async def insert_delivery(conn: Conn, d: NewDelivery) -> bool:
     """Insert unless the (event, party, channel) row exists. True when inserted."""
     inserted = await conn.fetchval(
         """
@@ -171,10 +175,10 @@ async def insert_delivery(conn: asyncpg.Connection, d: NewDelivery) -> bool:
     return bool(inserted)
 
 
-async def record_inbox_message(conn: asyncpg.Connection, d: NewDelivery) -> None:
+async def record_inbox_message(conn: Conn, d: NewDelivery) -> None:
     await conn.execute(
-        "INSERT INTO inbox_messages (id, party_id, event_id, event_type, category, subject, body_text, body_html) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO inbox_messages (id, party_id, event_id, event_type, category, subject, body_text, "
+        "body_html) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         d.id,
         d.party_id,
         d.event_id,
@@ -191,7 +195,7 @@ async def record_inbox_message(conn: asyncpg.Connection, d: NewDelivery) -> None
     )
 
 
-async def wake_dispatcher(conn: asyncpg.Connection) -> None:
+async def wake_dispatcher(conn: Conn) -> None:
     await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
 
 
@@ -216,7 +220,7 @@ class Claimed:
     secret: str | None
 
 
-async def claim_due(conn: asyncpg.Connection, limit: int, lease_seconds: float) -> list[Claimed]:
+async def claim_due(conn: Conn, limit: int, lease_seconds: float) -> list[Claimed]:
     """Take up to ``limit`` due deliveries: status 'sending', attempt counted, attempt row written.
 
     Call in a transaction and commit before sending: the attempt is on record even if the process dies
@@ -272,7 +276,7 @@ async def claim_due(conn: asyncpg.Connection, limit: int, lease_seconds: float) 
 
 
 async def finish_attempt(
-    conn: asyncpg.Connection,
+    conn: Conn,
     delivery_id: UUID,
     attempt: int,
     *,
@@ -320,17 +324,18 @@ class Orphan:
     attempt: int
 
 
-async def claim_orphans(conn: asyncpg.Connection, limit: int = 500) -> list[Orphan]:
+async def claim_orphans(conn: Conn, limit: int = 500) -> list[Orphan]:
     """Deliveries left in 'sending' past their lease: the sender died between the send and the record."""
     rows = await conn.fetch(
-        "SELECT id, channel, attempts FROM deliveries WHERE status = 'sending' AND lease_until < clock_timestamp() "
+        "SELECT id, channel, attempts FROM deliveries "
+        "WHERE status = 'sending' AND lease_until < clock_timestamp() "
         "ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED",
         limit,
     )
     return [Orphan(r["id"], Channel(r["channel"]), r["attempts"]) for r in rows]
 
 
-async def settle_orphan(conn: asyncpg.Connection, orphan: Orphan, status: Status, note: str) -> None:
+async def settle_orphan(conn: Conn, orphan: Orphan, status: Status, note: str) -> None:
     await conn.execute(
         "UPDATE deliveries SET status = $2, lease_until = NULL, updated_at = now(), last_error = $3, "
         "next_attempt_at = CASE WHEN $2 = 'pending' THEN now() END WHERE id = $1",
@@ -347,7 +352,7 @@ async def settle_orphan(conn: asyncpg.Connection, orphan: Orphan, status: Status
     )
 
 
-async def requeue(conn: asyncpg.Connection | asyncpg.Pool, delivery_id: UUID) -> str | None:
+async def requeue(conn: Db, delivery_id: UUID) -> str | None:
     """An operator's decision to send again (after 'unknown' or 'failed'). Returns the previous status."""
     previous: str | None = await conn.fetchval(
         "WITH old AS (SELECT id, status FROM deliveries WHERE id = $1 FOR UPDATE) "
@@ -360,7 +365,7 @@ async def requeue(conn: asyncpg.Connection | asyncpg.Pool, delivery_id: UUID) ->
 
 # -- reading -------------------------------------------------------------------------------------------
 async def feed(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Db,
     *,
     party_id: str | None,
     status: str | None,
@@ -394,9 +399,7 @@ async def feed(
     return [dict(r) for r in rows]
 
 
-async def inbox(
-    conn: asyncpg.Connection | asyncpg.Pool, party_id: str, *, unread_only: bool, limit: int
-) -> list[dict[str, Any]]:
+async def inbox(conn: Db, party_id: str, *, unread_only: bool, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT id, event_id, event_type, category, subject, body_text, body_html, created_at, read_at "
         "FROM inbox_messages WHERE party_id = $1 AND (NOT $2 OR read_at IS NULL) "
@@ -408,16 +411,14 @@ async def inbox(
     return [dict(r) for r in rows]
 
 
-async def unread_count(conn: asyncpg.Connection | asyncpg.Pool, party_id: str) -> int:
+async def unread_count(conn: Db, party_id: str) -> int:
     count: int = await conn.fetchval(
         "SELECT count(*) FROM inbox_messages WHERE party_id = $1 AND read_at IS NULL", party_id
     )
     return count
 
 
-async def mark_read(
-    conn: asyncpg.Connection | asyncpg.Pool, party_id: str, message_id: UUID
-) -> datetime | None:
+async def mark_read(conn: Db, party_id: str, message_id: UUID) -> datetime | None:
     read_at: datetime | None = await conn.fetchval(
         "UPDATE inbox_messages SET read_at = COALESCE(read_at, now()) WHERE party_id = $1 AND id = $2 "
         "RETURNING read_at",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,3 +42,12 @@ class NotificationsSettings(BaseSettings):
         gt=0,
         description="a delivery still 'sending' this long after its claim is treated as orphaned",
     )
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_send(self) -> Self:
+        # A lease shorter than a send would let reconcile settle a send that is still in flight.
+        longest = max(self.smtp_timeout, self.webhook_timeout)
+        if self.send_lease <= longest:
+            msg = f"send_lease ({self.send_lease}s) must be longer than the longest send timeout ({longest}s)"
+            raise ValueError(msg)
+        return self

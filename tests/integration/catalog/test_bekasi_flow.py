@@ -42,6 +42,7 @@ async def test_bekasi_furniture_from_submission_to_payment(
     )
     assert response.status_code == 200, response.text
     assert response.json()["listed_price"] == "450000.00"
+    await settled(runtime, nc)
     found = (await client.get("/products", params={"region": "kota bekasi", "q": "kursi jati"})).json()
     assert [p["product_id"] for p in found["items"]] == ["PRD-BKS-KURSI-01"]
 
@@ -61,10 +62,12 @@ async def test_bekasi_furniture_from_submission_to_payment(
 
     # ... confirmed by the seller (API), shipped (integrator), delivered with a BAST (API), paid (integrator).
     assert (await client.post(f"/orders/{order_id}/confirm", json={})).json()["status"] == "confirmed"
+    await settled(runtime, nc)
     await publish(nc, samples.shipped(order_id))
     await settled(runtime, nc)
     response = await client.post(f"/orders/{order_id}/deliver", json={"bast_number": "BAST/DISDIK/2024/0917"})
     assert response.json()["status"] == "delivered", response.text
+    await settled(runtime, nc)
     await publish(nc, samples.paid(order_id))
     await settled(runtime, nc)
     order = (await client.get(f"/orders/{order_id}")).json()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -16,6 +15,7 @@ from tests.integration.notifications.sinks import SmtpSink, WebhookSink, smtp_si
 from tests.support.runtime import running_service
 
 if TYPE_CHECKING:
+    import contextlib
     from collections.abc import AsyncIterator, Callable, Iterator
 
     import httpx
@@ -29,8 +29,8 @@ FAST: dict[str, Any] = {
     "backoff_cap": 0.2,
     "worker_poll_interval": 0.05,
     "max_attempts": 4,
-    "smtp_timeout": 2.0,
-    "webhook_timeout": 2.0,
+    "smtp_timeout": 0.9,
+    "webhook_timeout": 0.9,
     "send_lease": 1.0,
 }
 
@@ -52,13 +52,13 @@ def settings_for(smtp: SmtpSink, **overrides: Any) -> NotificationsSettings:
     return NotificationsSettings(**fields)
 
 
-
-
 @pytest.fixture
 def start(nats_url: str, database_url: str, smtp: SmtpSink) -> Callable[..., Any]:
     """``async with start(**settings) as (runtime, http)``: the service, migrated and consuming."""
 
-    def factory(**overrides: Any) -> contextlib.AbstractAsyncContextManager[tuple[ServiceRuntime, httpx.AsyncClient]]:
+    def factory(
+        **overrides: Any,
+    ) -> contextlib.AbstractAsyncContextManager[tuple[ServiceRuntime, httpx.AsyncClient]]:
         definition = build(settings_for(smtp, **overrides))
         return running_service(definition, nats_url, database_url, consumer_batch=16, drain_timeout=2.0)
 

@@ -85,7 +85,11 @@ async def test_kranggan_approval_reaches_the_cooperative_by_email_and_signed_web
     assert "webhook_secret" not in contact
     envelope = await publish(nc, sample(APPROVED))
     rows = await settled(http, 3, party_id=KRANGGAN_ID)
-    assert {r["channel"]: r["status"] for r in rows} == {"email": "delivered", "webhook": "delivered", "inbox": "delivered"}
+    assert {r["channel"]: r["status"] for r in rows} == {
+        "email": "delivered",
+        "webhook": "delivered",
+        "inbox": "delivered",
+    }
 
     assert len(smtp.messages) == 1
     mail = smtp.messages[0]
@@ -298,10 +302,18 @@ async def test_contacts_arrive_as_events_and_older_updates_are_ignored(
 ) -> None:
     _, http = service
     newer = ContactUpserted.model_validate(
-        {"party_id": SELLER_NIB, "name": "CV Meubel Jati Bekasi", "email": "toko@meubeljati.co.id",
-         "locale": "en_US", "channels": ["email", "inbox"], "updated_at": "2022-08-02T00:00:00Z"}
+        {
+            "party_id": SELLER_NIB,
+            "name": "CV Meubel Jati Bekasi",
+            "email": "toko@meubeljati.co.id",
+            "locale": "en_US",
+            "channels": ["email", "inbox"],
+            "updated_at": "2022-08-02T00:00:00Z",
+        }
     )
-    older = newer.model_copy(update={"email": "old@meubeljati.co.id", "updated_at": newer.updated_at.replace(day=1)})
+    older = newer.model_copy(
+        update={"email": "old@meubeljati.co.id", "updated_at": newer.updated_at.replace(day=1)}
+    )
     await publish(nc, newer)
     await publish(nc, older)
     await wait_for(lambda: consumer_idle(nc, "KUMKM_NOTIFICATIONS", "notifications-contacts"), timeout=10)
@@ -324,9 +336,17 @@ async def test_the_receipt_of_a_request_finds_the_borrower_through_the_loan(
     _, http = service
     await put_contact(http)
     disbursed = LoanDisbursed.model_validate(
-        {"loan_id": LOAN_ID, "lender": "LPDB-KUMKM", "borrower": KRANGGAN, "principal": "2500000000.00",
-         "annual_rate": "0.06", "tenor_months": 60, "method": "annuity", "disbursed_on": "2019-06-15",
-         "first_due_on": "2019-07-15"}
+        {
+            "loan_id": LOAN_ID,
+            "lender": "LPDB-KUMKM",
+            "borrower": KRANGGAN,
+            "principal": "2500000000.00",
+            "annual_rate": "0.06",
+            "tenor_months": 60,
+            "method": "annuity",
+            "disbursed_on": "2019-06-15",
+            "first_due_on": "2019-07-15",
+        }
     )
     await publish(nc, disbursed)
     await publish(nc, sample("kumkm.loans.restructuring.requested.v1"))
@@ -339,7 +359,9 @@ async def test_referred_requests_reach_the_officers_group(
     start: Any, smtp: SmtpSink, nc: nats.aio.client.Client
 ) -> None:
     async with start(officers_party_id="OFFICERS-LPDB") as (_, http):
-        await put_contact(http, "OFFICERS-LPDB", name="Petugas LPDB", email="petugas@lpdb.id", party_kind="officer")
+        await put_contact(
+            http, "OFFICERS-LPDB", name="Petugas LPDB", email="petugas@lpdb.id", party_kind="officer"
+        )
         await publish(nc, sample("kumkm.loans.restructuring.referred.v1"))
         [row] = await settled(http, 1, party_id="OFFICERS-LPDB")
         assert row["status"] == "delivered"

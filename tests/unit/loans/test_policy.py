@@ -134,6 +134,8 @@ def test_policy_rule(case: str, changes: dict[str, object], outcome: Outcome, co
     assert assessment.outcome == outcome, case
     assert assessment.codes == codes
     for reason in assessment.reasons:
+        assert len(reason.text_id) <= 200  # the contract's Reason texts are at most 200 characters
+        assert len(reason.text_en) <= 200
         assert reason.text_id
         assert reason.text_en
         assert reason.text_id != reason.text_en

@@ -1,4 +1,4 @@
-"""One valid event for every subscribed type, around the Kranggan cooperative (shared by the notification tests)."""
+"""One valid event per subscribed type, around the Kranggan cooperative (for every notification test)."""
 
 from __future__ import annotations
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
-from uuid import UUID
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from kumkm_notifications.domain.delivery import Outcome
     from kumkm_shared.contracts import Channel
 

@@ -39,7 +39,11 @@ def retry_after(value: str | None) -> float | None:
 
 
 async def post(
-    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], timeout: float
+    client: httpx.AsyncClient,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,  # noqa: ASYNC109 - httpx applies it to each phase of the request
 ) -> Outcome:
     try:
         response = await client.post(url, content=body, headers=headers, timeout=timeout)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from kumkm_shared import Backoff
 from kumkm_shared.contracts import Channel
+
+if TYPE_CHECKING:
+    from kumkm_shared import Backoff
 
 SMTP_TRANSIENT = range(400, 500)
 SMTP_PERMANENT = range(500, 600)

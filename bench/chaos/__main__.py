@@ -1,0 +1,57 @@
+"""``python -m bench.chaos`` (``make chaos``): the full fault suite. Exit code 1 unless lost=0 duplicated=0."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import sys
+import time
+from pathlib import Path
+
+from bench.chaos.run import ChaosConfig, run_chaos
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__)
+    d = ChaosConfig()
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--loan-flows", type=int, default=d.loan_flows)
+    parser.add_argument("--catalog-flows", type=int, default=d.catalog_flows)
+    parser.add_argument("--concurrency", type=int, default=d.concurrency)
+    parser.add_argument("--poison", type=int, default=d.poison)
+    parser.add_argument("--kills-per-service", type=int, default=d.kills_per_service)
+    parser.add_argument("--nats-kills", type=int, default=d.nats_kills)
+    parser.add_argument("--postgres-restarts", type=int, default=d.postgres_restarts)
+    parser.add_argument("--pauses", type=int, default=d.pauses)
+    parser.add_argument("--ack-wait", type=float, default=d.ack_wait)
+    parser.add_argument("--fault-window", type=float, default=d.fault_window)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--keep-data", action="store_true")
+    args = parser.parse_args(argv)
+    config = ChaosConfig(
+        seed=args.seed,
+        loan_flows=args.loan_flows,
+        catalog_flows=args.catalog_flows,
+        concurrency=args.concurrency,
+        poison=args.poison,
+        kills_per_service=args.kills_per_service,
+        nats_kills=args.nats_kills,
+        postgres_restarts=args.postgres_restarts,
+        pauses=args.pauses,
+        ack_wait=args.ack_wait,
+        fault_window=args.fault_window,
+        data_dir=args.data_dir,
+        keep_data=args.keep_data,
+        log=lambda line: print(line, flush=True),
+    )
+    started = time.monotonic()
+    print(f"chaos on {platform.node()} ({platform.machine()}, {platform.python_version()}), seed {config.seed}")
+    report = asyncio.run(run_chaos(config))
+    print(report.render())
+    print(f"chaos: {time.monotonic() - started:.0f}s; {report.summary()}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

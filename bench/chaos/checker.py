@@ -1,0 +1,456 @@
+"""After healing: every expected effect exactly once, nothing lost, nothing duplicated, nothing unexpected.
+
+Sources, all read independently of the services' own bookkeeping where one exists:
+- the streams (outcome events by their business key; delivery receipts by notification id);
+- each service's schema (inbox rows per consumer and event, loans, repayments, orders, stock, deliveries);
+- the SMTP sink and the webhook sink (what parties actually received);
+- the DLQ (``read_dead_letters``), for the poison mix;
+- the durable consumers' state (no pending, no unacknowledged messages: nothing stalled).
+
+Notifications' at-most-once window (services/notifications, ``dispatcher.py`` and ``domain/delivery.py``): a
+process that dies between an email's send and the record of its outcome leaves the delivery 'sending';
+after the lease, reconciliation marks it 'unknown' and never resends email automatically (webhooks are
+resent: the receiver de-duplicates on ``Idempotency-Key``). The documented resolution is an operator who
+checks and calls ``POST /notifications/{id}/resend``. The checker does exactly that (``resolve_unknown``):
+an 'unknown' email the sink did receive is *indeterminate, delivered*; one it did not receive is resent
+and counted as *recovered by the operator*. A second copy of any email is always a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import httpx
+import nats
+import nats.errors
+
+from kumkm_shared.messaging.dlq_ops import read_dead_letters
+from kumkm_shared.messaging.topology import CONSUMER_DECLS
+
+from bench.chaos.poison import POISON_HEADER
+
+if TYPE_CHECKING:
+    from bench.chaos.sinks import SmtpSink, WebhookSink
+    from bench.chaos.workload import Ledger
+
+STREAMS = ("KUMKM_LOANS", "KUMKM_CATALOG", "KUMKM_NOTIFICATIONS")
+DELIVERED = "kumkm.notifications.notification.delivered.v1"
+
+
+@dataclass
+class Report:
+    lost: int = 0
+    duplicated: int = 0
+    unexpected: int = 0
+    recovered: int = 0
+    indeterminate: int = 0  # notifications 'unknown' (documented window) that the sink did receive
+    operator_resent: int = 0  # 'unknown' emails the sink had not received, resent as documented
+    webhook_redeliveries: int = 0  # extra webhook receipts, de-duplicated by the receiver (documented)
+    checked: Counter[str] = field(default_factory=Counter)
+    details: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    poison_sent: int = 0
+    poison_dead_lettered: int = 0
+    poison_missing: int = 0
+    poison_bad_reason: int = 0
+    dlq_reasons: Counter[str] = field(default_factory=Counter)
+    stalled: list[str] = field(default_factory=list)
+    unpublished_outbox: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, what: str) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        self.details[kind].append(what)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.lost == 0
+            and self.duplicated == 0
+            and self.unexpected == 0
+            and self.poison_missing == 0
+            and self.poison_bad_reason == 0
+            and not self.stalled
+        )
+
+    def summary(self) -> str:
+        return (
+            f"lost={self.lost} duplicated={self.duplicated} unexpected={self.unexpected} "
+            f"recovered={self.recovered}"
+        )
+
+    def render(self, max_details: int = 10) -> str:
+        lines = [
+            self.summary(),
+            f"  effects checked: {dict(sorted(self.checked.items()))}",
+            f"  notifications at-most-once window: indeterminate (unknown, received)={self.indeterminate} "
+            f"resent by operator (unknown, not received)={self.operator_resent} "
+            f"webhook redeliveries de-duplicated by the receiver={self.webhook_redeliveries}",
+            f"  poison: sent={self.poison_sent} dead-lettered={self.poison_dead_lettered} "
+            f"missing={self.poison_missing} wrong reason={self.poison_bad_reason}",
+            f"  DLQ reasons: {dict(self.dlq_reasons.most_common())}",
+            f"  stalled consumers: {self.stalled or 'none'}; unpublished outbox rows: "
+            f"{self.unpublished_outbox or 'none'}",
+        ]
+        for kind, items in sorted(self.details.items()):
+            if not items:
+                continue
+            lines.append(f"  {kind} ({len(items)}):")
+            lines.extend(f"    - {item}" for item in items[:max_details])
+            if len(items) > max_details:
+                lines.append(f"    ... {len(items) - max_details} more")
+        return "\n".join(lines)
+
+
+async def read_stream_events(nc: Any, subjects: str = "kumkm.>") -> list[dict[str, Any]]:
+    """Every decodable event on the context streams, in stream order."""
+    js = nc.jetstream()
+    out: list[dict[str, Any]] = []
+    for stream in STREAMS:
+        info = await js.stream_info(stream)
+        if not info.state.messages:
+            continue
+        sub = await js.subscribe(subjects, stream=stream, ordered_consumer=True)
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=2.0)
+                except (TimeoutError, nats.errors.TimeoutError):
+                    break
+                with contextlib.suppress(ValueError, UnicodeDecodeError):
+                    obj = json.loads(msg.data)
+                    if isinstance(obj, dict):
+                        obj["_seq"] = msg.metadata.sequence.stream
+                        out.append(obj)
+                if msg.metadata.num_pending == 0:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+    return out
+
+
+def _durables_for(event_type: str) -> list[tuple[str, str]]:
+    """(service schema, durable) of every durable whose filter takes ``event_type``."""
+    return [(d.service, d.name) for d in CONSUMER_DECLS if event_type in d.filter_subjects]
+
+
+class Checker:
+    def __init__(
+        self,
+        *,
+        nats_url: str,
+        database_url: str,
+        notifications_url: str,
+        ledger: Ledger,
+        smtp: SmtpSink,
+        webhooks: WebhookSink,
+    ) -> None:
+        self.nats_url = nats_url
+        self.database_url = database_url
+        self.notifications_url = notifications_url
+        self.ledger = ledger
+        self.smtp = smtp
+        self.webhooks = webhooks
+
+    # -- healing ------------------------------------------------------------------------------------
+    async def wait_quiet(self, timeout: float = 300.0, *, settle: float = 3.0) -> bool:
+        """Until every durable has nothing pending or unacknowledged, every outbox is published and no
+        delivery is pending or sending, for ``settle`` seconds in a row."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        quiet_since: float | None = None
+        while loop.time() < deadline:
+            busy = await self._busy()
+            if busy:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = loop.time()
+            elif loop.time() - quiet_since >= settle:
+                return True
+            await asyncio.sleep(0.5)
+        return False
+
+    async def _busy(self) -> list[str]:
+        busy: list[str] = []
+        try:
+            nc = await nats.connect(self.nats_url, max_reconnect_attempts=1, connect_timeout=2)
+        except Exception:
+            return ["nats unreachable"]
+        try:
+            js = nc.jetstream()
+            for d in CONSUMER_DECLS:
+                info = await js.consumer_info(d.stream, d.name)
+                if info.num_pending or info.num_ack_pending or info.num_redelivered:
+                    busy.append(f"{d.name}: pending={info.num_pending} ack_pending={info.num_ack_pending}")
+        except Exception as exc:
+            busy.append(f"consumer info: {exc!r}")
+        finally:
+            await nc.close()
+        try:
+            conn = await asyncpg.connect(self.database_url, timeout=5)
+        except Exception:
+            return [*busy, "postgres unreachable"]
+        try:
+            for schema in ("loans", "catalog", "notifications"):
+                n = await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL")
+                if n:
+                    busy.append(f"{schema} outbox: {n}")
+            n = await conn.fetchval(
+                "SELECT count(*) FROM notifications.deliveries WHERE status IN ('pending', 'sending')"
+            )
+            if n:
+                busy.append(f"deliveries in flight: {n}")
+        finally:
+            await conn.close()
+        return busy
+
+    async def resolve_unknown(self) -> tuple[int, int]:
+        """The documented operator procedure for 'unknown' deliveries. Returns (indeterminate, resent)."""
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT id, channel FROM notifications.deliveries WHERE status = 'unknown'"
+            )
+        finally:
+            await conn.close()
+        indeterminate = resent = 0
+        async with httpx.AsyncClient(timeout=10) as client:
+            for row in rows:
+                key = str(row["id"])
+                receipts = self.smtp.receipts if row["channel"] == "email" else self.webhooks.receipts
+                if receipts.count(key):
+                    indeterminate += 1
+                    continue
+                response = await client.post(f"{self.notifications_url}/notifications/{key}/resend")
+                if response.status_code < 300:  # noqa: PLR2004
+                    resent += 1
+        return indeterminate, resent
+
+    # -- the check ----------------------------------------------------------------------------------
+    async def check(self, report: Report | None = None) -> Report:
+        report = report or Report()
+        nc = await nats.connect(self.nats_url, max_reconnect_attempts=3)
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            events = await read_stream_events(nc)
+            await self._check_applied(conn, report)
+            resolved = self._check_outcomes(events, report)
+            await self._check_notifications(conn, events, resolved, report)
+            await self._check_state(conn, report)
+            await self._check_dlq(nc, report)
+            await self._check_consumers(nc, conn, report)
+        finally:
+            await conn.close()
+            await nc.drain()
+        return report
+
+    async def _check_applied(self, conn: asyncpg.Connection, report: Report) -> None:
+        """Every valid event we sent is in the inbox of every durable that takes it: applied once."""
+        by_schema: dict[str, set[tuple[str, str]]] = {}
+        for schema in ("loans", "catalog", "notifications"):
+            rows = await conn.fetch(f"SELECT consumer, event_id::text AS e FROM {schema}.inbox")
+            by_schema[schema] = {(r["consumer"], r["e"]) for r in rows}
+        for item in self.ledger.sent:
+            found_all = True
+            for schema, durable in _durables_for(item.type):
+                report.checked["inbox"] += 1
+                if (durable, item.event_id) not in by_schema[schema]:
+                    found_all = False
+                    report.add("lost", f"{item.type} {item.aggregate} ({item.event_id}) not applied by {durable}")
+            if item.uncertain and found_all:
+                report.recovered += 1
+        for item in self.ledger.http_commands:
+            if item.uncertain:
+                report.recovered += 1  # its effect is checked with the outcomes (exactly one event)
+
+    def _check_outcomes(self, events: list[dict[str, Any]], report: Report) -> dict[tuple[str, str, str], str]:
+        """Exactly one outcome per expected key; returns (type, field, value) -> event id."""
+        index: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+        watched = {(t, o.field) for o in self.ledger.outcomes for t in o.types}
+        for ev in events:
+            data = ev.get("data")
+            if not isinstance(data, dict):
+                continue
+            for t, fld in watched:
+                if ev.get("type") == t and fld in data:
+                    index[(t, fld, str(data[fld]))].append(ev)
+        expected_keys: set[tuple[str, str, str]] = set()
+        resolved: dict[tuple[str, str, str], str] = {}
+        for o in self.ledger.outcomes:
+            report.checked["outcome"] += 1
+            found = [ev for t in o.types for ev in index.get((t, o.field, o.value), [])]
+            for t in o.types:
+                expected_keys.add((t, o.field, o.value))
+            ids = {ev["id"] for ev in found}
+            if not found:
+                report.add("lost", f"no {'|'.join(o.types)} for {o.field}={o.value}")
+            elif len(found) > 1:
+                report.add(
+                    "duplicated",
+                    f"{len(found)} outcome events ({len(ids)} distinct ids) for {o.field}={o.value}",
+                )
+            for ev in found[:1]:
+                resolved[(ev["type"], o.field, o.value)] = ev["id"]
+        for (t, fld, value), evs in index.items():
+            if (t, fld, value) not in expected_keys:
+                for ev in evs:
+                    report.add("unexpected", f"{t} for {fld}={value} ({ev['id']})")
+        return resolved
+
+    async def _check_notifications(
+        self,
+        conn: asyncpg.Connection,
+        events: list[dict[str, Any]],
+        resolved: dict[tuple[str, str, str], str],
+        report: Report,
+    ) -> None:
+        rows = await conn.fetch(
+            "SELECT id::text AS id, event_id::text AS event_id, party_id, channel, status "
+            "FROM notifications.deliveries"
+        )
+        inbox = {r["id"] for r in await conn.fetch("SELECT id::text AS id FROM notifications.inbox_messages")}
+        by_key = {(r["event_id"], r["party_id"], r["channel"]): r for r in rows}
+        receipts_events = Counter(
+            str(ev["data"].get("notification_id"))
+            for ev in events
+            if ev.get("type") == DELIVERED and isinstance(ev.get("data"), dict)
+        )
+        emails = self.smtp.receipts.snapshot()
+        hooks = self.webhooks.receipts.snapshot()
+        expected_ids: set[str] = set()
+        for n in self.ledger.notifications:
+            report.checked[f"notification:{n.channel}"] += 1
+            cause = n.cause_event_id
+            if cause is None and n.cause_type is not None and n.cause_key is not None:
+                cause = resolved.get((n.cause_type, *n.cause_key))
+            if cause is None:
+                report.add("lost", f"{n.channel} to {n.party}: its cause {n.cause_type} {n.cause_key} never came")
+                continue
+            row = by_key.get((cause, n.party, n.channel))
+            if row is None:
+                report.add("lost", f"{n.channel} to {n.party} for event {cause}: no delivery row")
+                continue
+            key, status = row["id"], row["status"]
+            expected_ids.add(key)
+            what = f"{n.channel} {key} to {n.party} for {cause}"
+            if n.channel == "email":
+                got = len(emails.get(key, ()))
+                if got > 1:
+                    report.add("duplicated", f"{what}: received {got} times (status {status})")
+                elif got == 0 and status != "unknown":
+                    report.add("lost", f"{what}: not received (status {status})")
+                elif status == "unknown":
+                    report.add("lost", f"{what}: still unknown after the operator resolution")
+            elif n.channel == "webhook":
+                got = len(hooks.get(key, ()))
+                if got == 0:
+                    report.add("lost", f"{what}: not received (status {status})")
+                report.webhook_redeliveries += max(0, got - 1)
+            elif key not in inbox or status != "delivered":
+                report.add("lost", f"{what}: not in the inbox (status {status})")
+            if status == "delivered":
+                published = receipts_events.get(key, 0)
+                if published == 0:
+                    report.add("lost", f"{what}: no notification.delivered event")
+                elif published > 1:
+                    report.add("duplicated", f"{what}: {published} notification.delivered events")
+        for key, times in {**emails, **hooks}.items():
+            if key not in expected_ids:
+                report.add("unexpected", f"a notification {key} was received {len(times)} times, never expected")
+        for r in rows:
+            if r["id"] not in expected_ids and r["status"] not in {"no_contact", "suppressed"}:
+                report.add("unexpected", f"delivery {r['id']} ({r['channel']} to {r['party_id']}, {r['status']})")
+        if self.smtp.receipts.unmarked or self.webhooks.receipts.unmarked:
+            report.add("unexpected", "receipts without a delivery id")
+
+    async def _check_state(self, conn: asyncpg.Connection, report: Report) -> None:
+        loans = {r["loan_id"]: r for r in await conn.fetch("SELECT loan_id, restructure_count FROM loans.loans")}
+        payments = {
+            r["payment_id"]: r["loan_id"] for r in await conn.fetch("SELECT payment_id, loan_id FROM loans.repayments")
+        }
+        for loan_id, pays in self.ledger.loans.items():
+            report.checked["loan"] += 1
+            if loan_id not in loans:
+                report.add("lost", f"loan {loan_id} not on the book")
+                continue
+            if loans[loan_id]["restructure_count"] > 1:
+                report.add("duplicated", f"loan {loan_id} restructured {loans[loan_id]['restructure_count']} times")
+            for p in pays:
+                report.checked["repayment"] += 1
+                if payments.get(p) != loan_id:
+                    report.add("lost", f"repayment {p} of {loan_id} not applied")
+        orders = {
+            r["order_id"]: r["status"] for r in await conn.fetch("SELECT order_id, status FROM catalog.orders")
+        }
+        stock = {
+            r["product_id"]: (r["stock_available"], r["stock_reserved"])
+            for r in await conn.fetch("SELECT product_id, stock_available, stock_reserved FROM catalog.products")
+        }
+        for order_id, (product_id, qty, initial) in self.ledger.orders.items():
+            report.checked["order"] += 1
+            status = orders.get(order_id)
+            if status != "paid":
+                report.add("lost", f"order {order_id} is {status}, not paid")
+            available, reserved = stock.get(product_id, (None, None))
+            if available is None:
+                report.add("lost", f"product {product_id} unknown")
+            elif (available, reserved) != (initial - qty, 0):
+                kind = "duplicated" if available < initial - qty else "lost"
+                report.add(kind, f"product {product_id}: available={available} reserved={reserved}, "
+                           f"expected {initial - qty} and 0")
+
+    async def _check_dlq(self, nc: Any, report: Report) -> None:
+        letters = await read_dead_letters(nc.jetstream())
+        seen: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for item in letters:
+            letter = item.letter
+            report.dlq_reasons[letter.reason_code] += 1
+            poison_id = letter.headers.get(POISON_HEADER)
+            if poison_id and poison_id in self.ledger.poison:
+                seen[poison_id].append((letter.consumer, letter.reason_code))
+                continue
+            event_id = None
+            with contextlib.suppress(Exception):
+                event_id = str(json.loads(letter.original).get("id"))
+            if event_id and event_id in self.ledger.by_id:
+                report.add("lost", f"valid {letter.subject} {event_id} dead-lettered by {letter.consumer}: "
+                           f"{letter.reason_code} {letter.reason[:200]}")
+            else:
+                report.add("unexpected", f"dead letter {letter.dlq_id} {letter.subject}: {letter.reason_code}")
+        report.poison_sent = len(self.ledger.poison)
+        for poison_id, sent in self.ledger.poison.items():
+            got = seen.get(poison_id, [])
+            consumers = Counter(c for c, _ in got)
+            complete = all(consumers[c] >= 1 for c in sent.consumers)
+            if complete:
+                report.poison_dead_lettered += 1
+            else:
+                report.poison_missing += 1
+                report.details["poison_missing"].append(
+                    f"{sent.kind} on {sent.subject}: dead-lettered by {sorted(consumers)}, expected {sent.consumers}"
+                )
+            for c, n in consumers.items():
+                if n > 1:
+                    report.add("duplicated", f"poison {poison_id} dead-lettered {n} times by {c}")
+            for c, reason in got:
+                if sent.expected_reasons and reason not in sent.expected_reasons:
+                    report.poison_bad_reason += 1
+                    report.details["poison_bad_reason"].append(
+                        f"{sent.kind} on {sent.subject} by {c}: {reason}, expected one of {sent.expected_reasons}"
+                    )
+
+    async def _check_consumers(self, nc: Any, conn: asyncpg.Connection, report: Report) -> None:
+        js = nc.jetstream()
+        for d in CONSUMER_DECLS:
+            info = await js.consumer_info(d.stream, d.name)
+            if info.num_pending or info.num_ack_pending:
+                report.stalled.append(f"{d.name}: pending={info.num_pending} ack_pending={info.num_ack_pending}")
+        for schema in ("loans", "catalog", "notifications"):
+            n = await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL")
+            if n:
+                report.unpublished_outbox[schema] = int(n)

@@ -1,0 +1,292 @@
+"""NATS, Postgres and the three services as child processes, with the faults a supervisor can inject.
+
+Services run as ``python -m kumkm_<svc> serve`` (the way ``kumkm up`` runs them), each in its own process
+group, with its output in ``<data_dir>/logs/<svc>.log``. A service keeps its HTTP port across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import nats
+import psutil
+
+from kumkm_shared.cli.runinfo import RunInfo
+from kumkm_shared.cli.up import Child, service_env, stop_children, wait_ready
+from kumkm_shared.messaging.provision import provision
+from kumkm_shared.messaging.topology import CONSUMER_DECLS
+from kumkm_shared.servers import EmbeddedNats, EmbeddedPostgres, free_port, obtain_servers
+
+if TYPE_CHECKING:
+    from kumkm_shared.servers import ServerHandle
+
+SERVICES = ("loans", "catalog", "notifications")
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
+    starts: int = 0
+    peak_rss: int = 0  # bytes, over every incarnation
+    paused: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None and self.process.poll() is None else None
+
+    def start(self) -> None:
+        if self.pid is not None:
+            return
+        if self.log is None:
+            self.log = self.log_path.open("ab")
+        self.log.write(f"\n===== start #{self.starts + 1} at {time.strftime('%H:%M:%S')} =====\n".encode())
+        self.log.flush()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"kumkm_{self.name}", "serve"],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.starts += 1
+        self.paused = False
+
+    def child(self) -> Child:
+        if self.process is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return Child(self.name, self.process, self.url)
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+
+    def kill(self) -> None:
+        """kill -9 of the whole process group, as a crash."""
+        if self.process is None:
+            return
+        if self.paused:
+            self.signal(signal.SIGCONT)
+        self.signal(signal.SIGKILL)
+        self.process.wait()
+        self.process = None
+        self.paused = False
+
+    def pause(self) -> None:
+        self.signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        self.signal(signal.SIGCONT)
+        self.paused = False
+
+    def sample_rss(self) -> int:
+        pid = self.pid
+        if pid is None:
+            return 0
+        try:
+            rss = int(psutil.Process(pid).memory_info().rss)
+        except psutil.Error:
+            return 0
+        self.peak_rss = max(self.peak_rss, rss)
+        return rss
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+
+@dataclass
+class ClusterConfig:
+    services: tuple[str, ...] = SERVICES
+    smtp_port: int = 1025
+    ack_wait: float | None = None  # seconds; None keeps the declared durables' ack_wait
+    max_deliver: int | None = None
+    send_lease: float = 10.0  # notifications: how long a 'sending' row is trusted before reconciling
+    fsync: bool = True  # Postgres fsync (sync_interval is always on in NATS)
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per service
+    data_dir: Path | None = None
+
+
+class Cluster:
+    """The system under test. Use as a context manager; every method is synchronous (call it in a thread
+    from async code when it may block: starts, restarts and waits)."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        self.data_dir = config.data_dir or Path(tempfile.mkdtemp(prefix="kumkm-chaos-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(exist_ok=True)
+        self.handle: ServerHandle | None = None
+        self.services: dict[str, ServiceProcess] = {}
+        self.info: RunInfo | None = None
+
+    # -- servers ------------------------------------------------------------------------------------
+    @property
+    def nats(self) -> EmbeddedNats:
+        if self.handle is None or self.handle.servers.nats is None:
+            raise RuntimeError("fault injection needs the embedded NATS server")
+        return self.handle.servers.nats
+
+    @property
+    def postgres(self) -> EmbeddedPostgres:
+        if self.handle is None or self.handle.servers.postgres is None:
+            raise RuntimeError("fault injection needs the embedded Postgres server")
+        return self.handle.servers.postgres
+
+    @property
+    def nats_url(self) -> str:
+        if self.info is None:
+            raise RuntimeError("cluster not started")
+        return self.info.nats_url
+
+    @property
+    def database_url(self) -> str:
+        if self.info is None:
+            raise RuntimeError("cluster not started")
+        return self.info.database_url
+
+    def url(self, service: str) -> str:
+        return self.services[service].url
+
+    def start(self) -> None:
+        self.handle = obtain_servers(self.data_dir, fsync=self.config.fsync, mode="embedded")
+        self.info = RunInfo(nats_url=self.handle.nats_url, database_url=self.handle.database_url)
+        asyncio.run(self._provision())
+        for name in self.config.services:
+            env = service_env(self.info, 0, self._service_extra(name))
+            port = free_port()
+            env["KUMKM_HTTP_PORT"] = str(port)
+            env["KUMKM_LOG_FORMAT"] = "json"
+            self.services[name] = ServiceProcess(name, port, env, self.data_dir / "logs" / f"{name}.log")
+        for svc in self.services.values():
+            svc.start()
+        self.wait_ready(list(self.services))
+
+    def _service_extra(self, name: str) -> dict[str, str]:
+        extra: dict[str, str] = {}
+        if name == "loans":
+            extra["KUMKM_LOANS_DAILY_TICK"] = "false"
+        if name == "notifications":
+            extra.update(
+                {
+                    "KUMKM_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+                    "KUMKM_NOTIFICATIONS_SMTP_PORT": str(self.config.smtp_port),
+                    "KUMKM_NOTIFICATIONS_SEND_LEASE": str(self.config.send_lease),
+                    "KUMKM_NOTIFICATIONS_SMTP_TIMEOUT": "4",
+                    "KUMKM_NOTIFICATIONS_WEBHOOK_TIMEOUT": "4",
+                    "KUMKM_NOTIFICATIONS_BACKOFF_BASE": "0.5",
+                    "KUMKM_NOTIFICATIONS_BACKOFF_CAP": "5",
+                    "KUMKM_NOTIFICATIONS_WORKER_POLL_INTERVAL": "0.5",
+                }
+            )
+        extra.update(self.config.extra_env.get(name, {}))
+        return extra
+
+    async def _provision(self) -> None:
+        decls = [
+            replace(
+                d,
+                ack_wait_seconds=self.config.ack_wait or d.ack_wait_seconds,
+                max_deliver=self.config.max_deliver or d.max_deliver,
+            )
+            for d in CONSUMER_DECLS
+        ]
+        nc = await nats.connect(self.nats_url, max_reconnect_attempts=3)
+        try:
+            await provision(nc.jetstream(), consumers=decls)
+        finally:
+            await nc.drain()
+
+    def wait_ready(self, names: list[str], timeout: float = 90.0) -> None:
+        wait_ready([self.services[n].child() for n in names], timeout=timeout)
+
+    def stop(self) -> None:
+        running = [s.child() for s in self.services.values() if s.pid is not None]
+        for svc in self.services.values():
+            if svc.paused:
+                svc.resume()
+        stop_children(running)
+        for svc in self.services.values():
+            svc.close()
+        if self.handle is not None:
+            self.handle.stop()
+            self.handle = None
+
+    def __enter__(self) -> Cluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- faults -------------------------------------------------------------------------------------
+    def kill_service(self, name: str) -> None:
+        self.services[name].kill()
+
+    def start_service(self, name: str, *, wait: bool = True) -> None:
+        self.services[name].start()
+        if wait:
+            self.wait_ready([name])
+
+    def restart_service(self, name: str) -> None:
+        self.kill_service(name)
+        self.start_service(name)
+
+    def pause_service(self, name: str) -> None:
+        self.services[name].pause()
+
+    def resume_service(self, name: str) -> None:
+        self.services[name].resume()
+
+    def kill_nats(self) -> None:
+        self.nats.kill()
+
+    def start_nats(self) -> None:
+        self.nats.start()
+
+    def restart_postgres(self) -> None:
+        """A fast shutdown (SIGINT: open transactions rolled back, connections dropped), then a start."""
+        self.postgres.restart()
+
+    def kill_postgres(self) -> None:
+        self.postgres.kill()
+        self.postgres.start()
+
+    def sample_rss(self) -> dict[str, int]:
+        return {name: svc.sample_rss() for name, svc in self.services.items()}
+
+    def peak_rss(self) -> dict[str, int]:
+        return {name: svc.peak_rss for name, svc in self.services.items()}
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.services[name].log_path
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""

@@ -1,0 +1,195 @@
+"""The fault suite: mixed workload with its ledger, poison mix, faults, healing, then the checker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bench.chaos.checker import Checker, Report
+from bench.chaos.cluster import SERVICES, Cluster, ClusterConfig
+from bench.chaos.poison import PoisonMaker, send_poison
+from bench.chaos.scenario import Scenario
+from bench.chaos.sinks import SmtpSink, WebhookSink
+from bench.chaos.workload import Api, Integrator, Ledger
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+
+@dataclass
+class ChaosConfig:
+    seed: int = 7
+    loan_flows: int = 60
+    catalog_flows: int = 40
+    concurrency: int = 12
+    poison: int = 1000
+    rejected_orders: int = 5
+    kills_per_service: int = 3
+    nats_kills: int = 1
+    postgres_restarts: int = 1
+    pauses: int = 1
+    ack_wait: float = 10.0  # the durables' ack_wait for this run; a pause lasts longer than this
+    fault_window: float = 60.0  # seconds over which faults are spread
+    heal_timeout: float = 240.0
+    data_dir: Path | None = None
+    keep_data: bool = False
+    log: Callable[[str], None] = print
+    faults: list[str] = field(default_factory=list)  # filled in: what was injected, when
+
+
+class Nemesis:
+    def __init__(self, cluster: Cluster, config: ChaosConfig, rng: random.Random) -> None:
+        self.cluster = cluster
+        self.config = config
+        self.rng = rng
+        self.t0 = time.monotonic()
+
+    def plan(self) -> list[tuple[str, str]]:
+        c = self.config
+        plan: list[tuple[str, str]] = []
+        plan += [("kill", s) for s in SERVICES for _ in range(c.kills_per_service)]
+        plan += [("nats", "")] * c.nats_kills
+        plan += [("postgres", "")] * c.postgres_restarts
+        plan += [("pause", self.rng.choice(["notifications", "catalog", "loans"])) for _ in range(c.pauses)]
+        self.rng.shuffle(plan)
+        return plan
+
+    def note(self, what: str) -> None:
+        line = f"[{time.monotonic() - self.t0:6.1f}s] {what}"
+        self.config.faults.append(line)
+        self.config.log("  fault " + line)
+
+    async def run(self) -> None:
+        plan = self.plan()
+        if not plan:
+            return
+        gap = self.config.fault_window / (len(plan) + 1)
+        for action, target in plan:
+            await asyncio.sleep(self.rng.uniform(0.3 * gap, 1.3 * gap))
+            await self.inject(action, target)
+
+    async def inject(self, action: str, target: str) -> None:
+        c = self.cluster
+        if action == "kill":
+            self.note(f"kill -9 {target}")
+            await asyncio.to_thread(c.kill_service, target)
+            await asyncio.sleep(self.rng.uniform(0.2, 2.0))
+            await asyncio.to_thread(c.start_service, target)
+            self.note(f"{target} restarted and ready")
+        elif action == "nats":
+            self.note("kill -9 nats-server")
+            await asyncio.to_thread(c.kill_nats)
+            await asyncio.sleep(self.rng.uniform(0.5, 3.0))
+            await asyncio.to_thread(c.start_nats)
+            self.note("nats-server restarted on the same store")
+        elif action == "postgres":
+            self.note("postgres restart (fast shutdown)")
+            await asyncio.to_thread(c.restart_postgres)
+            self.note("postgres back")
+        elif action == "pause":
+            pause = self.config.ack_wait + 3.0
+            self.note(f"SIGSTOP {target} for {pause:.0f}s (ack_wait {self.config.ack_wait:.0f}s)")
+            await asyncio.to_thread(c.pause_service, target)
+            await asyncio.sleep(pause)
+            await asyncio.to_thread(c.resume_service, target)
+            self.note(f"SIGCONT {target}")
+
+
+async def run_chaos(config: ChaosConfig) -> Report:  # noqa: PLR0915 - one script, top to bottom
+    log = config.log
+    rng = random.Random(config.seed)
+    smtp = SmtpSink()
+    smtp.start()
+    hooks = WebhookSink()
+    await hooks.start()
+    cluster = Cluster(
+        ClusterConfig(smtp_port=smtp.port, ack_wait=config.ack_wait, data_dir=config.data_dir)
+    )
+    started = time.monotonic()
+    log(f"chaos: data in {cluster.data_dir}")
+    try:
+        await asyncio.to_thread(cluster.start)
+        log(f"chaos: cluster ready in {time.monotonic() - started:.1f}s")
+        ledger = Ledger()
+        integrator = Integrator(cluster.nats_url, ledger)
+        await integrator.connect()
+        api = Api({s: cluster.url(s) for s in SERVICES}, ledger)
+        scenario = Scenario(integrator, api, ledger, hooks.url)
+        try:
+            n_parties = max(2, (config.loan_flows + config.catalog_flows) // 10)
+            await scenario.setup_parties(n_parties, n_parties, n_parties)
+            rejected = [await scenario.rejected_order(k) for k in range(config.rejected_orders)]
+            log(f"chaos: {len(ledger.contacts)} contacts, {len(rejected)} rejected orders; workload starts")
+            maker = PoisonMaker(random.Random(config.seed + 1), rejected)
+            nemesis = Nemesis(cluster, config, random.Random(config.seed + 2))
+            semaphore = asyncio.Semaphore(config.concurrency)
+            flows = [("loan", i) for i in range(config.loan_flows)]
+            flows += [("catalog", j) for j in range(config.catalog_flows)]
+            rng.shuffle(flows)
+            pace = config.fault_window / max(1, len(flows))
+
+            async def one(kind: str, n: int, delay: float) -> None:
+                await asyncio.sleep(delay)
+                async with semaphore:
+                    await scenario.run_flow(kind, n)
+
+            async def poison_all() -> None:
+                gap = config.fault_window / max(1, config.poison)
+                for _ in range(config.poison):
+                    await send_poison(integrator, ledger, maker)
+                    await asyncio.sleep(gap * rng.uniform(0, 2))
+
+            t0 = time.monotonic()
+            await asyncio.gather(
+                nemesis.run(),
+                poison_all(),
+                *(one(kind, n, k * pace) for k, (kind, n) in enumerate(flows)),
+            )
+            log(
+                f"chaos: workload done in {time.monotonic() - t0:.1f}s: flows ok={ledger.flows_done} "
+                f"failed={len(ledger.flows_failed)}, events sent={len(ledger.sent)}, poison={len(ledger.poison)}"
+            )
+            for failure in ledger.flows_failed[:10]:
+                log(f"  flow failed: {failure}")
+            for name, svc in cluster.services.items():  # heal: everything running
+                if svc.paused:
+                    svc.resume()
+                if svc.pid is None:
+                    await asyncio.to_thread(cluster.start_service, name)
+            checker = Checker(
+                nats_url=cluster.nats_url,
+                database_url=cluster.database_url,
+                notifications_url=cluster.url("notifications"),
+                ledger=ledger,
+                smtp=smtp,
+                webhooks=hooks,
+            )
+            t1 = time.monotonic()
+            quiet = await checker.wait_quiet(config.heal_timeout)
+            report = Report()
+            report.indeterminate, report.operator_resent = await checker.resolve_unknown()
+            if report.operator_resent:
+                quiet = await checker.wait_quiet(config.heal_timeout) and quiet
+            await asyncio.sleep(1.0)
+            log(f"chaos: healed={'yes' if quiet else 'NO'} in {time.monotonic() - t1:.1f}s")
+            await checker.check(report)
+            for name, svc in cluster.services.items():
+                log(f"  {name}: started {svc.starts} times")
+            return report
+        finally:
+            await api.close()
+            await integrator.close()
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(cluster.stop)
+        await hooks.stop()
+        smtp.stop()
+        if not config.keep_data and config.data_dir is None:
+            import shutil
+
+            shutil.rmtree(cluster.data_dir, ignore_errors=True)

@@ -1,0 +1,185 @@
+"""The scripted mixed workload: parties, loan flows and catalog flows, recorded in the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+from bench.chaos.workload import (
+    OFFICERS,
+    Api,
+    ExpectedNotification,
+    ExpectedOutcome,
+    Integrator,
+    Ledger,
+    buyer_id,
+    contact,
+    cooperative_number,
+    disbursement,
+    lifecycle,
+    nib,
+    order,
+    product,
+    repayment,
+    restructuring,
+)
+
+if TYPE_CHECKING:
+    from kumkm_shared.contracts import EventData
+
+LOANS = "kumkm.loans."
+APPROVED = "kumkm.loans.restructuring.approved.v1"
+REJECTED = "kumkm.loans.restructuring.rejected.v1"
+REFERRED = "kumkm.loans.restructuring.referred.v1"
+CURATED = "kumkm.catalog.product.curated.v1"
+ACCEPTED = "kumkm.catalog.order.accepted.v1"
+ORDER_REJECTED = "kumkm.catalog.order.rejected.v1"
+PRODUCT_STOCK = 100
+ORDER_QTY = 4
+
+
+class FlowError(RuntimeError):
+    pass
+
+
+@dataclass
+class Parties:
+    coops: list[str]
+    sellers: list[str]
+    buyers: list[str]
+
+
+class Scenario:
+    """Flows as integrators, sellers, buyers and curators would run them, with their expected effects."""
+
+    def __init__(
+        self, integrator: Integrator, api: Api, ledger: Ledger, hook_url: str, *, tag: str = "C"
+    ) -> None:
+        self.integrator = integrator
+        self.api = api
+        self.ledger = ledger
+        self.hook_url = hook_url
+        self.tag = tag
+        self.parties = Parties([], [], [])
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def expect_on_channels(
+        self,
+        party: str,
+        *,
+        event_id: str | None = None,
+        outcome: tuple[str, str, str] | None = None,
+    ) -> None:
+        for channel in ("email", "webhook", "inbox"):
+            if outcome is None:
+                self.ledger.notifications.append(ExpectedNotification(party, channel, cause_event_id=event_id))
+            else:
+                event_type, key, value = outcome
+                self.ledger.notifications.append(
+                    ExpectedNotification(party, channel, cause_type=event_type, cause_key=(key, value))
+                )
+
+    async def publish(self, data: EventData) -> str:
+        return (await self.integrator.publish(data)).event_id
+
+    async def wait_state(
+        self, service: str, path: str, field: str, wanted: set[str], *, timeout: float = 240.0
+    ) -> str:
+        start = time.monotonic()
+        last = "?"
+        while time.monotonic() - start < timeout:
+            response = await self.api.get(service, path, deadline=timeout)
+            if response is not None and response.status_code == 200:  # noqa: PLR2004
+                last = str(response.json().get(field))
+                if last in wanted:
+                    return last
+            await asyncio.sleep(0.25)
+        raise FlowError(f"{service}{path}: {field} is {last!r}, waited for {sorted(wanted)} for {timeout}s")
+
+    # -- parties ------------------------------------------------------------------------------------
+    async def setup_parties(self, n_coops: int, n_sellers: int, n_buyers: int, *, offset: int = 0) -> None:
+        p = self.parties
+        p.coops = [cooperative_number(offset + i + 1) for i in range(n_coops)]
+        p.sellers = [nib(offset + i + 1) for i in range(n_sellers)]
+        p.buyers = [buyer_id(offset + i + 1) for i in range(n_buyers)]
+        upserts = [contact(OFFICERS, "officer", "Petugas LPDB", self.hook_url)]
+        upserts += [contact(c, "cooperative", f"Koperasi {c[-5:]}", self.hook_url) for c in p.coops]
+        upserts += [contact(s, "umkm", f"CV Mebel {s[-5:]}", self.hook_url) for s in p.sellers]
+        upserts += [contact(b, "buyer", "Dinas Pendidikan", self.hook_url) for b in p.buyers]
+        await asyncio.gather(*(self.publish(u) for u in upserts))
+        for u in upserts:
+            self.ledger.contacts.add(u.party_id)
+        for u in upserts:
+            await self.wait_state("notifications", f"/contacts/{u.party_id}", "party_id", {u.party_id})
+
+    # -- flows --------------------------------------------------------------------------------------
+    async def loan_flow(self, i: int) -> None:
+        """Disbursement, two repayments and a COVID-19 restructuring request (auto-approved)."""
+        borrower = self.parties.coops[i % len(self.parties.coops)]
+        loan_id = f"LN-{self.tag}-{i:05d}"
+        request_id = f"RR-{self.tag}-{i:05d}"
+        payments = [f"PAY-{self.tag}-{i:05d}-{k}" for k in (1, 2)]
+        self.ledger.loans[loan_id] = payments
+        await self.publish(disbursement(loan_id, borrower))
+        await self.publish(repayment(payments[0], loan_id, date(2020, 3, 1)))
+        await self.publish(repayment(payments[1], loan_id, date(2020, 4, 1)))
+        requested = await self.publish(restructuring(request_id, loan_id))
+        self.ledger.outcomes.append(ExpectedOutcome((APPROVED, REJECTED, REFERRED), "request_id", request_id))
+        self.expect_on_channels(borrower, event_id=requested)
+        self.expect_on_channels(borrower, outcome=(APPROVED, "request_id", request_id))
+
+    async def catalog_flow(self, j: int) -> None:
+        """Submit, curate over HTTP, order, then confirm, ship, deliver and pay, each after the last."""
+        seller_nib = self.parties.sellers[j % len(self.parties.sellers)]
+        buyer = self.parties.buyers[j % len(self.parties.buyers)]
+        product_id = f"PRD-{self.tag}-{j:05d}"
+        order_id = f"ORD-{self.tag}-{j:05d}"
+        self.ledger.products[product_id] = seller_nib
+        await self.publish(product(product_id, seller_nib, PRODUCT_STOCK))
+        await self.wait_state("catalog", f"/products/{product_id}", "status", {"pending_curation", "listed"})
+        self.ledger.outcomes.append(ExpectedOutcome((CURATED,), "product_id", product_id))
+        self.expect_on_channels(seller_nib, outcome=(CURATED, "product_id", product_id))
+        response = await self.api.command(
+            "catalog",
+            "POST",
+            f"/products/{product_id}/curation",
+            {"decision": "approved", "curator": "curator-03", "tier": "local", "notes": "Lengkap."},
+            label=f"curate:{product_id}",
+        )
+        if response.status_code not in {200, 201, 409}:
+            raise FlowError(f"curation of {product_id}: HTTP {response.status_code} {response.text[:300]}")
+        await self.wait_state("catalog", f"/products/{product_id}", "status", {"listed"})
+        self.ledger.orders[order_id] = (product_id, ORDER_QTY, PRODUCT_STOCK)
+        await self.publish(order(order_id, buyer, product_id, ORDER_QTY))
+        self.ledger.outcomes.append(ExpectedOutcome((ACCEPTED, ORDER_REJECTED), "order_id", order_id))
+        self.expect_on_channels(seller_nib, outcome=(ACCEPTED, "order_id", order_id))
+        await self.wait_state("catalog", f"/orders/{order_id}", "status", {"accepted", "rejected"})
+        for step, state in (("confirm", "confirmed"), ("ship", "shipped"), ("deliver", "delivered"), ("pay", "paid")):
+            event_id = await self.publish(lifecycle(step, order_id, buyer, seller_nib))
+            if step in {"deliver", "pay"}:
+                self.expect_on_channels(seller_nib, event_id=event_id)
+            await self.wait_state("catalog", f"/orders/{order_id}", "status", {state})
+
+    async def rejected_order(self, k: int) -> tuple[str, str, str]:
+        """An order for a product that is not listed: rejected, and then a target for illegal transitions."""
+        buyer = self.parties.buyers[k % len(self.parties.buyers)]
+        seller_nib = self.parties.sellers[k % len(self.parties.sellers)]
+        order_id = f"ORD-{self.tag}-REJ-{k:04d}"
+        await self.publish(order(order_id, buyer, f"PRD-{self.tag}-UNLISTED-{k}", ORDER_QTY))
+        self.ledger.outcomes.append(ExpectedOutcome((ORDER_REJECTED,), "order_id", order_id))
+        self.expect_on_channels(buyer, outcome=(ORDER_REJECTED, "order_id", order_id))
+        await self.wait_state("catalog", f"/orders/{order_id}", "status", {"rejected"})
+        return order_id, buyer, seller_nib
+
+    async def run_flow(self, kind: str, n: int) -> None:
+        try:
+            if kind == "loan":
+                await self.loan_flow(n)
+            else:
+                await self.catalog_flow(n)
+            self.ledger.flows_done += 1
+        except Exception as exc:  # a flow that cannot finish is reported, the run goes on
+            self.ledger.flows_failed.append(f"{kind} {n}: {type(exc).__name__}: {exc}")

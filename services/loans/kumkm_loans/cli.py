@@ -1,0 +1,149 @@
+"""``kumkm loans ...``: operate the running loans service through its HTTP API."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR, SystemNotFoundError, find_system
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Loans, collectibility and restructuring.")
+
+Url = Annotated[
+    str | None,
+    typer.Option(
+        "--url", envvar="KUMKM_LOANS_URL", help="the loans service's base URL (default: from run.json)"
+    ),
+]
+DataDir = Annotated[Path, typer.Option("--data-dir", help="where run.json lives")]
+
+
+def _base_url(url: str | None, data_dir: Path) -> str:
+    if url:
+        return url.rstrip("/")
+    try:
+        info = find_system(data_dir)
+    except SystemNotFoundError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(3) from None
+    found = info.services.get("loans")
+    if not found:
+        typer.echo("the loans service is not running (not in run.json); pass --url", err=True)
+        raise typer.Exit(3)
+    return found.rstrip("/")
+
+
+def _call(method: str, url: str, path: str, **kwargs: Any) -> Any:
+    try:
+        response = httpx.request(method, url + path, timeout=120.0, **kwargs)
+    except httpx.HTTPError as exc:
+        typer.echo(f"cannot reach the loans service at {url}: {exc}", err=True)
+        raise typer.Exit(3) from None
+    body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+    if response.is_error:
+        message = body.get("message") if isinstance(body, dict) else None
+        typer.echo(f"error {response.status_code}: {message or response.text}", err=True)
+        for error in body.get("errors", []) if isinstance(body, dict) else []:
+            typer.echo(f"  {error.get('field')}: {error.get('message')}", err=True)
+        raise typer.Exit(1)
+    return body
+
+
+def _print(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+@app.command()
+def tick(
+    date_: Annotated[
+        str, typer.Option("--date", help="business date YYYY-MM-DD (default: today in Asia/Jakarta)")
+    ] = "",
+    url: Url = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Grade every loan as of a business date; overdue installments and grade changes are announced once."""
+    if date_:
+        try:
+            date.fromisoformat(date_)
+        except ValueError:
+            typer.echo(f"--date must be YYYY-MM-DD, got {date_!r}", err=True)
+            raise typer.Exit(2) from None
+    else:
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        date_ = datetime.now(ZoneInfo("Asia/Jakarta")).date().isoformat()
+    result = _call("POST", _base_url(url, data_dir), "/tick", json={"date": date_})
+    typer.echo(
+        f"tick {result['as_of']}: {result['loans_checked']} loans checked, "
+        f"{result['overdue_announced']} installments overdue, {result['grade_changes']} grade changes"
+    )
+
+
+@app.command()
+def decide(
+    request_id: Annotated[str, typer.Argument(help="the referred restructuring request")],
+    approve: Annotated[bool | None, typer.Option("--approve/--reject", help="the decision")] = None,
+    reason: Annotated[str, typer.Option(help="why (kept with the decision)")] = "",
+    officer: Annotated[str, typer.Option(help="your officer id")] = "",
+    decided_on: Annotated[str | None, typer.Option(help="decision date YYYY-MM-DD (default: today)")] = None,
+    url: Url = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Approve or reject a request referred to an officer."""
+    if approve is None or not reason.strip() or not officer.strip():
+        typer.echo("give --approve or --reject, a --reason and your --officer id", err=True)
+        raise typer.Exit(2)
+    body: dict[str, Any] = {
+        "decision": "approve" if approve else "reject",
+        "reason": reason,
+        "officer": officer,
+    }
+    if decided_on:
+        body["decided_on"] = decided_on
+    result = _call("POST", _base_url(url, data_dir), f"/restructurings/{request_id}/decision", json=body)
+    typer.echo(f"{request_id}: {result['status']} by {result['decided_by']}")
+
+
+@app.command()
+def loan(
+    loan_id: str,
+    as_of: Annotated[str | None, typer.Option(help="arrears as of YYYY-MM-DD")] = None,
+    url: Url = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Show a loan with its schedule and arrears (JSON)."""
+    params = {"as_of": as_of} if as_of else {}
+    _print(_call("GET", _base_url(url, data_dir), f"/loans/{loan_id}", params=params))
+
+
+@app.command()
+def requests(
+    status: Annotated[str | None, typer.Option(help="approved, rejected or referred")] = None,
+    region: Annotated[str | None, typer.Option(help="a province or a city")] = None,
+    url: Url = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """List restructuring requests."""
+    params = {k: v for k, v in {"status": status, "region": region}.items() if v}
+    result = _call("GET", _base_url(url, data_dir), "/restructurings", params=params)
+    for item in result["items"]:
+        region_name = item["borrower"]["region"]["city"] or "-"
+        typer.echo(f"{item['request_id']}\t{item['loan_id']}\t{item['status']}\t{region_name}")
+
+
+@app.command()
+def progress(
+    province: Annotated[str | None, typer.Option()] = None,
+    city: Annotated[str | None, typer.Option()] = None,
+    url: Url = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """The restructuring progress the ministry monitors (JSON)."""
+    params = {k: v for k, v in {"province": province, "city": city}.items() if v}
+    _print(_call("GET", _base_url(url, data_dir), "/progress", params=params))

@@ -1,0 +1,54 @@
+"""The short CI version of ``make chaos``: every fault once or twice, a smaller poison mix, < 5 minutes.
+
+Asserts what issue 7 asks: after healing nothing is lost and nothing duplicated, nothing unexpected
+happened, every poison message is in the DLQ with an acceptable reason, and no consumer is stalled.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bench.chaos.run import ChaosConfig, run_chaos
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(290)]
+
+
+async def test_short_fault_suite_loses_and_duplicates_nothing() -> None:
+    lines: list[str] = []
+    config = ChaosConfig(
+        seed=11,
+        loan_flows=12,
+        catalog_flows=8,
+        concurrency=10,
+        poison=300,
+        rejected_orders=3,
+        kills_per_service=1,
+        nats_kills=1,
+        postgres_restarts=1,
+        pauses=1,
+        ack_wait=5.0,
+        fault_window=35.0,
+        heal_timeout=150.0,
+        log=lines.append,
+    )
+    started = time.monotonic()
+    report = await run_chaos(config)
+    elapsed = time.monotonic() - started
+    text = "\n".join([*lines, report.render(max_details=20), f"elapsed {elapsed:.0f}s"])
+    print(text)
+
+    assert report.lost == 0, text
+    assert report.duplicated == 0, text
+    assert report.unexpected == 0, text
+    # the poison mix: all of it dead-lettered, each with an acceptable reason, and nothing stalled
+    assert report.poison_sent == 300
+    assert report.poison_missing == 0, text
+    assert report.poison_bad_reason == 0, text
+    assert not report.stalled, text
+    assert not report.unpublished_outbox, text
+    # the valid traffic went through: every flow finished, every effect was checked
+    assert report.checked["loan"] == 12
+    assert report.checked["order"] == 8
+    assert elapsed < 280

@@ -1,0 +1,136 @@
+"""Products on real Postgres and NATS: pre-check outcomes, revisions, stock updates and delisting."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.integration.catalog import samples
+from tests.integration.catalog.conftest import publish, settled
+from tests.support.runtime import dead_letters, stream_events
+
+if TYPE_CHECKING:
+    import httpx
+    from nats.aio.client import Client
+
+    from kumkm_shared import ServiceRuntime
+
+pytestmark = pytest.mark.integration
+
+Service = tuple["ServiceRuntime", "httpx.AsyncClient"]
+
+
+async def test_failed_prechecks_publish_a_curation_decision_with_codes(service: Service, nc: Client) -> None:
+    runtime, client = service
+    low_tkdn = samples.ev("product.submitted", samples.product("PRD-TKDN", tkdn_pct="20"))
+    too_cheap = samples.ev("product.submitted", samples.product("PRD-BAND", unit_price="1000.00", stock=5))
+    await publish(nc, low_tkdn)
+    await publish(nc, too_cheap)
+    await settled(runtime, nc)
+    curated = {e["data"]["product_id"]: e["data"] for e in await stream_events(nc, "kumkm.catalog.product.curated.v1")}
+    assert curated["PRD-TKDN"]["decision"] == "rejected"
+    assert curated["PRD-TKDN"]["curator"] == "policy"
+    assert [i["item"] for i in curated["PRD-TKDN"]["checklist"] if not i["passed"]] == ["tkdn_minimum"]
+    assert "tkdn_below_minimum" in curated["PRD-TKDN"]["notes"]
+    assert curated["PRD-BAND"]["decision"] == "revision_requested"
+    assert [i["item"] for i in curated["PRD-BAND"]["checklist"] if not i["passed"]] == [
+        "price_in_band",
+        "stock_covers_min_order",
+    ]
+    assert (await client.get("/products/PRD-BAND")).json()["status"] == "revision_requested"
+    # The seller fixes the offer in revision 2; it passes and waits for a curator.
+    fixed = samples.product("PRD-BAND", revision=2, unit_price="450000.00", stock=50)
+    assert (await client.post("/products", json=fixed)).json()["status"] == "pending_curation"
+
+
+async def test_revisions_go_back_to_curation_and_late_old_revisions_are_ignored(service: Service, nc: Client) -> None:
+    runtime, client = service
+    await client.post("/products", json=samples.product("PRD-REV"))
+    await client.post("/products/PRD-REV/curation", json={"decision": "approved", "tier": "national", "curator": "C"})
+    revised = samples.product("PRD-REV", revision=2, unit_price="475000.00", name="Kursi siswa jati v2")
+    await publish(nc, samples.ev("product.submitted", revised))
+    await settled(runtime, nc)
+    product = (await client.get("/products/PRD-REV")).json()
+    assert (product["revision"], product["status"], product["listed_price"]) == (2, "pending_curation", None)
+    # Revision 1 arrives late (an integrator's retry): ignored, the product stays at revision 2.
+    await publish(nc, samples.ev("product.submitted", samples.product("PRD-REV")))
+    await settled(runtime, nc)
+    assert (await client.get("/products/PRD-REV")).json()["revision"] == 2
+    assert await dead_letters(nc) == []
+    # A curator deciding on the superseded revision is told so.
+    response = await client.post(
+        "/products/PRD-REV/curation", json={"decision": "approved", "tier": "local", "curator": "C", "revision": 1}
+    )
+    assert response.status_code == 409
+    assert response.json()["error"] == "stale_revision"
+    response = await client.post(
+        "/products/PRD-REV/curation", json={"decision": "approved", "tier": "local", "curator": "C", "revision": 2}
+    )
+    assert response.json()["listed_price"] == "475000.00"
+    # Over the API an old revision is refused outright.
+    response = await client.post("/products", json=samples.product("PRD-REV"))
+    assert response.status_code == 409
+    assert response.json()["error"] == "revision_older"
+
+
+async def test_curation_rules(service: Service, nc: Client) -> None:
+    _, client = service
+    await client.post("/products", json=samples.product("PRD-CUR"))
+    response = await client.post("/products/PRD-CUR/curation", json={"decision": "approved", "curator": "C"})
+    assert response.status_code == 409
+    assert response.json()["error"] == "tier_required"
+    response = await client.post(
+        "/products/PRD-CUR/curation", json={"decision": "revision_requested", "curator": "C", "notes": "foto kurang"}
+    )
+    assert response.json()["decision"] == "revision_requested"
+    again = await client.post("/products/PRD-CUR/curation", json={"decision": "rejected", "curator": "C"})
+    assert again.status_code == 409
+    assert again.json()["error"] == "not_pending_curation"
+    assert (await client.post("/products/NOPE/curation", json={"decision": "rejected", "curator": "C"})).status_code == 404
+
+
+async def test_stock_updates_and_delisting(service: Service, nc: Client) -> None:
+    runtime, client = service
+    await client.post("/products", json=samples.product("PRD-STK"))
+    await client.post("/products/PRD-STK/curation", json={"decision": "approved", "tier": "local", "curator": "C"})
+    newer = {
+        "product_id": "PRD-STK",
+        "seller": {"nib": samples.FURNITURE_MAKER["nib"]},
+        "stock": 300,
+        "as_of": "2024-09-12T05:00:00Z",
+    }
+    older = newer | {"stock": 7, "as_of": "2024-09-12T04:00:00Z"}
+    await publish(nc, samples.ev("product.stock_updated", newer))
+    await settled(runtime, nc)
+    await publish(nc, samples.ev("product.stock_updated", older))
+    await settled(runtime, nc)
+    assert (await client.get("/products/PRD-STK")).json()["stock_available"] == 300, "the older count is ignored"
+    wrong_seller = newer | {"seller": {"nib": "8120009876543"}, "as_of": "2024-09-12T06:00:00Z"}
+    await publish(nc, samples.ev("product.stock_updated", wrong_seller))
+    await settled(runtime, nc)
+    assert [x.reason_code for x in await dead_letters(nc)] == ["seller_mismatch"]
+    response = await client.post("/products/PRD-STK/stock", json={"stock": 42})
+    assert response.status_code == 409, "the clock says 03:00; a count as of 05:00 is already recorded"
+    assert response.json()["error"] == "stale_stock_update"
+    response = await client.post("/products/PRD-STK/stock", json={"stock": 42, "as_of": "2024-09-12T07:00:00Z"})
+    assert response.json()["stock_available"] == 42
+    response = await client.post("/products/PRD-STK/delist", json={"reason": "withdrawn", "note": "ganti model"})
+    assert response.json()["reason"] == "withdrawn"
+    assert (await client.get("/products/PRD-STK")).json()["status"] == "delisted"
+    assert (await client.get("/products", params={"q": "kursi"})).json()["items"] == []
+    body = (await client.post("/orders", json=samples.order("PRD-STK", qty=10))).json()
+    assert body["reason_codes"] == ["product_not_listed"]
+    again = await client.post("/products/PRD-STK/delist", json={"reason": "withdrawn"})
+    assert again.status_code == 409
+    await settled(runtime, nc)
+    delisted = await stream_events(nc, "kumkm.catalog.product.delisted.v1")
+    assert [e["data"]["product_id"] for e in delisted] == ["PRD-STK"]
+
+
+async def test_invalid_input_gets_422_with_the_field(service: Service, nc: Client) -> None:
+    _, client = service
+    bad = samples.product("PRD-BAD", seller=samples.FURNITURE_MAKER | {"nib": "123"})
+    response = await client.post("/products", json=bad)
+    assert response.status_code == 422
+    assert any(e["field"] == "seller.nib" for e in response.json()["errors"])

@@ -1,0 +1,65 @@
+"""The read API's errors and the preview's promise to change nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.loans.conftest import Loans  # noqa: TC001 - pytest resolves annotations
+from tests.support.events import loan_disbursed, repayment_received
+
+pytestmark = pytest.mark.integration
+
+
+async def test_errors_are_structured_json(loans: Loans) -> None:
+    missing = await loans.http.get("/loans/LN-NONE")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "not_found", "message": "loan 'LN-NONE' not found", "errors": []}
+    bad_tick = await loans.http.post("/tick", json={"date": "2020-02-30"})
+    assert bad_tick.status_code == 422
+    assert bad_tick.json()["errors"][0]["field"] == "date"
+    await loans.publish(loan_disbursed("LN-API", method="declining", tenor_months=24))
+    await loans.settle()
+    no_scheme = await loans.http.get(
+        "/loans/LN-API/restructurings/preview", params={"reschedule_from": "2020-05-15"}
+    )
+    assert no_scheme.status_code == 422
+    assert no_scheme.json()["errors"][0]["field"] == "proposal"
+    bad_rate = await loans.http.get(
+        "/loans/LN-API/restructurings/preview",
+        params={"reschedule_from": "2020-05-15", "new_annual_rate": "0.5%"},
+    )
+    assert bad_rate.status_code == 422
+    assert "new_annual_rate" in bad_rate.json()["errors"][0]["field"]
+
+
+async def test_preview_of_every_scheme_changes_nothing_and_overpayment_prepays(loans: Loans) -> None:
+    await loans.publish(loan_disbursed("LN-PRE", method="flat", principal="600000000.00", tenor_months=36))
+    await loans.settle()
+    # An overpayment on the first due date prepays principal: later installments fall, the tenor stays.
+    await loans.publish(repayment_received("LN-PRE", "120000000.00", paid_on="2019-07-15"))
+    await loans.settle()
+    loan = (await loans.http.get("/loans/LN-PRE", params={"as_of": "2019-07-16"})).json()
+    assert len(loan["schedule"]) == 36
+    assert loan["schedule"][0]["status"] == "paid"
+    first_amount = 600_000_000 / 36 + 3_000_000
+    assert float(loan["schedule"][1]["amount"]) < first_amount
+    assert loan["outstanding_principal"] == f"{600_000_000 - 120_000_000 + 3_000_000:.2f}"
+    params = {
+        "reschedule_from": "2020-05-15",
+        "requested_on": "2020-04-20",
+        "grace_months": 3,
+        "grace_on": "principal_and_interest",
+        "extra_months": 6,
+        "new_annual_rate": "0.04",
+        "capitalise_arrears": "true",
+        "principal_arrears_reduction": "1000000",
+        "interest_arrears_reduction": "100000",
+    }
+    preview = await loans.http.get("/loans/LN-PRE/restructurings/preview", params=params)
+    assert preview.status_code == 200, preview.text
+    body = preview.json()
+    assert body["assessment"]["outcome"] == "approved"
+    assert body["summary"]["installments"] == 3 + 26 + 6
+    assert all(r["amount"] == "0.00" for r in body["schedule"][:3])
+    assert (await loans.http.get("/loans/LN-PRE", params={"as_of": "2019-07-16"})).json() == loan
+    assert (await loans.http.get("/restructurings")).json()["items"] == []

@@ -1,0 +1,163 @@
+"""Referral and officers' decisions, rejection at the cut-off, duplicates and invalid requests."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from kumkm_shared.testing import wait_for
+from tests.integration.loans.conftest import Loans, restructuring_requested
+from tests.support.events import loan_disbursed
+from tests.support.runtime import dead_letters
+
+pytestmark = pytest.mark.integration
+
+
+def request_body(loan_id: str, **overrides: object) -> dict[str, object]:
+    body = restructuring_requested(loan_id)["data"]
+    body.update(overrides)
+    return body
+
+
+async def test_a_request_above_the_limit_is_referred_then_decided_by_an_officer(loans: Loans) -> None:
+    await loans.publish(loan_disbursed("LN-BIG-1", principal="12000000000.00"))
+    await loans.publish(loan_disbursed("LN-BIG-2", principal="15000000000.00"))
+    await loans.settle()
+
+    created = await loans.http.post("/restructurings", json=request_body("LN-BIG-1", request_id="RR-BIG-1"))
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "referred"
+    assert created.json()["reason_codes"] == ["above_auto_approval_limit"]
+    second = await loans.http.post("/restructurings", json=request_body("LN-BIG-2", request_id="RR-BIG-2"))
+    assert second.json()["status"] == "referred"
+    await loans.settle()
+    referred = await loans.events("restructuring.referred.v1")
+    assert [e["data"]["request_id"] for e in referred] == ["RR-BIG-1", "RR-BIG-2"]
+    assert referred[0]["data"]["reasons"][0]["text_id"].startswith("Sisa pokok Rp12.000.000.000")
+    # The request event went out on the stream too, and came back as an inbox duplicate.
+    assert len(await loans.events("restructuring.requested.v1")) == 2
+    listed = (await loans.http.get("/restructurings", params={"status": "referred"})).json()["items"]
+    assert {r["request_id"] for r in listed} == {"RR-BIG-1", "RR-BIG-2"}
+
+    # The officer approves one and rejects the other, with a reason.
+    approve = {
+        "decision": "approve",
+        "reason": "Dampak COVID terverifikasi",
+        "officer": "OFC-017",
+        "decided_on": "2020-05-04",
+    }
+    decided = await loans.http.post("/restructurings/RR-BIG-1/decision", json=approve)
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["status"] == "approved"
+    reject = {
+        "decision": "reject",
+        "reason": "Usaha sudah tidak beroperasi",
+        "officer": "OFC-017",
+        "decided_on": "2020-05-24",
+    }
+    rejected = await loans.http.post("/restructurings/RR-BIG-2/decision", json=reject)
+    assert rejected.json()["status"] == "rejected"
+    await loans.settle()
+    [approved] = await loans.events("restructuring.approved.v1")
+    assert approved["data"]["decided_by"] == "OFC-017"
+    assert approved["data"]["reason_codes"] == ["above_auto_approval_limit"]
+    assert approved["data"]["note"] == "Dampak COVID terverifikasi"
+    assert approved["data"]["summary"]["installments"] == 6 + 50 + 12
+    [refused] = await loans.events("restructuring.rejected.v1")
+    assert refused["data"]["reason_codes"] == ["officer_rejected"]
+    assert "Usaha sudah tidak beroperasi" in refused["data"]["reasons"][0]["text_en"]
+
+    # Only referred requests take a decision: anything else is a 409 with a clear message.
+    again = await loans.http.post("/restructurings/RR-BIG-1/decision", json=approve)
+    assert again.status_code == 409
+    assert again.json()["error"] == "not_referred"
+    assert "RR-BIG-1" in again.json()["message"]
+    assert "approved, not referred" in again.json()["message"]
+    missing = await loans.http.post("/restructurings/RR-NOPE/decision", json=approve)
+    assert missing.status_code == 404
+    invalid = await loans.http.post(
+        "/restructurings/RR-BIG-2/decision", json={"decision": "maybe", "officer": "x"}
+    )
+    assert invalid.status_code == 422
+    assert {e["field"] for e in invalid.json()["errors"]} == {"decision", "reason"}
+
+    progress = (await loans.http.get("/progress")).json()
+    assert progress["requests"] == {"approved": 1, "rejected": 1, "referred": 0, "total": 2}
+    assert progress["approval_rate"] == 0.5
+    assert progress["median_days_to_decision"] == 24.0  # 14 and 34 days
+
+
+async def test_a_loan_graded_4_at_the_cutoff_is_rejected_with_its_code(loans: Loans) -> None:
+    # Never repaid: on 2020-02-29 the first installment (2019-09-15) is 167 days past due, grade 4.
+    await loans.publish(loan_disbursed("LN-NPL", disbursed_on="2019-08-15", first_due_on="2019-09-15"))
+    await loans.settle()
+    result = await loans.tick("2020-02-29")
+    assert result["grade_changes"] == 1
+    await loans.publish(restructuring_requested("LN-NPL", request_id="RR-NPL"))
+    await loans.settle()
+    [rejected] = await loans.events("restructuring.rejected.v1")
+    assert rejected["data"]["reason_codes"] == ["collectibility_at_cutoff"]
+    assert rejected["data"]["decided_by"] == "policy"
+    assert "2020-02-29" in rejected["data"]["reasons"][0]["text_en"]
+    assert await loans.events("restructuring.approved.v1") == []
+    stored = (await loans.http.get("/restructurings/RR-NPL")).json()
+    assert stored["status"] == "rejected"
+
+
+async def test_the_same_request_delivered_twice_gives_one_decision(loans: Loans) -> None:
+    await loans.publish(loan_disbursed("LN-DUP"))
+    await loans.settle()
+    request = restructuring_requested("LN-DUP", request_id="RR-DUP")
+    await loans.publish(request, msg_id="first")
+    await loans.publish(request, msg_id="second")  # the same event again, past the broker's de-duplication
+    resent = restructuring_requested("LN-DUP", request_id="RR-DUP")  # a new event with the same request id
+    await loans.publish(resent)
+    await loans.settle()
+    over_http = await loans.http.post("/restructurings", json=request_body("LN-DUP", request_id="RR-DUP"))
+    assert over_http.status_code == 200
+    assert over_http.json()["status"] == "approved"
+    await loans.settle()
+    assert len(await loans.events("restructuring.approved.v1")) == 1
+    loan = (await loans.http.get("/loans/LN-DUP")).json()
+    assert loan["restructure_count"] == 1
+
+
+async def test_an_invalid_request_goes_to_the_dlq_with_a_reason(loans: Loans) -> None:
+    await loans.publish(loan_disbursed("LN-BAD"))
+    await loans.settle()
+    bad = restructuring_requested(
+        "LN-BAD",
+        proposal=[{"scheme": "grace_period", "months": 0, "on": "principal"}, {"scheme": "debt_forgiveness"}],
+    )
+    await loans.publish(bad)
+    await loans.settle()
+
+    async def one_letter() -> bool:
+        return len(await dead_letters(loans.nc)) == 1
+
+    await wait_for(one_letter, timeout=10)
+    [letter] = await dead_letters(loans.nc)
+    assert letter.reason_code == "schema_violation"
+    assert letter.consumer == "loans"
+    assert letter.reason
+    assert any(e["field"].startswith("data.proposal") for e in letter.errors), letter.errors
+    outcomes = [
+        e
+        for e in await loans.events()
+        if e["type"].rsplit(".", 2)[-2] in {"approved", "rejected", "referred"}
+    ]
+    assert outcomes == []
+
+    # Over HTTP the same mistake is a structured 422 naming the field.
+    response = await loans.http.post(
+        "/restructurings",
+        json=request_body("LN-BAD", proposal=[{"scheme": "grace_period", "months": 0, "on": "principal"}]),
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "validation_failed"
+    assert any(e["field"].startswith("proposal.0") for e in body["errors"]), body
+    unknown = await loans.http.post("/restructurings", json=request_body(f"LN-{uuid.uuid4().hex[:6]}"))
+    assert unknown.status_code == 404
+    assert unknown.json()["error"] == "not_found"
