@@ -4,6 +4,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+
 from kumkm_shared.contracts import (
     DEFAULT_MAX_BYTES,
     ERROR_CODES,
@@ -18,7 +19,6 @@ from kumkm_shared.contracts import (
     spec_for,
     validate_event_payload,
 )
-
 from tests.unit.contracts.samples import SAMPLES
 
 pytestmark = pytest.mark.unit

@@ -6,6 +6,8 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from pydantic import ValidationError
+
 from kumkm_shared.contracts import (
     EVENTS,
     Channel,
@@ -22,8 +24,6 @@ from kumkm_shared.contracts import (
     make_event,
     spec_for,
 )
-from pydantic import ValidationError
-
 from tests.unit.contracts.samples import SAMPLES
 
 pytestmark = pytest.mark.unit

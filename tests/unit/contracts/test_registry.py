@@ -1,4 +1,5 @@
 import pytest
+
 from kumkm_shared.contracts import (
     DLQ_STREAM,
     EVENTS,

@@ -2,6 +2,8 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from kumkm_shared.cli.schemas import app
 from kumkm_shared.contracts import EVENTS
 from kumkm_shared.contracts.schemas import (
@@ -10,7 +12,6 @@ from kumkm_shared.contracts.schemas import (
     render_catalog_markdown,
     render_schemas,
 )
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.unit
 

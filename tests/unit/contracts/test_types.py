@@ -3,6 +3,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ValidationError
+
 from kumkm_shared.contracts import (
     AnnualRate,
     BusinessDate,
@@ -16,7 +18,6 @@ from kumkm_shared.contracts import (
     Region,
     UtcDateTime,
 )
-from pydantic import BaseModel, ValidationError
 
 pytestmark = pytest.mark.unit
 
