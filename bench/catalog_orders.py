@@ -403,6 +403,10 @@ async def measure(nats_url: str, admin_dsn: str, products: int, orders: int) -> 
         [order_event(products, rng) for _ in range(orders)],
         [order_event(products, rng) for _ in range(warmup)],
     )
+    # The baseline's orders also sit in the service's durable; start the service from an empty stream.
+    nc = await nats.connect(nats_url)
+    await nc.jetstream().purge_stream("KUMKM_CATALOG")
+    await nc.drain()
     results["service"] = await run_service(
         nats_url,
         dsn,

@@ -47,7 +47,9 @@ from kumkm_shared.contracts import make_event
 from kumkm_shared.contracts.loans import (
     GraceOn,
     GracePeriod,
+    Impact,
     RepaymentMethod,
+    RestructuringReason,
     RestructuringRequested,
     Scheme,
     TenorExtension,
@@ -193,8 +195,8 @@ def requests_for(loan_ids: list[str]) -> list[bytes]:
             request_id=f"RR-{uuid.uuid4().hex[:12]}",
             loan_id=loan_id,
             requested_on=date(2020, 4, 20),
-            reason="covid19_direct",  # type: ignore[arg-type]
-            impact={"revenue_drop_pct": "55", "note": "PSBB"},  # type: ignore[arg-type]
+            reason=RestructuringReason.COVID19_DIRECT,
+            impact=Impact(revenue_drop_pct=Decimal(55), note="PSBB"),
             proposal=proposal,
             reschedule_from=date(2020, 5, 15),
         )

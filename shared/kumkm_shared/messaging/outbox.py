@@ -189,7 +189,8 @@ class OutboxRelay:
                 )
             OUTBOX_PUBLISHED.labels(self.schema).inc(len(ok_ids))
         if failure is not None:
-            raise RuntimeError(f"outbox publish failed after {len(ok_ids)} of {len(rows)}") from failure
+            done = f"{len(ok_ids)} of {len(rows)}"
+            raise RuntimeError(f"outbox publish failed after {done}: {failure!r}") from failure
         return len(ok_ids)
 
     async def cleanup(self) -> int:

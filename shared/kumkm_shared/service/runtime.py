@@ -214,8 +214,11 @@ class ServiceRuntime:
         """Graceful: stop taking messages, finish the ones in hand, flush the outbox, close."""
         if self._advisories is not None:
             await self._advisories.stop()
-        with contextlib.suppress(Exception):
-            await self.broker.stop()  # drains subscriptions, waits for handlers in flight
+        # 1. stop fetching and let handlers in flight finish (their commits fill the outbox);
+        for subscriber in self.broker.subscribers:
+            with contextlib.suppress(Exception):
+                await subscriber.stop()
+        # 2. flush the outbox and stop the workers while the connection is still open;
         if self.relay is not None:
             self.relay.stop()
         for task in self._tasks:
@@ -227,6 +230,9 @@ class ServiceRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        # 3. then drain and close the connection.
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
         self._js = None
         if self._pool is not None:
             await self._pool.close()
