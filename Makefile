@@ -42,8 +42,17 @@ typecheck: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/kumkm schemas export docs/events
 
+## Benchmarks: the outbox relay, the whole system (with its bare baseline), and each service's own if present.
 bench: $(STAMP)
 	$(BIN)/python bench/outbox_relay.py
+	$(BIN)/python -m bench.system
+	@for b in loans_restructuring catalog_orders notifications_delivery; do \
+		if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; fi; \
+	done
+
+## The full fault suite (kills, NATS and Postgres restarts, a pause, 1,000 poison messages); fails unless lost=0 duplicated=0.
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache
