@@ -1,4 +1,7 @@
-"""``python -m bench.chaos`` (``make chaos``): the full fault suite. Exit code 1 unless lost=0 duplicated=0."""
+"""``python -m bench.chaos`` (``make chaos``): the full fault suite.
+
+Exit code 1 unless lost=0 duplicated=0 (and nothing unexpected, the poison all dead-lettered).
+"""
 
 from __future__ import annotations
 
@@ -46,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         log=lambda line: print(line, flush=True),
     )
     started = time.monotonic()
-    print(f"chaos on {platform.node()} ({platform.machine()}, {platform.python_version()}), seed {config.seed}")
+    print(
+        f"chaos on {platform.node()} ({platform.machine()}, {platform.python_version()}), seed {config.seed}"
+    )
     report = asyncio.run(run_chaos(config))
     print(report.render())
     print(f"chaos: {time.monotonic() - started:.0f}s; {report.summary()}")

@@ -30,10 +30,9 @@ import httpx
 import nats
 import nats.errors
 
+from bench.chaos.poison import POISON_HEADER
 from kumkm_shared.messaging.dlq_ops import read_dead_letters
 from kumkm_shared.messaging.topology import CONSUMER_DECLS
-
-from bench.chaos.poison import POISON_HEADER
 
 if TYPE_CHECKING:
     from bench.chaos.sinks import SmtpSink, WebhookSink
@@ -87,14 +86,21 @@ class Report:
         lines = [
             self.summary(),
             f"  effects checked: {dict(sorted(self.checked.items()))}",
-            f"  notifications at-most-once window: indeterminate (unknown, received)={self.indeterminate} "
-            f"resent by operator (unknown, not received)={self.operator_resent} "
-            f"webhook redeliveries de-duplicated by the receiver={self.webhook_redeliveries}",
-            f"  poison: sent={self.poison_sent} dead-lettered={self.poison_dead_lettered} "
-            f"missing={self.poison_missing} wrong reason={self.poison_bad_reason}",
+            (
+                "  notifications at-most-once window: "
+                f"indeterminate (unknown, received)={self.indeterminate} "
+                f"resent by operator (unknown, not received)={self.operator_resent} "
+                f"webhook redeliveries de-duplicated by the receiver={self.webhook_redeliveries}"
+            ),
+            (
+                f"  poison: sent={self.poison_sent} dead-lettered={self.poison_dead_lettered} "
+                f"missing={self.poison_missing} wrong reason={self.poison_bad_reason}"
+            ),
             f"  DLQ reasons: {dict(self.dlq_reasons.most_common())}",
-            f"  stalled consumers: {self.stalled or 'none'}; unpublished outbox rows: "
-            f"{self.unpublished_outbox or 'none'}",
+            (
+                f"  stalled consumers: {self.stalled or 'none'}; unpublished outbox rows: "
+                f"{self.unpublished_outbox or 'none'}"
+            ),
         ]
         for kind, items in sorted(self.details.items()):
             if not items:
@@ -158,7 +164,12 @@ class Checker:
         self.webhooks = webhooks
 
     # -- healing ------------------------------------------------------------------------------------
-    async def wait_quiet(self, timeout: float = 300.0, *, settle: float = 3.0) -> bool:
+    async def wait_quiet(
+        self,
+        timeout: float = 300.0,  # noqa: ASYNC109 - a polling deadline, not a cancellation scope
+        *,
+        settle: float = 3.0,
+    ) -> bool:
         """Until every durable has nothing pending or unacknowledged, every outbox is published and no
         delivery is pending or sending, for ``settle`` seconds in a row."""
         loop = asyncio.get_running_loop()
@@ -227,7 +238,7 @@ class Checker:
                     indeterminate += 1
                     continue
                 response = await client.post(f"{self.notifications_url}/notifications/{key}/resend")
-                if response.status_code < 300:  # noqa: PLR2004
+                if response.status_code < 300:
                     resent += 1
         return indeterminate, resent
 
@@ -261,14 +272,18 @@ class Checker:
                 report.checked["inbox"] += 1
                 if (durable, item.event_id) not in by_schema[schema]:
                     found_all = False
-                    report.add("lost", f"{item.type} {item.aggregate} ({item.event_id}) not applied by {durable}")
+                    report.add(
+                        "lost", f"{item.type} {item.aggregate} ({item.event_id}) not applied by {durable}"
+                    )
             if item.uncertain and found_all:
                 report.recovered += 1
         for item in self.ledger.http_commands:
             if item.uncertain:
                 report.recovered += 1  # its effect is checked with the outcomes (exactly one event)
 
-    def _check_outcomes(self, events: list[dict[str, Any]], report: Report) -> dict[tuple[str, str, str], str]:
+    def _check_outcomes(  # noqa: C901 - one index, three verdicts
+        self, events: list[dict[str, Any]], report: Report
+    ) -> dict[tuple[str, str, str], str]:
         """Exactly one outcome per expected key; returns (type, field, value) -> event id."""
         index: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
         watched = {(t, o.field) for o in self.ledger.outcomes for t in o.types}
@@ -302,7 +317,7 @@ class Checker:
                     report.add("unexpected", f"{t} for {fld}={value} ({ev['id']})")
         return resolved
 
-    async def _check_notifications(
+    async def _check_notifications(  # noqa: C901, PLR0912 - one verdict per channel
         self,
         conn: asyncpg.Connection,
         events: list[dict[str, Any]],
@@ -329,7 +344,9 @@ class Checker:
             if cause is None and n.cause_type is not None and n.cause_key is not None:
                 cause = resolved.get((n.cause_type, *n.cause_key))
             if cause is None:
-                report.add("lost", f"{n.channel} to {n.party}: its cause {n.cause_type} {n.cause_key} never came")
+                report.add(
+                    "lost", f"{n.channel} to {n.party}: its cause {n.cause_type} {n.cause_key} never came"
+                )
                 continue
             row = by_key.get((cause, n.party, n.channel))
             if row is None:
@@ -361,17 +378,24 @@ class Checker:
                     report.add("duplicated", f"{what}: {published} notification.delivered events")
         for key, times in {**emails, **hooks}.items():
             if key not in expected_ids:
-                report.add("unexpected", f"a notification {key} was received {len(times)} times, never expected")
+                report.add(
+                    "unexpected", f"a notification {key} was received {len(times)} times, never expected"
+                )
         for r in rows:
             if r["id"] not in expected_ids and r["status"] not in {"no_contact", "suppressed"}:
-                report.add("unexpected", f"delivery {r['id']} ({r['channel']} to {r['party_id']}, {r['status']})")
+                report.add(
+                    "unexpected", f"delivery {r['id']} ({r['channel']} to {r['party_id']}, {r['status']})"
+                )
         if self.smtp.receipts.unmarked or self.webhooks.receipts.unmarked:
             report.add("unexpected", "receipts without a delivery id")
 
     async def _check_state(self, conn: asyncpg.Connection, report: Report) -> None:
-        loans = {r["loan_id"]: r for r in await conn.fetch("SELECT loan_id, restructure_count FROM loans.loans")}
+        loans = {
+            r["loan_id"]: r for r in await conn.fetch("SELECT loan_id, restructure_count FROM loans.loans")
+        }
         payments = {
-            r["payment_id"]: r["loan_id"] for r in await conn.fetch("SELECT payment_id, loan_id FROM loans.repayments")
+            r["payment_id"]: r["loan_id"]
+            for r in await conn.fetch("SELECT payment_id, loan_id FROM loans.repayments")
         }
         for loan_id, pays in self.ledger.loans.items():
             report.checked["loan"] += 1
@@ -379,17 +403,22 @@ class Checker:
                 report.add("lost", f"loan {loan_id} not on the book")
                 continue
             if loans[loan_id]["restructure_count"] > 1:
-                report.add("duplicated", f"loan {loan_id} restructured {loans[loan_id]['restructure_count']} times")
+                report.add(
+                    "duplicated", f"loan {loan_id} restructured {loans[loan_id]['restructure_count']} times"
+                )
             for p in pays:
                 report.checked["repayment"] += 1
                 if payments.get(p) != loan_id:
                     report.add("lost", f"repayment {p} of {loan_id} not applied")
         orders = {
-            r["order_id"]: r["status"] for r in await conn.fetch("SELECT order_id, status FROM catalog.orders")
+            r["order_id"]: r["status"]
+            for r in await conn.fetch("SELECT order_id, status FROM catalog.orders")
         }
         stock = {
             r["product_id"]: (r["stock_available"], r["stock_reserved"])
-            for r in await conn.fetch("SELECT product_id, stock_available, stock_reserved FROM catalog.products")
+            for r in await conn.fetch(
+                "SELECT product_id, stock_available, stock_reserved FROM catalog.products"
+            )
         }
         for order_id, (product_id, qty, initial) in self.ledger.orders.items():
             report.checked["order"] += 1
@@ -401,8 +430,11 @@ class Checker:
                 report.add("lost", f"product {product_id} unknown")
             elif (available, reserved) != (initial - qty, 0):
                 kind = "duplicated" if available < initial - qty else "lost"
-                report.add(kind, f"product {product_id}: available={available} reserved={reserved}, "
-                           f"expected {initial - qty} and 0")
+                report.add(
+                    kind,
+                    f"product {product_id}: available={available} reserved={reserved}, "
+                    f"expected {initial - qty} and 0",
+                )
 
     async def _check_dlq(self, nc: Any, report: Report) -> None:
         letters = await read_dead_letters(nc.jetstream())
@@ -418,10 +450,15 @@ class Checker:
             with contextlib.suppress(Exception):
                 event_id = str(json.loads(letter.original).get("id"))
             if event_id and event_id in self.ledger.by_id:
-                report.add("lost", f"valid {letter.subject} {event_id} dead-lettered by {letter.consumer}: "
-                           f"{letter.reason_code} {letter.reason[:200]}")
+                report.add(
+                    "lost",
+                    f"valid {letter.subject} {event_id} dead-lettered by {letter.consumer}: "
+                    f"{letter.reason_code} {letter.reason[:200]}",
+                )
             else:
-                report.add("unexpected", f"dead letter {letter.dlq_id} {letter.subject}: {letter.reason_code}")
+                report.add(
+                    "unexpected", f"dead letter {letter.dlq_id} {letter.subject}: {letter.reason_code}"
+                )
         report.poison_sent = len(self.ledger.poison)
         for poison_id, sent in self.ledger.poison.items():
             got = seen.get(poison_id, [])
@@ -432,7 +469,8 @@ class Checker:
             else:
                 report.poison_missing += 1
                 report.details["poison_missing"].append(
-                    f"{sent.kind} on {sent.subject}: dead-lettered by {sorted(consumers)}, expected {sent.consumers}"
+                    f"{sent.kind} on {sent.subject}: dead-lettered by {sorted(consumers)}, "
+                    f"expected {sent.consumers}"
                 )
             for c, n in consumers.items():
                 if n > 1:
@@ -441,7 +479,8 @@ class Checker:
                 if sent.expected_reasons and reason not in sent.expected_reasons:
                     report.poison_bad_reason += 1
                     report.details["poison_bad_reason"].append(
-                        f"{sent.kind} on {sent.subject} by {c}: {reason}, expected one of {sent.expected_reasons}"
+                        f"{sent.kind} on {sent.subject} by {c}: {reason}, "
+                        f"expected one of {sent.expected_reasons}"
                     )
 
     async def _check_consumers(self, nc: Any, conn: asyncpg.Connection, report: Report) -> None:
@@ -449,7 +488,9 @@ class Checker:
         for d in CONSUMER_DECLS:
             info = await js.consumer_info(d.stream, d.name)
             if info.num_pending or info.num_ack_pending:
-                report.stalled.append(f"{d.name}: pending={info.num_pending} ack_pending={info.num_ack_pending}")
+                report.stalled.append(
+                    f"{d.name}: pending={info.num_pending} ack_pending={info.num_ack_pending}"
+                )
         for schema in ("loans", "catalog", "notifications"):
             n = await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL")
             if n:

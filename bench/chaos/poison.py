@@ -7,7 +7,7 @@ reason. Oversized payloads are kept rare: each is more than 1 MiB in the stream 
 from __future__ import annotations
 
 import json
-import random
+import random  # noqa: TC003 - used at run time by the caller
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -102,7 +102,11 @@ class PoisonMaker:
             else:
                 subject = "kumkm.loans.repayment.received.v1"
                 data = {"payment_id": f"PAY-BAD-{self.n}", "loan_id": "LN-1", "amount": "abc"}
-            return subject, json.dumps(_envelope(subject, data)).encode(), ("schema_violation", "invalid_envelope")
+            return (
+                subject,
+                json.dumps(_envelope(subject, data)).encode(),
+                ("schema_violation", "invalid_envelope"),
+            )
         if kind == "unknown_type":
             subject = "kumkm.catalog.order.confirmed.v1"
             body = json.dumps(_envelope("kumkm.catalog.order.teleported.v1", {"order_id": "ORD-1"})).encode()
@@ -129,7 +133,7 @@ class PoisonMaker:
             body = json.dumps(_envelope(subject, data, order_id)).encode()
             return subject, body, ("order_rejected", "illegal_transition")
         # unknown aggregates: parked with Retry, dead-lettered when max_deliver is exhausted
-        if rng.random() < 0.5:  # noqa: PLR2004
+        if rng.random() < 0.5:
             subject = "kumkm.catalog.order.confirmed.v1"
             order_id = f"ORD-GHOST-{self.n}"
             data = {
@@ -142,7 +146,7 @@ class PoisonMaker:
             return subject, json.dumps(_envelope(subject, data, order_id)).encode(), ()
         subject = "kumkm.loans.restructuring.requested.v1"
         request_id = f"RR-GHOST-{self.n}"
-        data = {
+        ghost: dict[str, Any] = {
             "request_id": request_id,
             "loan_id": f"LN-GHOST-{self.n}",
             "requested_on": "2020-04-15",
@@ -151,10 +155,12 @@ class PoisonMaker:
             "proposal": [{"scheme": "tenor_extension", "extra_months": 6}],
             "reschedule_from": "2020-05-01",
         }
-        return subject, json.dumps(_envelope(subject, data, request_id)).encode(), ()
+        return subject, json.dumps(_envelope(subject, ghost, request_id)).encode(), ()
 
 
-async def send_poison(integrator: Integrator, ledger: Ledger, maker: PoisonMaker, kind: str | None = None) -> None:
+async def send_poison(
+    integrator: Integrator, ledger: Ledger, maker: PoisonMaker, kind: str | None = None
+) -> None:
     kind = kind or maker.kind()
     if kind == "illegal_transition" and not maker.rejected_orders:
         kind = "unknown_aggregate"

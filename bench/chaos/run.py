@@ -100,16 +100,14 @@ class Nemesis:
             self.note(f"SIGCONT {target}")
 
 
-async def run_chaos(config: ChaosConfig) -> Report:  # noqa: PLR0915 - one script, top to bottom
+async def run_chaos(config: ChaosConfig) -> Report:  # noqa: C901, PLR0915 - one script, top to bottom
     log = config.log
     rng = random.Random(config.seed)
     smtp = SmtpSink()
     smtp.start()
     hooks = WebhookSink()
     await hooks.start()
-    cluster = Cluster(
-        ClusterConfig(smtp_port=smtp.port, ack_wait=config.ack_wait, data_dir=config.data_dir)
-    )
+    cluster = Cluster(ClusterConfig(smtp_port=smtp.port, ack_wait=config.ack_wait, data_dir=config.data_dir))
     started = time.monotonic()
     log(f"chaos: data in {cluster.data_dir}")
     try:
@@ -152,7 +150,8 @@ async def run_chaos(config: ChaosConfig) -> Report:  # noqa: PLR0915 - one scrip
             )
             log(
                 f"chaos: workload done in {time.monotonic() - t0:.1f}s: flows ok={ledger.flows_done} "
-                f"failed={len(ledger.flows_failed)}, events sent={len(ledger.sent)}, poison={len(ledger.poison)}"
+                f"failed={len(ledger.flows_failed)}, events sent={len(ledger.sent)}, "
+                f"poison={len(ledger.poison)}"
             )
             for failure in ledger.flows_failed[:10]:
                 log(f"  flow failed: {failure}")

@@ -75,7 +75,9 @@ class Scenario:
     ) -> None:
         for channel in ("email", "webhook", "inbox"):
             if outcome is None:
-                self.ledger.notifications.append(ExpectedNotification(party, channel, cause_event_id=event_id))
+                self.ledger.notifications.append(
+                    ExpectedNotification(party, channel, cause_event_id=event_id)
+                )
             else:
                 event_type, key, value = outcome
                 self.ledger.notifications.append(
@@ -86,13 +88,19 @@ class Scenario:
         return (await self.integrator.publish(data)).event_id
 
     async def wait_state(
-        self, service: str, path: str, field: str, wanted: set[str], *, timeout: float = 240.0
+        self,
+        service: str,
+        path: str,
+        field: str,
+        wanted: set[str],
+        *,
+        timeout: float = 240.0,  # noqa: ASYNC109 - a polling deadline, not a cancellation scope
     ) -> str:
         start = time.monotonic()
         last = "?"
         while time.monotonic() - start < timeout:
             response = await self.api.get(service, path, deadline=timeout)
-            if response is not None and response.status_code == 200:  # noqa: PLR2004
+            if response is not None and response.status_code == 200:
                 last = str(response.json().get(field))
                 if last in wanted:
                     return last
@@ -157,7 +165,12 @@ class Scenario:
         self.ledger.outcomes.append(ExpectedOutcome((ACCEPTED, ORDER_REJECTED), "order_id", order_id))
         self.expect_on_channels(seller_nib, outcome=(ACCEPTED, "order_id", order_id))
         await self.wait_state("catalog", f"/orders/{order_id}", "status", {"accepted", "rejected"})
-        for step, state in (("confirm", "confirmed"), ("ship", "shipped"), ("deliver", "delivered"), ("pay", "paid")):
+        for step, state in (
+            ("confirm", "confirmed"),
+            ("ship", "shipped"),
+            ("deliver", "delivered"),
+            ("pay", "paid"),
+        ):
             event_id = await self.publish(lifecycle(step, order_id, buyer, seller_nib))
             if step in {"deliver", "pay"}:
                 self.expect_on_channels(seller_nib, event_id=event_id)

@@ -207,14 +207,21 @@ class Api:
             except httpx.HTTPError:
                 await asyncio.sleep(0.3)
                 continue
-            if response.status_code >= 500:  # noqa: PLR2004
+            if response.status_code >= 500:
                 await asyncio.sleep(0.3)
                 continue
             return response
         return None
 
     async def command(
-        self, service: str, method: str, path: str, body: dict[str, Any], *, label: str, deadline: float = 180.0
+        self,
+        service: str,
+        method: str,
+        path: str,
+        body: dict[str, Any],
+        *,
+        label: str,
+        deadline: float = 180.0,
     ) -> httpx.Response:
         """Send until a definitive answer. A 409 after an attempt whose answer was lost means it applied."""
         item = Sent(f"http:{label}", f"{method} {path}", label, time.time())
@@ -230,7 +237,7 @@ class Api:
                     raise
                 await asyncio.sleep(0.3)
                 continue
-            if response.status_code >= 500:  # noqa: PLR2004
+            if response.status_code >= 500:
                 item.uncertain = True
                 if time.monotonic() - start > deadline:
                     response.raise_for_status()
@@ -256,7 +263,9 @@ def buyer_id(i: int) -> str:
     return f"BUYER-{i:05d}"
 
 
-def contact(party: str, kind: str, name: str, hook_url: str, *, channels: tuple[str, ...] = CHANNELS) -> ContactUpserted:
+def contact(
+    party: str, kind: str, name: str, hook_url: str, *, channels: tuple[str, ...] = CHANNELS
+) -> ContactUpserted:
     return ContactUpserted.model_validate(
         {
             "party_id": party,
@@ -276,7 +285,12 @@ def disbursement(loan_id: str, borrower: str, principal: str = "500000000.00") -
         {
             "loan_id": loan_id,
             "lender": "LPDB-KUMKM",
-            "borrower": {"kind": "cooperative", "id": borrower, "name": f"Koperasi {borrower[-5:]}", "region": REGION},
+            "borrower": {
+                "kind": "cooperative",
+                "id": borrower,
+                "name": f"Koperasi {borrower[-5:]}",
+                "region": REGION,
+            },
             "principal": principal,
             "annual_rate": "0.06",
             "tenor_months": 24,
@@ -369,7 +383,12 @@ def lifecycle(step: str, order_id: str, buyer_party: str, seller_nib: str) -> Ev
         )
     if step == "ship":
         return OrderShipped.model_validate(
-            {**refs, "shipped_at": now.isoformat(), "carrier": "JNE", "tracking_number": f"JNE{order_id[-8:]}"}
+            {
+                **refs,
+                "shipped_at": now.isoformat(),
+                "carrier": "JNE",
+                "tracking_number": f"JNE{order_id[-8:]}",
+            }
         )
     if step == "deliver":
         return OrderDelivered.model_validate(

@@ -10,6 +10,8 @@ import httpx
 import nats
 
 from kumkm_shared import InfraSettings, ServiceRuntime
+from kumkm_shared.cli.follow import subjects_overlap
+from kumkm_shared.contracts import DLQ_STREAM
 from kumkm_shared.messaging.dlq import DeadLetter
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.testing import free_port
@@ -46,20 +48,32 @@ async def running_service(
 async def stream_events(
     nc: Client, subjects: str = "kumkm.>", *, timeout: float = 0.5
 ) -> list[dict[str, Any]]:
-    """Every event currently on the streams matching ``subjects``, in stream order (envelopes as dicts)."""
+    """Every event currently on the streams matching ``subjects`` (envelopes as dicts).
+
+    An ordered consumer reads one stream, and a filter such as ``kumkm.>`` spans several: read each stream
+    the filter overlaps, in stream order within each stream.
+    """
     js = nc.jetstream()
-    sub = await js.subscribe(subjects, ordered_consumer=True)
+    names = await js.streams_info()
     events: list[dict[str, Any]] = []
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=timeout)
-            except (TimeoutError, nats.errors.TimeoutError):
-                break
-            with contextlib.suppress(ValueError):
-                events.append(json.loads(msg.data))
-    finally:
-        await sub.unsubscribe()
+    for info in names:
+        if info.config.name == DLQ_STREAM or not any(
+            subjects_overlap(subjects, s) for s in info.config.subjects or []
+        ):
+            continue
+        sub = await js.subscribe(subjects, stream=info.config.name, ordered_consumer=True)
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=timeout)
+                except (TimeoutError, nats.errors.TimeoutError):
+                    break
+                with contextlib.suppress(ValueError):
+                    events.append(json.loads(msg.data))
+                if msg.metadata.num_pending == 0:
+                    break
+        finally:
+            await sub.unsubscribe()
     return events
 
 

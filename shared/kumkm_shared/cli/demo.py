@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import nats.errors
 
 from kumkm_shared.cli.connect import connect
+from kumkm_shared.cli.follow import follow
 from kumkm_shared.contracts import spec_for, validate_event_payload
 from kumkm_shared.messaging.outbox import nats_headers
 
@@ -165,46 +164,39 @@ async def _publish(js: JetStreamContext, obj: dict[str, Any], console: Console) 
     console.print(f"[bold yellow]→ published[/] {env.type} [dim]{env.subject}[/]")
 
 
+_DETAIL = (
+    "decision",
+    "reason_codes",
+    "summary",
+    "listed_price",
+    "total",
+    "channel",
+    "party_id",
+    "current",
+    "days_past_due",
+    "status",
+)
+
+
 async def _watch(js: JetStreamContext, console: Console, seconds: float, stop_after: set[str]) -> set[str]:
     """Print events newer than now for up to ``seconds``, stopping once all of ``stop_after`` appeared."""
-    from nats.js.api import DeliverPolicy
-
-    sub = await js.subscribe("kumkm.>", ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
     seen: set[str] = set()
-    deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline and not stop_after <= seen:
-            try:
-                msg = await sub.next_msg(timeout=0.5)
-            except nats.errors.TimeoutError:
-                continue
-            seen.add(msg.subject)
-            with contextlib.suppress(ValueError):
-                body = json.loads(msg.data)
-                data = body.get("data", {})
-                detail = {
-                    k: v
-                    for k, v in data.items()
-                    if k
-                    in (
-                        "decision",
-                        "reason_codes",
-                        "summary",
-                        "listed_price",
-                        "total",
-                        "channel",
-                        "party_id",
-                        "current",
-                        "days_past_due",
-                        "reason_code",
-                        "status",
-                    )
-                }
-                console.print(
-                    f"[bold green]← {msg.subject}[/] [dim]{body.get('subject', '')}[/] {json.dumps(detail)}"
-                )
-    finally:
-        await sub.unsubscribe()
+
+    async def watch() -> None:
+        async with contextlib.aclosing(follow(js, "kumkm.>")) as stream:
+            async for msg in stream:
+                seen.add(msg.subject)
+                with contextlib.suppress(ValueError):
+                    body = json.loads(msg.data)
+                    data = body.get("data", {})
+                    detail = {k: v for k, v in data.items() if k in _DETAIL}
+                    subject = body.get("subject", "")
+                    console.print(f"[bold green]← {msg.subject}[/] [dim]{subject}[/] {json.dumps(detail)}")
+                if stop_after <= seen:
+                    return
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(watch(), seconds)
     return seen
 
 

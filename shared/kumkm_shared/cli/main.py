@@ -143,23 +143,17 @@ def tail(
     info = _system(data_dir)
 
     async def run() -> None:
-        from nats.js.api import DeliverPolicy
-
         from kumkm_shared.cli.connect import connect
+        from kumkm_shared.cli.follow import follow
 
         async with connect(info, name="kumkm-tail") as nc:
-            js = nc.jetstream()
-            sub = await js.subscribe(
-                subject,
-                ordered_consumer=True,
-                deliver_policy=DeliverPolicy.ALL if all_ else DeliverPolicy.NEW,
-            )
             seen = 0
-            async for msg in sub.messages:
-                _print_event(msg.subject, msg.data, msg.metadata.sequence.stream)
-                seen += 1
-                if limit and seen >= limit:
-                    break
+            async with contextlib.aclosing(follow(nc.jetstream(), subject, from_start=all_)) as stream:
+                async for msg in stream:
+                    _print_event(msg.subject, msg.data, msg.metadata.sequence.stream)
+                    seen += 1
+                    if limit and seen >= limit:
+                        break
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())

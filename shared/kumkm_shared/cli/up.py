@@ -19,6 +19,7 @@ from rich.text import Text
 
 from kumkm_shared.cli.runinfo import RunInfo
 from kumkm_shared.servers import free_port, obtain_servers
+from kumkm_shared.servers.mail import MailSink
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -122,6 +123,21 @@ def provision_streams(info: RunInfo, replicas: int = 1) -> str:
     return asyncio.run(run())
 
 
+def _mail_sink(data_dir: Path) -> MailSink | None:
+    """A local mail catcher for the notifications service, unless an SMTP server is configured."""
+    if os.environ.get("KUMKM_NOTIFICATIONS_SMTP_HOST"):
+        return None
+    try:
+        sink = MailSink(
+            data_dir / "mail", lambda line: console.print(Text.assemble(("         mail | ", "yellow"), line))
+        )
+    except ImportError:  # aiosmtpd is part of the `embedded` extra
+        return None
+    sink.start()
+    console.print(f"mail catcher: smtp://127.0.0.1:{sink.port}, emails saved in {sink.folder}")
+    return sink
+
+
 def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     stop_requested = threading.Event()
@@ -142,9 +158,18 @@ def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
         )
         console.print(f"servers ({info.mode}): NATS {info.nats_url}  Postgres {info.database_url}")
         console.print(f"provisioned: {provision_streams(info)}")
+        sink = _mail_sink(data_dir)
+        extra_env = (
+            {"KUMKM_NOTIFICATIONS_SMTP_HOST": "127.0.0.1", "KUMKM_NOTIFICATIONS_SMTP_PORT": str(sink.port)}
+            if sink
+            else {}
+        )
         children: list[Child] = []
         try:
-            children.extend(start_service(name, info) for name in services)
+            children.extend(
+                start_service(name, info, extra_env=extra_env if name == "notifications" else None)
+                for name in services
+            )
             wait_ready(children)
             info.services = {c.name: c.url for c in children}
             path = info.write(data_dir)
@@ -160,11 +185,14 @@ def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
                     if child.process.poll() is not None:
                         console.print(f"[red]{child.name} exited ({child.process.returncode}); restarting[/]")
                         port = int(child.url.rsplit(":", 1)[1])
-                        children[children.index(child)] = start_service(child.name, info, port)
+                        env = extra_env if child.name == "notifications" else None
+                        children[children.index(child)] = start_service(child.name, info, port, env)
                 stop_requested.wait(1.0)
         finally:
             console.print("stopping services...")
             stop_children(children)
+            if sink is not None:
+                sink.stop()
             (data_dir / "run.json").unlink(missing_ok=True)
             console.print("stopping servers...")
     console.print("[bold]stopped[/]")

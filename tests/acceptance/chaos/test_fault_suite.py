@@ -37,7 +37,7 @@ async def test_short_fault_suite_loses_and_duplicates_nothing() -> None:
     report = await run_chaos(config)
     elapsed = time.monotonic() - started
     text = "\n".join([*lines, report.render(max_details=20), f"elapsed {elapsed:.0f}s"])
-    print(text)
+    print(text)  # noqa: T201 - the Jepsen-style report, shown with -s or on failure
 
     assert report.lost == 0, text
     assert report.duplicated == 0, text

@@ -43,7 +43,10 @@ async def test_repayment_racing_its_disbursement_is_applied(nats_url: str, datab
             for i in range(LOANS):
                 loan_id = f"LN-RACE-{i:03d}"
                 # back to back, so both land in the same pull batch and are handled concurrently
-                for data in (repayment(f"PAY-RACE-{i:03d}", loan_id, paid_on), disbursement(loan_id, "3275000000000001")):
+                for data in (
+                    repayment(f"PAY-RACE-{i:03d}", loan_id, paid_on),
+                    disbursement(loan_id, "3275000000000001"),
+                ):
                     env = make_event(data, source="urn:test")
                     await js.publish(env.type, env.to_json_bytes(), headers={"Nats-Msg-Id": env.msg_id})
             await wait_for(lambda: consumer_idle(nc, "KUMKM_LOANS", "loans"), timeout=60, interval=0.2)
@@ -51,8 +54,12 @@ async def test_repayment_racing_its_disbursement_is_applied(nats_url: str, datab
             await nc.drain()
         conn = await asyncpg.connect(database_url)
         try:
-            applied = await conn.fetchval("SELECT count(*) FROM loans.repayments WHERE payment_id LIKE 'PAY-RACE-%'")
+            applied = await conn.fetchval(
+                "SELECT count(*) FROM loans.repayments WHERE payment_id LIKE 'PAY-RACE-%'"
+            )
             parked = await conn.fetch("SELECT payment_id FROM loans.parked_repayments ORDER BY payment_id")
         finally:
             await conn.close()
-    assert applied == LOANS, f"{LOANS - applied} repayments never applied; still parked: {[r[0] for r in parked]}"
+    assert applied == LOANS, (
+        f"{LOANS - applied} repayments never applied; still parked: {[r[0] for r in parked]}"
+    )

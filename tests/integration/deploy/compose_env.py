@@ -227,13 +227,15 @@ def localize(
     endpoints: Mapping[tuple[str, int], tuple[str, int]],
     *,
     http_port: int | None = None,
+    http_host: str | None = LOCALHOST,
 ) -> ComposeService:
     """The service with compose host names mapped to local endpoints.
 
     `endpoints` maps (compose host, container port) to (local host, local port), e.g.
     {("nats", 4222): ("127.0.0.1", 41222)}. Both URLs (scheme://[user@]host:port, comma-separated lists
     too) and HOST/PORT variable pairs (X_HOST=mailpit with X_PORT=1025) are rewritten. With `http_port`,
-    the service listens on 127.0.0.1:http_port instead of 0.0.0.0:8080.
+    the service listens on http_port instead of 8080, and on `http_host` instead of compose's 0.0.0.0
+    (`http_host=None` keeps the compose value).
     """
     env = {key: _localize_value(value, endpoints) for key, value in service.environment.items()}
     for key, value in service.environment.items():
@@ -245,7 +247,8 @@ def localize(
             host, local_port = endpoints[(value, int(port))]
             env[key], env[port_key] = host, str(local_port)
     if http_port is not None and "KUMKM_HTTP_PORT" in env:
-        env["KUMKM_HTTP_HOST"] = LOCALHOST
+        if http_host is not None:
+            env["KUMKM_HTTP_HOST"] = http_host
         env["KUMKM_HTTP_PORT"] = str(http_port)
     return replace(service, environment=env)
 

@@ -17,6 +17,7 @@ import json
 import re
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,11 +93,10 @@ def render_helm_accounts(values_file: Path = DEPLOY / "k8s" / "nats" / "values.y
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture(scope="module", params=["compose", "helm"])
-def deploy_nats(
-    request: pytest.FixtureRequest, compose_services: dict[str, ComposeService]
-) -> Iterator[DeployNats]:
-    kind: str = request.param
+@contextmanager
+def deploy_nats_server(kind: str, compose_services: dict[str, ComposeService]) -> Iterator[DeployNats]:
+    """NATS started with deploy/nats/nats-server.conf ("compose") or the Helm values' accounts ("helm"),
+    given the environment docker-compose.yml gives the nats container."""
     with server_folder(f"kumkm-deploy-nats-{kind}-") as folder:
         if kind == "compose":
             config = DEPLOY / "nats" / "nats-server.conf"
@@ -112,6 +112,14 @@ def deploy_nats(
             yield DeployNats(kind=kind, url=server.url, passwords=_nats_passwords(compose_services))
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="module", params=["compose", "helm"])
+def deploy_nats(
+    request: pytest.FixtureRequest, compose_services: dict[str, ComposeService]
+) -> Iterator[DeployNats]:
+    with deploy_nats_server(request.param, compose_services) as server:
+        yield server
 
 
 def _require_passwords_over_tcp(server: EmbeddedPostgres) -> None:
@@ -166,11 +174,10 @@ async def _apply_cloudnativepg_bootstrap(admin_dsn: str, passwords: dict[str, st
         await app.close()
 
 
-@pytest.fixture(scope="module", params=["compose-initdb", "cloudnativepg"])
-def deploy_postgres(
-    request: pytest.FixtureRequest, compose_services: dict[str, ComposeService]
-) -> Iterator[DeployPostgres]:
-    kind: str = request.param
+@contextmanager
+def deploy_postgres_server(kind: str, compose_services: dict[str, ComposeService]) -> Iterator[DeployPostgres]:
+    """Postgres initialised by deploy/postgres/initdb ("compose-initdb", with the environment
+    docker-compose.yml gives the postgres container) or by the CloudNativePG bootstrap ("cloudnativepg")."""
     env = compose_services["postgres"].environment
     passwords = {role: env[f"{role.upper()}_DB_PASSWORD"] for role in SERVICES}
     init_scripts = (DEPLOY / "postgres" / "initdb").resolve() if kind == "compose-initdb" else None
@@ -193,3 +200,11 @@ def deploy_postgres(
             )
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="module", params=["compose-initdb", "cloudnativepg"])
+def deploy_postgres(
+    request: pytest.FixtureRequest, compose_services: dict[str, ComposeService]
+) -> Iterator[DeployPostgres]:
+    with deploy_postgres_server(request.param, compose_services) as server:
+        yield server

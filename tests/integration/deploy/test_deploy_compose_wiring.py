@@ -1,40 +1,32 @@
-"""docker-compose.yml's one-shot `provision` service, run as compose runs it but against local NATS.
+"""docker-compose.yml's one-shot services, run as compose runs them but against local servers.
 
-The command and environment come from docker-compose.yml (through compose_env), with the compose host
-names mapped to the embedded server started with deploy/nats. The full flow (migrations, the three
-services, a cross-service flow) joins this module once the services' commands exist.
+`provision` and each `<service>-migrate` run their compose command with their compose environment (through
+compose_env and compose_run), with the compose host names mapped to embedded NATS started with deploy/nats
+and embedded Postgres initialised by deploy/postgres/initdb (and, for the migrations, by the CloudNativePG
+bootstrap of deploy/k8s too). The whole system, the long-running services and a cross-service flow, is in
+tests/acceptance/deploy/test_deploy_compose_system.py.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+import asyncpg
 import nats
 import pytest
 
 from kumkm_shared.messaging.topology import CONSUMER_DECLS, STREAM_DECLS
+from kumkm_shared.testing import free_port
 from tests.integration.deploy.compose_env import compose_hosts_in, localize
+from tests.integration.deploy.compose_run import run_one_shots
 
 if TYPE_CHECKING:
     from tests.integration.deploy.compose_env import ComposeService
-    from tests.integration.deploy.conftest import DeployNats
+    from tests.integration.deploy.conftest import DeployNats, DeployPostgres
 
 pytestmark = pytest.mark.integration
 
-BIN = Path(sys.executable).parent
-
-
-def _run(service: ComposeService) -> subprocess.CompletedProcess[str]:
-    program, *args = service.command
-    env = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": os.environ.get("HOME", "")}
-    env |= service.environment
-    return subprocess.run(
-        [str(BIN / program), *args], env=env, capture_output=True, text=True, check=False, timeout=120
-    )
+SERVICES = ("loans", "catalog", "notifications")
 
 
 @pytest.mark.parametrize("deploy_nats", ["compose"], indirect=True)
@@ -44,7 +36,7 @@ async def test_provision_one_shot_runs_with_its_compose_environment(
     host, port = deploy_nats.url.removeprefix("nats://").split(":")
     provision = localize(compose_services["provision"], {("nats", 4222): (host, int(port))})
     assert compose_hosts_in(provision, compose_services) == {}
-    result = _run(provision)
+    result = run_one_shots([provision])["provision"]
     assert result.returncode == 0, result.stdout + result.stderr
     nc = await nats.connect(deploy_nats.url, user="operator", password=deploy_nats.passwords["operator"])
     try:
@@ -56,3 +48,48 @@ async def test_provision_one_shot_runs_with_its_compose_environment(
             await js.consumer_info(decl.stream, decl.name)
     finally:
         await nc.close()
+
+
+async def test_migrate_one_shots_run_with_each_service_role(
+    deploy_postgres: DeployPostgres, compose_services: dict[str, ComposeService]
+) -> None:
+    # `migrate` connects to Postgres only: NATS and SMTP point at a closed local port, so no compose host
+    # name is left in the environment.
+    closed = ("127.0.0.1", free_port())
+    endpoints = {
+        ("postgres", 5432): (deploy_postgres.host, deploy_postgres.port),
+        ("nats", 4222): closed,
+        ("mailpit", 1025): closed,
+    }
+    one_shots = [localize(compose_services[f"{name}-migrate"], endpoints) for name in SERVICES]
+    for service in one_shots:
+        assert compose_hosts_in(service, compose_services) == {}, service.name
+        assert service.environment["KUMKM_DATABASE_URL"].startswith(f"postgresql://{service.name[:-8]}:")
+
+    # Side by side, as compose starts them; each is the owner of its schema alone.
+    first = run_one_shots(one_shots)
+    for name, result in first.items():
+        assert result.returncode == 0, f"{name}:\n{result.stdout}{result.stderr}"
+        assert "applied migrations: [" in result.stdout, result.stdout
+    again = run_one_shots(one_shots)
+    for name, result in again.items():
+        assert result.returncode == 0, f"{name}:\n{result.stdout}{result.stderr}"
+        assert "none (up to date)" in result.stdout, result.stdout
+
+    admin = await asyncpg.connect(deploy_postgres.superuser_dsn)
+    try:
+        rows = await admin.fetch(
+            "SELECT n.nspname AS schema, c.relname AS name, pg_get_userbyid(c.relowner) AS owner"
+            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S')"
+            " AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
+        )
+    finally:
+        await admin.close()
+    by_schema: dict[str, set[str]] = {}
+    for row in rows:
+        assert row["owner"] == row["schema"], dict(row)
+        by_schema.setdefault(row["schema"], set()).add(row["name"])
+    assert set(by_schema) == set(SERVICES), by_schema
+    for name in SERVICES:
+        assert {"platform_migrations", "schema_migrations", "inbox", "outbox"} <= by_schema[name], by_schema

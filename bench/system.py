@@ -1,0 +1,610 @@
+"""The whole system under load: three services, NATS and Postgres, with a bare nats-py + asyncpg baseline.
+
+    python -m bench.system [--backlog 3000] [--rates 100,500,1000] [--rate-seconds 10]
+
+1. Saturation: a backlog of mixed integrator events (disbursements, repayments, restructuring requests,
+   orders, contact upserts) is published at once; the figure is events/s until every consumer is idle,
+   every outbox published and every notification delivered to the SMTP and webhook sinks.
+2. Fixed rates: an open-loop generator publishes the mix (plus order lifecycles, product submissions and
+   curations over HTTP) at 100, 500 and 1,000 events/s; the latency of an event is from its publish to its
+   last consequence, the last email or webhook it caused reaching a sink (matched through the delivery's
+   correlation id).
+3. Peak RSS of each service (psutil, sampled every 0.5 s through the whole run).
+4. Baseline, in the same run: the same backlog through raw nats-py and asyncpg only: a pull consumer per
+   event writes inbox, state and outbox in one transaction and acks; a bare relay publishes the outbox
+   with ``publish_async``; a bare notifier consumes the outcomes, records a delivery and sends the email
+   (aiosmtplib) and the webhook (httpx) to the same sinks.
+
+The outbox relay's rate from a backlog is measured by ``bench/outbox_relay.py`` (``make bench`` runs both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+if __package__ in {None, ""}:  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiosmtplib
+import asyncpg
+import httpx
+import nats
+import nats.errors
+import psutil
+from nats.js import api
+
+from bench.chaos.checker import Checker
+from bench.chaos.cluster import SERVICES, Cluster, ClusterConfig
+from bench.chaos.scenario import Scenario
+from bench.chaos.sinks import SmtpSink, WebhookSink
+from bench.chaos.workload import (
+    Api,
+    Integrator,
+    Ledger,
+    contact,
+    disbursement,
+    lifecycle,
+    order,
+    product,
+    repayment,
+    restructuring,
+)
+from kumkm_shared.contracts import EventData, make_event
+
+GOAL_RATIO = 0.60
+GOAL_P99_MS = 100.0
+GOAL_RSS_MB = 200.0
+
+
+@dataclass
+class World:
+    """What the generator can refer to: parties, loans on the book, listed products, open orders."""
+
+    coops: list[str]
+    sellers: list[str]
+    buyers: list[str]
+    loans: list[tuple[str, str]] = field(default_factory=list)  # (loan id, borrower)
+    unrequested: list[str] = field(default_factory=list)  # loans without a restructuring request yet
+    products: list[tuple[str, str]] = field(default_factory=list)  # (product id, seller)
+    n: int = 0
+
+    def next(self) -> int:
+        self.n += 1
+        return self.n
+
+
+class Mix:
+    """The mixed integrator events, in proportions close to a working day."""
+
+    WEIGHTS = (
+        ("disbursed", 10),
+        ("repayment", 30),
+        ("restructuring", 15),
+        ("order", 25),
+        ("contact", 20),
+    )
+
+    def __init__(self, world: World, hook_url: str, tag: str) -> None:
+        self.world = world
+        self.hook_url = hook_url
+        self.tag = tag
+        self.i = 0
+        self.wheel = [k for k, w in self.WEIGHTS for _ in range(w)]
+
+    def event(self) -> tuple[str, EventData]:
+        w = self.world
+        self.i += 1
+        kind = self.wheel[(self.i * 37) % len(self.wheel)]
+        n = w.next()
+        if kind == "disbursed" or (kind in {"repayment", "restructuring"} and not w.loans):
+            borrower = w.coops[n % len(w.coops)]
+            loan_id = f"LN-{self.tag}-{n:06d}"
+            return kind, disbursement(loan_id, borrower)
+        if kind == "repayment":
+            loan_id, _ = w.loans[n % len(w.loans)]
+            return kind, repayment(f"PAY-{self.tag}-{n:06d}", loan_id, date(2020, 3, 1), "1000000.00")
+        if kind == "restructuring" and w.unrequested:
+            loan_id = w.unrequested.pop()
+            return kind, restructuring(f"RR-{self.tag}-{n:06d}", loan_id)
+        if kind == "order" and w.products:
+            product_id, _seller = w.products[n % len(w.products)]
+            return "order", order(f"ORD-{self.tag}-{n:06d}", w.buyers[n % len(w.buyers)], product_id, 2)
+        party = w.coops[n % len(w.coops)]
+        return "contact", contact(party, "cooperative", f"Koperasi {party[-5:]}", self.hook_url)
+
+
+# ------------------------------------------------------------------------------------------------------
+# the system
+
+
+async def publish_all(
+    integrator: Integrator, events: list[EventData], concurrency: int = 64
+) -> dict[str, float]:
+    """Publish as fast as the broker acknowledges; returns event id -> publish time."""
+    js = integrator.js
+    if js is None:
+        raise RuntimeError("not connected")
+    sent: dict[str, float] = {}
+    queue = list(events)
+    queue.reverse()
+
+    async def worker() -> None:
+        while queue:
+            data = queue.pop()
+            env = make_event(data, source="urn:integrator:bench")
+            sent[env.msg_id] = time.time()
+            await integrator.publish_raw(env.type, env.to_json_bytes(), {"Nats-Msg-Id": env.msg_id})
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return sent
+
+
+async def rss_sampler(cluster: Cluster, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        cluster.sample_rss()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+
+
+async def latencies(
+    database_url: str, sent: dict[str, float], smtp: SmtpSink, hooks: WebhookSink
+) -> list[float]:
+    """Per integrator event that caused notifications: ms from publish to its last delivery received."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT id::text AS id, correlation_id, channel FROM notifications.deliveries "
+            "WHERE channel IN ('email', 'webhook') AND correlation_id = ANY($1::text[])",
+            list(sent),
+        )
+    finally:
+        await conn.close()
+    emails, webhooks = smtp.receipts.snapshot(), hooks.receipts.snapshot()
+    last: dict[str, float] = {}
+    missing = 0
+    for r in rows:
+        got = (emails if r["channel"] == "email" else webhooks).get(r["id"])
+        if not got:
+            missing += 1
+            continue
+        corr = r["correlation_id"]
+        last[corr] = max(last.get(corr, 0.0), got[0])
+    if missing:
+        print(f"    ({missing} deliveries not received in time; left out of the latencies)")
+    return [(t - sent[c]) * 1000 for c, t in last.items() if c in sent]
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+async def prepare_world(
+    scenario: Scenario, api: Api, integrator: Integrator, tag: str, checker: Checker
+) -> World:
+    await scenario.setup_parties(40, 20, 20, offset=0)
+    p = scenario.parties
+    world = World(p.coops, p.sellers, p.buyers)
+    # loans on the book, and listed products with plenty of stock
+    loans = [(f"LN-{tag}-BASE-{i:04d}", p.coops[i % len(p.coops)]) for i in range(400)]
+    await publish_all(integrator, [disbursement(loan_id, b) for loan_id, b in loans])
+    world.loans = loans
+    world.unrequested = [loan_id for loan_id, _ in loans]
+    products = [(f"PRD-{tag}-{i:03d}", p.sellers[i % len(p.sellers)]) for i in range(20)]
+    await publish_all(integrator, [product(pid, s, stock=1_000_000) for pid, s in products])
+    for pid, _ in products:
+        await scenario.wait_state("catalog", f"/products/{pid}", "status", {"pending_curation"})
+        await api.command(
+            "catalog",
+            "POST",
+            f"/products/{pid}/curation",
+            {"decision": "approved", "curator": "curator-01", "tier": "local"},
+            label=pid,
+        )
+    world.products = products
+    await checker.wait_quiet(120)
+    return world
+
+
+async def saturation(integrator: Integrator, mix: Mix, checker: Checker, backlog: int) -> tuple[float, float]:
+    events = [mix.event()[1] for _ in range(backlog)]
+    t0 = time.monotonic()
+    await publish_all(integrator, events)
+    published = time.monotonic() - t0
+    await checker.wait_quiet(600, settle=0.5)
+    elapsed = time.monotonic() - t0 - 0.5
+    return backlog / elapsed, backlog / published
+
+
+async def fixed_rate(  # noqa: C901 - the open-loop generator and its side flows
+    integrator: Integrator,
+    api: Api,
+    mix: Mix,
+    world: World,
+    rate: int,
+    seconds: float,
+) -> dict[str, float]:
+    """Open loop: events at ``rate``/s (plus order lifecycles and HTTP product work); event id -> time."""
+    js = integrator.js
+    if js is None:
+        raise RuntimeError("not connected")
+    sent: dict[str, float] = {}
+    lifecycles: list[tuple[float, str, str, str, int]] = []  # (due, order, buyer, seller, step)
+    pending: set[asyncio.Task[Any]] = set()
+    steps = ("confirm", "ship", "deliver", "pay")
+    start = time.monotonic()
+    total = int(rate * seconds)
+    http_every = max(1, rate // 5)  # a few product submissions and curations per second through the API
+
+    def fire(data: EventData) -> None:
+        env = make_event(data, source="urn:integrator:bench")
+        sent[env.msg_id] = time.time()
+        task = asyncio.create_task(
+            integrator.publish_raw(env.type, env.to_json_bytes(), {"Nats-Msg-Id": env.msg_id})
+        )
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    async def http_product(k: int) -> None:
+        seller_nib = world.sellers[k % len(world.sellers)]
+        pid = f"PRD-{mix.tag}-R{rate}-{k:05d}"
+        body = product(pid, seller_nib).model_dump(mode="json")
+        r = await api.command("catalog", "POST", "/products", body, label=pid)
+        if r.status_code < 300:
+            await api.command(
+                "catalog",
+                "POST",
+                f"/products/{pid}/curation",
+                {"decision": "approved", "curator": "curator-02", "tier": "local"},
+                label=pid,
+            )
+
+    for k in range(total):
+        due = start + k / rate
+        now = time.monotonic()
+        if due > now:
+            await asyncio.sleep(due - now)
+        if lifecycles and lifecycles[0][0] <= time.monotonic():
+            _, order_id, buyer, seller_nib, step = lifecycles.pop(0)
+            fire(lifecycle(steps[step], order_id, buyer, seller_nib))
+            if step + 1 < len(steps):
+                lifecycles.append((time.monotonic() + 1.5, order_id, buyer, seller_nib, step + 1))
+            continue
+        if k % http_every == 0:
+            task = asyncio.create_task(http_product(k))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            continue
+        kind, data = mix.event()
+        if kind == "order" and len(lifecycles) < rate:
+            placed: Any = data
+            seller_nib = next(s for p, s in world.products if p == placed.lines[0].product_id)
+            lifecycles.append((time.monotonic() + 1.5, placed.order_id, placed.buyer.id, seller_nib, 0))
+        fire(data)
+    if pending:
+        await asyncio.gather(*list(pending), return_exceptions=True)
+    return sent
+
+
+# ------------------------------------------------------------------------------------------------------
+# the bare baseline: nats-py and asyncpg only
+
+BASE_SCHEMA = "bench_bare"
+BASE_STREAM = "BARE"
+
+
+async def baseline(  # noqa: C901, PLR0915 - the whole bare pipeline in one place
+    nats_url: str, database_url: str, smtp: SmtpSink, hooks: WebhookSink, backlog: int, mix: Mix
+) -> float:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream(publish_async_max_pending=256)
+    pool = await asyncpg.create_pool(database_url, min_size=4, max_size=10)
+    if pool is None:
+        raise RuntimeError("no pool")
+    async with pool.acquire() as conn:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {BASE_SCHEMA} CASCADE; CREATE SCHEMA {BASE_SCHEMA}")
+        await conn.execute(
+            f"""
+            CREATE TABLE {BASE_SCHEMA}.inbox (consumer text, event_id uuid, PRIMARY KEY (consumer, event_id));
+            CREATE TABLE {BASE_SCHEMA}.state (key text PRIMARY KEY, data jsonb,
+                version int NOT NULL DEFAULT 1);
+            CREATE TABLE {BASE_SCHEMA}.outbox (id bigserial PRIMARY KEY, event_id uuid UNIQUE, subject text,
+                payload bytea, published_at timestamptz);
+            CREATE TABLE {BASE_SCHEMA}.deliveries (id uuid PRIMARY KEY, event_id uuid, channel text,
+                status text);
+            """
+        )
+    with contextlib.suppress(Exception):
+        await js.delete_stream(BASE_STREAM)
+    await js.add_stream(
+        api.StreamConfig(
+            name=BASE_STREAM,
+            subjects=["bare.>"],
+            storage=api.StorageType.FILE,
+            duplicate_window=120,
+        )
+    )
+    for durable, subject in (("bare-in", "bare.in.>"), ("bare-out", "bare.out.>")):
+        await js.add_consumer(
+            BASE_STREAM,
+            api.ConsumerConfig(
+                durable_name=durable,
+                ack_policy=api.AckPolicy.EXPLICIT,
+                filter_subject=subject,
+                max_ack_pending=1000,
+            ),
+        )
+    notifying = {"restructuring", "order"}
+    bodies = []
+    for _ in range(backlog):
+        kind, data = mix.event()
+        env = make_event(data, source="urn:integrator:bench")
+        bodies.append((f"bare.in.{kind}", env.msg_id, env.to_json_bytes(), kind in notifying))
+    done = asyncio.Event()
+    remaining = {"in": len(bodies), "out": sum(1 for b in bodies if b[3])}
+    wake = asyncio.Event()
+    http = httpx.AsyncClient()
+
+    async def consume_in() -> None:
+        sub = await js.pull_subscribe("bare.in.>", durable="bare-in", stream=BASE_STREAM)
+        while remaining["in"] > 0:
+            try:
+                msgs = await sub.fetch(64, timeout=1)
+            except nats.errors.TimeoutError:
+                continue
+
+            async def one(msg: Any) -> None:
+                event = json.loads(msg.data)
+                async with pool.acquire() as conn, conn.transaction():
+                    fresh = await conn.fetchval(
+                        f"INSERT INTO {BASE_SCHEMA}.inbox VALUES ('in', $1) "
+                        "ON CONFLICT DO NOTHING RETURNING true",
+                        event["id"],
+                    )
+                    if fresh:
+                        key = event.get("subject") or event["id"]
+                        await conn.fetchrow(
+                            f"SELECT data FROM {BASE_SCHEMA}.state WHERE key = $1 FOR UPDATE", key
+                        )
+                        await conn.execute(
+                            f"INSERT INTO {BASE_SCHEMA}.state (key, data) VALUES ($1, $2::jsonb) "
+                            "ON CONFLICT (key) "
+                            "DO UPDATE SET data = excluded.data, version = state.version + 1",
+                            key,
+                            json.dumps(event["data"]),
+                        )
+                        if msg.subject.split(".")[-1] in notifying:
+                            outcome = {
+                                "id": str(uuid4()),
+                                "correlationid": event["id"],
+                                "data": event["data"],
+                            }
+                            await conn.execute(
+                                f"INSERT INTO {BASE_SCHEMA}.outbox (event_id, subject, payload) "
+                                "VALUES ($1, $2, $3)",
+                                outcome["id"],
+                                "bare.out.outcome",
+                                json.dumps(outcome).encode(),
+                            )
+                            await conn.execute("SELECT pg_notify('bare_outbox', '')")
+                await msg.ack()
+                remaining["in"] -= 1
+
+            await asyncio.gather(*(one(m) for m in msgs))
+            wake.set()
+
+    async def relay() -> None:
+        while remaining["out"] > 0 or remaining["in"] > 0:
+            async with pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(
+                    f"SELECT id, event_id, subject, payload FROM {BASE_SCHEMA}.outbox "
+                    "WHERE published_at IS NULL "
+                    "ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED"
+                )
+                if rows:
+                    futures = [
+                        await js.publish_async(
+                            r["subject"], r["payload"], headers={"Nats-Msg-Id": str(r["event_id"])}
+                        )
+                        for r in rows
+                    ]
+                    await asyncio.gather(*futures)
+                    await conn.execute(
+                        f"UPDATE {BASE_SCHEMA}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                        [r["id"] for r in rows],
+                    )
+            if not rows:
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), 0.1)
+
+    async def notifier() -> None:
+        sub = await js.pull_subscribe("bare.out.>", durable="bare-out", stream=BASE_STREAM)
+        sem = asyncio.Semaphore(32)
+        while remaining["out"] > 0:
+            try:
+                msgs = await sub.fetch(64, timeout=1)
+            except nats.errors.TimeoutError:
+                continue
+
+            async def one(msg: Any) -> None:
+                async with sem:
+                    outcome = json.loads(msg.data)
+                    delivery = uuid4()
+                    async with pool.acquire() as conn:
+                        await conn.execute(
+                            f"INSERT INTO {BASE_SCHEMA}.deliveries VALUES ($1, $2, 'email', 'sending')",
+                            delivery,
+                            outcome["id"],
+                        )
+                    await aiosmtplib.send(
+                        f"X-KUMKM-Delivery: bare-{delivery}\r\nSubject: bare\r\n\r\nhello",
+                        sender="bench@example.org",
+                        recipients=["party@example.org"],
+                        hostname="127.0.0.1",
+                        port=smtp.port,
+                    )
+                    await http.post(
+                        hooks.url, content=msg.data, headers={"Idempotency-Key": f"bare-{delivery}"}
+                    )
+                    async with pool.acquire() as conn:
+                        await conn.execute(
+                            f"UPDATE {BASE_SCHEMA}.deliveries SET status = 'delivered' WHERE id = $1",
+                            delivery,
+                        )
+                    await msg.ack()
+                    remaining["out"] -= 1
+
+            await asyncio.gather(*(one(m) for m in msgs))
+
+    t0 = time.monotonic()
+    for subject, msg_id, body, _ in bodies:
+        await js.publish_async(subject, body, headers={"Nats-Msg-Id": msg_id})
+    await js.publish_async_completed()
+    await asyncio.gather(consume_in(), relay(), notifier())
+    elapsed = time.monotonic() - t0
+    done.set()
+    await http.aclose()
+    await pool.close()
+    await nc.drain()
+    return len(bodies) / elapsed
+
+
+# ------------------------------------------------------------------------------------------------------
+
+
+async def main_async(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one report, top to bottom
+    smtp = SmtpSink()
+    smtp.start()
+    hooks = WebhookSink()
+    await hooks.start()
+    cluster = Cluster(ClusterConfig(smtp_port=smtp.port, send_lease=60.0))
+    stop = asyncio.Event()
+    rows: list[tuple[str, str, str, str, str]] = []
+    try:
+        await asyncio.to_thread(cluster.start)
+        sampler = asyncio.create_task(rss_sampler(cluster, stop))
+        ledger = Ledger()
+        integrator = Integrator(cluster.nats_url, ledger)
+        await integrator.connect()
+        api = Api({s: cluster.url(s) for s in SERVICES}, ledger)
+        scenario = Scenario(integrator, api, ledger, hooks.url, tag="B")
+        checker = Checker(
+            nats_url=cluster.nats_url,
+            database_url=cluster.database_url,
+            notifications_url=cluster.url("notifications"),
+            ledger=ledger,
+            smtp=smtp,
+            webhooks=hooks,
+        )
+        world = await prepare_world(scenario, api, integrator, "B", checker)
+        mix = Mix(world, hooks.url, "S")
+        print(f"system: cluster and world ready (data in {cluster.data_dir})", flush=True)
+
+        rate, publish_rate = await saturation(integrator, mix, checker, args.backlog)
+        print(
+            f"saturation: {rate:,.0f} events/s (publish {publish_rate:,.0f}/s) over {args.backlog} events",
+            flush=True,
+        )
+
+        base_rate = await baseline(
+            cluster.nats_url, cluster.database_url, smtp, hooks, args.backlog, Mix(world, hooks.url, "BARE")
+        )
+        ratio = rate / base_rate
+        print(f"baseline:   {base_rate:,.0f} events/s; ratio {ratio:.2f}", flush=True)
+        rows.append(
+            (
+                "sustained throughput at saturation",
+                f"{rate:,.0f} events/s",
+                f"{base_rate:,.0f} events/s",
+                f"{ratio:.2f}",
+                "met" if ratio >= GOAL_RATIO else "MISSED (goal >= 0.60)",
+            )
+        )
+        for r in args.rates:
+            mix_r = Mix(world, hooks.url, f"R{r}")
+            sent = await fixed_rate(integrator, api, mix_r, world, r, args.rate_seconds)
+            await checker.wait_quiet(args.drain, settle=0.5)
+            lat = await latencies(cluster.database_url, sent, smtp, hooks)
+            p50, p95, p99 = pct(lat, 50), pct(lat, 95), pct(lat, 99)
+            goal = ""
+            if r == 500:
+                goal = "met" if p99 < GOAL_P99_MS else f"MISSED (goal p99 < {GOAL_P99_MS:.0f} ms)"
+            print(
+                f"rate {r}/s for {args.rate_seconds:.0f}s: {len(sent)} events, "
+                f"{len(lat)} with notifications; "
+                f"p50 {p50:.0f} ms p95 {p95:.0f} ms p99 {p99:.0f} ms {goal}",
+                flush=True,
+            )
+            rows.append(
+                (
+                    f"end-to-end latency at {r} events/s (p50/p95/p99)",
+                    f"{p50:.0f}/{p95:.0f}/{p99:.0f} ms",
+                    "",
+                    "",
+                    goal,
+                )
+            )
+        stop.set()
+        await sampler
+        for name, peak in cluster.peak_rss().items():
+            mb = peak / 1e6
+            rows.append(
+                (
+                    f"peak RSS {name}",
+                    f"{mb:.0f} MB",
+                    "",
+                    "",
+                    "met" if mb < GOAL_RSS_MB else "MISSED (goal < 200 MB)",
+                )
+            )
+        await api.close()
+        await integrator.close()
+    finally:
+        stop.set()
+        await asyncio.to_thread(cluster.stop)
+        await hooks.stop()
+        smtp.stop()
+        import shutil
+
+        shutil.rmtree(cluster.data_dir, ignore_errors=True)
+    cpu = psutil.cpu_count() or 0
+    print(
+        f"\nwhole system, {datetime.now(UTC).date()}, {platform.node()} {platform.machine()} {cpu} cores, "
+        f"Python {platform.python_version()}"
+    )
+    print(f"| {'figure':<48} | {'value':<16} | {'baseline':<16} | {'ratio':<5} | goal |")
+    print(f"|{'-' * 50}|{'-' * 18}|{'-' * 18}|{'-' * 7}|------|")
+    for what, value, base, ratio_s, goal in rows:
+        print(f"| {what:<48} | {value:<16} | {base:<16} | {ratio_s:<5} | {goal} |")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.system", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backlog", type=int, default=int(os.environ.get("KUMKM_BENCH_BACKLOG", "3000")))
+    parser.add_argument(
+        "--rates", type=lambda s: [int(x) for x in s.split(",")], default=[100, 500, 1000], help="events/s"
+    )
+    parser.add_argument("--rate-seconds", type=float, default=10.0)
+    parser.add_argument("--drain", type=float, default=120.0, help="longest wait for a run to settle")
+    return asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
