@@ -22,7 +22,7 @@ from kumkm_shared.contracts.loans import (
     RestructuringRequested,
     Scheme,
 )
-from kumkm_shared.contracts.types import BusinessDate, Identifier, Text  # noqa: TC001 - pydantic needs them
+from kumkm_shared.contracts.types import BusinessDate, Identifier, Text
 
 if TYPE_CHECKING:
     from decimal import Decimal

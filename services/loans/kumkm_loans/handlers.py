@@ -73,6 +73,8 @@ class LoansService:
 
     async def on_disbursed(self, ctx: EventContext) -> None:
         data = ctx.event.data_as(LoanDisbursed)
+        # A repayment handled concurrently would otherwise park after this looked for parked payments.
+        await ctx.lock(f"loan:{data.loan_id}")
         schedule = build_schedule(
             data.principal, data.annual_rate, data.tenor_months, data.method, data.first_due_on
         )
@@ -84,6 +86,7 @@ class LoansService:
 
     async def on_repayment(self, ctx: EventContext) -> None:
         data = ctx.event.data_as(RepaymentReceived)
+        await ctx.lock(f"loan:{data.loan_id}")
         exists = await ctx.conn.fetchval("SELECT true FROM loans WHERE loan_id = $1", data.loan_id)
         if not exists:
             # It may arrive before the disbursement: kept, and applied when the loan arrives.

@@ -74,6 +74,14 @@ class EventContext:
     def envelope(self) -> Envelope:
         return self.event.envelope
 
+    async def lock(self, key: str) -> None:
+        """Serialise this transaction with every other one that locks ``key`` (until commit or rollback).
+
+        Messages of one pull batch are handled concurrently; two events about one aggregate that are not
+        ordered by a row lock (a repayment and the disbursement it may precede) must take this first.
+        """
+        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+
     async def emit(self, data: EventData) -> Envelope:
         """Write a follow-up event to the outbox, in this transaction, caused by the current event."""
         envelope = make_event(

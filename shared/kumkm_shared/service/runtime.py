@@ -20,6 +20,7 @@ from faststream.nats import JStream, PullSub
 from faststream.nats.annotations import NatsMessage  # noqa: TC002 - FastStream injects by annotation
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.specification import AsyncAPI
+from nats.js import api as nats_api
 from prometheus_client import REGISTRY
 
 from kumkm_shared.contracts import make_event, validate_event_payload
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
     import asyncpg
     from fastapi import APIRouter, FastAPI
+    from faststream.message import StreamMessage
     from faststream.nats import NatsBroker
     from nats.js import JetStreamContext
 
@@ -65,6 +67,12 @@ class ServiceDefinition:
     # Overrides of the declared durables, by name (tests use short max_deliver and ack_wait).
     consumer_decls: Mapping[str, ConsumerDecl] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)  # service-owned objects (settings, clients)
+
+
+async def _keep_raw(message: StreamMessage[Any]) -> bytes:
+    # The consumer wrapper decodes and validates the envelope itself; FastStream's own JSON decoding of
+    # every body would be wasted work on the hot path.
+    return message.body
 
 
 class _QuietServer(uvicorn.Server):
@@ -133,7 +141,11 @@ class ServiceRuntime:
                 stream=JStream(decl.stream, declare=False),
                 durable=decl.name,
                 pull_sub=PullSub(batch_size=self.infra.consumer_batch, timeout=2.0),
+                # FastStream passes its own default (_INBOX.) to every pull subscription instead of the
+                # connection's prefix: a user allowed only its private inbox could not receive its pulls.
+                inbox_prefix=self._pull_inbox_prefix(),
                 ack_policy=AckPolicy.MANUAL,
+                decoder=_keep_raw,
                 title=f"{self.name}:{decl.name}",
                 description=f"Durable `{decl.name}` on {decl.stream}, handling: {types}",
             )(self._handler_for(durable))
@@ -144,6 +156,10 @@ class ServiceRuntime:
                 schema=model,
                 description=(model.__doc__ or "").strip() or None,
             )
+
+    def _pull_inbox_prefix(self) -> bytes:
+        prefix = self.infra.nats_inbox_prefix
+        return f"{prefix}.".encode() if prefix else nats_api.INBOX_PREFIX
 
     def _handler_for(self, durable: str) -> Callable[[NatsMessage], Awaitable[None]]:
         # FastStream injects every parameter of a handler, so the durable is closed over, not a parameter.

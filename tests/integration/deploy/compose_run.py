@@ -167,7 +167,9 @@ class ServiceProcess:
 
 
 @contextmanager
-def running_services(services: Iterable[ComposeService], log_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
+def running_services(
+    services: Iterable[ComposeService], log_dir: Path
+) -> Iterator[dict[str, ServiceProcess]]:
     """Start every service; on exit, SIGKILL the process group of any that the test did not stop."""
     started: dict[str, ServiceProcess] = {}
     try:
@@ -194,5 +196,7 @@ def wait_healthy(processes: Iterable[ServiceProcess], *, timeout: float = 60.0) 
             return
         if time.monotonic() > deadline:
             tails = "\n\n".join(f"--- {p.name}:\n{p.log_tail()}" for p in pending)
-            raise ServiceFailedError(f"not healthy after {timeout:.0f}s: {[p.name for p in pending]}\n{tails}")
+            raise ServiceFailedError(
+                f"not healthy after {timeout:.0f}s: {[p.name for p in pending]}\n{tails}"
+            )
         time.sleep(0.25)

@@ -9,6 +9,9 @@ The passwords are generated per session and reach the servers through the enviro
 docker-compose.yml gives the nats and postgres containers (read with compose_env), so the variable names
 are checked too. After initialisation, Postgres requires passwords over TCP (scram-sha-256) for every role
 but the superuser.
+
+`deploy_nats_server` and `deploy_postgres_server` are the same servers as context managers, for a test that
+needs one of each for itself (tests/acceptance/deploy runs the whole compose system on them).
 """
 
 from __future__ import annotations
@@ -175,7 +178,9 @@ async def _apply_cloudnativepg_bootstrap(admin_dsn: str, passwords: dict[str, st
 
 
 @contextmanager
-def deploy_postgres_server(kind: str, compose_services: dict[str, ComposeService]) -> Iterator[DeployPostgres]:
+def deploy_postgres_server(
+    kind: str, compose_services: dict[str, ComposeService]
+) -> Iterator[DeployPostgres]:
     """Postgres initialised by deploy/postgres/initdb ("compose-initdb", with the environment
     docker-compose.yml gives the postgres container) or by the CloudNativePG bootstrap ("cloudnativepg")."""
     env = compose_services["postgres"].environment

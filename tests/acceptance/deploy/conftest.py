@@ -1,0 +1,3 @@
+from tests.integration.deploy.conftest import compose_services, deploy_env
+
+__all__ = ["compose_services", "deploy_env"]

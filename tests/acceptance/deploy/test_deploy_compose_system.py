@@ -1,0 +1,268 @@
+"""The whole docker-compose system without Docker: every service of docker-compose.yml, run with its own
+command and its own environment, then a cross-service flow driven by the integrator users of deploy/nats.
+
+- NATS is started with deploy/nats/nats-server.conf and Postgres is initialised by deploy/postgres/initdb,
+  both with the environment docker-compose.yml gives their containers (passwords generated from
+  .env.example's variable names); `mailpit` is an aiosmtpd sink. Compose host names (`nats:4222`,
+  `postgres:5432`, `mailpit` + port 1025) map to these local servers; nothing else in an environment is
+  changed but each long-running service's KUMKM_HTTP_PORT (three services cannot all listen on 8080).
+  KUMKM_HTTP_HOST stays compose's 0.0.0.0.
+- `provision` and the three `<service>-migrate` one-shots run side by side and must exit 0; `loans`,
+  `catalog` and `notifications` then run `kumkm-<service> serve` until their own compose healthcheck
+  passes.
+- The flow: `registry` upserts the contacts; `lender` reports a disbursement; `cooperative` asks for a
+  restructuring, which loans approves (on the stream, published by the `loans` user) and notifications
+  emails to the cooperative through "mailpit" (receipt published by the `notifications` user); `seller`
+  submits a product that a curator approves over catalog's HTTP API, and `buyer` orders it, which catalog
+  accepts. Nothing lands in the DLQ and no service logs a permissions violation.
+- Each service stops on SIGTERM with exit code 0 within compose's stop_grace_period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from contextlib import ExitStack, asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import nats
+import nats.errors
+import pytest
+from nats.js.api import DeliverPolicy
+
+from kumkm_shared.cli.demo import demo_events, order_event
+from kumkm_shared.contracts import validate_event_payload
+from kumkm_shared.messaging.outbox import nats_headers
+from kumkm_shared.testing import free_port
+from tests.integration.deploy.compose_env import compose_hosts_in, localize, start_order
+from tests.integration.deploy.compose_run import run_one_shots, running_services, wait_healthy
+from tests.integration.deploy.conftest import deploy_nats_server, deploy_postgres_server
+from tests.integration.notifications.sinks import smtp_sink
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+    from email.message import EmailMessage
+    from pathlib import Path
+
+    from nats.js import JetStreamContext
+
+    from tests.integration.deploy.compose_env import ComposeService
+    from tests.integration.deploy.compose_run import ServiceProcess
+    from tests.integration.deploy.conftest import DeployNats
+    from tests.integration.notifications.sinks import SmtpSink
+
+pytestmark = pytest.mark.acceptance
+
+APPS = ("loans", "catalog", "notifications")
+# Images we do not build: stood in for by embedded NATS and Postgres and an SMTP sink.
+STAND_INS = {"nats", "postgres", "mailpit"}
+WAIT = 20.0
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - docker-compose.yml's KUMKM_HTTP_HOST, kept as it is
+
+
+def test_compose_services_run_with_their_own_commands_and_environments(
+    compose_services: dict[str, ComposeService], tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    # Every service `docker compose up` starts (default profile) is a stand-in or is run below.
+    ours = [name for name in start_order(compose_services) if name not in STAND_INS]
+    assert set(ours) == {"provision", *APPS, *(f"{app}-migrate" for app in APPS)}
+    with ExitStack() as stack:
+        deploy_nats = stack.enter_context(deploy_nats_server("compose", compose_services))
+        postgres = stack.enter_context(deploy_postgres_server("compose-initdb", compose_services))
+        smtp = stack.enter_context(smtp_sink())
+        nats_host, nats_port = deploy_nats.url.removeprefix("nats://").split(":")
+        endpoints = {
+            ("nats", 4222): (nats_host, int(nats_port)),
+            ("postgres", 5432): (postgres.host, postgres.port),
+            ("mailpit", 1025): (smtp.host, smtp.port),
+        }
+
+        one_shots = [localize(compose_services[name], endpoints) for name in ours]
+        one_shots = [service for service in one_shots if service.one_shot]
+        assert {s.name for s in one_shots} == {"provision", *(f"{app}-migrate" for app in APPS)}
+        for service in one_shots:
+            assert compose_hosts_in(service, compose_services) == {}, service.name
+        for name, result in run_one_shots(one_shots).items():
+            assert result.returncode == 0, (
+                f"{name} exited {result.returncode}:\n{result.stdout}{result.stderr}"
+            )
+
+        # KUMKM_HTTP_HOST keeps compose's 0.0.0.0 (what the container binds); only the port is this test's.
+        long_running = [
+            localize(compose_services[app], endpoints, http_port=free_port(ALL_INTERFACES), http_host=None)
+            for app in APPS
+        ]
+        for service in long_running:
+            assert compose_hosts_in(service, compose_services) == {}, service.name
+            assert service.environment["KUMKM_HTTP_HOST"] == ALL_INTERFACES
+        with running_services(long_running, tmp_path) as processes:
+            wait_healthy(processes.values(), timeout=60)
+            # Subscriptions are made before a service reports ready: a denied one is in the log by now.
+            _assert_no_permission_violations(processes)
+            try:
+                asyncio.run(_flow(deploy_nats, {n: p.base_url for n, p in processes.items()}, smtp))
+            except BaseException as exc:
+                tails = "\n\n".join(f"--- {p.name}:\n{p.log_tail(60)}" for p in processes.values())
+                exc.add_note(f"service logs:\n{tails}")
+                raise
+            for process in processes.values():
+                process.check_running()
+                code = process.stop()
+                assert code == 0, f"{process.name} stopped with {code}:\n{process.log_tail()}"
+            _assert_no_permission_violations(processes)
+    assert time.monotonic() - started < 120
+
+
+def _assert_no_permission_violations(processes: dict[str, ServiceProcess]) -> None:
+    for process in processes.values():
+        text = process.log.read_text(errors="replace")
+        assert "permissions violation" not in text.lower(), f"{process.name}:\n{process.log_tail(80)}"
+
+
+@asynccontextmanager
+async def _integrator(deploy_nats: DeployNats, user: str) -> AsyncIterator[JetStreamContext]:
+    """An integrator's connection: its own user and password, and the private inbox its role requires."""
+    nc = await nats.connect(
+        deploy_nats.url,
+        user=user,
+        password=deploy_nats.passwords[user],
+        inbox_prefix=f"_INBOX_{user}".encode(),
+        allow_reconnect=False,
+    )
+    try:
+        yield nc.jetstream()
+    finally:
+        await nc.close()
+
+
+async def _publish(js: JetStreamContext, obj: dict[str, Any]) -> None:
+    envelope = validate_event_payload(obj).envelope
+    ack = await js.publish(envelope.type, envelope.to_json_bytes(), headers=nats_headers(envelope))
+    assert not ack.duplicate
+
+
+async def _event(
+    js: JetStreamContext, subject: str, match: Callable[[dict[str, Any]], bool], timeout: float = WAIT
+) -> dict[str, Any]:
+    """The first event on `subject` (read from the stream, as the operator) whose data matches."""
+    sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+    deadline = time.monotonic() + timeout
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await sub.next_msg(timeout=min(left, 1.0))
+            except nats.errors.TimeoutError:
+                continue
+            body: dict[str, Any] = json.loads(msg.data)
+            if match(body["data"]):
+                return body
+    finally:
+        await sub.unsubscribe()
+    raise AssertionError(f"no matching {subject} within {timeout}s")
+
+
+async def _http_ok(client: httpx.AsyncClient, path: str, timeout: float = WAIT) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.get(path)
+        if response.status_code == 200:
+            body: dict[str, Any] = response.json()
+            return body
+        if response.status_code != 404 or time.monotonic() > deadline:
+            raise AssertionError(f"GET {client.base_url}{path}: {response.status_code} {response.text}")
+        await asyncio.sleep(0.1)
+
+
+async def _email_to(smtp: SmtpSink, address: str, *words: str, timeout: float = WAIT) -> EmailMessage:
+    """The first email "mailpit" received for `address` whose subject contains every one of `words`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for message in list(smtp.messages):
+            subject = str(message["Subject"])
+            if address in str(message["To"]) and all(word in subject for word in words):
+                return message
+        await asyncio.sleep(0.1)
+    got = [(str(m["To"]), str(m["Subject"])) for m in smtp.messages]
+    raise AssertionError(f"no email to {address} about {words} within {timeout}s; got {got}")
+
+
+async def _flow(deploy_nats: DeployNats, urls: dict[str, str], smtp: SmtpSink) -> None:
+    suffix = uuid.uuid4().hex[:6].upper()
+    coop_contact, seller_contact, disbursed, requested, submitted = demo_events(suffix)
+    loan_id, request_id = disbursed["data"]["loan_id"], requested["data"]["request_id"]
+    product_id = submitted["data"]["product_id"]
+    operator = await nats.connect(
+        deploy_nats.url, user="operator", password=deploy_nats.passwords["operator"], allow_reconnect=False
+    )
+    clients = {app: httpx.AsyncClient(base_url=url, timeout=10) for app, url in urls.items()}
+    try:
+        js = operator.jetstream()
+        # What Prometheus scrapes (deploy/prometheus/prometheus.yml); /metrics redirects to /metrics/, which
+        # Prometheus follows (follow_redirects defaults to true).
+        for app, client in clients.items():
+            metrics = await client.get("/metrics", follow_redirects=True)
+            assert metrics.status_code == 200, f"{app}: {metrics.status_code}"
+            assert "# TYPE" in metrics.text, app
+
+        # registry -> notifications: the contact directory.
+        async with _integrator(deploy_nats, "registry") as registry:
+            await _publish(registry, coop_contact)
+            await _publish(registry, seller_contact)
+        for contact in (coop_contact, seller_contact):
+            await _http_ok(clients["notifications"], f"/contacts/{contact['data']['party_id']}")
+
+        # lender, cooperative -> loans -> restructuring.approved -> notifications -> "mailpit".
+        async with _integrator(deploy_nats, "lender") as lender:
+            await _publish(lender, disbursed)
+        await _http_ok(clients["loans"], f"/loans/{loan_id}")
+        async with _integrator(deploy_nats, "cooperative") as cooperative:
+            await _publish(cooperative, requested)
+        approved = await _event(
+            js, "kumkm.loans.restructuring.approved.v1", lambda d: d["request_id"] == request_id
+        )
+        assert approved["data"]["loan_id"] == loan_id
+        # The acknowledgement of the request, then the approval (Indonesian: the contact's locale).
+        await _email_to(smtp, coop_contact["data"]["email"], request_id, "kami terima")
+        email = await _email_to(smtp, coop_contact["data"]["email"], loan_id, "disetujui")
+        assert email["Message-ID"], email
+        assert "noreply@kumkm.example" in str(email["From"]), email["From"]  # KUMKM_NOTIFICATIONS_SMTP_SENDER
+        await _event(
+            js,
+            "kumkm.notifications.notification.delivered.v1",
+            lambda d: d["event_id"] == approved["id"] and d["channel"] == "email",
+        )
+
+        # seller -> catalog; a curator over HTTP; buyer -> catalog -> order.accepted.
+        async with _integrator(deploy_nats, "seller") as seller:
+            await _publish(seller, submitted)
+        await _http_ok(clients["catalog"], f"/products/{product_id}")
+        curation = await clients["catalog"].post(
+            f"/products/{product_id}/curation",
+            json={
+                "decision": "approved",
+                "tier": "local",
+                "curator": "curator-compose",
+                "notes": "Lengkap; TKDN 85%.",
+                "checklist": [{"item": "documents_complete", "passed": True}],
+            },
+        )
+        assert curation.status_code == 200, curation.text
+        await _event(js, "kumkm.catalog.product.curated.v1", lambda d: d["product_id"] == product_id)
+        await _email_to(smtp, seller_contact["data"]["email"], submitted["data"]["name"], "disetujui")
+        order = order_event(suffix)
+        async with _integrator(deploy_nats, "buyer") as buyer:
+            await _publish(buyer, order)
+        await _event(
+            js, "kumkm.catalog.order.accepted.v1", lambda d: d["order_id"] == order["data"]["order_id"]
+        )
+
+        dlq = await js.stream_info("KUMKM_DLQ")
+        assert dlq.state.messages == 0, "events landed in the DLQ"
+    finally:
+        for client in clients.values():
+            await client.aclose()
+        await operator.close()
