@@ -36,7 +36,7 @@ from kumkm_shared.contracts import (
     SellerRef,
     SellerScale,
 )
-from kumkm_shared.contracts.types import Identifier, Money, Name, PositiveMoney, Text  # noqa: TC001
+from kumkm_shared.contracts.types import Identifier, Money, Name, PositiveMoney, Text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

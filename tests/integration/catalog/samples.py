@@ -65,7 +65,11 @@ def order(product_id: str, qty: int = 40, unit_price: str = "450000.00", **overr
 
 
 def parties(order_id: str, seller_nib: str = FURNITURE_MAKER["nib"]) -> dict[str, Any]:
-    return {"order_id": order_id, "buyer": {"id": DINAS_PENDIDIKAN_BEKASI["id"]}, "seller": {"nib": seller_nib}}
+    return {
+        "order_id": order_id,
+        "buyer": {"id": DINAS_PENDIDIKAN_BEKASI["id"]},
+        "seller": {"nib": seller_nib},
+    }
 
 
 def now() -> str:
@@ -91,5 +95,10 @@ def delivered(order_id: str, bast: str = "BAST/DISDIK/2024/0917") -> dict[str, A
 def paid(order_id: str, amount: str = "18000000.00") -> dict[str, Any]:
     return ev(
         "order.paid",
-        {**parties(order_id), "amount": amount, "paid_on": "2024-10-01", "payment_reference": "SP2D-2024-0915"},
+        {
+            **parties(order_id),
+            "amount": amount,
+            "paid_on": "2024-10-01",
+            "payment_reference": "SP2D-2024-0915",
+        },
     )

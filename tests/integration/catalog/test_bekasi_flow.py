@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-async def test_bekasi_furniture_from_submission_to_payment(
+async def test_bekasi_furniture_from_submission_to_payment(  # noqa: PLR0915 - one story, told in order
     service: tuple[ServiceRuntime, httpx.AsyncClient], nc: Client
 ) -> None:
     runtime, client = service
@@ -38,7 +38,13 @@ async def test_bekasi_furniture_from_submission_to_payment(
     # ... who approves it for the local catalog.
     response = await client.post(
         "/products/PRD-BKS-KURSI-01/curation",
-        json={"decision": "approved", "tier": "local", "curator": "CUR-017", "notes": "SNI sesuai", "revision": 1},
+        json={
+            "decision": "approved",
+            "tier": "local",
+            "curator": "CUR-017",
+            "notes": "SNI sesuai",
+            "revision": 1,
+        },
     )
     assert response.status_code == 200, response.text
     assert response.json()["listed_price"] == "450000.00"
@@ -73,7 +79,13 @@ async def test_bekasi_furniture_from_submission_to_payment(
     order = (await client.get(f"/orders/{order_id}")).json()
     assert order["status"] == "paid"
     assert order["bast_number"] == "BAST/DISDIK/2024/0917"
-    assert [h["status"] for h in order["history"]] == ["accepted", "confirmed", "shipped", "delivered", "paid"]
+    assert [h["status"] for h in order["history"]] == [
+        "accepted",
+        "confirmed",
+        "shipped",
+        "delivered",
+        "paid",
+    ]
     stock = (await client.get("/products/PRD-BKS-KURSI-01")).json()
     assert (stock["stock_available"], stock["stock_reserved"]) == (80, 0), "shipped goods left the warehouse"
 

@@ -11,6 +11,7 @@ import uvicorn
 from typer.testing import CliRunner
 
 from kumkm_catalog.cli import app
+from kumkm_shared.testing import wait_for
 from tests.integration.catalog import samples
 
 if TYPE_CHECKING:
@@ -24,12 +25,13 @@ pytestmark = pytest.mark.integration
 async def test_cli_curates_and_ticks(service: tuple[ServiceRuntime, httpx.AsyncClient]) -> None:
     runtime, client = service
     server = uvicorn.Server(
-        uvicorn.Config(runtime.http, host="127.0.0.1", port=runtime.infra.http_port, log_config=None, lifespan="off")
+        uvicorn.Config(
+            runtime.http, host="127.0.0.1", port=runtime.infra.http_port, log_config=None, lifespan="off"
+        )
     )
     task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
-            await asyncio.sleep(0.02)
+        await wait_for(lambda: server.started, timeout=10)
         url = f"http://127.0.0.1:{runtime.infra.http_port}"
         runner = CliRunner()
 

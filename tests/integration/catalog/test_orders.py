@@ -89,7 +89,9 @@ async def test_seller_timeout_after_three_business_days_across_weekend_and_holid
     cancelled = [e for e in await stream_events(nc) if e["type"] == "kumkm.catalog.order.cancelled.v1"]
     assert len(cancelled) == 1
     assert cancelled[0]["data"]["by"] == "seller_timeout"
-    assert cancelled[0]["data"]["released"] == [{"product_id": "PRD-TIMEOUT", "qty": 30, "unit_price": "450000.00"}]
+    assert cancelled[0]["data"]["released"] == [
+        {"product_id": "PRD-TIMEOUT", "qty": 30, "unit_price": "450000.00"}
+    ]
     assert "2024-09-18" in cancelled[0]["data"]["reason"]
     # A confirmation now is refused: the order is gone.
     response = await client.post(f"/orders/{order['order_id']}/confirm", json={})
@@ -137,7 +139,9 @@ async def test_duplicates_have_one_effect(service: Service, nc: Client) -> None:
     assert response.json()["error"] == "order_exists"
 
 
-async def test_out_of_order_lifecycle_events_are_parked_until_they_apply(service: Service, nc: Client) -> None:
+async def test_out_of_order_lifecycle_events_are_parked_until_they_apply(
+    service: Service, nc: Client
+) -> None:
     runtime, client = service
     await listed_product(client, "PRD-OOO")
     order_id = (await client.post("/orders", json=samples.order("PRD-OOO"))).json()["order_id"]
@@ -162,12 +166,16 @@ async def test_out_of_order_lifecycle_events_are_parked_until_they_apply(service
     assert await dead_letters(nc) == []
 
 
-async def test_a_step_that_never_becomes_legal_ends_in_the_dlq_with_its_reason(service: Service, nc: Client) -> None:
+async def test_a_step_that_never_becomes_legal_ends_in_the_dlq_with_its_reason(
+    service: Service, nc: Client
+) -> None:
     runtime, client = service
     await listed_product(client, "PRD-ILLEGAL")
     waiting = (await client.post("/orders", json=samples.order("PRD-ILLEGAL"))).json()["order_id"]
     cancelled = (await client.post("/orders", json=samples.order("PRD-ILLEGAL"))).json()["order_id"]
-    assert (await client.post(f"/orders/{cancelled}/cancel", json={"reason": "anggaran dialihkan"})).status_code == 200
+    assert (
+        await client.post(f"/orders/{cancelled}/cancel", json={"reason": "anggaran dialihkan"})
+    ).status_code == 200
     # Paid before delivered: parked, then dead-lettered once max_deliver is used up.
     await publish(nc, samples.paid(waiting))
     # Shipped after cancelled: can never apply, refused at once.
@@ -188,7 +196,9 @@ async def test_a_step_that_never_becomes_legal_ends_in_the_dlq_with_its_reason(s
     await settled(runtime, nc)
 
 
-async def test_illegal_api_transitions_get_409_with_a_reason_and_publish_nothing(service: Service, nc: Client) -> None:
+async def test_illegal_api_transitions_get_409_with_a_reason_and_publish_nothing(
+    service: Service, nc: Client
+) -> None:
     runtime, client = service
     await listed_product(client, "PRD-409")
     order_id = (await client.post("/orders", json=samples.order("PRD-409"))).json()["order_id"]
@@ -214,7 +224,7 @@ async def test_illegal_api_transitions_get_409_with_a_reason_and_publish_nothing
 
 
 async def test_buyer_cancellation_releases_stock(service: Service, nc: Client) -> None:
-    runtime, client = service
+    _, client = service
     await listed_product(client, "PRD-CANCEL")
     order_id = (await client.post("/orders", json=samples.order("PRD-CANCEL", qty=25))).json()["order_id"]
     assert await stock(client, "PRD-CANCEL") == (95, 25)
@@ -226,9 +236,11 @@ async def test_buyer_cancellation_releases_stock(service: Service, nc: Client) -
 
 
 async def test_rejection_reasons_are_explained(service: Service, nc: Client) -> None:
-    runtime, client = service
+    _, client = service
     await listed_product(client, "PRD-RULES")
-    await listed_product(client, "PRD-OTHER", seller=samples.MEDIUM_SELLER, name="Kertas HVS", category="office_supplies")
+    await listed_product(
+        client, "PRD-OTHER", seller=samples.MEDIUM_SELLER, name="Kertas HVS", category="office_supplies"
+    )
     cases = {
         "price_mismatch": samples.order("PRD-RULES", unit_price="400000.00"),
         "below_min_order": samples.order("PRD-RULES", qty=5),
@@ -246,6 +258,8 @@ async def test_rejection_reasons_are_explained(service: Service, nc: Client) -> 
         assert body["reasons"][0]["text_id"]
     # The small-business package ceiling (Rp2.5 bn): two school buses at Rp1.3 bn are one package too many.
     await listed_product(client, "PRD-BUS", unit_price="1300000000.00", min_order_qty=1, category="vehicles")
-    body = (await client.post("/orders", json=samples.order("PRD-BUS", qty=2, unit_price="1300000000.00"))).json()
+    body = (
+        await client.post("/orders", json=samples.order("PRD-BUS", qty=2, unit_price="1300000000.00"))
+    ).json()
     assert body["reason_codes"] == ["limit_exceeded"]
     assert await stock(client, "PRD-RULES") == (120, 0)

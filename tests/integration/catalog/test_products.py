@@ -28,7 +28,10 @@ async def test_failed_prechecks_publish_a_curation_decision_with_codes(service: 
     await publish(nc, low_tkdn)
     await publish(nc, too_cheap)
     await settled(runtime, nc)
-    curated = {e["data"]["product_id"]: e["data"] for e in await stream_events(nc, "kumkm.catalog.product.curated.v1")}
+    curated = {
+        e["data"]["product_id"]: e["data"]
+        for e in await stream_events(nc, "kumkm.catalog.product.curated.v1")
+    }
     assert curated["PRD-TKDN"]["decision"] == "rejected"
     assert curated["PRD-TKDN"]["curator"] == "policy"
     assert [i["item"] for i in curated["PRD-TKDN"]["checklist"] if not i["passed"]] == ["tkdn_minimum"]
@@ -44,10 +47,14 @@ async def test_failed_prechecks_publish_a_curation_decision_with_codes(service: 
     assert (await client.post("/products", json=fixed)).json()["status"] == "pending_curation"
 
 
-async def test_revisions_go_back_to_curation_and_late_old_revisions_are_ignored(service: Service, nc: Client) -> None:
+async def test_revisions_go_back_to_curation_and_late_old_revisions_are_ignored(
+    service: Service, nc: Client
+) -> None:
     runtime, client = service
     await client.post("/products", json=samples.product("PRD-REV"))
-    await client.post("/products/PRD-REV/curation", json={"decision": "approved", "tier": "national", "curator": "C"})
+    await client.post(
+        "/products/PRD-REV/curation", json={"decision": "approved", "tier": "national", "curator": "C"}
+    )
     revised = samples.product("PRD-REV", revision=2, unit_price="475000.00", name="Kursi siswa jati v2")
     await publish(nc, samples.ev("product.submitted", revised))
     await settled(runtime, nc)
@@ -60,12 +67,14 @@ async def test_revisions_go_back_to_curation_and_late_old_revisions_are_ignored(
     assert await dead_letters(nc) == []
     # A curator deciding on the superseded revision is told so.
     response = await client.post(
-        "/products/PRD-REV/curation", json={"decision": "approved", "tier": "local", "curator": "C", "revision": 1}
+        "/products/PRD-REV/curation",
+        json={"decision": "approved", "tier": "local", "curator": "C", "revision": 1},
     )
     assert response.status_code == 409
     assert response.json()["error"] == "stale_revision"
     response = await client.post(
-        "/products/PRD-REV/curation", json={"decision": "approved", "tier": "local", "curator": "C", "revision": 2}
+        "/products/PRD-REV/curation",
+        json={"decision": "approved", "tier": "local", "curator": "C", "revision": 2},
     )
     assert response.json()["listed_price"] == "475000.00"
     # Over the API an old revision is refused outright.
@@ -81,19 +90,24 @@ async def test_curation_rules(service: Service, nc: Client) -> None:
     assert response.status_code == 409
     assert response.json()["error"] == "tier_required"
     response = await client.post(
-        "/products/PRD-CUR/curation", json={"decision": "revision_requested", "curator": "C", "notes": "foto kurang"}
+        "/products/PRD-CUR/curation",
+        json={"decision": "revision_requested", "curator": "C", "notes": "foto kurang"},
     )
     assert response.json()["decision"] == "revision_requested"
     again = await client.post("/products/PRD-CUR/curation", json={"decision": "rejected", "curator": "C"})
     assert again.status_code == 409
     assert again.json()["error"] == "not_pending_curation"
-    assert (await client.post("/products/NOPE/curation", json={"decision": "rejected", "curator": "C"})).status_code == 404
+    assert (
+        await client.post("/products/NOPE/curation", json={"decision": "rejected", "curator": "C"})
+    ).status_code == 404
 
 
 async def test_stock_updates_and_delisting(service: Service, nc: Client) -> None:
     runtime, client = service
     await client.post("/products", json=samples.product("PRD-STK"))
-    await client.post("/products/PRD-STK/curation", json={"decision": "approved", "tier": "local", "curator": "C"})
+    await client.post(
+        "/products/PRD-STK/curation", json={"decision": "approved", "tier": "local", "curator": "C"}
+    )
     newer = {
         "product_id": "PRD-STK",
         "seller": {"nib": samples.FURNITURE_MAKER["nib"]},
@@ -105,7 +119,9 @@ async def test_stock_updates_and_delisting(service: Service, nc: Client) -> None
     await settled(runtime, nc)
     await publish(nc, samples.ev("product.stock_updated", older))
     await settled(runtime, nc)
-    assert (await client.get("/products/PRD-STK")).json()["stock_available"] == 300, "the older count is ignored"
+    assert (await client.get("/products/PRD-STK")).json()["stock_available"] == 300, (
+        "the older count is ignored"
+    )
     wrong_seller = newer | {"seller": {"nib": "8120009876543"}, "as_of": "2024-09-12T06:00:00Z"}
     await publish(nc, samples.ev("product.stock_updated", wrong_seller))
     await settled(runtime, nc)
@@ -113,9 +129,13 @@ async def test_stock_updates_and_delisting(service: Service, nc: Client) -> None
     response = await client.post("/products/PRD-STK/stock", json={"stock": 42})
     assert response.status_code == 409, "the clock says 03:00; a count as of 05:00 is already recorded"
     assert response.json()["error"] == "stale_stock_update"
-    response = await client.post("/products/PRD-STK/stock", json={"stock": 42, "as_of": "2024-09-12T07:00:00Z"})
+    response = await client.post(
+        "/products/PRD-STK/stock", json={"stock": 42, "as_of": "2024-09-12T07:00:00Z"}
+    )
     assert response.json()["stock_available"] == 42
-    response = await client.post("/products/PRD-STK/delist", json={"reason": "withdrawn", "note": "ganti model"})
+    response = await client.post(
+        "/products/PRD-STK/delist", json={"reason": "withdrawn", "note": "ganti model"}
+    )
     assert response.json()["reason"] == "withdrawn"
     assert (await client.get("/products/PRD-STK")).json()["status"] == "delisted"
     assert (await client.get("/products", params={"q": "kursi"})).json()["items"] == []

@@ -22,15 +22,17 @@ PRODUCTS = 150_000
 
 # Generated products: 12 categories, 40 cities in 8 provinces, three scales, a handful of name words.
 BULK_INSERT = """
-INSERT INTO catalog.products (product_id, revision, status, seller_nib, seller_name, seller_scale, province, city,
-    province_key, city_key, name, category, unit, unit_price, listed_price, tier, min_order_qty, stock_available,
-    tkdn_pct, description, search_tsv)
+INSERT INTO catalog.products (product_id, revision, status, seller_nib, seller_name, seller_scale,
+    province, city, province_key, city_key, name, category, unit, unit_price, listed_price, tier,
+    min_order_qty, stock_available, tkdn_pct, description, search_tsv)
 SELECT 'P' || lpad(i::text, 8, '0'), 1,
        CASE WHEN i % 20 = 0 THEN 'pending_curation' ELSE 'listed' END,
        lpad((9100000000000 + i % 5000)::text, 13, '0'), 'Seller ' || (i % 5000),
        (ARRAY['micro', 'small', 'medium'])[1 + i % 3],
-       'Provinsi ' || (i % 8), 'Kota ' || (i % 40), 'provinsi ' || (i % 8), 'kota ' || (i % 40),
-       (ARRAY['Kursi', 'Meja', 'Lemari', 'Kertas', 'Pulpen', 'Nasi kotak'])[1 + i % 6] || ' model ' || (i % 997),
+       'Provinsi ' || (i % 8), 'Kota ' || (i % 40),
+       'provinsi ' || (i % 8), 'kota ' || (i % 40),
+       (ARRAY['Kursi', 'Meja', 'Lemari', 'Kertas', 'Pulpen', 'Nasi kotak'])[1 + i % 6]
+           || ' model ' || (i % 997),
        'category_' || (i % 12), 'pcs', 100000, 100000, 'local', 1, 100, 40,
        'deskripsi produk ' || (i % 101),
        to_tsvector('simple', (ARRAY['Kursi', 'Meja', 'Lemari', 'Kertas', 'Pulpen', 'Nasi kotak'])[1 + i % 6]
@@ -99,7 +101,9 @@ async def test_hot_search_queries_use_indexes_and_page_correctly(big_catalog: as
     rows, more = await search_products(big_catalog, ProductQuery(region="KOTA 14", q="lemari", limit=5))
     assert more
     assert len(rows) == 5
-    assert all(r["city"] == "Kota 14" and r["name"].startswith("Lemari") and r["status"] == "listed" for r in rows)
+    assert all(
+        r["city"] == "Kota 14" and r["name"].startswith("Lemari") and r["status"] == "listed" for r in rows
+    )
     assert [r["product_id"] for r in rows] == sorted(r["product_id"] for r in rows)
     after = rows[-1]["product_id"]
     following, _ = await search_products(

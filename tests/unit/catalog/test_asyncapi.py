@@ -25,5 +25,11 @@ def test_committed_asyncapi_matches_the_generated_one(tmp_path: Path) -> None:
         "docs/asyncapi/catalog.yaml is out of date: run "
         "`python -m kumkm_catalog asyncapi --out docs/asyncapi/catalog.yaml`"
     )
-    for event in ("product.curated", "product.delisted", "order.accepted", "order.rejected", "order.cancelled"):
+    for event in (
+        "product.curated",
+        "product.delisted",
+        "order.accepted",
+        "order.rejected",
+        "order.cancelled",
+    ):
         assert f"kumkm.catalog.{event}.v1" in out.read_text(encoding="utf-8")

@@ -102,7 +102,15 @@ def test_quantity_above_the_available_stock() -> None:
 
 
 def test_package_ceiling() -> None:
-    big = ListedProduct("P-BUS", "Bus sekolah", True, CHAIR.seller_nib, Decimal("1250000000.00"), 1, 10)
+    big = ListedProduct(
+        "P-BUS",
+        "Bus sekolah",
+        listed=True,
+        seller_nib=CHAIR.seller_nib,
+        listed_price=Decimal("1250000000.00"),
+        min_order_qty=1,
+        stock_available=10,
+    )
     products = {**PRODUCTS, big.product_id: big}
     assert assess_order([line(big, 2)], products, RULES).accepted  # exactly Rp2.5 bn is allowed
     result = assess_order([line(big, 2), line(CHAIR, 10)], products, RULES)

@@ -45,7 +45,7 @@ NOT_LEGAL: dict[tuple[OrderStatus, OrderAction], tuple[Verdict, str]] = {
     (S.ACCEPTED, A.SHIP): (V.AHEAD, "out_of_order"),
     (S.ACCEPTED, A.DELIVER): (V.AHEAD, "out_of_order"),
     (S.ACCEPTED, A.PAY): (V.AHEAD, "out_of_order"),
-    # rejected: terminal
+    # from rejected, which is terminal
     (S.REJECTED, A.ACCEPT): (V.ILLEGAL, "order_rejected"),
     (S.REJECTED, A.REJECT): (V.ILLEGAL, "illegal_transition"),
     (S.REJECTED, A.CONFIRM): (V.ILLEGAL, "order_rejected"),
@@ -77,7 +77,7 @@ NOT_LEGAL: dict[tuple[OrderStatus, OrderAction], tuple[Verdict, str]] = {
     (S.DELIVERED, A.DELIVER): (V.STALE, "already_delivered"),
     (S.DELIVERED, A.CANCEL): (V.ILLEGAL, "not_cancellable"),
     (S.DELIVERED, A.TIME_OUT): (V.ILLEGAL, "not_awaiting_confirmation"),
-    # paid: terminal
+    # from paid, which is terminal
     (S.PAID, A.ACCEPT): (V.STALE, "already_accepted"),
     (S.PAID, A.REJECT): (V.ILLEGAL, "illegal_transition"),
     (S.PAID, A.CONFIRM): (V.STALE, "already_confirmed"),
@@ -86,7 +86,7 @@ NOT_LEGAL: dict[tuple[OrderStatus, OrderAction], tuple[Verdict, str]] = {
     (S.PAID, A.PAY): (V.STALE, "already_paid"),
     (S.PAID, A.CANCEL): (V.ILLEGAL, "not_cancellable"),
     (S.PAID, A.TIME_OUT): (V.ILLEGAL, "not_awaiting_confirmation"),
-    # cancelled: terminal
+    # from cancelled, which is terminal
     (S.CANCELLED, A.ACCEPT): (V.ILLEGAL, "order_cancelled"),
     (S.CANCELLED, A.REJECT): (V.ILLEGAL, "illegal_transition"),
     (S.CANCELLED, A.CONFIRM): (V.ILLEGAL, "order_cancelled"),
