@@ -20,6 +20,8 @@ from kumkm_shared import Retry
 from kumkm_shared.contracts import Channel, ContactUpserted, NotificationDelivered
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from kumkm_notifications.rendering import Rendered, TemplateCatalog
     from kumkm_notifications.settings import NotificationsSettings
     from kumkm_shared import EventContext
@@ -102,54 +104,69 @@ class NotificationHandlers:
                 contact.locale,
                 {"event": data, "recipient": contact.name, "envelope": envelope},
             )
-            for channel in routing.channels:
-                pending |= await self._deliver(ctx, contact, channel, subscription.category, rendered)
+            pending |= await self._deliver(ctx, contact, routing.channels, subscription.category, rendered)
         if pending:
             await repo.wake_dispatcher(ctx.conn)
 
     async def _deliver(
-        self, ctx: EventContext, contact: Contact, channel: Channel, category: Category, rendered: Rendered
+        self,
+        ctx: EventContext,
+        contact: Contact,
+        channels: Iterable[Channel],
+        category: Category,
+        rendered: Rendered,
     ) -> bool:
+        """One row per channel, inserted together; True when a row waits for the dispatcher."""
         envelope = ctx.envelope
-        ident = delivery_id(envelope.id, contact.party_id, channel)
-        inbox = channel is Channel.INBOX
-        row = repo.NewDelivery(
-            id=ident,
-            event_id=envelope.id,
-            event_type=envelope.type,
-            correlation_id=envelope.correlationid,
-            party_id=contact.party_id,
-            channel=channel,
-            category=category,
-            status=Status.DELIVERED if inbox else Status.PENDING,
-            locale=contact.locale,
-            address=contact.address(channel),
-            subject=rendered.subject,
-            body_text=rendered.text,
-            body_html=rendered.html,
-            payload=webhook_body(envelope, ident, contact.party_id, category, rendered, contact.locale.value)
-            if channel is Channel.WEBHOOK
-            else None,
-        )
-        if not await repo.insert_delivery(ctx.conn, row):
-            return False  # already there: the same event handled through another path
-        if not inbox:
-            return True
-        await repo.record_inbox_message(ctx.conn, row)
-        await ctx.emit(
-            NotificationDelivered(
-                notification_id=str(ident),
-                event_id=envelope.id,
-                source_event_type=envelope.type,
-                party_id=contact.party_id,
-                channel=Channel.INBOX,
-                category=category,
-                attempts=1,
-                delivered_at=datetime.now(UTC),
-                provider_response="stored in the inbox",
+        rows = []
+        for channel in channels:
+            ident = delivery_id(envelope.id, contact.party_id, channel)
+            rows.append(
+                repo.NewDelivery(
+                    id=ident,
+                    event_id=envelope.id,
+                    event_type=envelope.type,
+                    correlation_id=envelope.correlationid,
+                    party_id=contact.party_id,
+                    channel=channel,
+                    category=category,
+                    status=Status.DELIVERED if channel is Channel.INBOX else Status.PENDING,
+                    locale=contact.locale,
+                    address=contact.address(channel),
+                    subject=rendered.subject,
+                    body_text=rendered.text,
+                    body_html=rendered.html,
+                    payload=webhook_body(
+                        envelope, ident, contact.party_id, category, rendered, contact.locale.value
+                    )
+                    if channel is Channel.WEBHOOK
+                    else None,
+                )
             )
-        )
-        return False
+        # A row already there was made by the same event handled through another path: nothing to add.
+        inserted = await repo.insert_deliveries(ctx.conn, rows)
+        pending = False
+        for row in rows:
+            if row.id not in inserted:
+                continue
+            if row.channel is not Channel.INBOX:
+                pending = True
+                continue
+            await repo.record_inbox_message(ctx.conn, row)
+            await ctx.emit(
+                NotificationDelivered(
+                    notification_id=str(row.id),
+                    event_id=envelope.id,
+                    source_event_type=envelope.type,
+                    party_id=contact.party_id,
+                    channel=Channel.INBOX,
+                    category=category,
+                    attempts=1,
+                    delivered_at=datetime.now(UTC),
+                    provider_response="stored in the inbox",
+                )
+            )
+        return pending
 
     async def _party_id(self, ctx: EventContext, recipient: Party | BorrowerOfLoan) -> str:
         if isinstance(recipient, Party):

@@ -175,10 +175,58 @@ async def insert_delivery(conn: Conn, d: NewDelivery) -> bool:
     return bool(inserted)
 
 
+async def insert_deliveries(conn: Conn, rows: list[NewDelivery]) -> set[UUID]:
+    """``insert_delivery`` for several rows in one statement. Returns the ids inserted."""
+    if not rows:
+        return set()
+    inserted = await conn.fetch(
+        """
+        INSERT INTO deliveries (id, event_id, event_type, correlation_id, party_id, channel, category, status,
+                                locale, address, subject, body_text, body_html, payload, detail,
+                                next_attempt_at, delivered_at, attempts)
+        SELECT u.id, u.event_id, u.event_type, u.correlation_id, u.party_id, u.channel, u.category, u.status,
+               u.locale, u.address, u.subject, u.body_text, u.body_html, u.payload, u.detail,
+               CASE WHEN u.status = 'pending' THEN now() END, CASE WHEN u.status = 'delivered' THEN now() END,
+               CASE WHEN u.status = 'delivered' THEN 1 ELSE 0 END
+        FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                    $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bytea[],
+                    $15::text[]) WITH ORDINALITY
+             AS u(id, event_id, event_type, correlation_id, party_id, channel, category, status, locale,
+                  address, subject, body_text, body_html, payload, detail, n)
+        ORDER BY u.n
+        ON CONFLICT DO NOTHING
+        RETURNING id
+        """,
+        [d.id for d in rows],
+        [d.event_id for d in rows],
+        [d.event_type for d in rows],
+        [d.correlation_id for d in rows],
+        [d.party_id for d in rows],
+        [d.channel.value if d.channel else None for d in rows],
+        [d.category.value for d in rows],
+        [d.status.value for d in rows],
+        [d.locale.value if d.locale else None for d in rows],
+        [d.address for d in rows],
+        [d.subject for d in rows],
+        [d.body_text for d in rows],
+        [d.body_html for d in rows],
+        [d.payload for d in rows],
+        [d.detail for d in rows],
+    )
+    return {r["id"] for r in inserted}
+
+
 async def record_inbox_message(conn: Conn, d: NewDelivery) -> None:
     await conn.execute(
-        "INSERT INTO inbox_messages (id, party_id, event_id, event_type, category, subject, body_text, "
-        "body_html) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        """
+        WITH msg AS (
+            INSERT INTO inbox_messages (id, party_id, event_id, event_type, category, subject, body_text,
+                                        body_html)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        )
+        INSERT INTO attempts (delivery_id, attempt_no, finished_at, outcome, code, response)
+        VALUES ($1, 1, clock_timestamp(), 'delivered', 'ok', 'stored in the inbox')
+        """,
         d.id,
         d.party_id,
         d.event_id,
@@ -187,11 +235,6 @@ async def record_inbox_message(conn: Conn, d: NewDelivery) -> None:
         d.subject,
         d.body_text,
         d.body_html,
-    )
-    await conn.execute(
-        "INSERT INTO attempts (delivery_id, attempt_no, finished_at, outcome, code, response) "
-        "VALUES ($1, 1, clock_timestamp(), 'delivered', 'ok', 'stored in the inbox')",
-        d.id,
     )
 
 
@@ -223,8 +266,8 @@ class Claimed:
 async def claim_due(conn: Conn, limit: int, lease_seconds: float) -> list[Claimed]:
     """Take up to ``limit`` due deliveries: status 'sending', attempt counted, attempt row written.
 
-    Call in a transaction and commit before sending: the attempt is on record even if the process dies
-    while the message is on the wire.
+    One statement: outside a transaction block it is committed when it returns, so the attempt is on
+    record before the message goes on the wire, even if the process dies while it is there.
     """
     rows = await conn.fetch(
         """
@@ -234,24 +277,22 @@ async def claim_due(conn: Conn, limit: int, lease_seconds: float) -> list[Claime
             ORDER BY next_attempt_at
             LIMIT $1
             FOR UPDATE SKIP LOCKED
+        ), claimed AS (
+            UPDATE deliveries AS d
+            SET status = 'sending', attempts = d.attempts + 1, updated_at = now(),
+                lease_until = clock_timestamp() + make_interval(secs => $2)
+            FROM due WHERE d.id = due.id
+            RETURNING d.*
+        ), logged AS (
+            INSERT INTO attempts (delivery_id, attempt_no) SELECT id, attempts FROM claimed
         )
-        UPDATE deliveries AS d
-        SET status = 'sending', attempts = d.attempts + 1, updated_at = now(),
-            lease_until = clock_timestamp() + make_interval(secs => $2)
-        FROM due WHERE d.id = due.id
-        RETURNING d.*,
-            (SELECT name FROM contacts c WHERE c.party_id = d.party_id) AS contact_name,
-            (SELECT secret FROM webhook_secrets s WHERE s.party_id = d.party_id) AS secret
+        SELECT claimed.*,
+            (SELECT name FROM contacts c WHERE c.party_id = claimed.party_id) AS contact_name,
+            (SELECT secret FROM webhook_secrets s WHERE s.party_id = claimed.party_id) AS secret
+        FROM claimed
         """,
         limit,
         lease_seconds,
-    )
-    if not rows:
-        return []
-    await conn.execute(
-        "INSERT INTO attempts (delivery_id, attempt_no) SELECT * FROM unnest($1::uuid[], $2::int[])",
-        [r["id"] for r in rows],
-        [r["attempts"] for r in rows],
     )
     return [
         Claimed(
@@ -315,6 +356,57 @@ async def finish_attempt(
         response[:2000],
     )
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """One attempt's outcome, for ``finish_attempts``."""
+
+    delivery_id: UUID
+    attempt: int
+    status: Status
+    outcome: str
+    code: str
+    response: str
+    retry_in: float | None
+
+
+async def finish_attempts(conn: Conn, finished: list[Finished]) -> set[UUID]:
+    """``finish_attempt`` for many deliveries in one statement. Returns the ids recorded (the others were
+    reconciled meanwhile and are left as they are)."""
+    if not finished:
+        return set()
+    rows = await conn.fetch(
+        """
+        WITH u AS (
+            SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                 $7::float8[]) AS u(id, attempt, status, outcome, code, response, retry_in)
+        ), done AS (
+            UPDATE deliveries AS d SET status = u.status, updated_at = now(), lease_until = NULL,
+                last_error = CASE WHEN u.status = 'delivered' THEN d.last_error ELSE u.response END,
+                next_attempt_at = CASE WHEN u.retry_in IS NULL THEN NULL
+                                       ELSE clock_timestamp() + make_interval(secs => u.retry_in) END,
+                delivered_at = CASE WHEN u.status = 'delivered' THEN now() END
+            FROM u
+            WHERE d.id = u.id AND d.status = 'sending' AND d.attempts = u.attempt
+            RETURNING d.id
+        ), logged AS (
+            UPDATE attempts AS a SET finished_at = clock_timestamp(), outcome = u.outcome, code = u.code,
+                response = u.response
+            FROM u JOIN done ON done.id = u.id
+            WHERE a.delivery_id = u.id AND a.attempt_no = u.attempt
+        )
+        SELECT id FROM done
+        """,
+        [f.delivery_id for f in finished],
+        [f.attempt for f in finished],
+        [f.status.value for f in finished],
+        [f.outcome for f in finished],
+        [f.code for f in finished],
+        [f.response[:2000] for f in finished],
+        [f.retry_in for f in finished],
+    )
+    return {r["id"] for r in rows}
 
 
 @dataclass(frozen=True, slots=True)

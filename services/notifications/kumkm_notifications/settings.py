@@ -19,7 +19,10 @@ class NotificationsSettings(BaseSettings):
     smtp_starttls: bool = False
     smtp_timeout: float = Field(default=15.0, gt=0, description="seconds for one SMTP conversation")
     smtp_keep_open: int = Field(
-        default=16, ge=0, le=1000, description="idle SMTP connections kept for the next emails (0: one per email)"
+        default=16,
+        ge=0,
+        le=1000,
+        description="idle SMTP connections kept for the next emails (0: one per email)",
     )
 
     officers_party_id: str = Field(default="officers", description="contact that receives referred requests")

@@ -292,6 +292,17 @@ class ServiceRuntime:
         await self.outbox.add(conn, envelope)
         return envelope
 
+    async def emit_many(
+        self, conn: Conn, events: Sequence[tuple[EventData, Mapping[str, Any]]]
+    ) -> list[Envelope]:
+        """``emit`` for several events (each with its own ``make_event`` arguments) in one statement."""
+        envelopes = [
+            make_event(data, source=f"kumkm/{self.name}", **{"traceparent": new_traceparent(), **kwargs})
+            for data, kwargs in events
+        ]
+        await self.outbox.add_many(conn, envelopes)
+        return envelopes
+
     # -- running as a process -------------------------------------------------------------------
     async def serve(self) -> None:
         configure_logging(self.infra.log_format, self.infra.log_level)
