@@ -43,6 +43,9 @@ PLACED = "kumkm.catalog.order.placed.v1"
 ACCEPTED = "kumkm.catalog.order.accepted.v1"
 PRICE = Decimal("450000.00")
 SELLERS = 20_000
+# Messages the service's durable handles at once (KUMKM_CONSUMER_WORKERS); the baseline handles each fetched
+# batch of 64 concurrently on a pool of 10 connections.
+WORKERS = 16
 CATEGORIES = ("office_supplies", "furniture", "meeting_catering", "stationery", "cleaning", "electronics")
 CITIES = tuple(f"Kota {i}" for i in range(60))
 BUYER = {
@@ -187,7 +190,8 @@ async def run_service(
     nats_url: str, dsn: str, events: list[tuple[str, bytes]], warmup: list[tuple[str, bytes]]
 ) -> float:
     runtime = ServiceRuntime(
-        build(), InfraSettings(nats_url=nats_url, database_url=dsn, http_port=free_port())
+        build(),
+        InfraSettings(nats_url=nats_url, database_url=dsn, http_port=free_port(), consumer_workers=WORKERS),
     )
     await runtime.start()
     nc = await nats.connect(nats_url)

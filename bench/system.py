@@ -10,10 +10,18 @@
    last consequence, the last email or webhook it caused reaching a sink (matched through the delivery's
    correlation id).
 3. Peak RSS of each service (psutil, sampled every 0.5 s through the whole run).
-4. Baseline, in the same run: the same backlog through raw nats-py and asyncpg only: a pull consumer per
-   event writes inbox, state and outbox in one transaction and acks; a bare relay publishes the outbox
-   with ``publish_async``; a bare notifier consumes the outcomes, records a delivery and sends the email
-   (aiosmtplib) and the webhook (httpx) to the same sinks.
+4. Baselines, in the same run, each drawing the same mix as the saturation run, through raw nats-py and
+   asyncpg only:
+   - equivalent work (the ratio the goal is judged on, ``baseline_equivalent``): the reads, writes and
+     sends the services make per event: every event consumed with inbox and state (loans, catalog,
+     contacts), an outcome event through the outbox for each restructuring request and order, a second
+     consumer of restructuring requests and disbursements (as notifications has), and for the request
+     and each outcome three delivery rows (email, webhook, inbox), an inbox message and receipts, the
+     email and webhook claimed, sent and recorded; a relay publishes every outbox row;
+   - minimal (``baseline``, kept for comparison with earlier figures): a pull consumer per event writes
+     inbox, state and outbox in one transaction and acks; a bare relay publishes the outbox; a bare
+     notifier consumes the outcomes, records a delivery and sends one email (a new SMTP connection each)
+     and one webhook. It does about half the sends of the system and none of its inbox or receipt work.
 
 The outbox relay's rate from a backlog is measured by ``bench/outbox_relay.py`` (``make bench`` runs both).
 """
@@ -23,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -31,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 if __package__ in {None, ""}:  # run as a script: make the repository root importable
@@ -62,6 +71,9 @@ from bench.chaos.workload import (
     restructuring,
 )
 from kumkm_shared.contracts import EventData, make_event
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 GOAL_RATIO = 0.60
 GOAL_P99_MS = 100.0
@@ -229,6 +241,22 @@ async def saturation(integrator: Integrator, mix: Mix, checker: Checker, backlog
     await checker.wait_quiet(600, settle=0.5)
     elapsed = time.monotonic() - t0 - 0.5
     return backlog / elapsed, backlog / published
+
+
+async def work_done(database_url: str) -> dict[str, int]:
+    """Sends, inbox deliveries and outbox rows so far, to compare the work of the system and the bare
+    baseline (the difference across the saturation run)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM notifications.deliveries WHERE channel IN ('email', 'webhook')) "
+            "AS sends, (SELECT count(*) FROM notifications.deliveries WHERE channel = 'inbox') AS inbox, "
+            "(SELECT count(*) FROM loans.outbox) + (SELECT count(*) FROM catalog.outbox) "
+            "+ (SELECT count(*) FROM notifications.outbox) AS outbox"
+        )
+    finally:
+        await conn.close()
+    return dict(row) if row is not None else {}
 
 
 async def fixed_rate(  # noqa: C901 - the open-loop generator and its side flows
@@ -486,6 +514,314 @@ async def baseline(  # noqa: C901, PLR0915 - the whole bare pipeline in one plac
 
 
 # ------------------------------------------------------------------------------------------------------
+# the bare baseline doing the system's reads and writes: nats-py and asyncpg only
+
+EQ_SCHEMA = "bench_bare_eq"
+EQ_STREAM = "BAREEQ"
+CHANNELS_SENT = ("email", "webhook")
+
+
+async def baseline_equivalent(  # noqa: C901, PLR0915 - the whole bare pipeline in one place
+    nats_url: str,
+    database_url: str,
+    smtp: SmtpSink,
+    hooks: WebhookSink,
+    backlog: int,
+    mix: Mix,
+    world: World,
+) -> float:
+    """The same backlog with the work the services do per event, without the services' framework.
+
+    Like the system: every integrator event is consumed once with an inbox row and a state write (loans,
+    catalog, contacts); a restructuring request and an order each produce an outcome event through the
+    outbox (approved, accepted); the notifier consumes the restructuring request itself and every outcome
+    (as notifications does), and each of those becomes three delivery rows (email, webhook, inbox), an
+    inbox message and its receipt; the email and the webhook are claimed (commit), sent, and recorded with
+    a receipt each in the outbox (commit); a relay publishes every outbox row. Loan disbursements are
+    also consumed a second time to learn the borrower, as notifications does.
+    """
+    s = EQ_SCHEMA
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream(publish_async_max_pending=256)
+    pool = await asyncpg.create_pool(database_url, min_size=4, max_size=10)
+    if pool is None:
+        raise RuntimeError("no pool")
+    async with pool.acquire() as conn:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {s} CASCADE; CREATE SCHEMA {s}")
+        await conn.execute(
+            f"""
+            CREATE TABLE {s}.inbox (consumer text, event_id uuid, PRIMARY KEY (consumer, event_id));
+            CREATE TABLE {s}.state (key text PRIMARY KEY, data jsonb, version int NOT NULL DEFAULT 1);
+            CREATE TABLE {s}.outbox (id bigserial PRIMARY KEY, event_id uuid UNIQUE, subject text,
+                payload bytea, published_at timestamptz);
+            CREATE TABLE {s}.contacts (party_id text PRIMARY KEY, name text, email text, webhook_url text);
+            CREATE TABLE {s}.borrowers (loan_id text PRIMARY KEY, party_id text);
+            CREATE TABLE {s}.sellers (product_id text PRIMARY KEY, party_id text);
+            CREATE TABLE {s}.deliveries (id uuid PRIMARY KEY, event_id uuid, party_id text, channel text,
+                status text, subject text, body text, attempts int NOT NULL DEFAULT 0,
+                UNIQUE (event_id, party_id, channel));
+            CREATE TABLE {s}.attempts (delivery_id uuid, attempt_no int, outcome text,
+                PRIMARY KEY (delivery_id, attempt_no));
+            CREATE TABLE {s}.inbox_messages (id uuid PRIMARY KEY, party_id text, subject text, body text);
+            """
+        )
+        parties = [*world.coops, *world.sellers, *world.buyers]
+        await conn.executemany(
+            f"INSERT INTO {s}.contacts VALUES ($1, $2, $3, $4)",
+            [(p, f"Party {p[-5:]}", f"{p.lower()}@example.org", f"{hooks.url}/{p}") for p in parties],
+        )
+        await conn.executemany(f"INSERT INTO {s}.borrowers VALUES ($1, $2)", world.loans)
+        await conn.executemany(f"INSERT INTO {s}.sellers VALUES ($1, $2)", world.products)
+    with contextlib.suppress(Exception):
+        await js.delete_stream(EQ_STREAM)
+    await js.add_stream(
+        api.StreamConfig(
+            name=EQ_STREAM, subjects=["bareq.>"], storage=api.StorageType.FILE, duplicate_window=120
+        )
+    )
+    durables = {
+        "eq-in": ["bareq.in.>"],
+        "eq-nin": ["bareq.in.restructuring", "bareq.in.disbursed"],
+        "eq-out": ["bareq.out.>"],
+    }
+    for durable, subjects in durables.items():
+        await js.add_consumer(
+            EQ_STREAM,
+            api.ConsumerConfig(
+                durable_name=durable,
+                ack_policy=api.AckPolicy.EXPLICIT,
+                filter_subjects=subjects,
+                max_ack_pending=1000,
+            ),
+        )
+    bodies = []
+    for _ in range(backlog):
+        kind, data = mix.event()
+        env = make_event(data, source="urn:integrator:bench")
+        bodies.append((f"bareq.in.{kind}", env.msg_id, env.to_json_bytes(), kind))
+    kinds = [b[3] for b in bodies]
+    remaining = {
+        "eq-in": len(bodies),
+        "eq-nin": sum(1 for k in kinds if k in {"restructuring", "disbursed"}),
+        "eq-out": sum(1 for k in kinds if k in {"restructuring", "order"}),
+    }
+    wake = asyncio.Event()
+    http = httpx.AsyncClient()
+    smtp_client = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp.port)
+    await smtp_client.connect()
+    smtp_lock = asyncio.Lock()
+
+    async def add_outbox(conn: Any, subject: str, body: dict[str, Any]) -> None:
+        await conn.execute(
+            f"INSERT INTO {s}.outbox (event_id, subject, payload) SELECT $1, $2, $3 "
+            "FROM pg_notify('bare_eq_outbox', '')",
+            body["id"],
+            subject,
+            json.dumps(body).encode(),
+        )
+
+    async def notify_round(durable: str, event: dict[str, Any], party: str) -> None:
+        """One notifying event: deliveries written with the inbox, then email and webhook sent."""
+        ids = {ch: uuid4() for ch in ("email", "webhook", "inbox")}
+        async with pool.acquire() as conn, conn.transaction():
+            fresh = await conn.fetchval(
+                f"INSERT INTO {s}.inbox VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+                durable,
+                event["id"],
+            )
+            if not fresh:
+                return
+            contact = await conn.fetchrow(f"SELECT * FROM {s}.contacts WHERE party_id = $1", party)
+            if contact is None:
+                raise RuntimeError(f"no contact for {party}")
+            subject = f"{event['type']} for {contact['name']}"
+            body = json.dumps(event["data"])
+            await conn.execute(
+                f"INSERT INTO {s}.deliveries (id, event_id, party_id, channel, status, subject, body) "
+                "SELECT u.id, $2, $3, u.ch, u.st, $4, $5 FROM unnest($1::uuid[], $6::text[], $7::text[]) "
+                "AS u(id, ch, st) ON CONFLICT DO NOTHING",
+                list(ids.values()),
+                event["id"],
+                party,
+                subject,
+                body,
+                list(ids),
+                ["pending", "pending", "delivered"],
+            )
+            await conn.execute(
+                f"WITH m AS (INSERT INTO {s}.inbox_messages VALUES ($1, $2, $3, $4)) "
+                f"INSERT INTO {s}.attempts VALUES ($1, 1, 'delivered')",
+                ids["inbox"],
+                party,
+                subject,
+                body,
+            )
+            await add_outbox(conn, "bareq.rcpt.inbox", {"id": str(uuid4()), "delivery": str(ids["inbox"])})
+        sent = [ids["email"], ids["webhook"]]
+        async with pool.acquire() as conn:  # the claim, committed before the sends
+            await conn.execute(
+                f"WITH c AS (UPDATE {s}.deliveries SET status = 'sending', attempts = attempts + 1 "
+                "WHERE id = ANY($1::uuid[]) RETURNING id, attempts) "
+                f"INSERT INTO {s}.attempts SELECT id, attempts, 'sending' FROM c",
+                sent,
+            )
+
+        async def email() -> None:
+            message = (
+                f"From: bench@example.org\r\nTo: {contact['email']}\r\nSubject: {subject}\r\n"
+                f"X-KUMKM-Delivery: {ids['email']}\r\n\r\n{body}\r\n"
+            )
+            async with smtp_lock:  # one persistent connection, as the service keeps its own open
+                await smtp_client.sendmail("bench@example.org", [contact["email"]], message)
+
+        async def webhook() -> None:
+            await http.post(
+                contact["webhook_url"], content=body, headers={"Idempotency-Key": str(ids["webhook"])}
+            )
+
+        await asyncio.gather(email(), webhook())
+        async with pool.acquire() as conn, conn.transaction():  # the outcomes and their receipts
+            await conn.execute(
+                f"WITH d AS (UPDATE {s}.deliveries SET status = 'delivered' WHERE id = ANY($1::uuid[]) "
+                "RETURNING id, attempts) "
+                f"UPDATE {s}.attempts a SET outcome = 'delivered' FROM d "
+                "WHERE a.delivery_id = d.id AND a.attempt_no = d.attempts",
+                sent,
+            )
+            for ident in sent:
+                await add_outbox(conn, "bareq.rcpt.sent", {"id": str(uuid4()), "delivery": str(ident)})
+
+    async def on_in(msg: Any) -> None:
+        event = json.loads(msg.data)
+        kind = msg.subject.split(".")[-1]
+        async with pool.acquire() as conn, conn.transaction():
+            fresh = await conn.fetchval(
+                f"INSERT INTO {s}.inbox VALUES ('eq-in', $1) ON CONFLICT DO NOTHING RETURNING true",
+                event["id"],
+            )
+            if fresh:
+                key = event.get("subject") or event["id"]
+                await conn.fetchrow(f"SELECT data FROM {s}.state WHERE key = $1 FOR UPDATE", key)
+                await conn.execute(
+                    f"INSERT INTO {s}.state (key, data) VALUES ($1, $2::jsonb) ON CONFLICT (key) "
+                    "DO UPDATE SET data = excluded.data, version = state.version + 1",
+                    key,
+                    json.dumps(event["data"]),
+                )
+                if kind in {"restructuring", "order"}:
+                    outcome = {"id": str(uuid4()), "type": f"{kind}.outcome", "kind": kind}
+                    outcome |= {"correlationid": event["id"], "data": event["data"]}
+                    await add_outbox(conn, f"bareq.out.{kind}", outcome)
+        await msg.ack()
+
+    async def recipient(event: dict[str, Any], kind: str) -> str:
+        data = event["data"]
+        if kind == "order":
+            found = await pool.fetchval(
+                f"SELECT party_id FROM {s}.sellers WHERE product_id = $1", data["lines"][0]["product_id"]
+            )
+        else:
+            found = await pool.fetchval(
+                f"SELECT party_id FROM {s}.borrowers WHERE loan_id = $1", data["loan_id"]
+            )
+        return str(found)
+
+    async def on_nin(msg: Any) -> None:
+        event = json.loads(msg.data)
+        if msg.subject.endswith(".disbursed"):
+            async with pool.acquire() as conn, conn.transaction():
+                if await conn.fetchval(
+                    f"INSERT INTO {s}.inbox VALUES ('eq-nin', $1) ON CONFLICT DO NOTHING RETURNING true",
+                    event["id"],
+                ):
+                    await conn.execute(
+                        f"INSERT INTO {s}.borrowers VALUES ($1, $2) ON CONFLICT (loan_id) "
+                        "DO UPDATE SET party_id = excluded.party_id",
+                        event["data"]["loan_id"],
+                        event["data"]["borrower"]["id"],
+                    )
+        else:
+            await notify_round("eq-nin", event, await recipient(event, "restructuring"))
+        await msg.ack()
+
+    async def on_out(msg: Any) -> None:
+        event = json.loads(msg.data)
+        await notify_round("eq-out", event, await recipient(event, event["kind"]))
+        await msg.ack()
+
+    async def consume(durable: str, handle: Callable[[Any], Awaitable[None]]) -> None:
+        sub = await js.pull_subscribe_bind(durable, stream=EQ_STREAM)
+        while remaining[durable] > 0:
+            try:
+                msgs = await sub.fetch(64, timeout=1)
+            except nats.errors.TimeoutError:
+                continue
+
+            async def one(msg: Any) -> None:
+                await handle(msg)
+                remaining[durable] -= 1
+
+            await asyncio.gather(*(one(m) for m in msgs))
+
+    async def relay() -> None:
+        listener = await pool.acquire()
+        await listener.add_listener("bare_eq_outbox", on_notify)
+        try:
+            while True:
+                wake.clear()
+                async with pool.acquire() as conn, conn.transaction():
+                    rows = await conn.fetch(
+                        f"SELECT id, event_id, subject, payload FROM {s}.outbox WHERE published_at IS NULL "
+                        "ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED"
+                    )
+                    if rows:
+                        futures = [
+                            await js.publish_async(
+                                r["subject"], r["payload"], headers={"Nats-Msg-Id": str(r["event_id"])}
+                            )
+                            for r in rows
+                        ]
+                        await asyncio.gather(*futures)
+                        await conn.execute(
+                            f"UPDATE {s}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                            [r["id"] for r in rows],
+                        )
+                if not rows:
+                    if not any(remaining.values()):
+                        return
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), 1.0)
+        finally:
+            await listener.remove_listener("bare_eq_outbox", on_notify)
+            await pool.release(listener)
+
+    def on_notify(*_: object) -> None:
+        wake.set()
+
+    t0 = time.monotonic()
+    for subject, msg_id, body, _ in bodies:
+        await js.publish_async(subject, body, headers={"Nats-Msg-Id": msg_id})
+    await js.publish_async_completed()
+    await asyncio.gather(
+        consume("eq-in", on_in), consume("eq-nin", on_nin), consume("eq-out", on_out), relay()
+    )
+    elapsed = time.monotonic() - t0
+    work = await pool.fetchrow(
+        f"SELECT (SELECT count(*) FROM {s}.deliveries WHERE channel <> 'inbox') AS sends, "
+        f"(SELECT count(*) FROM {s}.deliveries WHERE channel = 'inbox') AS inbox, "
+        f"(SELECT count(*) FROM {s}.outbox) AS outbox"
+    )
+    if work is not None:
+        print(f"    (equivalent bare: {work['sends']} sends, {work['inbox']} inbox, {work['outbox']} outbox)")
+    await http.aclose()
+    with contextlib.suppress(Exception):
+        await smtp_client.quit()
+    await pool.close()
+    await nc.drain()
+    return len(bodies) / elapsed
+
+
+# ------------------------------------------------------------------------------------------------------
 
 
 async def main_async(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one report, top to bottom
@@ -516,24 +852,59 @@ async def main_async(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one re
         mix = Mix(world, hooks.url, "S")
         print(f"system: cluster and world ready (data in {cluster.data_dir})", flush=True)
 
+        # Each baseline draws the same mix as the system: the loans not yet asked to restructure are
+        # taken from a copy of the world as it was before the saturation run.
+        def same_world() -> World:
+            return dataclasses.replace(world, unrequested=list(unrequested))
+
+        unrequested = list(world.unrequested)
+        before = await work_done(cluster.database_url)
         rate, publish_rate = await saturation(integrator, mix, checker, args.backlog)
+        after = await work_done(cluster.database_url)
+        print("    (system: " + ", ".join(f"{after[k] - before[k]} {k}" for k in after) + ")", flush=True)
         print(
             f"saturation: {rate:,.0f} events/s (publish {publish_rate:,.0f}/s) over {args.backlog} events",
             flush=True,
         )
 
         base_rate = await baseline(
-            cluster.nats_url, cluster.database_url, smtp, hooks, args.backlog, Mix(world, hooks.url, "BARE")
+            cluster.nats_url,
+            cluster.database_url,
+            smtp,
+            hooks,
+            args.backlog,
+            Mix(same_world(), hooks.url, "BARE"),
         )
         ratio = rate / base_rate
-        print(f"baseline:   {base_rate:,.0f} events/s; ratio {ratio:.2f}", flush=True)
+        print(f"baseline (minimal work):    {base_rate:,.0f} events/s; ratio {ratio:.2f}", flush=True)
+        eq_world = same_world()
+        eq_rate = await baseline_equivalent(
+            cluster.nats_url,
+            cluster.database_url,
+            smtp,
+            hooks,
+            args.backlog,
+            Mix(eq_world, hooks.url, "BAREQ"),
+            eq_world,
+        )
+        eq_ratio = rate / eq_rate
+        print(f"baseline (equivalent work): {eq_rate:,.0f} events/s; ratio {eq_ratio:.2f}", flush=True)
         rows.append(
             (
-                "sustained throughput at saturation",
+                "throughput at saturation, bare doing the same work",
+                f"{rate:,.0f} events/s",
+                f"{eq_rate:,.0f} events/s",
+                f"{eq_ratio:.2f}",
+                "met" if eq_ratio >= GOAL_RATIO else "MISSED (goal >= 0.60)",
+            )
+        )
+        rows.append(
+            (
+                "throughput at saturation, minimal bare (see doc)",
                 f"{rate:,.0f} events/s",
                 f"{base_rate:,.0f} events/s",
                 f"{ratio:.2f}",
-                "met" if ratio >= GOAL_RATIO else "MISSED (goal >= 0.60)",
+                "",
             )
         )
         for r in args.rates:

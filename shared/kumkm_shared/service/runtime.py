@@ -141,6 +141,7 @@ class ServiceRuntime:
                 stream=JStream(decl.stream, declare=False),
                 durable=decl.name,
                 pull_sub=PullSub(batch_size=self.infra.consumer_batch, timeout=2.0),
+                max_workers=self.infra.consumer_workers,
                 # FastStream passes its own default (_INBOX.) to every pull subscription instead of the
                 # connection's prefix: a user allowed only its private inbox could not receive its pulls.
                 inbox_prefix=self._pull_inbox_prefix(),

@@ -25,6 +25,9 @@ class InfraSettings(BaseSettings):
     log_level: str = "INFO"
     stream_replicas: int = Field(default=1, ge=1, le=5)
     consumer_batch: int = Field(default=64, ge=1, le=1000, description="messages fetched per pull request")
+    consumer_workers: int = Field(
+        default=1, ge=1, le=256, description="messages a durable handles concurrently (1 = one at a time)"
+    )
     db_pool_max: int = Field(default=10, ge=2, le=200)
     drain_timeout: float = Field(default=10.0, ge=0)
 
