@@ -607,9 +607,11 @@ async def baseline_equivalent(  # noqa: C901, PLR0915 - the whole bare pipeline 
     }
     wake = asyncio.Event()
     http = httpx.AsyncClient()
-    smtp_client = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp.port)
-    await smtp_client.connect()
-    smtp_lock = asyncio.Lock()
+    smtp_pool: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
+    for _ in range(16):  # persistent connections, as many as the service keeps open
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp.port)
+        await client.connect()
+        smtp_pool.put_nowait(client)
 
     async def add_outbox(conn: Any, subject: str, body: dict[str, Any]) -> None:
         await conn.execute(
@@ -671,8 +673,11 @@ async def baseline_equivalent(  # noqa: C901, PLR0915 - the whole bare pipeline 
                 f"From: bench@example.org\r\nTo: {contact['email']}\r\nSubject: {subject}\r\n"
                 f"X-KUMKM-Delivery: {ids['email']}\r\n\r\n{body}\r\n"
             )
-            async with smtp_lock:  # one persistent connection, as the service keeps its own open
-                await smtp_client.sendmail("bench@example.org", [contact["email"]], message)
+            client = await smtp_pool.get()
+            try:
+                await client.sendmail("bench@example.org", [contact["email"]], message)
+            finally:
+                smtp_pool.put_nowait(client)
 
         async def webhook() -> None:
             await http.post(
@@ -814,8 +819,9 @@ async def baseline_equivalent(  # noqa: C901, PLR0915 - the whole bare pipeline 
     if work is not None:
         print(f"    (equivalent bare: {work['sends']} sends, {work['inbox']} inbox, {work['outbox']} outbox)")
     await http.aclose()
-    with contextlib.suppress(Exception):
-        await smtp_client.quit()
+    while not smtp_pool.empty():
+        with contextlib.suppress(Exception):
+            await smtp_pool.get_nowait().quit()
     await pool.close()
     await nc.drain()
     return len(bodies) / elapsed

@@ -7,10 +7,10 @@ from datetime import datetime  # noqa: TC003 - typer reads the annotations at ru
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 
-from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR, SystemNotFoundError, find_system
+from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR
+from kumkm_shared.cli.service_api import call_service
 
 app = typer.Typer(
     help="The catalog service: curation, orders, timeouts and statistics.", no_args_is_help=True
@@ -22,36 +22,8 @@ UrlOption = Annotated[
 DataDirOption = Annotated[Path, typer.Option("--data-dir", help="where run.json lives")]
 
 
-def _base_url(url: str | None, data_dir: Path) -> str:
-    if url:
-        return url.rstrip("/")
-    try:
-        info = find_system(data_dir)
-    except SystemNotFoundError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(3) from None
-    base = info.services.get("catalog")
-    if not base:
-        typer.echo("the running system has no catalog service; pass --url", err=True)
-        raise typer.Exit(3)
-    return base.rstrip("/")
-
-
-def _call(method: str, url: str | None, data_dir: Path, path: str, **kwargs: Any) -> Any:
-    base = _base_url(url, data_dir)
-    try:
-        response = httpx.request(method, f"{base}{path}", timeout=30, **kwargs)
-    except httpx.HTTPError as exc:
-        typer.echo(f"cannot reach the catalog service at {base}: {exc}", err=True)
-        raise typer.Exit(3) from None
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"error": "not_json", "message": response.text}
-    if response.status_code >= 400:  # noqa: PLR2004
-        typer.echo(f"{response.status_code} {body.get('error')}: {body.get('message')}", err=True)
-        raise typer.Exit(1 if response.status_code == 409 else 2)  # noqa: PLR2004
-    return body
+def _api(method: str, url: str | None, data_dir: Path, path: str, **kwargs: Any) -> Any:
+    return call_service("catalog", method, path, url=url, data_dir=data_dir, timeout=30.0, **kwargs)
 
 
 def _show(body: Any) -> None:
@@ -65,7 +37,7 @@ def tick(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Cancel orders whose seller did not confirm in time, as of --date (default: the service's today)."""
-    body = _call("POST", url, data_dir, "/tick", json={"date": on.date().isoformat()} if on else {})
+    body = _api("POST", url, data_dir, "/tick", json={"date": on.date().isoformat()} if on else {})
     cancelled = body["cancelled"]
     typer.echo(f"{body['date']}: {len(cancelled)} order(s) cancelled for seller timeout")
     for order_id in cancelled:
@@ -94,7 +66,7 @@ def curate(  # noqa: PLR0917 - one typer option per parameter
         payload["listed_price"] = price
     if revision:
         payload["revision"] = revision
-    body = _call("POST", url, data_dir, f"/products/{product_id}/curation", json=payload)
+    body = _api("POST", url, data_dir, f"/products/{product_id}/curation", json=payload)
     listed = f" at Rp{body['listed_price']} ({body['tier']})" if body.get("listed_price") else ""
     typer.echo(f"{product_id} revision {body['revision']}: {body['decision']}{listed}")
 
@@ -102,20 +74,20 @@ def curate(  # noqa: PLR0917 - one typer option per parameter
 @app.command()
 def queue(url: UrlOption = None, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     """Products waiting for a curator, oldest first."""
-    for item in _call("GET", url, data_dir, "/curation/queue")["items"]:
+    for item in _api("GET", url, data_dir, "/curation/queue")["items"]:
         typer.echo(f"{item['product_id']}  rev {item['revision']}  {item['category']}  {item['name']}")
 
 
 @app.command()
 def product(product_id: str, url: UrlOption = None, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     """Show one product."""
-    _show(_call("GET", url, data_dir, f"/products/{product_id}"))
+    _show(_api("GET", url, data_dir, f"/products/{product_id}"))
 
 
 @app.command()
 def order(order_id: str, url: UrlOption = None, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     """Show one order with its history."""
-    _show(_call("GET", url, data_dir, f"/orders/{order_id}"))
+    _show(_api("GET", url, data_dir, f"/orders/{order_id}"))
 
 
 @app.command()
@@ -126,14 +98,14 @@ def cancel(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Cancel an accepted or confirmed order for the buyer (releases the stock)."""
-    body = _call("POST", url, data_dir, f"/orders/{order_id}/cancel", json={"reason": reason})
+    body = _api("POST", url, data_dir, f"/orders/{order_id}/cancel", json={"reason": reason})
     typer.echo(f"{order_id}: {body['status']}")
 
 
 @app.command()
 def stats(url: UrlOption = None, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     """UMKM share of committed e-catalog purchase value against the national target."""
-    body = _call("GET", url, data_dir, "/stats")
+    body = _api("GET", url, data_dir, "/stats")
     overall = body["overall"]
     typer.echo(
         f"UMKM (micro and small) share: {overall['umkm_share_pct'] or '-'}% of Rp{overall['total_value']} "

@@ -7,10 +7,10 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 
-from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR, SystemNotFoundError, find_system
+from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR
+from kumkm_shared.cli.service_api import call_service
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Loans, collectibility and restructuring.")
 
@@ -23,35 +23,8 @@ Url = Annotated[
 DataDir = Annotated[Path, typer.Option("--data-dir", help="where run.json lives")]
 
 
-def _base_url(url: str | None, data_dir: Path) -> str:
-    if url:
-        return url.rstrip("/")
-    try:
-        info = find_system(data_dir)
-    except SystemNotFoundError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(3) from None
-    found = info.services.get("loans")
-    if not found:
-        typer.echo("the loans service is not running (not in run.json); pass --url", err=True)
-        raise typer.Exit(3)
-    return found.rstrip("/")
-
-
-def _call(method: str, url: str, path: str, **kwargs: Any) -> Any:
-    try:
-        response = httpx.request(method, url + path, timeout=120.0, **kwargs)
-    except httpx.HTTPError as exc:
-        typer.echo(f"cannot reach the loans service at {url}: {exc}", err=True)
-        raise typer.Exit(3) from None
-    body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-    if response.is_error:
-        message = body.get("message") if isinstance(body, dict) else None
-        typer.echo(f"error {response.status_code}: {message or response.text}", err=True)
-        for error in body.get("errors", []) if isinstance(body, dict) else []:
-            typer.echo(f"  {error.get('field')}: {error.get('message')}", err=True)
-        raise typer.Exit(1)
-    return body
+def _api(method: str, url: str | None, data_dir: Path | None, path: str, **kwargs: Any) -> Any:
+    return call_service("loans", method, path, url=url, data_dir=data_dir, **kwargs)
 
 
 def _print(obj: Any) -> None:
@@ -78,7 +51,7 @@ def tick(
         from zoneinfo import ZoneInfo
 
         date_ = datetime.now(ZoneInfo("Asia/Jakarta")).date().isoformat()
-    result = _call("POST", _base_url(url, data_dir), "/tick", json={"date": date_})
+    result = _api("POST", url, data_dir, "/tick", json={"date": date_})
     typer.echo(
         f"tick {result['as_of']}: {result['loans_checked']} loans checked, "
         f"{result['overdue_announced']} installments overdue, {result['grade_changes']} grade changes"
@@ -106,7 +79,7 @@ def decide(
     }
     if decided_on:
         body["decided_on"] = decided_on
-    result = _call("POST", _base_url(url, data_dir), f"/restructurings/{request_id}/decision", json=body)
+    result = _api("POST", url, data_dir, f"/restructurings/{request_id}/decision", json=body)
     typer.echo(f"{request_id}: {result['status']} by {result['decided_by']}")
 
 
@@ -119,7 +92,7 @@ def loan(
 ) -> None:
     """Show a loan with its schedule and arrears (JSON)."""
     params = {"as_of": as_of} if as_of else {}
-    _print(_call("GET", _base_url(url, data_dir), f"/loans/{loan_id}", params=params))
+    _print(_api("GET", url, data_dir, f"/loans/{loan_id}", params=params))
 
 
 @app.command()
@@ -131,7 +104,7 @@ def requests(
 ) -> None:
     """List restructuring requests."""
     params = {k: v for k, v in {"status": status, "region": region}.items() if v}
-    result = _call("GET", _base_url(url, data_dir), "/restructurings", params=params)
+    result = _api("GET", url, data_dir, "/restructurings", params=params)
     for item in result["items"]:
         region_name = item["borrower"]["region"]["city"] or "-"
         typer.echo(f"{item['request_id']}\t{item['loan_id']}\t{item['status']}\t{region_name}")
@@ -146,4 +119,4 @@ def progress(
 ) -> None:
     """The restructuring progress the ministry monitors (JSON)."""
     params = {k: v for k, v in {"province": province, "city": city}.items() if v}
-    _print(_call("GET", _base_url(url, data_dir), "/progress", params=params))
+    _print(_api("GET", url, data_dir, "/progress", params=params))

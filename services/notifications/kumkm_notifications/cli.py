@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from kumkm_shared.cli.service_api import call_service
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Contacts, activity feed and inbox.")
 console = Console()
@@ -25,38 +26,14 @@ DataDir = Annotated[Path | None, typer.Option("--data-dir", help="where run.json
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 
-def _base_url(url: str | None, data_dir: Path | None) -> str:
-    if url:
-        return url.rstrip("/")
-    from kumkm_shared.cli.runinfo import SystemNotFoundError, find_system
-
-    try:
-        info = find_system(data_dir)
-    except SystemNotFoundError as exc:
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(3) from None
-    if "notifications" not in info.services:
-        err.print("[red]the notifications service is not in run.json; pass --url[/]")
-        raise typer.Exit(3)
-    return info.services["notifications"].rstrip("/")
-
-
-def _call(method: str, url: str, path: str, **kwargs: Any) -> Any:
-    try:
-        response = httpx.request(method, f"{url}{path}", timeout=10.0, **kwargs)
-    except httpx.HTTPError as exc:
-        err.print(f"[red]cannot reach {url}: {exc}[/]")
-        raise typer.Exit(3) from None
-    if response.status_code >= 400:  # noqa: PLR2004
-        err.print(f"[red]{response.status_code}[/] {response.text}")
-        raise typer.Exit(1)
-    return response.json()
+def _api(method: str, url: str | None, data_dir: Path | None, path: str, **kwargs: Any) -> Any:
+    return call_service("notifications", method, path, url=url, data_dir=data_dir, **kwargs)
 
 
 @app.command()
 def contacts(url: Url = None, data_dir: DataDir = None, limit: int = 100, as_json: AsJson = False) -> None:
     """List the contact directory."""
-    rows = _call("GET", _base_url(url, data_dir), "/contacts", params={"limit": limit})
+    rows = _api("GET", url, data_dir, "/contacts", params={"limit": limit})
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -104,9 +81,7 @@ def set_contact(  # noqa: PLR0917 - typer maps each option to a parameter
         "channels": channel or ["inbox"],
         "opt_outs": opt_out or [],
     }
-    typer.echo(
-        json.dumps(_call("PUT", _base_url(url, data_dir), f"/contacts/{party_id}", json=body), indent=2)
-    )
+    typer.echo(json.dumps(_api("PUT", url, data_dir, f"/contacts/{party_id}", json=body), indent=2))
 
 
 @app.command()
@@ -126,7 +101,7 @@ def feed(
         params["party_id"] = party_id
     if status:
         params["status"] = status
-    rows = _call("GET", _base_url(url, data_dir), "/notifications", params=params)
+    rows = _api("GET", url, data_dir, "/notifications", params=params)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -151,7 +126,7 @@ def feed(
 @app.command()
 def inbox(party_id: str, unread_only: bool = False, url: Url = None, data_dir: DataDir = None) -> None:
     """A party's in-app inbox."""
-    box = _call("GET", _base_url(url, data_dir), f"/inbox/{party_id}", params={"unread_only": unread_only})
+    box = _api("GET", url, data_dir, f"/inbox/{party_id}", params={"unread_only": unread_only})
     console.print(f"[bold]{party_id}[/]: {box['unread']} unread")
     for m in box["messages"]:
         mark = "[bold]*[/]" if m["unread"] else " "
@@ -161,6 +136,4 @@ def inbox(party_id: str, unread_only: bool = False, url: Url = None, data_dir: D
 @app.command()
 def resend(notification_id: str, url: Url = None, data_dir: DataDir = None) -> None:
     """Send an 'unknown' or 'failed' notification again, after checking it did not arrive."""
-    typer.echo(
-        json.dumps(_call("POST", _base_url(url, data_dir), f"/notifications/{notification_id}/resend"))
-    )
+    typer.echo(json.dumps(_api("POST", url, data_dir, f"/notifications/{notification_id}/resend")))
