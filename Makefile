@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kumkm-installed
 DATA   ?= .kumkm
 
-.PHONY: install up test test-unit lint typecheck schemas asyncapi bench chaos clean
+.PHONY: install up test test-unit lint typecheck docs bench chaos clean
 
 $(STAMP): shared/pyproject.toml services/*/pyproject.toml requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,8 +39,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-schemas: $(STAMP)
+## Regenerate everything generated from code: event schemas, the README's event catalog, AsyncAPI documents.
+docs: $(STAMP)
 	$(BIN)/kumkm schemas export docs/events
+	$(BIN)/kumkm schemas readme README.md
+	@for s in loans catalog notifications; do $(BIN)/python -m kumkm_$$s asyncapi --out docs/asyncapi/$$s.yaml; done
 
 ## Benchmarks: the outbox relay, the whole system (with its bare baseline), and each service's own if present.
 bench: $(STAMP)
