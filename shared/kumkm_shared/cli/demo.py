@@ -22,6 +22,8 @@ from kumkm_shared.contracts import spec_for, validate_event_payload
 from kumkm_shared.messaging.outbox import nats_headers
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from nats.js import JetStreamContext
     from rich.console import Console
 
@@ -200,44 +202,55 @@ async def _watch(js: JetStreamContext, console: Console, seconds: float, stop_af
     return seen
 
 
+async def _step(js: JetStreamContext, console: Console, until: str, action: Awaitable[object]) -> None:
+    """Watch the streams, run ``action``, and print consequences until ``until`` appears (or 20 s pass)."""
+    watcher = asyncio.create_task(_watch(js, console, 20.0, {until}))
+    await asyncio.sleep(0.3)  # the watcher is subscribed before anything is published
+    await action
+    await watcher
+
+
+async def _curate(catalog: str, product_id: str, console: Console) -> None:
+    console.print(f"[bold yellow]→ curator[/] POST /products/{product_id}/curation (approve, tier local)")
+    async with httpx.AsyncClient(base_url=catalog, timeout=10) as http:
+        response = await http.post(
+            f"/products/{product_id}/curation",
+            json={
+                "decision": "approved",
+                "tier": "local",
+                "curator": "curator-demo",
+                "notes": "Lengkap; TKDN 85%.",
+                "checklist": [{"item": "documents_complete", "passed": True}],
+            },
+        )
+    console.print(f"[bold yellow]  curator[/] answered {response.status_code}")
+
+
+async def _publish_all(js: JetStreamContext, events: list[dict[str, Any]], console: Console) -> None:
+    for obj in events:
+        await _publish(js, obj, console)
+
+
 async def _demo(info: RunInfo, console: Console) -> None:
     suffix = uuid.uuid4().hex[:6].upper()
     async with connect(info, name="kumkm-demo") as nc:
         js = nc.jetstream()
         console.rule("[bold]demo: the Kranggan visit[/]")
-        watcher = asyncio.create_task(
-            _watch(
-                js,
-                console,
-                20.0,
-                {"kumkm.loans.restructuring.approved.v1", "kumkm.catalog.product.curated.v1"},
-            )
+        await _step(
+            js,
+            console,
+            "kumkm.loans.restructuring.approved.v1",
+            _publish_all(js, demo_events(suffix), console),
         )
-        await asyncio.sleep(0.3)
-        for obj in demo_events(suffix):
-            await _publish(js, obj, console)
-        await watcher
         catalog = info.services.get("catalog")
         if catalog:
-            async with httpx.AsyncClient(base_url=catalog, timeout=10) as http:
-                response = await http.post(
-                    f"/products/PRD-DEMO-{suffix}/curation",
-                    json={
-                        "decision": "approved",
-                        "tier": "local",
-                        "curator": "curator-demo",
-                        "notes": "Lengkap; TKDN 85%.",
-                        "checklist": [{"item": "documents_complete", "passed": True}],
-                    },
-                )
-                console.print(
-                    f"[bold yellow]→ curator[/] POST /products/PRD-DEMO-{suffix}/curation: "
-                    f"{response.status_code}"
-                )
-            watcher = asyncio.create_task(_watch(js, console, 15.0, {"kumkm.catalog.order.accepted.v1"}))
-            await asyncio.sleep(0.3)
-            await _publish(js, order_event(suffix), console)
-            await watcher
+            product_id = f"PRD-DEMO-{suffix}"
+            await _step(
+                js, console, "kumkm.catalog.product.curated.v1", _curate(catalog, product_id, console)
+            )
+            await _step(
+                js, console, "kumkm.catalog.order.accepted.v1", _publish(js, order_event(suffix), console)
+            )
         console.rule("[bold]demo done[/] — `kumkm tail` follows new events; Ctrl-C stops everything")
 
 
