@@ -160,10 +160,10 @@ def order_event(suffix: str) -> dict[str, Any]:
 async def _publish(js: JetStreamContext, obj: dict[str, Any], console: Console) -> None:
     event = validate_event_payload(obj)
     env = event.envelope
+    console.print(f"[bold yellow]→ publish[/] {env.type} [dim]{env.subject}[/]")
     await js.publish(
         env.type, env.to_json_bytes(), headers=nats_headers(env), stream=spec_for(env.type).stream
     )
-    console.print(f"[bold yellow]→ published[/] {env.type} [dim]{env.subject}[/]")
 
 
 _DETAIL = (
