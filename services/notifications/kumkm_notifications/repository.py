@@ -316,48 +316,6 @@ async def claim_due(conn: Conn, limit: int, lease_seconds: float) -> list[Claime
     ]
 
 
-async def finish_attempt(
-    conn: Conn,
-    delivery_id: UUID,
-    attempt: int,
-    *,
-    status: Status,
-    outcome: str,
-    code: str,
-    response: str,
-    retry_in: float | None,
-) -> bool:
-    """Record an attempt's outcome. False when the delivery is no longer this attempt's (reconciled)."""
-    updated = await conn.fetchval(
-        """
-        UPDATE deliveries SET status = $3, updated_at = now(), lease_until = NULL,
-            last_error = CASE WHEN $3 = 'delivered' THEN last_error ELSE $4 END,
-            next_attempt_at = CASE WHEN $5::float8 IS NULL THEN NULL
-                                   ELSE clock_timestamp() + make_interval(secs => $5::float8) END,
-            delivered_at = CASE WHEN $3 = 'delivered' THEN now() END
-        WHERE id = $1 AND status = 'sending' AND attempts = $2
-        RETURNING true
-        """,
-        delivery_id,
-        attempt,
-        status.value,
-        response[:2000],
-        retry_in,
-    )
-    if not updated:
-        return False
-    await conn.execute(
-        "UPDATE attempts SET finished_at = clock_timestamp(), outcome = $3, code = $4, response = $5 "
-        "WHERE delivery_id = $1 AND attempt_no = $2",
-        delivery_id,
-        attempt,
-        outcome,
-        code,
-        response[:2000],
-    )
-    return True
-
-
 @dataclass(frozen=True, slots=True)
 class Finished:
     """One attempt's outcome, for ``finish_attempts``."""
@@ -372,8 +330,8 @@ class Finished:
 
 
 async def finish_attempts(conn: Conn, finished: list[Finished]) -> set[UUID]:
-    """``finish_attempt`` for many deliveries in one statement. Returns the ids recorded (the others were
-    reconciled meanwhile and are left as they are)."""
+    """Record attempts' outcomes, in one statement. Returns the ids recorded: a delivery no longer in
+    'sending' with that attempt (reconciled meanwhile) is left as it is."""
     if not finished:
         return set()
     rows = await conn.fetch(
