@@ -6,7 +6,7 @@ with ``declare=False`` and never create anything themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from nats.js import api
 
@@ -49,7 +49,6 @@ class ConsumerDecl:
     ack_wait_seconds: float = 30.0
     max_deliver: int = 8
     max_ack_pending: int = 1000
-    extra: dict[str, str] = field(default_factory=dict)
 
     def config(self) -> api.ConsumerConfig:
         return api.ConsumerConfig(
