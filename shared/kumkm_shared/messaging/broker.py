@@ -11,7 +11,7 @@ from faststream.nats import NatsBroker
 from faststream.security import SASLPlaintext
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from faststream._internal.middlewares import BaseMiddleware
 
@@ -49,6 +49,7 @@ def make_broker(
     inbox_prefix: str | None = None,
     middlewares: Sequence[type[BaseMiddleware] | Any] = (),
     publish_window: int = 256,
+    on_error: Callable[[Exception], Awaitable[None]] | None = None,
 ) -> NatsBroker:
     """A FastStream NATS broker that never gives up reconnecting.
 
@@ -66,7 +67,7 @@ def make_broker(
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         connect_timeout=5,
-        error_cb=_on_error,
+        error_cb=on_error or _on_error,
         disconnected_cb=_on_disconnect,
         reconnected_cb=_on_reconnect,
         security=security,

@@ -97,7 +97,11 @@ class ServiceRuntime:
             password=infra.nats_password.get_secret_value() if infra.nats_password else None,
             inbox_prefix=infra.nats_inbox_prefix,
             middlewares=(NatsPrometheusMiddleware(registry=REGISTRY, app_name=f"kumkm-{definition.name}"),),
+            on_error=self._on_nats_error,
         )
+        # A permissions violation is a configuration error the server only reports asynchronously (a
+        # refused inbox subscription looks like silence): once seen, the service is not ready.
+        self.permission_errors: list[str] = []
         self._pool: asyncpg.Pool | None = None
         self._js: JetStreamContext | None = None
         self.processors: dict[str, EventProcessor] = {}
@@ -256,6 +260,11 @@ class ServiceRuntime:
             self._pool = None
         log.info("service stopped", service=self.name)
 
+    async def _on_nats_error(self, exc: Exception) -> None:
+        log.warning("nats error", error=repr(exc))
+        if "permissions violation" in str(exc).lower():
+            self.permission_errors = [*self.permission_errors[-9:], str(exc)]
+
     async def readiness(self) -> dict[str, bool]:
         database = False
         if self._pool is not None:
@@ -264,7 +273,7 @@ class ServiceRuntime:
         broker = False
         with contextlib.suppress(Exception):
             broker = bool(self.broker.connection.is_connected)
-        return {"database": database, "broker": broker}
+        return {"database": database, "broker": broker, "permissions": not self.permission_errors}
 
     # -- the HTTP path into the same handlers ---------------------------------------------------
     async def submit(self, data: EventData, *, consumer: str, source_suffix: str = "http") -> EventContext:
