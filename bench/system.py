@@ -141,6 +141,28 @@ class Mix:
 # the system
 
 
+async def bare_relay_batch(pool: Any, js: Any, schema: str) -> int:
+    """The bare baseline's outbox relay: one claimed window published and marked; returns its size."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            f"SELECT id, event_id, subject, payload FROM {schema}.outbox WHERE published_at IS NULL "
+            "ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED"
+        )
+        if rows:
+            futures = [
+                await js.publish_async(
+                    r["subject"], r["payload"], headers={"Nats-Msg-Id": str(r["event_id"])}
+                )
+                for r in rows
+            ]
+            await asyncio.gather(*futures)
+            await conn.execute(
+                f"UPDATE {schema}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+                [r["id"] for r in rows],
+            )
+    return len(rows)
+
+
 async def publish_all(
     integrator: Integrator, events: list[EventData], concurrency: int = 64
 ) -> dict[str, float]:
@@ -438,25 +460,7 @@ async def baseline(  # noqa: C901, PLR0915 - the whole bare pipeline in one plac
 
     async def relay() -> None:
         while remaining["out"] > 0 or remaining["in"] > 0:
-            async with pool.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(
-                    f"SELECT id, event_id, subject, payload FROM {BASE_SCHEMA}.outbox "
-                    "WHERE published_at IS NULL "
-                    "ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED"
-                )
-                if rows:
-                    futures = [
-                        await js.publish_async(
-                            r["subject"], r["payload"], headers={"Nats-Msg-Id": str(r["event_id"])}
-                        )
-                        for r in rows
-                    ]
-                    await asyncio.gather(*futures)
-                    await conn.execute(
-                        f"UPDATE {BASE_SCHEMA}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                        [r["id"] for r in rows],
-                    )
-            if not rows:
+            if not await bare_relay_batch(pool, js, BASE_SCHEMA):
                 wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), 0.1)
@@ -774,24 +778,7 @@ async def baseline_equivalent(  # noqa: C901, PLR0915 - the whole bare pipeline 
         try:
             while True:
                 wake.clear()
-                async with pool.acquire() as conn, conn.transaction():
-                    rows = await conn.fetch(
-                        f"SELECT id, event_id, subject, payload FROM {s}.outbox WHERE published_at IS NULL "
-                        "ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED"
-                    )
-                    if rows:
-                        futures = [
-                            await js.publish_async(
-                                r["subject"], r["payload"], headers={"Nats-Msg-Id": str(r["event_id"])}
-                            )
-                            for r in rows
-                        ]
-                        await asyncio.gather(*futures)
-                        await conn.execute(
-                            f"UPDATE {s}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                            [r["id"] for r in rows],
-                        )
-                if not rows:
+                if not await bare_relay_batch(pool, js, s):
                     if not any(remaining.values()):
                         return
                     with contextlib.suppress(TimeoutError):
