@@ -94,5 +94,28 @@ async def dead_letters(nc: Client) -> list[DeadLetter]:
 
 
 async def consumer_idle(nc: Client, stream: str, consumer: str) -> bool:
-    info = await nc.jetstream().consumer_info(stream, consumer)
-    return info.num_pending == 0 and info.num_ack_pending == 0
+    """True when the consumer has handled and acknowledged every matching message already on the stream.
+
+    The counters alone are not enough: the server adds a new message to a consumer's ``num_pending`` a
+    moment after the publisher's PubAck (consumers are signalled from a separate loop), so right after a
+    publish the consumer can report zero pending. The check also looks, by sequence, for any matching
+    message past what the consumer has delivered and up to the stream's last sequence.
+    """
+    js = nc.jetstream()
+    last_seq = (await js.stream_info(stream)).state.last_seq
+    info = await js.consumer_info(stream, consumer)
+    if info.num_pending or info.num_ack_pending:
+        return False
+    delivered = info.delivered.stream_seq if info.delivered else 0
+    if delivered >= last_seq:
+        return True
+    config = info.config
+    filters = config.filter_subjects or ([config.filter_subject] if config.filter_subject else [">"])
+    for subject in filters:
+        try:
+            undelivered = await js.get_msg(stream, seq=delivered + 1, subject=subject, next=True)
+        except nats.js.errors.NotFoundError:
+            continue
+        if undelivered.seq is not None and undelivered.seq <= last_seq:
+            return False
+    return True

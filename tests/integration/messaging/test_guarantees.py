@@ -16,6 +16,7 @@ from kumkm_shared.contracts import validate_event_payload
 from kumkm_shared.messaging.dlq import DeadLetter
 from kumkm_shared.testing import wait_for
 from tests.support.events import loan_disbursed, repayment_received, to_bytes
+from tests.support.runtime import consumer_idle
 
 if TYPE_CHECKING:
     import uuid
@@ -68,8 +69,7 @@ async def test_same_event_delivered_twice_makes_one_effect(runtime: ServiceRunti
 
 
 async def _consumer_idle(nc: nats.aio.client.Client, consumer: str = "toy") -> bool:
-    info = await nc.jetstream().consumer_info("KUMKM_LOANS", consumer)
-    return info.num_pending == 0 and info.num_ack_pending == 0
+    return await consumer_idle(nc, "KUMKM_LOANS", consumer)
 
 
 async def test_valid_and_invalid_mix_every_valid_processed_every_invalid_dead_lettered(
