@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import structlog
 
@@ -63,6 +63,7 @@ from kumkm_shared.contracts import (
     OrderPlaced,
     OrderRejected,
     OrderShipped,
+    OrderStatusChanged,
     PricedLine,
     ProductCurated,
     ProductDelisted,
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
     from kumkm_catalog.settings import CatalogSettings
     from kumkm_shared import EventContext
     from kumkm_shared.contracts import Envelope, EventData
+    from kumkm_shared.contracts.catalog import OrderStep, StepStatus
     from kumkm_shared.db import Conn
 
 log = structlog.get_logger(__name__)
@@ -476,6 +478,7 @@ class Catalog:
         await self._move(
             ctx,
             order,
+            data,
             OrderStatus.CONFIRMED,
             {"confirmed_at": data.confirmed_at, "expected_ship_on": data.expected_ship_on},
         )
@@ -491,6 +494,7 @@ class Catalog:
         await self._move(
             ctx,
             order,
+            data,
             OrderStatus.SHIPPED,
             {"shipped_at": data.shipped_at, "carrier": data.carrier, "tracking_number": data.tracking_number},
         )
@@ -504,6 +508,7 @@ class Catalog:
         await self._move(
             ctx,
             order,
+            data,
             OrderStatus.DELIVERED,
             {
                 "bast_number": data.bast_number,
@@ -521,6 +526,7 @@ class Catalog:
         await self._move(
             ctx,
             order,
+            data,
             OrderStatus.PAID,
             {
                 "paid_on": data.paid_on,
@@ -530,15 +536,35 @@ class Catalog:
         )
 
     async def _move(
-        self, ctx: EventContext, order: repo.Record, status: OrderStatus, fields: dict[str, Any]
+        self,
+        ctx: EventContext,
+        order: repo.Record,
+        step: OrderStep,
+        status: OrderStatus,
+        fields: dict[str, Any],
     ) -> None:
+        """Apply an integrator's step to the order and record, on the stream, that it took effect."""
+        now = self.clock.now()
         await repo.transition_order(
             ctx.conn,
             order["order_id"],
             version=order["version"],
             status=status.value,
-            history=_history(ctx, status, self.clock.now()),
+            history=_history(ctx, status, now),
             fields=fields,
+        )
+        await ctx.emit(
+            OrderStatusChanged(
+                order_id=order["order_id"],
+                buyer=step.buyer,
+                seller=step.seller,
+                status=cast("StepStatus", status.value),
+                previous_status=order["status"],
+                version=order["version"] + 1,
+                applied_event_id=ctx.envelope.id,
+                applied=step,
+                changed_at=now,
+            )
         )
 
     # ------------------------------------------------------------------------------------------------------

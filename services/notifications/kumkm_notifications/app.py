@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from kumkm_notifications.api import make_router
 from kumkm_notifications.dispatcher import Dispatcher
-from kumkm_notifications.domain.subscriptions import SUBSCRIPTIONS
+from kumkm_notifications.domain.subscriptions import CONSUMED, SUBSCRIPTIONS
 from kumkm_notifications.handlers import NotificationHandlers
 from kumkm_notifications.rendering import TemplateCatalog
 from kumkm_notifications.settings import NotificationsSettings
@@ -35,7 +35,7 @@ def build(
     dispatcher = Dispatcher(settings)
 
     def by_context(prefix: str) -> dict[str, Handler]:
-        return {t: handlers.on_event for t in SUBSCRIPTIONS if t.startswith(prefix)}
+        return {t: handlers.on_event for t in sorted(CONSUMED) if t.startswith(prefix)}
 
     async def delivery_worker(runtime: ServiceRuntime) -> None:
         await dispatcher.run(runtime)

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from kumkm_notifications import repository as repo
 from kumkm_notifications.domain.contacts import Contact, route
 from kumkm_notifications.domain.delivery import Status
-from kumkm_notifications.domain.subscriptions import BorrowerOfLoan, Party, recipients_of, subscription_for
+from kumkm_notifications.domain.subscriptions import (
+    BorrowerOfLoan,
+    Party,
+    about,
+    recipients_of,
+    subscription_for,
+)
 from kumkm_shared import Retry
 from kumkm_shared.contracts import Channel, ContactUpserted, NotificationDelivered
 
@@ -75,11 +81,15 @@ class NotificationHandlers:
             await repo.ensure_webhook_secret(ctx.conn, data.party_id)
 
     async def on_event(self, ctx: EventContext) -> None:
-        envelope, data = ctx.envelope, ctx.event.data
-        subscription = subscription_for(envelope.type)
-        await self._learn_borrower(ctx, data)
+        envelope = ctx.envelope
+        await self._learn_borrower(ctx, ctx.event.data)
+        notice = about(envelope.type, ctx.event.data)
+        if notice is None:
+            return
+        topic, data = notice
+        subscription = subscription_for(topic)
         pending = False
-        for recipient in recipients_of(envelope.type, data, self.settings.officers_party_id):
+        for recipient in recipients_of(topic, data, self.settings.officers_party_id):
             party_id = await self._party_id(ctx, recipient)
             contact = await repo.get_contact(ctx.conn, party_id)
             routing = route(contact, subscription.category)
@@ -100,7 +110,7 @@ class NotificationHandlers:
                 )
                 continue
             rendered = self.templates.render(
-                envelope.type,
+                topic,
                 contact.locale,
                 {"event": data, "recipient": contact.name, "envelope": envelope},
             )

@@ -2,7 +2,8 @@
 
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -43,6 +44,8 @@ __all__ = [
     "OrderPlaced",
     "OrderRejected",
     "OrderShipped",
+    "OrderStatusChanged",
+    "OrderStep",
     "PricedLine",
     "ProductCurated",
     "ProductDelisted",
@@ -52,6 +55,7 @@ __all__ = [
     "SellerRef",
     "SellerScale",
     "SellerSummary",
+    "StepStatus",
 ]
 
 _MODEL = ConfigDict(extra="ignore", frozen=True)
@@ -441,3 +445,50 @@ class OrderCancelled(EventData):
         list[OrderLine], Field(default_factory=list, description="Lines whose reserved stock was released")
     ]
     cancelled_at: UtcDateTime
+
+
+OrderStep = OrderConfirmed | OrderShipped | OrderDelivered | OrderPaid
+StepStatus = Literal["confirmed", "shipped", "delivered", "paid"]
+
+_STEP_STATUS: dict[type[EventData], str] = {
+    OrderConfirmed: "confirmed",
+    OrderShipped: "shipped",
+    OrderDelivered: "delivered",
+    OrderPaid: "paid",
+}
+
+
+class OrderStatusChanged(EventData):
+    """The catalog applied a lifecycle step (confirmed, shipped, delivered or paid) to an order.
+
+    The step events themselves are published by integrators and the catalog may refuse them (an illegal
+    transition, the wrong seller, a late confirmation): they are claims. This event is the catalog's record
+    that the step took effect, with the step's own data in ``applied``; subscribers that act on a step (the
+    seller's "payment settled" notification) follow this event, never the integrator's.
+    """
+
+    event_type = "kumkm.catalog.order.status_changed.v1"
+    aggregate_field = "order_id"
+
+    order_id: Identifier
+    buyer: BuyerRef
+    seller: SellerRef
+    status: StepStatus
+    previous_status: Annotated[Name, Field(examples=["accepted", "confirmed", "shipped", "delivered"])]
+    version: Annotated[int, Field(ge=1, strict=True, description="The order's version after the change")]
+    applied_event_id: Annotated[
+        UUID, Field(description="Id of the integrator's (or the HTTP API's) step event that was applied")
+    ]
+    applied: Annotated[OrderStep, Field(description="The applied step event's data")]
+    changed_at: UtcDateTime
+
+    @model_validator(mode="after")
+    def _status_matches_step(self) -> Self:
+        expected = _STEP_STATUS[type(self.applied)]
+        if self.status != expected:
+            msg = f"status {self.status!r} does not match the applied step, a {expected!r} event"
+            raise ValueError(msg)
+        if self.applied.order_id != self.order_id:
+            msg = f"the applied step is for order {self.applied.order_id!r}, not {self.order_id!r}"
+            raise ValueError(msg)
+        return self

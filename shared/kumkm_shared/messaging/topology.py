@@ -127,8 +127,7 @@ CONSUMER_DECLS: tuple[ConsumerDecl, ...] = (
             "order.accepted",
             "order.rejected",
             "order.cancelled",
-            "order.delivered",
-            "order.paid",
+            "order.status_changed",  # the catalog's record of an applied step, never the integrator's claim
         ),
         description="Notifications: outcome events of the catalog context",
     ),

@@ -3,6 +3,7 @@ to Dinas Pendidikan Kota Bekasi."""
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
 
 import pytest
@@ -97,10 +98,19 @@ async def test_bekasi_furniture_from_submission_to_payment(  # noqa: PLR0915 - o
         "order.placed",
         "order.accepted",
         "order.confirmed",
+        "order.status_changed",
         "order.shipped",
+        "order.status_changed",
         "order.delivered",
+        "order.status_changed",
         "order.paid",
+        "order.status_changed",
     ]
+    # Each step is followed by the catalog's record that it took effect.
+    for step, change in itertools.pairwise(events[4:]):
+        if change["type"].endswith("status_changed.v1"):
+            assert change["data"]["applied_event_id"] == step["id"]
+            assert step["type"] == f"kumkm.catalog.order.{change['data']['status']}.v1"
     accepted = events[3]
     assert accepted["causationid"] == placed["id"]
     assert accepted["correlationid"] == placed["id"]

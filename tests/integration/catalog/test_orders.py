@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
+STATUS_CHANGED = "kumkm.catalog.order.status_changed.v1"
+
 Service = tuple["ServiceRuntime", "httpx.AsyncClient"]
 
 
@@ -160,10 +162,27 @@ async def test_out_of_order_lifecycle_events_are_parked_until_they_apply(
     order = (await client.get(f"/orders/{order_id}")).json()
     assert [h["status"] for h in order["history"]] == ["accepted", "confirmed", "shipped", "delivered"]
     assert await dead_letters(nc) == []
-    # A stale copy of an earlier step is ignored, not dead-lettered.
+    # Each applied step is on the stream as the catalog's record, naming the integrator's event it applied.
+    steps = {e["id"]: e for e in await stream_events(nc, "kumkm.catalog.order.*.v1")}
+    changes = sorted(
+        (e for e in steps.values() if e["type"] == STATUS_CHANGED), key=lambda e: e["data"]["version"]
+    )
+    assert [(c["data"]["previous_status"], c["data"]["status"]) for c in changes] == [
+        ("accepted", "confirmed"),
+        ("confirmed", "shipped"),
+        ("shipped", "delivered"),
+    ]
+    for change in changes:
+        applied = steps[change["data"]["applied_event_id"]]
+        assert applied["type"] == f"kumkm.catalog.order.{change['data']['status']}.v1"
+        assert change["data"]["applied"]["order_id"] == order_id
+        assert change["causationid"] == applied["id"]
+    # A stale copy of an earlier step is ignored, not dead-lettered, and records nothing.
     await publish(nc, samples.confirmed(order_id))
     await settled(runtime, nc)
     assert await dead_letters(nc) == []
+    assert len(await stream_events(nc, STATUS_CHANGED)) == len(changes)
+    assert changes[-1]["data"]["applied"]["bast_number"] == samples.delivered(order_id)["data"]["bast_number"]
 
 
 async def test_a_step_that_never_becomes_legal_ends_in_the_dlq_with_its_reason(
@@ -194,6 +213,8 @@ async def test_a_step_that_never_becomes_legal_ends_in_the_dlq_with_its_reason(
     assert (await client.get(f"/orders/{waiting}")).json()["status"] == "accepted"
     assert (await client.get(f"/orders/{cancelled}")).json()["status"] == "cancelled"
     await settled(runtime, nc)
+    # A refused step is not recorded as a change: subscribers (the seller's notifications) hear nothing.
+    assert await stream_events(nc, STATUS_CHANGED) == []
 
 
 async def test_illegal_api_transitions_get_409_with_a_reason_and_publish_nothing(
@@ -220,7 +241,10 @@ async def test_illegal_api_transitions_get_409_with_a_reason_and_publish_nothing
     assert (await client.post("/orders/ORD-NONE/confirm", json={})).status_code == 404
     await settled(runtime, nc)
     kinds = [e["type"].rsplit(".", 2)[-2] for e in await stream_events(nc, "kumkm.catalog.order.>")]
-    assert kinds == ["placed", "accepted", "confirmed", "shipped"]
+    steps = [k for k in kinds if k != "status_changed"]
+    assert steps == ["placed", "accepted", "confirmed", "shipped"]
+    changes = await stream_events(nc, STATUS_CHANGED)
+    assert sorted(c["data"]["status"] for c in changes) == ["confirmed", "shipped"]
 
 
 async def test_buyer_cancellation_releases_stock(service: Service, nc: Client) -> None:

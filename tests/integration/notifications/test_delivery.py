@@ -12,7 +12,7 @@ from kumkm_shared.contracts import ContactUpserted
 from kumkm_shared.testing import wait_for
 from tests.integration.notifications.conftest import publish, republish
 from tests.support.runtime import consumer_idle, stream_events
-from tests.unit.notifications.samples import KRANGGAN_ID, SELLER_NIB, sample
+from tests.unit.notifications.samples import KRANGGAN_ID, SELLER_NIB, recorded, sample
 
 if TYPE_CHECKING:
     import httpx
@@ -281,7 +281,7 @@ async def test_opted_out_category_is_suppressed_and_unknown_party_is_no_contact(
     _, http = service
     await put_contact(http, opt_outs=["repayment"])
     await publish(nc, sample("kumkm.loans.installment.overdue.v1"))
-    await publish(nc, sample("kumkm.catalog.order.paid.v1"))  # the seller has no contact
+    await publish(nc, recorded("kumkm.catalog.order.paid.v1"))  # the seller has no contact
     await publish(nc, sample(APPROVED))  # not opted out: delivered
     [suppressed] = await settled(http, 1, status="suppressed")
     assert suppressed["party_id"] == KRANGGAN_ID
@@ -289,7 +289,7 @@ async def test_opted_out_category_is_suppressed_and_unknown_party_is_no_contact(
     assert "repayment" in suppressed["detail"]
     [no_contact] = await settled(http, 1, status="no_contact")
     assert no_contact["party_id"] == SELLER_NIB
-    assert no_contact["event_type"] == "kumkm.catalog.order.paid.v1"
+    assert no_contact["event_type"] == "kumkm.catalog.order.status_changed.v1"
     await settled(http, 1, status="delivered")
     await asyncio.sleep(0.2)
     assert [subject(m) for m in smtp.messages] == [
@@ -366,3 +366,24 @@ async def test_referred_requests_reach_the_officers_group(
         [row] = await settled(http, 1, party_id="OFFICERS-LPDB")
         assert row["status"] == "delivered"
         assert subject(smtp.messages[0]).startswith("Perlu ditinjau: restrukturisasi RR-2020-0003")
+
+
+async def test_the_seller_hears_of_payment_only_when_the_catalog_recorded_it(
+    service: tuple[ServiceRuntime, httpx.AsyncClient], smtp: SmtpSink, nc: nats.aio.client.Client
+) -> None:
+    """An integrator's order.paid is a claim the catalog may refuse (paid before delivered): the seller
+    is told of the payment from the catalog's order.status_changed, and of nothing else."""
+    _, http = service
+    await put_contact(http, SELLER_NIB, party_kind="umkm", name="CV Mebel Jati Bekasi", email="cv@mebel.id")
+    claim = await publish(nc, sample("kumkm.catalog.order.paid.v1"))  # on the stream, never consumed here
+    await publish(nc, recorded("kumkm.catalog.order.shipped.v1"))  # recorded, but nobody is told
+    change = await publish(nc, recorded("kumkm.catalog.order.paid.v1"))
+    [row] = await settled(http, 1, status="delivered")
+    assert row["event_id"] == str(change.id)
+    assert row["party_id"] == SELLER_NIB
+    await wait_for(lambda: consumer_idle(nc, "KUMKM_CATALOG", "notifications-catalog"), timeout=10)
+    assert await feed(http, event_id=str(claim.id)) == []
+    assert len(await feed(http)) == 1
+    assert [subject(m) for m in smtp.messages] == [
+        "Pembayaran Rp10.000.000 untuk pesanan ORD-0001 telah diterima"
+    ]

@@ -14,7 +14,7 @@ from kumkm_shared.contracts import (
 
 pytestmark = pytest.mark.unit
 
-# DESIGN.md section 3, in order: (type, ext)
+# DESIGN.md section 3, in order, and one addition: (type, ext)
 EXPECTED: list[tuple[str, bool]] = [
     ("kumkm.loans.loan.disbursed.v1", True),
     ("kumkm.loans.repayment.received.v1", True),
@@ -35,6 +35,8 @@ EXPECTED: list[tuple[str, bool]] = [
     ("kumkm.catalog.order.shipped.v1", True),
     ("kumkm.catalog.order.delivered.v1", True),
     ("kumkm.catalog.order.paid.v1", True),
+    # Not in DESIGN.md: the catalog's record that an integrator's step took effect (steps can be refused).
+    ("kumkm.catalog.order.status_changed.v1", False),
     ("kumkm.catalog.order.cancelled.v1", False),
     ("kumkm.notifications.contact.upserted.v1", True),
     ("kumkm.notifications.notification.delivered.v1", False),
@@ -54,7 +56,7 @@ EXPECTED_AGGREGATES = {
 
 def test_registry_matches_the_design_catalog() -> None:
     assert [(spec.type, spec.external) for spec in EVENTS.values()] == EXPECTED
-    assert len(EVENTS) == 23  # 8 loans + 12 catalog + 3 notifications
+    assert len(EVENTS) == 24  # 8 loans + 13 catalog + 3 notifications
 
 
 @pytest.mark.parametrize(("event_type", "external"), EXPECTED)
@@ -100,7 +102,7 @@ def test_external_types() -> None:
         "kumkm.loans.restructuring.requested.v1",
     )
     assert external_types("notifications") == ("kumkm.notifications.contact.upserted.v1",)
-    assert len(events_for("catalog")) == 12
+    assert len(events_for("catalog")) == 13
 
 
 def test_spec_for_unknown() -> None:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from kumkm_shared.contracts import EventData, spec_for
+from kumkm_shared.contracts import (
+    EventData,
+    OrderConfirmed,
+    OrderDelivered,
+    OrderPaid,
+    OrderShipped,
+    OrderStatusChanged,
+    spec_for,
+)
+from tests.unit.contracts import samples as contract_samples
 
 KRANGGAN_ID = "3275010203040001"
 KRANGGAN = {
@@ -180,3 +191,24 @@ SAMPLES: dict[str, dict[str, Any]] = {
 def sample(event_type: str, **overrides: Any) -> EventData:
     """The sample of ``event_type`` as its contract model, with top-level fields replaced."""
     return spec_for(event_type).model.model_validate({**SAMPLES[event_type], **overrides})
+
+
+def recorded(step_type: str, **overrides: Any) -> OrderStatusChanged:
+    """The catalog's record that the sample step ``step_type`` (order confirmed, shipped, delivered or paid)
+    took effect: what the service consumes for those steps, never the integrator's event itself."""
+    data = SAMPLES.get(step_type) or contract_samples.SAMPLES[step_type]
+    step = spec_for(step_type).model.model_validate({**data, **overrides})
+    assert isinstance(step, OrderConfirmed | OrderShipped | OrderDelivered | OrderPaid)
+    status = step_type.split(".")[3]
+    previous = {"confirmed": "accepted", "shipped": "confirmed", "delivered": "shipped", "paid": "delivered"}
+    return OrderStatusChanged(
+        order_id=step.order_id,
+        buyer=step.buyer,
+        seller=step.seller,
+        status=status,  # type: ignore[arg-type]
+        previous_status=previous[status],
+        version=2 + list(previous).index(status),
+        applied_event_id=uuid.uuid4(),
+        applied=step,
+        changed_at=datetime.now(UTC),
+    )

@@ -12,10 +12,17 @@ from kumkm_notifications.domain.delivery import (
     http_reply,
     smtp_reply,
 )
-from kumkm_notifications.domain.subscriptions import SUBSCRIPTIONS, BorrowerOfLoan, Party, recipients_of
+from kumkm_notifications.domain.subscriptions import (
+    CONSUMED,
+    SUBSCRIPTIONS,
+    BorrowerOfLoan,
+    Party,
+    about,
+    recipients_of,
+)
 from kumkm_shared import Backoff
 from kumkm_shared.contracts import Category, Channel, Locale
-from tests.unit.notifications.samples import BUYER_ID, KRANGGAN_ID, LOAN_ID, SELLER_NIB, sample
+from tests.unit.notifications.samples import BUYER_ID, KRANGGAN_ID, LOAN_ID, SELLER_NIB, recorded, sample
 
 pytestmark = pytest.mark.unit
 
@@ -43,6 +50,32 @@ def test_each_event_notifies_the_party_of_the_issue_table(event_type: str) -> No
     category, recipients = EXPECTED[event_type]
     assert SUBSCRIPTIONS[event_type].category is category
     assert recipients_of(event_type, sample(event_type), "officers") == recipients
+
+
+STEPS = {"kumkm.catalog.order.delivered.v1", "kumkm.catalog.order.paid.v1"}
+STATUS_CHANGED = "kumkm.catalog.order.status_changed.v1"
+
+
+@pytest.mark.parametrize("event_type", sorted(set(EXPECTED) - STEPS))
+def test_an_outcome_event_is_about_itself(event_type: str) -> None:
+    event = sample(event_type)
+    assert about(event_type, event) == (event_type, event)
+
+
+@pytest.mark.parametrize("step_type", sorted(STEPS))
+def test_a_delivered_or_paid_step_is_notified_from_the_catalogs_record_only(step_type: str) -> None:
+    change = recorded(step_type)
+    assert about(STATUS_CHANGED, change) == (step_type, change.applied)
+    assert step_type not in CONSUMED, "the integrator's claim is not consumed; the catalog may refuse it"
+
+
+@pytest.mark.parametrize("step_type", ["kumkm.catalog.order.confirmed.v1", "kumkm.catalog.order.shipped.v1"])
+def test_confirmed_and_shipped_records_notify_nobody(step_type: str) -> None:
+    assert about(STATUS_CHANGED, recorded(step_type)) is None
+
+
+def test_the_service_consumes_what_carries_its_subscriptions() -> None:
+    assert {t for t in EXPECTED if t not in STEPS} | {STATUS_CHANGED} == CONSUMED
 
 
 def test_a_cancelled_order_without_a_seller_reaches_the_buyer_only() -> None:

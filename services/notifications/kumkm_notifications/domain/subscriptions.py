@@ -14,6 +14,7 @@ from kumkm_shared.contracts import (
     OrderDelivered,
     OrderPaid,
     OrderRejected,
+    OrderStatusChanged,
     ProductCurated,
     RestructuringApproved,
     RestructuringReferred,
@@ -48,10 +49,11 @@ Recipient = Party | BorrowerOfLoan
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
-    event_type: str
+    event_type: str  # what the notification is about, and its template's name
     category: Category
     recipients: Callable[[Any, str], list[Recipient]]  # (event data, officers' party id) -> recipients
     description: str
+    via: str | None = None  # the event that carries it, when not the event itself
 
 
 def _borrower(data: Any, _officers: str) -> list[Recipient]:
@@ -79,9 +81,14 @@ def _buyer_and_seller(data: OrderCancelled, officers: str) -> list[Recipient]:
 
 
 def _sub(
-    model: type[EventData], category: Category, recipients: Callable[[Any, str], list[Recipient]], text: str
+    model: type[EventData],
+    category: Category,
+    recipients: Callable[[Any, str], list[Recipient]],
+    text: str,
+    *,
+    via: type[EventData] | None = None,
 ) -> Subscription:
-    return Subscription(model.event_type, category, recipients, text)
+    return Subscription(model.event_type, category, recipients, text, via.event_type if via else None)
 
 
 SUBSCRIPTIONS: dict[str, Subscription] = {
@@ -97,10 +104,27 @@ SUBSCRIPTIONS: dict[str, Subscription] = {
         _sub(OrderAccepted, Category.ORDERS, _seller, "new order to the seller"),
         _sub(OrderRejected, Category.ORDERS, _buyer, "rejection to the buyer"),
         _sub(OrderCancelled, Category.ORDERS, _buyer_and_seller, "cancellation to buyer and seller"),
-        _sub(OrderDelivered, Category.ORDERS, _seller, "handover signed, to the seller"),
-        _sub(OrderPaid, Category.ORDERS, _seller, "payment settled, to the seller"),
+        # Integrators publish the lifecycle steps and the catalog may refuse them: the seller hears of a
+        # step only from the catalog's record that it took effect.
+        _sub(OrderDelivered, Category.ORDERS, _seller, "handover signed, to seller", via=OrderStatusChanged),
+        _sub(OrderPaid, Category.ORDERS, _seller, "payment settled, to the seller", via=OrderStatusChanged),
     )
 }
+
+CONSUMED: frozenset[str] = frozenset(s.via or s.event_type for s in SUBSCRIPTIONS.values())
+"""The event types the service consumes to produce notifications."""
+
+
+def about(event_type: str, data: EventData) -> tuple[str, EventData] | None:
+    """What a consumed event notifies about: itself, or the step a carrier event applied.
+
+    None when nobody is told (a catalog status change to confirmed or shipped).
+    """
+    if isinstance(data, OrderStatusChanged):
+        step = data.applied
+        subscription = SUBSCRIPTIONS.get(step.event_type)
+        return (step.event_type, step) if subscription and subscription.via == event_type else None
+    return (event_type, data) if event_type in SUBSCRIPTIONS else None
 
 
 def subscription_for(event_type: str) -> Subscription:
