@@ -13,21 +13,15 @@ from typing import Any
 from uuid import uuid4
 
 from bench.chaos.workload import SOURCE, Integrator, Ledger, PoisonSent
+from kumkm_shared.messaging.topology import CONSUMER_DECLS
 
 POISON_HEADER = "Kumkm-Poison-Id"
 
-# subject -> the durables that consume it (see kumkm_shared.messaging.topology)
-CONSUMERS: dict[str, tuple[str, ...]] = {
-    "kumkm.loans.loan.disbursed.v1": ("loans", "notifications-loans"),
-    "kumkm.loans.repayment.received.v1": ("loans",),
-    "kumkm.loans.restructuring.requested.v1": ("loans", "notifications-loans"),
-    "kumkm.catalog.product.submitted.v1": ("catalog",),
-    "kumkm.catalog.product.stock_updated.v1": ("catalog",),
-    "kumkm.catalog.order.placed.v1": ("catalog",),
-    "kumkm.catalog.order.confirmed.v1": ("catalog",),
-    "kumkm.catalog.order.shipped.v1": ("catalog",),
-    "kumkm.notifications.contact.upserted.v1": ("notifications-contacts",),
-}
+
+def consumers_of_subject(subject: str) -> tuple[str, ...]:
+    """The durables that consume ``subject``, from the one declaration (their filters are event types)."""
+    return tuple(d.name for d in CONSUMER_DECLS if subject in d.filter_subjects)
+
 
 # kind -> weight (share of the mix)
 KINDS: dict[str, int] = {
@@ -66,7 +60,7 @@ class PoisonMaker:
         kinds = list(KINDS)
         return self.rng.choices(kinds, weights=[KINDS[k] for k in kinds])[0]
 
-    def make(self, kind: str) -> tuple[str, bytes, tuple[str, ...]]:  # noqa: C901, PLR0911, PLR0912 - one branch per kind
+    def make(self, kind: str) -> tuple[str, bytes, tuple[str, ...]]:  # noqa: C901, PLR0911 - one branch per kind
         """(subject, body, acceptable reason codes)."""
         self.n += 1
         rng = self.rng
@@ -123,13 +117,22 @@ class PoisonMaker:
             return subject, json.dumps(_envelope(subject, data)).encode(), ("oversized",)
         if kind == "illegal_transition" and self.rejected_orders:
             order_id, buyer, seller_nib = rng.choice(self.rejected_orders)
-            subject = rng.choice(["kumkm.catalog.order.confirmed.v1", "kumkm.catalog.order.shipped.v1"])
+            # Every step, paid and delivered too: a refused step must not reach the seller as a notification.
+            step = rng.choice(["confirmed", "shipped", "delivered", "paid"])
+            subject = f"kumkm.catalog.order.{step}.v1"
             refs = {"order_id": order_id, "buyer": {"id": buyer}, "seller": {"nib": seller_nib}}
-            now = datetime.now(UTC).isoformat()
-            if subject.endswith("confirmed.v1"):
-                data = {**refs, "confirmed_at": now, "expected_ship_on": "2027-01-10"}
-            else:
-                data = {**refs, "shipped_at": now, "carrier": "JNE", "tracking_number": "JNE1"}
+            now = datetime.now(UTC)
+            data = {
+                "confirmed": {**refs, "confirmed_at": now.isoformat(), "expected_ship_on": "2027-01-10"},
+                "shipped": {**refs, "shipped_at": now.isoformat(), "carrier": "JNE"},
+                "delivered": {**refs, "bast_number": "BAST/X/1", "delivered_on": now.date().isoformat()},
+                "paid": {
+                    **refs,
+                    "amount": "7400000.00",
+                    "paid_on": now.date().isoformat(),
+                    "payment_reference": "SP2D/X/1",
+                },
+            }[step]
             body = json.dumps(_envelope(subject, data, order_id)).encode()
             return subject, body, ("order_rejected", "illegal_transition")
         # unknown aggregates: parked with Retry, dead-lettered when max_deliver is exhausted
@@ -166,5 +169,5 @@ async def send_poison(
         kind = "unknown_aggregate"
     subject, body, reasons = maker.make(kind)
     poison_id = f"poison-{uuid4()}"
-    ledger.poison[poison_id] = PoisonSent(poison_id, kind, subject, CONSUMERS[subject], reasons)
+    ledger.poison[poison_id] = PoisonSent(poison_id, kind, subject, consumers_of_subject(subject), reasons)
     await integrator.publish_raw(subject, body, {"Nats-Msg-Id": poison_id, POISON_HEADER: poison_id})
