@@ -157,6 +157,25 @@ def order_event(suffix: str) -> dict[str, Any]:
     )
 
 
+def lifecycle_events(suffix: str, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The seller confirms and ships, the buyer signs the handover record (BAST) and pays: in that order."""
+    now = now or datetime.now(UTC)
+    refs = {"order_id": f"ORD-DEMO-{suffix}", "buyer": {"id": BUYER["id"]}, "seller": {"nib": SELLER["nib"]}}
+    today = now.date().isoformat()
+    return [
+        _event("kumkm.catalog.order.confirmed.v1", {**refs, "confirmed_at": now.isoformat()}),
+        _event("kumkm.catalog.order.shipped.v1", {**refs, "shipped_at": now.isoformat(), "carrier": "JNE"}),
+        _event(
+            "kumkm.catalog.order.delivered.v1",
+            {**refs, "bast_number": f"BAST/DISDIK/{suffix}", "delivered_on": today, "received_by": "Rina W."},
+        ),
+        _event(
+            "kumkm.catalog.order.paid.v1",
+            {**refs, "amount": "50000000.00", "paid_on": today, "payment_reference": f"SP2D/{suffix}"},
+        ),
+    ]
+
+
 async def _publish(js: JetStreamContext, obj: dict[str, Any], console: Console) -> None:
     event = validate_event_payload(obj)
     env = event.envelope
@@ -176,6 +195,7 @@ _DETAIL = (
     "party_id",
     "current",
     "days_past_due",
+    "previous_status",
     "status",
 )
 
@@ -251,6 +271,9 @@ async def _demo(info: RunInfo, console: Console) -> None:
             await _step(
                 js, console, "kumkm.catalog.order.accepted.v1", _publish(js, order_event(suffix), console)
             )
+            # Each step is the integrator's claim; the catalog's order.status_changed says it took effect.
+            for step in lifecycle_events(suffix):
+                await _step(js, console, "kumkm.catalog.order.status_changed.v1", _publish(js, step, console))
         console.rule("[bold]demo done[/] — `kumkm tail` follows new events; Ctrl-C stops everything")
 
 

@@ -33,7 +33,7 @@ import nats.errors
 import pytest
 from nats.js.api import DeliverPolicy
 
-from kumkm_shared.cli.demo import demo_events, order_event
+from kumkm_shared.cli.demo import demo_events, lifecycle_events, order_event
 from kumkm_shared.contracts import validate_event_payload
 from kumkm_shared.messaging.outbox import nats_headers
 from kumkm_shared.testing import free_port
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from tests.integration.notifications.sinks import SmtpSink
 
 pytestmark = pytest.mark.acceptance
+
+STATUS_CHANGED = "kumkm.catalog.order.status_changed.v1"
 
 APPS = ("loans", "catalog", "notifications")
 # Images we do not build: stood in for by embedded NATS and Postgres and an SMTP sink.
@@ -253,12 +255,7 @@ async def _flow(deploy_nats: DeployNats, urls: dict[str, str], smtp: SmtpSink) -
         assert curation.status_code == 200, curation.text
         await _event(js, "kumkm.catalog.product.curated.v1", lambda d: d["product_id"] == product_id)
         await _email_to(smtp, seller_contact["data"]["email"], submitted["data"]["name"], "disetujui")
-        order = order_event(suffix)
-        async with _integrator(deploy_nats, "buyer") as buyer:
-            await _publish(buyer, order)
-        await _event(
-            js, "kumkm.catalog.order.accepted.v1", lambda d: d["order_id"] == order["data"]["order_id"]
-        )
+        await _order_lifecycle(deploy_nats, js, smtp, seller_contact["data"]["email"], suffix)
 
         dlq = await js.stream_info("KUMKM_DLQ")
         assert dlq.state.messages == 0, "events landed in the DLQ"
@@ -266,3 +263,22 @@ async def _flow(deploy_nats: DeployNats, urls: dict[str, str], smtp: SmtpSink) -
         for client in clients.values():
             await client.aclose()
         await operator.close()
+
+
+async def _order_lifecycle(
+    deploy_nats: DeployNats, js: JetStreamContext, smtp: SmtpSink, seller_email: str, suffix: str
+) -> None:
+    """buyer -> catalog -> order.accepted; then each step from the role allowed to publish it, each one
+    recorded by the catalog; the seller hears of the payment."""
+    order = order_event(suffix)
+    async with _integrator(deploy_nats, "buyer") as buyer:
+        await _publish(buyer, order)
+    order_id = order["data"]["order_id"]
+    await _event(js, "kumkm.catalog.order.accepted.v1", lambda d: d["order_id"] == order_id)
+    confirmed, shipped, delivered, paid = lifecycle_events(suffix)
+    for role, step in (("seller", confirmed), ("seller", shipped), ("buyer", delivered), ("buyer", paid)):
+        async with _integrator(deploy_nats, role) as client:
+            await _publish(client, step)
+        applied = step["id"]
+        await _event(js, STATUS_CHANGED, lambda d, applied=applied: d["applied_event_id"] == applied)
+    await _email_to(smtp, seller_email, order_id, "Pembayaran")
