@@ -12,7 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
-from bench.chaos.workload import SOURCE, Integrator, Ledger, PoisonSent
+from bench.chaos.workload import (
+    SOURCE,
+    ExpectedNotification,
+    ExpectedOutcome,
+    Integrator,
+    Ledger,
+    PoisonSent,
+)
 from kumkm_shared.messaging.topology import CONSUMER_DECLS
 
 POISON_HEADER = "Kumkm-Poison-Id"
@@ -168,6 +175,29 @@ async def send_poison(
     if kind == "illegal_transition" and not maker.rejected_orders:
         kind = "unknown_aggregate"
     subject, body, reasons = maker.make(kind)
+    if kind == "illegal_transition":
+        expect_refusal(ledger, json.loads(body))
     poison_id = f"poison-{uuid4()}"
     ledger.poison[poison_id] = PoisonSent(poison_id, kind, subject, consumers_of_subject(subject), reasons)
     await integrator.publish_raw(subject, body, {"Nats-Msg-Id": poison_id, POISON_HEADER: poison_id})
+
+
+STEP_REFUSED = "kumkm.catalog.order.step_refused.v1"
+
+
+def expect_refusal(ledger: Ledger, envelope: dict[str, Any]) -> None:
+    """A step for a rejected order is refused once, as ``order.step_refused``; the order's buyer hears of a
+    refused handover or payment on every channel. A rejected order has no seller, so a refused confirmation
+    or shipment reaches nobody."""
+    refused_id = str(envelope["id"])
+    ledger.outcomes.append(ExpectedOutcome((STEP_REFUSED,), "refused_event_id", refused_id))
+    if envelope["type"].split(".")[3] in {"delivered", "paid"}:
+        for channel in ("email", "webhook", "inbox"):
+            ledger.notifications.append(
+                ExpectedNotification(
+                    envelope["data"]["buyer"]["id"],
+                    channel,
+                    cause_type=STEP_REFUSED,
+                    cause_key=("refused_event_id", refused_id),
+                )
+            )

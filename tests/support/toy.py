@@ -11,15 +11,18 @@ import pytest
 import pytest_asyncio
 
 from kumkm_shared import ConsumerDecl, EventContext, InfraSettings, Refused, ServiceDefinition, ServiceRuntime
+from kumkm_shared.contracts import spec_for
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.messaging.topology import STREAM_DECLS
 from kumkm_shared.testing import free_port
+from tests.unit.contracts import samples as contract_samples
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
 DISBURSED = "kumkm.loans.loan.disbursed.v1"
 REPAID = "kumkm.loans.repayment.received.v1"
+OVERDUE = "kumkm.loans.installment.overdue.v1"
 
 TOY_DECL = ConsumerDecl(
     name="toy",
@@ -38,6 +41,8 @@ class Toy:
     def __init__(self) -> None:
         self.calls: dict[str, list[float]] = defaultdict(list)
         self.accept_refused = False  # "the fix" for DLQ replay tests
+        # What a refusal announces (any contract event will do; the toy consumer does not consume this one).
+        self.announcement = spec_for(OVERDUE).model.model_validate(contract_samples.SAMPLES[OVERDUE])
 
     async def disbursed(self, ctx: EventContext) -> None:
         data: Any = ctx.event.data
@@ -64,6 +69,8 @@ class Toy:
             raise ConnectionError("always failing")
         if ref == "refuse" and not self.accept_refused:
             raise Refused("illegal_transition", "repayment refused by the toy rules")
+        if ref == "refuse-announced" and not self.accept_refused:
+            raise Refused("illegal_transition", "refused; the parties are told", outcome=self.announcement)
         await ctx.conn.execute(
             "INSERT INTO effects (event_id, loan_id, kind) VALUES ($1, $2, 'repaid')",
             ctx.envelope.id,

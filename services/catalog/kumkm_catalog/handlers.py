@@ -48,6 +48,7 @@ from kumkm_catalog.domain.orders import (
 )
 from kumkm_shared import Refused, Retry
 from kumkm_shared.contracts import (
+    BuyerRef,
     CancelledBy,
     CatalogTier,
     ChecklistItem,
@@ -64,12 +65,14 @@ from kumkm_shared.contracts import (
     OrderRejected,
     OrderShipped,
     OrderStatusChanged,
+    OrderStepRefused,
     PricedLine,
     ProductCurated,
     ProductDelisted,
     ProductStockUpdated,
     ProductSubmitted,
     Reason,
+    SellerRef,
     SellerSummary,
 )
 from kumkm_shared.contracts.types import Region
@@ -87,6 +90,13 @@ if TYPE_CHECKING:
     from kumkm_shared.db import Conn
 
 log = structlog.get_logger(__name__)
+
+STEP_OF_TYPE: dict[str, StepStatus] = {
+    OrderConfirmed.event_type: "confirmed",
+    OrderShipped.event_type: "shipped",
+    OrderDelivered.event_type: "delivered",
+    OrderPaid.event_type: "paid",
+}
 
 HTTP_SOURCE = "kumkm/catalog/http"
 POLICY_CURATOR = "policy"
@@ -450,27 +460,66 @@ class Catalog:
         transition = OrderStateMachine.decide(OrderStatus(order["status"]), action)
         if transition.verdict is Verdict.APPLY:
             return order, True
-        _settle_refusal(transition, order_id, action, http=http)
+        self._settle_refusal(ctx, order, transition, action)
         return order, False
 
-    def _check_parties(self, order: repo.Record, seller_nib: str, buyer_id: str) -> None:
+    def _settle_refusal(
+        self, ctx: EventContext, order: repo.Record, transition: Transition, action: OrderAction
+    ) -> None:
+        """What a step that does not apply does: refuse (HTTP, illegal), park (ahead) or nothing (stale)."""
+        order_id = order["order_id"]
+        if _from_http(ctx) or transition.verdict is Verdict.ILLEGAL:
+            code = "illegal_transition" if transition.verdict is Verdict.AHEAD else transition.code
+            reason = f"cannot {action.value} order {order_id}: {transition.reason}"
+            raise self._refused(ctx, order, code, reason)
+        if transition.verdict is Verdict.AHEAD:
+            reason = f"order {order_id}: {transition.reason}"
+            if ctx.last_attempt:  # given up on: the parties hear of it, as of any other refusal
+                raise self._refused(ctx, order, transition.code, f"{reason}; the missing step never came")
+            raise Retry(transition.code, f"{reason}; parked until the missing event")
+        log.info(
+            "stale order event ignored", order_id=order_id, action=action.value, reason=transition.reason
+        )
+
+    def _check_parties(self, ctx: EventContext, order: repo.Record, seller_nib: str, buyer_id: str) -> None:
+        order_id = order["order_id"]
         if order["seller_nib"] != seller_nib:
-            raise Refused(
-                "seller_mismatch", f"order {order['order_id']} is with seller {order['seller_nib']}"
-            )
+            raise self._refused(ctx, order, "seller_mismatch", f"order {order_id} is with another seller")
         if order["buyer_id"] != buyer_id:
-            raise Refused(
-                "buyer_mismatch", f"order {order['order_id']} was placed by buyer {order['buyer_id']}"
-            )
+            raise self._refused(ctx, order, "buyer_mismatch", f"order {order_id} was placed by another buyer")
+
+    def _refused(self, ctx: EventContext, order: repo.Record, code: str, reason: str) -> Refused:
+        """The refusal of the step in ``ctx``. From the stream it carries ``order.step_refused`` for the
+        order's own parties (an HTTP caller gets a 409 instead)."""
+        if _from_http(ctx):
+            return Refused(code, reason)
+        seller_nib = order["seller_nib"]
+        return Refused(
+            code,
+            reason,
+            outcome=OrderStepRefused(
+                order_id=order["order_id"],
+                buyer=BuyerRef(id=order["buyer_id"]),
+                seller=SellerRef(nib=seller_nib) if seller_nib else None,
+                step=STEP_OF_TYPE[ctx.envelope.type],
+                order_status=order["status"],
+                refused_event_id=ctx.envelope.id,
+                reason_code=code,
+                reason=reason,
+                refused_at=self.clock.now(),
+            ),
+        )
 
     async def on_order_confirmed(self, ctx: EventContext) -> None:
         data = ctx.event.data_as(OrderConfirmed)
         order, applies = await self._load_for(ctx, data.order_id, OrderAction.CONFIRM)
         if not applies:
             return
-        self._check_parties(order, data.seller.nib, data.buyer.id)
+        self._check_parties(ctx, order, data.seller.nib, data.buyer.id)
         if jakarta_date(data.confirmed_at) > order["confirm_deadline"]:
-            raise Refused(
+            raise self._refused(
+                ctx,
+                order,
                 "confirmation_too_late",
                 f"the seller had to confirm by {order['confirm_deadline']} (Asia/Jakarta); the order will be "
                 "cancelled for seller timeout",
@@ -488,7 +537,7 @@ class Catalog:
         order, applies = await self._load_for(ctx, data.order_id, OrderAction.SHIP)
         if not applies:
             return
-        self._check_parties(order, data.seller.nib, data.buyer.id)
+        self._check_parties(ctx, order, data.seller.nib, data.buyer.id)
         lines = await repo.order_lines(ctx.conn, data.order_id)
         await repo.ship_out(ctx.conn, [(x["product_id"], x["qty"]) for x in lines])
         await self._move(
@@ -504,7 +553,7 @@ class Catalog:
         order, applies = await self._load_for(ctx, data.order_id, OrderAction.DELIVER)
         if not applies:
             return
-        self._check_parties(order, data.seller.nib, data.buyer.id)
+        self._check_parties(ctx, order, data.seller.nib, data.buyer.id)
         await self._move(
             ctx,
             order,
@@ -522,7 +571,7 @@ class Catalog:
         order, applies = await self._load_for(ctx, data.order_id, OrderAction.PAY)
         if not applies:
             return
-        self._check_parties(order, data.seller.nib, data.buyer.id)
+        self._check_parties(ctx, order, data.seller.nib, data.buyer.id)
         await self._move(
             ctx,
             order,
@@ -680,13 +729,3 @@ def _history(ctx: EventContext, status: OrderStatus, at: datetime) -> dict[str, 
         "event_id": str(ctx.envelope.id),
         "event": ctx.envelope.type,
     }
-
-
-def _settle_refusal(transition: Transition, order_id: str, action: OrderAction, *, http: bool) -> None:
-    """What an event that does not apply does: refuse (HTTP, illegal), park (ahead) or nothing (stale)."""
-    if http or transition.verdict is Verdict.ILLEGAL:
-        code = "illegal_transition" if transition.verdict is Verdict.AHEAD else transition.code
-        raise Refused(code, f"cannot {action.value} order {order_id}: {transition.reason}")
-    if transition.verdict is Verdict.AHEAD:
-        raise Retry(transition.code, f"order {order_id}: {transition.reason}; parked until the missing event")
-    log.info("stale order event ignored", order_id=order_id, action=action.value, reason=transition.reason)

@@ -46,6 +46,7 @@ __all__ = [
     "OrderShipped",
     "OrderStatusChanged",
     "OrderStep",
+    "OrderStepRefused",
     "PricedLine",
     "ProductCurated",
     "ProductDelisted",
@@ -492,3 +493,26 @@ class OrderStatusChanged(EventData):
             msg = f"the applied step is for order {self.applied.order_id!r}, not {self.order_id!r}"
             raise ValueError(msg)
         return self
+
+
+class OrderStepRefused(EventData):
+    """The catalog refused an integrator's lifecycle step for good.
+
+    An illegal transition (``shipped`` after ``cancelled``), a step naming another seller or buyer than the
+    order's, a confirmation after the deadline, or a step still out of order when it was given up on. The
+    step is also in the dead-letter queue with the same reason; this event tells the order's parties. A step
+    for an order nobody placed has no parties to tell and only goes to the dead-letter queue.
+    """
+
+    event_type = "kumkm.catalog.order.step_refused.v1"
+    aggregate_field = "order_id"
+
+    order_id: Identifier
+    buyer: Annotated[BuyerRef, Field(description="The order's buyer (not whoever the step named)")]
+    seller: Annotated[SellerRef | None, Field(description="The order's seller; none for a rejected order")]
+    step: StepStatus
+    order_status: Annotated[Name, Field(examples=["accepted", "cancelled", "rejected"])]
+    refused_event_id: Annotated[UUID, Field(description="Id of the integrator's step event that was refused")]
+    reason_code: ReasonCode
+    reason: Annotated[Text, Field(min_length=1)]
+    refused_at: UtcDateTime

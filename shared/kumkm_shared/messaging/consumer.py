@@ -2,7 +2,8 @@
 
 - undecodable or invalid (``ContractError``), or an event type the consumer has no handler for:
   dead letter with the reason, then terminate; never retried;
-- ``Refused`` from a handler: rolled back, dead letter with the handler's code, terminate;
+- ``Refused`` from a handler: rolled back, dead letter with the handler's code, then the refusal's
+  outcome event if it carries one (a business refusal the parties must hear of), terminate;
 - ``Retry`` or any other exception: rolled back, nack with a delay that grows with the delivery count;
   on the last allowed delivery, dead letter with the last error and terminate;
 - a duplicate (the inbox already holds the event id): ack only;
@@ -15,6 +16,7 @@ The max-deliveries advisory covers what the wrapper cannot see (a process that d
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 from dataclasses import dataclass, field
@@ -69,6 +71,7 @@ class EventContext:
     outbox: Outbox
     source: str
     emitted: list[Envelope] = field(default_factory=list)
+    last_attempt: bool = False  # this delivery is the last: a Retry now ends in the DLQ
 
     @property
     def envelope(self) -> Envelope:
@@ -123,6 +126,7 @@ class EventProcessor:
         self._outbox = outbox
         self._jetstream = jetstream
         self.backoff = backoff or Backoff()
+        self._source = f"kumkm/{service}"
 
     async def process(self, msg: Msg) -> str:
         """Handle one message and settle it (ack, nack or term). Returns the outcome's name."""
@@ -181,10 +185,20 @@ class EventProcessor:
                     if not await self._inbox.claim(conn, self.decl.name, envelope.id, envelope.type):
                         outcome = "duplicate"
                     else:
-                        await handler(EventContext(conn, event, self._outbox, source=f"kumkm/{self.service}"))
+                        ctx = EventContext(
+                            conn,
+                            event,
+                            self._outbox,
+                            source=self._source,
+                            last_attempt=delivered >= self.decl.max_deliver,
+                        )
+                        await handler(ctx)
                         outcome = "applied"
         except Refused as exc:
-            await self._dead_letter(msg, exc.code, exc.reason, delivered)
+            announce = None
+            if exc.outcome is not None:
+                announce = functools.partial(self._announce_refusal, event, exc.outcome)
+            await self._dead_letter(msg, exc.code, exc.reason, delivered, then=announce)
             return "refused"
         except asyncio.CancelledError:
             raise
@@ -204,6 +218,13 @@ class EventProcessor:
         await msg.ack()
         return outcome
 
+    async def _announce_refusal(self, event: DecodedEvent, outcome: EventData) -> None:
+        """Commit the refusal's outcome event, once per refused event id (its own inbox key)."""
+        envelope = event.envelope
+        async with self._pool.acquire() as conn, conn.transaction():
+            if await self._inbox.claim(conn, f"{self.decl.name}/refused", envelope.id, envelope.type):
+                await EventContext(conn, event, self._outbox, source=self._source).emit(outcome)
+
     async def _dead_letter(
         self,
         msg: Msg,
@@ -211,7 +232,14 @@ class EventProcessor:
         reason: str,
         delivered: int,
         errors: list[dict[str, str]] | None = None,
+        *,
+        then: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """Write the dead letter, run ``then`` (committing what must follow it), and terminate.
+
+        A failure of either step naks the message: it comes back and both are tried again (the dead letter's
+        id is derived from the stream sequence, so a second copy is de-duplicated by the DLQ stream).
+        """
         meta = msg.metadata
         letter = DeadLetter.of(
             service=self.service,
@@ -228,9 +256,11 @@ class EventProcessor:
         )
         try:
             await publish_dead_letter(self._jetstream(), letter)
+            if then is not None:
+                await then()
         except Exception as exc:
-            # Nothing is lost: without a DLQ entry the message is redelivered and tried again.
-            log.exception("dead letter could not be written; message will be redelivered", error=repr(exc))
+            # Nothing is lost: without a DLQ entry (or the refusal's outcome) the message comes back.
+            log.exception("dead letter could not be completed; message will be redelivered", error=repr(exc))
             await msg.nak(delay=self.backoff.delay(delivered))
             return
         await msg.term()

@@ -128,6 +128,7 @@ CONSUMER_DECLS: tuple[ConsumerDecl, ...] = (
             "order.rejected",
             "order.cancelled",
             "order.status_changed",  # the catalog's record of an applied step, never the integrator's claim
+            "order.step_refused",
         ),
         description="Notifications: outcome events of the catalog context",
     ),

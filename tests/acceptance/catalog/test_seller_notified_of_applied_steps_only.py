@@ -1,8 +1,9 @@
 """Catalog and notifications together: the seller hears of delivery and payment only when they took effect.
 
-A buyer's system publishes ``order.paid`` before the goods are delivered, and another names the wrong seller.
+A buyer's system publishes ``order.paid`` before the goods are delivered, and again naming the wrong seller.
 The catalog refuses both (dead letters); the seller must get no "payment settled" email for them, and exactly
-one for the real payment, caused by the catalog's ``order.status_changed``.
+one for the real payment, caused by the catalog's ``order.status_changed``. The buyer is told of each
+refusal, caused by the catalog's ``order.step_refused``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ pytestmark = pytest.mark.acceptance
 __all__ = ["nc", "smtp"]
 
 SELLER = samples.FURNITURE_MAKER["nib"]
+BUYER = samples.DINAS_PENDIDIKAN_BEKASI["id"]
 STATUS_CHANGED = "kumkm.catalog.order.status_changed.v1"
+STEP_REFUSED = "kumkm.catalog.order.step_refused.v1"
 
 
 @pytest_asyncio.fixture
@@ -70,6 +73,7 @@ async def test_refused_steps_never_reach_the_seller_and_applied_ones_do_once(
     await put_contact(
         notifications, SELLER, party_kind="umkm", name="Mebel Jati Kranggan", email="mebel@kranggan.id"
     )
+    await put_contact(notifications, BUYER, party_kind="buyer", name="Disdik Bekasi", email="pbj@disdik.id")
     await listed_product(catalog, "PRD-ACC-1")
     order_id = (await catalog.post("/orders", json=samples.order("PRD-ACC-1"))).json()["order_id"]
 
@@ -105,7 +109,7 @@ async def test_refused_steps_never_reach_the_seller_and_applied_ones_do_once(
     # The seller: the curation, the new order, the signed handover and the payment, each once.
     rows = await settled(notifications, 4, party_id=SELLER)
     assert len(rows) == 4
-    assert sorted(subject(m) for m in smtp.messages) == sorted(
+    assert sorted(subject(m) for m in smtp.messages if "mebel@kranggan.id" in str(m["To"])) == sorted(
         [
             "Hasil kurasi produk Kursi siswa kayu jati: disetujui",
             f"BAST BAST/DISDIK/2024/0917 ditandatangani untuk pesanan {order_id}",
@@ -118,6 +122,15 @@ async def test_refused_steps_never_reach_the_seller_and_applied_ones_do_once(
     applied = {c["data"]["applied_event_id"] for c in changes.values()}
     assert early["id"] not in applied
     assert wrong_seller["id"] not in applied
+    # The buyer, whose system sent both refused payments, is told of each, with the reason.
+    refusals = {e["data"]["refused_event_id"]: e for e in await stream_events(nc, STEP_REFUSED)}
+    assert set(refusals) == {early["id"], wrong_seller["id"]}
+    assert refusals[early["id"]]["data"]["reason_code"] == "out_of_order"
+    assert refusals[wrong_seller["id"]]["data"]["reason_code"] == "seller_mismatch"
+    told = await settled(notifications, 2, party_id=BUYER)
+    assert sorted(r["event_id"] for r in told) == sorted(e["id"] for e in refusals.values())
+    to_buyer = [subject(m) for m in smtp.messages if "pbj@disdik.id" in str(m["To"])]
+    assert to_buyer == [f"Pembayaran untuk pesanan {order_id} ditolak"] * 2
     by_cause = {r["event_id"]: r for r in rows}
     paid_change = next(c for c in changes.values() if c["data"]["status"] == "paid")
     assert by_cause[paid_change["id"]]["status"] == "delivered"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -215,6 +216,21 @@ async def test_a_step_that_never_becomes_legal_ends_in_the_dlq_with_its_reason(
     await settled(runtime, nc)
     # A refused step is not recorded as a change: subscribers (the seller's notifications) hear nothing.
     assert await stream_events(nc, STATUS_CHANGED) == []
+    # The order's own parties are told of each refusal, once; nobody is told of a step for no order.
+    refusals = await stream_events(nc, "kumkm.catalog.order.step_refused.v1")
+    by_code = {r["data"]["reason_code"]: r["data"] for r in refusals}
+    assert len(refusals) == 2
+    assert set(by_code) == {"out_of_order", "order_cancelled"}
+    assert by_code["out_of_order"]["step"] == "paid"
+    assert by_code["out_of_order"]["order_id"] == waiting
+    assert by_code["out_of_order"]["order_status"] == "accepted"
+    assert "must be delivered before it can be paid" in by_code["out_of_order"]["reason"]
+    assert by_code["order_cancelled"]["step"] == "shipped"
+    assert by_code["order_cancelled"]["seller"]["nib"] == samples.FURNITURE_MAKER["nib"]
+    assert by_code["order_cancelled"]["buyer"]["id"] == samples.DINAS_PENDIDIKAN_BEKASI["id"]
+    refused_ids = {r["data"]["refused_event_id"] for r in refusals}
+    letter_ids = {json.loads(letters[code].original)["id"] for code in ("out_of_order", "order_cancelled")}
+    assert refused_ids == letter_ids
 
 
 async def test_illegal_api_transitions_get_409_with_a_reason_and_publish_nothing(

@@ -16,7 +16,7 @@ from kumkm_shared.contracts import validate_event_payload
 from kumkm_shared.messaging.dlq import DeadLetter
 from kumkm_shared.testing import wait_for
 from tests.support.events import loan_disbursed, repayment_received, to_bytes
-from tests.support.runtime import consumer_idle
+from tests.support.runtime import consumer_idle, stream_events
 
 if TYPE_CHECKING:
     import uuid
@@ -285,3 +285,35 @@ async def test_cleanup_removes_only_old_published_rows(runtime: ServiceRuntime) 
     assert await relay.cleanup() == 1
     left = {r["event_id"] for r in await runtime.pool.fetch("SELECT event_id FROM toy.outbox")}
     assert left == {recent.id, pending.id}
+
+
+async def test_a_refusal_is_announced_once_per_event_and_a_replay_after_the_fix_still_applies(
+    runtime: ServiceRuntime, provisioned: nats.aio.client.Client, toy: Toy
+) -> None:
+    refused = repayment_received("LN-ANN", reference="refuse-announced")
+    # The same event twice, past the broker's de-duplication: two dead letters, one announcement.
+    await _publish(provisioned, refused["type"], to_bytes(refused), msg_id="one")
+    await _publish(provisioned, refused["type"], to_bytes(refused), msg_id="two")
+
+    async def two_letters() -> bool:
+        return len(await _dead_letters(provisioned)) == 2
+
+    await wait_for(two_letters, timeout=10)
+    await wait_for(lambda: _consumer_idle(provisioned), timeout=10)
+    assert runtime.relay is not None
+    await wait_for(lambda: _no_pending(runtime), timeout=10)
+    announced = await stream_events(provisioned, "kumkm.loans.installment.overdue.v1")
+    assert len(announced) == 1
+    assert announced[0]["causationid"] == refused["id"]
+    assert {x.reason_code for x in await _dead_letters(provisioned)} == {"illegal_transition"}
+
+    # The refusal did not claim the event in the inbox: after the fix, a replay is applied.
+    toy.accept_refused = True
+    await _publish(provisioned, refused["type"], to_bytes(refused), msg_id="replay")
+    await wait_for(lambda: _consumer_idle(provisioned), timeout=10)
+    assert [str(r["event_id"]) for r in await _effects(runtime, "repaid")] == [refused["id"]]
+
+
+async def _no_pending(rt: ServiceRuntime) -> bool:
+    assert rt.relay is not None
+    return await rt.relay.pending() == 0

@@ -275,6 +275,17 @@ SAMPLES: dict[str, dict[str, Any]] = {
         },
         "changed_at": "2021-03-25T03:00:00Z",
     },
+    "kumkm.catalog.order.step_refused.v1": {
+        "order_id": "ORD-2021-0002",
+        "buyer": BUYER_REF,
+        "seller": SELLER_REF,
+        "step": "paid",
+        "order_status": "shipped",
+        "refused_event_id": "5a1f0c1e-2b7d-4f0e-8c1a-3d2e4f5a6b7c",
+        "reason_code": "out_of_order",
+        "reason": "order ORD-2021-0002: the order is shipped; it must be delivered before it can be paid",
+        "refused_at": "2021-03-20T03:00:00Z",
+    },
     "kumkm.catalog.order.cancelled.v1": {
         "order_id": "ORD-2021-0003",
         "buyer": BUYER,

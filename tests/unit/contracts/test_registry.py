@@ -35,8 +35,9 @@ EXPECTED: list[tuple[str, bool]] = [
     ("kumkm.catalog.order.shipped.v1", True),
     ("kumkm.catalog.order.delivered.v1", True),
     ("kumkm.catalog.order.paid.v1", True),
-    # Not in DESIGN.md: the catalog's record that an integrator's step took effect (steps can be refused).
+    # Not in DESIGN.md: the catalog's record that an integrator's step took effect, or was refused.
     ("kumkm.catalog.order.status_changed.v1", False),
+    ("kumkm.catalog.order.step_refused.v1", False),
     ("kumkm.catalog.order.cancelled.v1", False),
     ("kumkm.notifications.contact.upserted.v1", True),
     ("kumkm.notifications.notification.delivered.v1", False),
@@ -56,7 +57,7 @@ EXPECTED_AGGREGATES = {
 
 def test_registry_matches_the_design_catalog() -> None:
     assert [(spec.type, spec.external) for spec in EVENTS.values()] == EXPECTED
-    assert len(EVENTS) == 24  # 8 loans + 13 catalog + 3 notifications
+    assert len(EVENTS) == 25  # 8 loans + 14 catalog + 3 notifications
 
 
 @pytest.mark.parametrize(("event_type", "external"), EXPECTED)
@@ -102,7 +103,7 @@ def test_external_types() -> None:
         "kumkm.loans.restructuring.requested.v1",
     )
     assert external_types("notifications") == ("kumkm.notifications.contact.upserted.v1",)
-    assert len(events_for("catalog")) == 13
+    assert len(events_for("catalog")) == 14
 
 
 def test_spec_for_unknown() -> None:

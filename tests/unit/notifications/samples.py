@@ -177,6 +177,17 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "delivered_on": "2022-08-30",
         "received_by": "Budi Santoso",
     },
+    "kumkm.catalog.order.step_refused.v1": {
+        "order_id": "ORD-0001",
+        "buyer": {"id": BUYER_ID},
+        "seller": {"nib": SELLER_NIB},
+        "step": "paid",
+        "order_status": "shipped",
+        "refused_event_id": "5a1f0c1e-2b7d-4f0e-8c1a-3d2e4f5a6b7c",
+        "reason_code": "out_of_order",
+        "reason": "order ORD-0001: the order is shipped; it must be delivered before it can be paid",
+        "refused_at": "2022-09-01T03:00:00Z",
+    },
     "kumkm.catalog.order.paid.v1": {
         "order_id": "ORD-0001",
         "buyer": {"id": BUYER_ID},

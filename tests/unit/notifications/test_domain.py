@@ -42,6 +42,7 @@ EXPECTED = {
     ),
     "kumkm.catalog.order.delivered.v1": (Category.ORDERS, [Party(SELLER_NIB, "seller")]),
     "kumkm.catalog.order.paid.v1": (Category.ORDERS, [Party(SELLER_NIB, "seller")]),
+    "kumkm.catalog.order.step_refused.v1": (Category.ORDERS, [Party(BUYER_ID, "buyer")]),
 }
 
 
@@ -76,6 +77,25 @@ def test_confirmed_and_shipped_records_notify_nobody(step_type: str) -> None:
 
 def test_the_service_consumes_what_carries_its_subscriptions() -> None:
     assert {t for t in EXPECTED if t not in STEPS} | {STATUS_CHANGED} == CONSUMED
+
+
+@pytest.mark.parametrize(
+    ("step", "recipients"),
+    [
+        ("confirmed", [Party(SELLER_NIB, "seller")]),
+        ("shipped", [Party(SELLER_NIB, "seller")]),
+        ("delivered", [Party(BUYER_ID, "buyer")]),
+        ("paid", [Party(BUYER_ID, "buyer")]),
+    ],
+)
+def test_a_refused_step_reaches_the_party_whose_system_sends_it(step: str, recipients: list[Party]) -> None:
+    event = sample("kumkm.catalog.order.step_refused.v1", step=step)
+    assert recipients_of(event.event_type, event, "officers") == recipients
+
+
+def test_a_refused_confirmation_of_an_order_without_a_seller_reaches_nobody() -> None:
+    event = sample("kumkm.catalog.order.step_refused.v1", step="confirmed", seller=None)
+    assert recipients_of(event.event_type, event, "officers") == []
 
 
 def test_a_cancelled_order_without_a_seller_reaches_the_buyer_only() -> None:

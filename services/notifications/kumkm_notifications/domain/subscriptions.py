@@ -15,6 +15,7 @@ from kumkm_shared.contracts import (
     OrderPaid,
     OrderRejected,
     OrderStatusChanged,
+    OrderStepRefused,
     ProductCurated,
     RestructuringApproved,
     RestructuringReferred,
@@ -76,6 +77,14 @@ def _buyer(data: Any, _officers: str) -> list[Recipient]:
     return [Party(data.buyer.id, "buyer")]
 
 
+def _step_sender(data: OrderStepRefused, _officers: str) -> list[Recipient]:
+    """The order's party whose system sends the refused step: the seller confirms and ships, the buyer
+    signs the handover and pays."""
+    if data.step in {"confirmed", "shipped"}:
+        return [Party(data.seller.nib, "seller")] if data.seller is not None else []
+    return [Party(data.buyer.id, "buyer")]
+
+
 def _buyer_and_seller(data: OrderCancelled, officers: str) -> list[Recipient]:
     return _buyer(data, officers) + (_seller(data, officers) if data.seller is not None else [])
 
@@ -108,6 +117,7 @@ SUBSCRIPTIONS: dict[str, Subscription] = {
         # step only from the catalog's record that it took effect.
         _sub(OrderDelivered, Category.ORDERS, _seller, "handover signed, to seller", via=OrderStatusChanged),
         _sub(OrderPaid, Category.ORDERS, _seller, "payment settled, to the seller", via=OrderStatusChanged),
+        _sub(OrderStepRefused, Category.ORDERS, _step_sender, "refused step, to the party that sends it"),
     )
 }
 
