@@ -47,6 +47,16 @@ REASONS: list[dict[str, Any]] = [
     }
 ]
 
+PAID: dict[str, Any] = {
+    "order_id": "ORD-2021-0001",
+    "buyer": BUYER_REF,
+    "seller": SELLER_REF,
+    "amount": "7400000.00",
+    "paid_on": "2021-03-25",
+    "payment_reference": "SP2D-00012/2021",
+    "channel": "sp2d",
+}
+
 SAMPLES: dict[str, dict[str, Any]] = {
     "kumkm.loans.loan.disbursed.v1": {
         "loan_id": "LN-2019-0001",
@@ -247,15 +257,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "delivered_on": "2021-03-12",
         "received_by": "Budi Santoso",
     },
-    "kumkm.catalog.order.paid.v1": {
-        "order_id": "ORD-2021-0001",
-        "buyer": BUYER_REF,
-        "seller": SELLER_REF,
-        "amount": "7400000.00",
-        "paid_on": "2021-03-25",
-        "payment_reference": "SP2D-00012/2021",
-        "channel": "sp2d",
-    },
+    "kumkm.catalog.order.paid.v1": PAID,
     "kumkm.catalog.order.status_changed.v1": {
         "order_id": "ORD-2021-0001",
         "buyer": BUYER_REF,
@@ -264,15 +266,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "previous_status": "delivered",
         "version": 5,
         "applied_event_id": "0b5bd2a4-5a0f-4b7e-9a43-6f1e0c2d9a11",
-        "applied": {
-            "order_id": "ORD-2021-0001",
-            "buyer": BUYER_REF,
-            "seller": SELLER_REF,
-            "amount": "7400000.00",
-            "paid_on": "2021-03-25",
-            "payment_reference": "SP2D-00012/2021",
-            "channel": "sp2d",
-        },
+        "applied": PAID,
         "changed_at": "2021-03-25T03:00:00Z",
     },
     "kumkm.catalog.order.step_refused.v1": {
