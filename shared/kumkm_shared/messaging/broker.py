@@ -28,6 +28,15 @@ def install_uvloop() -> bool:
     return True
 
 
+def _is_supervisor_chatter(record: logging.LogRecord) -> bool:
+    """False for FastStream's INFO line as each subscriber task ends ("callback for Task-8 is being
+    executed..."): printed once per durable at every shutdown, it says nothing an operator can act on."""
+    return not (record.levelno == logging.INFO and record.getMessage().endswith("is being executed..."))
+
+
+logging.getLogger("faststream.access.nats").addFilter(_is_supervisor_chatter)
+
+
 async def _on_error(exc: Exception) -> None:
     log.warning("nats error", error=repr(exc))
 
