@@ -11,12 +11,16 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from kumkm_notifications import repository as repo
-from kumkm_notifications.domain.delivery import Status  # noqa: TC001 - a query parameter type
+from kumkm_notifications.domain.delivery import Status
+from kumkm_notifications.handlers import NotReroutable
 from kumkm_shared import Conflict, NotFound
 from kumkm_shared.contracts import Category, Channel, ContactUpserted, Locale, PartyKind
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from kumkm_notifications.domain.contacts import Contact
+    from kumkm_notifications.handlers import NotificationHandlers
     from kumkm_shared import ServiceRuntime
 
 CONTACTS_DURABLE = "notifications-contacts"
@@ -143,6 +147,15 @@ def make_router(runtime: ServiceRuntime) -> APIRouter:  # noqa: C901 - one closu
             raise NotFound("inbox message", f"{party_id}/{message_id}")
         return {"id": message_id, "party_id": party_id, "read_at": read_at, "unread": False}
 
+    _activity_routes(router, runtime, _contact)
+    return router
+
+
+def _activity_routes(  # noqa: C901 - one closure per route reads best
+    router: APIRouter, runtime: ServiceRuntime, _contact: Callable[[str], Awaitable[dict[str, Any]]]
+) -> None:
+    """The activity feed, and an operator's resend and reroute."""
+
     @router.get("/notifications", tags=["activity"])
     async def activity(
         party_id: str | None = None,
@@ -159,9 +172,21 @@ def make_router(runtime: ServiceRuntime) -> APIRouter:  # noqa: C901 - one closu
             limit=limit,
         )
 
+    async def _reroute(notification_id: UUID) -> list[repo.NewDelivery]:
+        handlers: NotificationHandlers = runtime.definition.state["handlers"]
+        try:
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                return await handlers.reroute(conn, runtime.emit, notification_id)
+        except NotReroutable as exc:
+            raise Conflict(exc.code, f"notification {notification_id}: {exc.message}") from exc
+
+    def _routed(rows: list[repo.NewDelivery]) -> list[dict[str, Any]]:
+        return [{"id": r.id, "channel": r.channel, "status": r.status} for r in rows]
+
     @router.post("/notifications/{notification_id}/resend", tags=["activity"])
     async def resend(notification_id: UUID) -> dict[str, Any]:
-        """An operator's decision to send an 'unknown' or 'failed' notification again."""
+        """An operator's decision: send an 'unknown' or 'failed' notification again, or route a 'no_contact'
+        or 'suppressed' one now that the party has a contact (or no longer opts out)."""
         previous = await repo.requeue(runtime.pool, notification_id)
         if previous is None:
             rows = await repo.feed(
@@ -169,12 +194,35 @@ def make_router(runtime: ServiceRuntime) -> APIRouter:  # noqa: C901 - one closu
             )
             if not rows:
                 raise NotFound("notification", str(notification_id))
+            status = rows[0]["status"]
+            if status in {Status.NO_CONTACT, Status.SUPPRESSED}:
+                routed = await _reroute(notification_id)
+                return {
+                    "id": notification_id,
+                    "previous_status": status,
+                    "status": "rerouted",
+                    "routed": _routed(routed),
+                }
             raise Conflict(
                 "not_resendable",
-                f"notification is {rows[0]['status']}; only unknown or failed ones are resent",
+                f"notification is {status}; only unknown, failed, no_contact and suppressed ones are resent",
             )
         async with runtime.pool.acquire() as conn:
             await repo.wake_dispatcher(conn)
         return {"id": notification_id, "previous_status": previous, "status": "pending"}
 
-    return router
+    @router.post("/contacts/{party_id}/reroute", tags=["contacts"])
+    async def reroute_party(party_id: str) -> dict[str, Any]:
+        """Route every no_contact or suppressed notification of the party that can now reach it (after the
+        contact was added or an opt-out lifted). Those that still cannot are listed with the reason."""
+        await _contact(party_id)  # 404 when the party still has no contact
+        routed: list[dict[str, Any]] = []
+        skipped: list[dict[str, Any]] = []
+        for notification_id in await repo.unrouted_ids(runtime.pool, party_id):
+            try:
+                rows = await _reroute(notification_id)
+            except Conflict as exc:
+                skipped.append({"id": notification_id, "error": exc.code, "message": exc.message})
+                continue
+            routed.append({"id": notification_id, "routed": _routed(rows)})
+        return {"party_id": party_id, "rerouted": routed, "skipped": skipped}

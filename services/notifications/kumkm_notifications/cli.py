@@ -135,5 +135,12 @@ def inbox(party_id: str, unread_only: bool = False, url: Url = None, data_dir: D
 
 @app.command()
 def resend(notification_id: str, url: Url = None, data_dir: DataDir = None) -> None:
-    """Send an 'unknown' or 'failed' notification again, after checking it did not arrive."""
+    """Send an 'unknown' or 'failed' notification again (after checking it did not arrive), or route a
+    'no_contact' or 'suppressed' one now that the party can be reached."""
     typer.echo(json.dumps(_api("POST", url, data_dir, f"/notifications/{notification_id}/resend")))
+
+
+@app.command()
+def reroute(party_id: str, url: Url = None, data_dir: DataDir = None) -> None:
+    """Route every 'no_contact' or 'suppressed' notification of a party, once its contact exists."""
+    typer.echo(json.dumps(_api("POST", url, data_dir, f"/contacts/{party_id}/reroute")))

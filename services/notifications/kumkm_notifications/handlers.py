@@ -7,10 +7,13 @@ dispatcher; the inbox is written here, so it is delivered exactly once with the 
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kumkm_notifications import repository as repo
 from kumkm_notifications.domain.contacts import Contact, route
@@ -23,7 +26,7 @@ from kumkm_notifications.domain.subscriptions import (
     subscription_for,
 )
 from kumkm_shared import Retry
-from kumkm_shared.contracts import Channel, ContactUpserted, NotificationDelivered
+from kumkm_shared.contracts import Channel, ContactUpserted, NotificationDelivered, validate_event_payload
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -32,8 +35,37 @@ if TYPE_CHECKING:
     from kumkm_notifications.settings import NotificationsSettings
     from kumkm_shared import EventContext
     from kumkm_shared.contracts import Category, Envelope, EventData
+    from kumkm_shared.db import Conn
 
 DELIVERY_NAMESPACE = uuid.UUID("5d3a3f4e-6b1c-4c1e-9a53-4b554d4b4d01")
+
+Emit = Callable[["EventData"], Awaitable["Envelope"]]
+EmitIn = Callable[..., Awaitable["Envelope"]]  # ServiceRuntime.emit: (conn, data, **make_event arguments)
+
+
+class Origin(Protocol):
+    """Where deliveries are written from: the consuming transaction, or an operator's reroute."""
+
+    @property
+    def conn(self) -> Conn: ...
+    @property
+    def envelope(self) -> Envelope: ...
+    @property
+    def emit(self) -> Emit: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    conn: Conn
+    envelope: Envelope
+    emit: Emit
+
+
+class NotReroutable(Exception):  # noqa: N818 - a verdict for the operator, not a crash
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 def delivery_id(event_id: uuid.UUID, party_id: str, channel: Channel | None) -> uuid.UUID:
@@ -106,28 +138,69 @@ class NotificationHandlers:
                         category=subscription.category,
                         status=Status(routing.skipped or "no_contact"),
                         detail=routing.detail,
+                        event=envelope.model_dump(mode="json"),  # kept so an operator can reroute it
                     ),
                 )
                 continue
-            rendered = self.templates.render(
-                topic,
-                contact.locale,
-                {"event": data, "recipient": contact.name, "envelope": envelope},
-            )
-            pending |= await self._deliver(ctx, contact, routing.channels, subscription.category, rendered)
+            rows = await self._deliver(ctx, contact, routing.channels, subscription.category, topic, data)
+            pending |= any(row.channel is not Channel.INBOX for row in rows)
         if pending:
             await repo.wake_dispatcher(ctx.conn)
 
+    async def reroute(
+        self, conn: Conn, emit_in: EmitIn, notification_id: uuid.UUID
+    ) -> list[repo.NewDelivery]:
+        """Route a notification recorded without a channel now that its party has a contact (or no longer
+        opts out): one row per enabled channel, sent like any other; the old row becomes ``rerouted``.
+
+        Raises ``NotReroutable`` when the row is not a no_contact or suppressed one, when it was recorded
+        without its event, or when the party still cannot be reached.
+        """
+        row = await repo.unrouted(conn, notification_id)
+        if row is None:
+            raise NotReroutable("not_unrouted", "only no_contact and suppressed notifications are rerouted")
+        if row["event"] is None:
+            raise NotReroutable("no_event", "the notification was recorded without its event")
+        event = validate_event_payload(row["event"])
+        notice = about(event.envelope.type, event.data)
+        if notice is None:  # pragma: no cover - the row was written because the event notifies someone
+            raise NotReroutable("not_notified", f"{event.envelope.type} notifies nobody")
+        topic, data = notice
+        category = subscription_for(topic).category
+        party_id = row["party_id"]
+        contact = await repo.get_contact(conn, party_id)
+        routing = route(contact, category)
+        if contact is None or routing.skipped:
+            raise NotReroutable(routing.skipped or "no_contact", f"party {party_id}: {routing.detail}")
+        envelope = event.envelope
+        emit = functools.partial(
+            emit_in,
+            conn,
+            causationid=str(envelope.id),
+            correlationid=envelope.correlationid or str(envelope.id),
+        )
+        origin = _Origin(conn, envelope, emit)
+        rows = await self._deliver(origin, contact, routing.channels, category, topic, data)
+        channels = ", ".join(c.value for c in routing.channels)
+        await repo.mark_rerouted(conn, notification_id, f"rerouted by an operator to {channels}")
+        if any(r.channel is not Channel.INBOX for r in rows):
+            await repo.wake_dispatcher(conn)
+        return rows
+
     async def _deliver(
         self,
-        ctx: EventContext,
+        origin: Origin,
         contact: Contact,
         channels: Iterable[Channel],
         category: Category,
-        rendered: Rendered,
-    ) -> bool:
-        """One row per channel, inserted together; True when a row waits for the dispatcher."""
-        envelope = ctx.envelope
+        topic: str,
+        data: EventData,
+    ) -> list[repo.NewDelivery]:
+        """One row per channel, inserted together; returns the rows inserted (none for a redelivery)."""
+        envelope = origin.envelope
+        rendered = self.templates.render(
+            topic, contact.locale, {"event": data, "recipient": contact.name, "envelope": envelope}
+        )
         rows = []
         for channel in channels:
             ident = delivery_id(envelope.id, contact.party_id, channel)
@@ -154,29 +227,24 @@ class NotificationHandlers:
                 )
             )
         # A row already there was made by the same event handled through another path: nothing to add.
-        inserted = await repo.insert_deliveries(ctx.conn, rows)
-        pending = False
+        inserted = await repo.insert_deliveries(origin.conn, rows)
         for row in rows:
-            if row.id not in inserted:
-                continue
-            if row.channel is not Channel.INBOX:
-                pending = True
-                continue
-            await repo.record_inbox_message(ctx.conn, row)
-            await ctx.emit(
-                NotificationDelivered(
-                    notification_id=str(row.id),
-                    event_id=envelope.id,
-                    source_event_type=envelope.type,
-                    party_id=contact.party_id,
-                    channel=Channel.INBOX,
-                    category=category,
-                    attempts=1,
-                    delivered_at=datetime.now(UTC),
-                    provider_response="stored in the inbox",
+            if row.id in inserted and row.channel is Channel.INBOX:
+                await repo.record_inbox_message(origin.conn, row)
+                await origin.emit(
+                    NotificationDelivered(
+                        notification_id=str(row.id),
+                        event_id=envelope.id,
+                        source_event_type=envelope.type,
+                        party_id=contact.party_id,
+                        channel=Channel.INBOX,
+                        category=category,
+                        attempts=1,
+                        delivered_at=datetime.now(UTC),
+                        provider_response="stored in the inbox",
+                    )
                 )
-            )
-        return pending
+        return [row for row in rows if row.id in inserted]
 
     async def _party_id(self, ctx: EventContext, recipient: Party | BorrowerOfLoan) -> str:
         if isinstance(recipient, Party):

@@ -141,6 +141,7 @@ class NewDelivery:
     body_html: str | None = None
     payload: bytes | None = None
     detail: str | None = None
+    event: dict[str, Any] | None = None  # the envelope, kept on rows without a channel (for a reroute)
 
 
 async def insert_delivery(conn: Conn, d: NewDelivery) -> bool:
@@ -148,9 +149,9 @@ async def insert_delivery(conn: Conn, d: NewDelivery) -> bool:
     inserted = await conn.fetchval(
         """
         INSERT INTO deliveries (id, event_id, event_type, correlation_id, party_id, channel, category, status,
-                                locale, address, subject, body_text, body_html, payload, detail,
+                                locale, address, subject, body_text, body_html, payload, detail, event,
                                 next_attempt_at, delivered_at, attempts)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb,
                 CASE WHEN $8 = 'pending' THEN now() END, CASE WHEN $8 = 'delivered' THEN now() END,
                 CASE WHEN $8 = 'delivered' THEN 1 ELSE 0 END)
         ON CONFLICT DO NOTHING
@@ -171,6 +172,7 @@ async def insert_delivery(conn: Conn, d: NewDelivery) -> bool:
         d.body_html,
         d.payload,
         d.detail,
+        d.event,
     )
     return bool(inserted)
 
@@ -411,6 +413,33 @@ async def requeue(conn: Db, delivery_id: UUID) -> str | None:
         delivery_id,
     )
     return previous
+
+
+async def unrouted(conn: Conn, delivery_id: UUID) -> asyncpg.Record | None:
+    """A row recorded without a channel (no_contact or suppressed), locked, with the event it was about."""
+    return await conn.fetchrow(
+        "SELECT id, event_id, party_id, status, event FROM deliveries "
+        "WHERE id = $1 AND status IN ('no_contact', 'suppressed') FOR UPDATE",
+        delivery_id,
+    )
+
+
+async def unrouted_ids(conn: Db, party_id: str) -> list[UUID]:
+    """The party's notifications recorded without a channel, oldest first."""
+    rows = await conn.fetch(
+        "SELECT id FROM deliveries WHERE party_id = $1 AND status IN ('no_contact', 'suppressed') "
+        "ORDER BY created_at, id",
+        party_id,
+    )
+    return [r["id"] for r in rows]
+
+
+async def mark_rerouted(conn: Conn, delivery_id: UUID, detail: str) -> None:
+    await conn.execute(
+        "UPDATE deliveries SET status = 'rerouted', detail = $2, updated_at = now() WHERE id = $1",
+        delivery_id,
+        detail,
+    )
 
 
 # -- reading -------------------------------------------------------------------------------------------

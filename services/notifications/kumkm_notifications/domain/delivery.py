@@ -26,9 +26,10 @@ class Status(StrEnum):
     UNKNOWN = "unknown"  # the process died mid-send; an operator decides (see the README)
     SUPPRESSED = "suppressed"  # the party opted out of the category
     NO_CONTACT = "no_contact"  # nobody to send to
+    REROUTED = "rerouted"  # no_contact or suppressed, later routed by an operator: see the newer rows
 
 
-FINAL = frozenset({Status.DELIVERED, Status.FAILED, Status.SUPPRESSED, Status.NO_CONTACT})
+FINAL = frozenset({Status.DELIVERED, Status.FAILED, Status.SUPPRESSED, Status.NO_CONTACT, Status.REROUTED})
 
 
 class Verdict(StrEnum):
