@@ -63,6 +63,10 @@ class CurationRequest(BaseModel):
     revision: int | None = Field(
         default=None, ge=1, description="The revision decided; refused if superseded"
     )
+    lift_sanction: bool = Field(
+        default=False,
+        description="Approve a product once delisted as sanctioned, lifting the sanction (needs notes)",
+    )
 
 
 class StockRequest(BaseModel):
@@ -245,6 +249,7 @@ def make_router(runtime: ServiceRuntime, catalog: Catalog) -> APIRouter:  # noqa
                         listed_price=body.listed_price,
                         checklist=body.checklist,
                         revision=body.revision,
+                        lift_sanction=body.lift_sanction,
                     )
                 except LookupError:
                     raise NotFound("product", product_id) from None

@@ -55,6 +55,9 @@ def curate(  # noqa: PLR0917 - one typer option per parameter
     notes: Annotated[str, typer.Option(help="notes for the seller")] = "",
     price: Annotated[str | None, typer.Option(help="listed price, default the submitted price")] = None,
     revision: Annotated[int | None, typer.Option(help="refuse if this revision was superseded")] = None,
+    lift_sanction: Annotated[
+        bool, typer.Option(help="approve a product once delisted as sanctioned (needs --notes)")
+    ] = False,
     url: UrlOption = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
@@ -66,6 +69,8 @@ def curate(  # noqa: PLR0917 - one typer option per parameter
         payload["listed_price"] = price
     if revision:
         payload["revision"] = revision
+    if lift_sanction:
+        payload["lift_sanction"] = True
     body = _api("POST", url, data_dir, f"/products/{product_id}/curation", json=payload)
     listed = f" at Rp{body['listed_price']} ({body['tier']})" if body.get("listed_price") else ""
     typer.echo(f"{product_id} revision {body['revision']}: {body['decision']}{listed}")

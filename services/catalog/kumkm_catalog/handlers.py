@@ -30,6 +30,7 @@ from kumkm_catalog.domain.curation import (
     Submission,
     check_can_curate,
     check_can_delist,
+    check_sanction,
     classify_revision,
     run_prechecks,
     status_after_decision,
@@ -216,12 +217,14 @@ class Catalog:
         listed_price: Decimal | None,
         checklist: list[ChecklistItem],
         revision: int | None,
+        lift_sanction: bool = False,
     ) -> ProductCurated:
         product = await repo.get_product(conn, product_id, for_update=True)
         if product is None:
             raise LookupError(product_id)
         check_can_curate(ProductStatus(product["status"]), product["revision"], revision)
         approved = decision is CurationDecision.APPROVED
+        check_sanction(product["sanction"], approved=approved, lift=lift_sanction, notes=notes)
         if approved and tier is None:
             raise CurationRefusal(
                 "tier_required", "an approval needs a catalog tier (national, sectoral or local)"
@@ -230,6 +233,8 @@ class Catalog:
         if price is not None and price <= 0:
             raise CurationRefusal("price_not_positive", "the listed price must be above 0")
         items = _checklist(product["precheck"]) + list(checklist)
+        if approved and lift_sanction:  # on the record, for every subscriber of product.curated
+            items.append(ChecklistItem(item="sanction_lifted", passed=True, note=notes))
         event = ProductCurated(
             product_id=product_id,
             revision=product["revision"],
@@ -251,6 +256,7 @@ class Catalog:
             listed_price=price,
             tier=event.tier.value if event.tier else None,
             curation={"decision": decision.value, "curator": curator, "notes": notes},
+            lift_sanction=approved and lift_sanction,
         )
         await emit(event)
         return event
@@ -281,13 +287,17 @@ class Catalog:
         if product is None:
             raise LookupError(product_id)
         check_can_delist(ProductStatus(product["status"]))
-        await repo.delist(conn, product_id, reason.value)
+        now = self.clock.now()
+        sanction = None
+        if reason is DelistReason.SANCTIONED:
+            sanction = {"at": now.isoformat(), "note": note, "revision": product["revision"]}
+        await repo.delist(conn, product_id, reason.value, sanction=sanction)
         event = ProductDelisted(
             product_id=product_id,
             seller=_summary(product),
             reason=reason,
             note=note,
-            delisted_at=self.clock.now(),
+            delisted_at=now,
         )
         await emit(event)
         return event

@@ -24,7 +24,7 @@ Record = Any  # asyncpg.Record; typed loosely because its values are heterogeneo
 _PRODUCT_COLUMNS = """product_id, revision, status, seller_nib, seller_name, seller_scale,
     seller_cooperative_id, province, city, name, category, unit, unit_price, listed_price, tier,
     min_order_qty, stock_available, stock_reserved, stock_as_of, tkdn_pct, certifications, description,
-    precheck, curation, delist_reason, submitted_at, updated_at"""
+    precheck, curation, delist_reason, sanction, submitted_at, updated_at"""
 
 
 async def get_product(conn: Conn, product_id: str, *, for_update: bool = False) -> Record | None:
@@ -97,15 +97,18 @@ async def save_curation(
     listed_price: Decimal | None,
     tier: str | None,
     curation: dict[str, Any],
+    lift_sanction: bool = False,
 ) -> None:
     await conn.execute(
-        "UPDATE products SET status = $2, listed_price = $3, tier = $4, curation = $5, updated_at = now() "
+        "UPDATE products SET status = $2, listed_price = $3, tier = $4, curation = $5, updated_at = now(), "
+        "sanction = CASE WHEN $6 THEN NULL ELSE sanction END "
         "WHERE product_id = $1",
         product_id,
         status,
         listed_price,
         tier,
         curation,
+        lift_sanction,
     )
 
 
@@ -119,12 +122,14 @@ async def set_stock(conn: Conn, product_id: str, stock: int, as_of: datetime) ->
     )
 
 
-async def delist(conn: Conn, product_id: str, reason: str) -> None:
+async def delist(conn: Conn, product_id: str, reason: str, *, sanction: dict[str, Any] | None = None) -> None:
+    """Delist; a ``sanction`` record (when the reason is a sanction) outlives later revisions."""
     await conn.execute(
-        "UPDATE products SET status = 'delisted', delist_reason = $2, updated_at = now() "
-        "WHERE product_id = $1",
+        "UPDATE products SET status = 'delisted', delist_reason = $2, updated_at = now(), "
+        "sanction = COALESCE($3::jsonb, sanction) WHERE product_id = $1",
         product_id,
         reason,
+        sanction,
     )
 
 

@@ -154,3 +154,58 @@ async def test_invalid_input_gets_422_with_the_field(service: Service, nc: Clien
     response = await client.post("/products", json=bad)
     assert response.status_code == 422
     assert any(e["field"] == "seller.nib" for e in response.json()["errors"])
+
+
+async def test_a_sanctioned_product_comes_back_only_when_a_curator_lifts_the_sanction(
+    service: Service, nc: Client
+) -> None:
+    runtime, client = service
+    await client.post("/products", json=samples.product("PRD-SANK"))
+    approve = {"decision": "approved", "tier": "local", "curator": "CUR-1"}
+    assert (await client.post("/products/PRD-SANK/curation", json=approve)).status_code == 200
+    delisted = await client.post(
+        "/products/PRD-SANK/delist", json={"reason": "sanctioned", "note": "LKPP: dokumen TKDN palsu"}
+    )
+    assert delisted.status_code == 200, delisted.text
+
+    # The seller resubmits a new revision: it passes the pre-checks and waits for a curator, marked.
+    resubmitted = samples.ev("product.submitted", samples.product("PRD-SANK", revision=2))
+    await publish(nc, resubmitted)
+    await settled(runtime, nc)
+    [queued] = (await client.get("/curation/queue")).json()["items"]
+    assert (queued["product_id"], queued["revision"]) == ("PRD-SANK", 2)
+    assert queued["sanction"]["note"] == "LKPP: dokumen TKDN palsu"
+
+    refused = await client.post("/products/PRD-SANK/curation", json=approve)
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "sanctioned"
+    assert "LKPP: dokumen TKDN palsu" in refused.json()["message"]
+    no_note = await client.post("/products/PRD-SANK/curation", json=approve | {"lift_sanction": True})
+    assert no_note.json()["error"] == "note_required"
+    assert (await client.get("/products/PRD-SANK")).json()["status"] == "pending_curation"
+
+    lifted = await client.post(
+        "/products/PRD-SANK/curation",
+        json=approve | {"lift_sanction": True, "notes": "Sanksi dicabut: surat LKPP 12/2024"},
+    )
+    assert lifted.status_code == 200, lifted.text
+    product = (await client.get("/products/PRD-SANK")).json()
+    assert (product["status"], product["sanction"]) == ("listed", None)
+    await settled(runtime, nc)
+    decisions = [
+        e["data"]
+        for e in await stream_events(nc, "kumkm.catalog.product.curated.v1")
+        if e["data"]["revision"] == 2
+    ]
+    assert [d["decision"] for d in decisions] == ["approved"]
+    assert {
+        "item": "sanction_lifted",
+        "passed": True,
+        "note": "Sanksi dicabut: surat LKPP 12/2024",
+    } in decisions[0]["checklist"]
+    # Lifting what is not there is refused too.
+    await client.post("/products", json=samples.product("PRD-CLEAN"))
+    clean = await client.post(
+        "/products/PRD-CLEAN/curation", json=approve | {"lift_sanction": True, "notes": "x"}
+    )
+    assert clean.json()["error"] == "not_sanctioned"

@@ -18,6 +18,7 @@ from kumkm_catalog.domain.curation import (
     Submission,
     check_can_curate,
     check_can_delist,
+    check_sanction,
     classify_revision,
     run_prechecks,
 )
@@ -151,3 +152,45 @@ def test_only_a_listed_product_can_be_delisted() -> None:
     for status in set(ProductStatus) - {ProductStatus.LISTED}:
         with pytest.raises(CurationRefusal, match="not_listed"):
             check_can_delist(status)
+
+
+SANCTION = {"at": "2024-09-12T03:00:00+00:00", "note": "LKPP: dokumen TKDN palsu", "revision": 1}
+
+
+@pytest.mark.parametrize(
+    ("sanction", "approved", "lift", "notes", "code"),
+    [
+        (SANCTION, True, False, "", "sanctioned"),
+        (SANCTION, True, True, "", "note_required"),
+        (SANCTION, True, True, "  ", "note_required"),
+        (SANCTION, False, True, "alasan", "lift_needs_approval"),
+        (None, True, True, "alasan", "not_sanctioned"),
+        (None, False, True, "alasan", "not_sanctioned"),
+    ],
+)
+def test_a_sanction_is_lifted_only_explicitly_on_approval_with_a_note(
+    sanction: dict[str, object] | None, approved: bool, lift: bool, notes: str, code: str
+) -> None:
+    with pytest.raises(CurationRefusal) as refused:
+        check_sanction(sanction, approved=approved, lift=lift, notes=notes)
+    assert refused.value.code == code
+
+
+@pytest.mark.parametrize(
+    ("sanction", "approved", "lift", "notes"),
+    [
+        (SANCTION, True, True, "sanksi dicabut, surat LKPP 12/2024"),
+        (SANCTION, False, False, ""),  # rejecting a sanctioned product needs no lifting
+        (None, True, False, ""),
+        (None, False, False, ""),
+    ],
+)
+def test_decisions_that_need_no_lifting_pass(
+    sanction: dict[str, object] | None, approved: bool, lift: bool, notes: str
+) -> None:
+    check_sanction(sanction, approved=approved, lift=lift, notes=notes)
+
+
+def test_the_refusal_names_when_and_why_the_product_was_sanctioned() -> None:
+    with pytest.raises(CurationRefusal, match=r"sanctioned on 2024-09-12 \(LKPP: dokumen TKDN palsu\)"):
+        check_sanction(SANCTION, approved=True, lift=False, notes="")

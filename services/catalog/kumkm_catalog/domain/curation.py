@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kumkm_shared.contracts import CurationDecision
 
@@ -261,3 +261,23 @@ def check_can_delist(status: ProductStatus) -> None:
         raise CurationRefusal(
             "not_listed", f"only a listed product can be delisted; this one is {status.value}"
         )
+
+
+def check_sanction(sanction: Mapping[str, Any] | None, *, approved: bool, lift: bool, notes: str) -> None:
+    """A product once delisted as sanctioned is approved again only when the curator lifts the sanction
+    explicitly, with a note saying why; other decisions need no lifting. Lifting an absent sanction is a
+    mistake worth refusing too, so a curator never believes they lifted something that was not there."""
+    if sanction is None:
+        if lift:
+            raise CurationRefusal("not_sanctioned", "the product carries no sanction to lift")
+        return
+    if lift and not approved:
+        raise CurationRefusal("lift_needs_approval", "a sanction is lifted only by approving the product")
+    if approved and not lift:
+        raise CurationRefusal(
+            "sanctioned",
+            f"the product was delisted as sanctioned on {str(sanction.get('at', '?'))[:10]}"
+            f" ({sanction.get('note') or 'no note'}); approve with lift_sanction and a note to lift it",
+        )
+    if lift and not notes.strip():
+        raise CurationRefusal("note_required", "lifting a sanction needs a note saying why")
