@@ -173,12 +173,11 @@ class Scenario:
             ("pay", "paid"),
         ):
             event_id = await self.publish(lifecycle(step, order_id, buyer, seller_nib))
-            # Each applied step is recorded once by the catalog; the seller hears of delivery and payment
-            # from that record.
+            # Each applied step is recorded once by the catalog; from that record the buyer hears of the
+            # confirmation and the shipment, the seller of the handover and the payment.
             recorded = (STATUS_CHANGED, "applied_event_id", event_id)
             self.ledger.outcomes.append(ExpectedOutcome((STATUS_CHANGED,), "applied_event_id", event_id))
-            if step in {"deliver", "pay"}:
-                self.expect_on_channels(seller_nib, outcome=recorded)
+            self.expect_on_channels(seller_nib if step in {"deliver", "pay"} else buyer, outcome=recorded)
             await self.wait_state("catalog", f"/orders/{order_id}", "status", {state})
 
     async def rejected_order(self, k: int) -> tuple[str, str, str]:

@@ -12,7 +12,7 @@ from kumkm_shared.contracts import ContactUpserted
 from kumkm_shared.testing import wait_for
 from tests.integration.notifications.conftest import publish, republish
 from tests.support.runtime import consumer_idle, stream_events
-from tests.unit.notifications.samples import KRANGGAN_ID, SELLER_NIB, recorded, sample
+from tests.unit.notifications.samples import BUYER_ID, KRANGGAN_ID, SELLER_NIB, recorded, sample
 
 if TYPE_CHECKING:
     import httpx
@@ -376,14 +376,16 @@ async def test_the_seller_hears_of_payment_only_when_the_catalog_recorded_it(
     _, http = service
     await put_contact(http, SELLER_NIB, party_kind="umkm", name="CV Mebel Jati Bekasi", email="cv@mebel.id")
     claim = await publish(nc, sample("kumkm.catalog.order.paid.v1"))  # on the stream, never consumed here
-    await publish(nc, recorded("kumkm.catalog.order.shipped.v1"))  # recorded, but nobody is told
+    shipped = await publish(nc, recorded("kumkm.catalog.order.shipped.v1"))  # for the buyer, not the seller
     change = await publish(nc, recorded("kumkm.catalog.order.paid.v1"))
     [row] = await settled(http, 1, status="delivered")
     assert row["event_id"] == str(change.id)
     assert row["party_id"] == SELLER_NIB
     await wait_for(lambda: consumer_idle(nc, "KUMKM_CATALOG", "notifications-catalog"), timeout=10)
     assert await feed(http, event_id=str(claim.id)) == []
-    assert len(await feed(http)) == 1
+    [to_buyer] = await feed(http, event_id=str(shipped.id))
+    assert (to_buyer["party_id"], to_buyer["status"]) == (BUYER_ID, "no_contact")
+    assert len(await feed(http)) == 2
     assert [subject(m) for m in smtp.messages] == [
         "Pembayaran Rp10.000.000 untuk pesanan ORD-0001 telah diterima"
     ]

@@ -169,6 +169,22 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "released": [{"product_id": "PRD-0001", "qty": 4, "unit_price": "2500000.00"}],
         "cancelled_at": "2022-08-15T02:00:01Z",
     },
+    "kumkm.catalog.order.confirmed.v1": {
+        "order_id": "ORD-0001",
+        "buyer": {"id": BUYER_ID},
+        "seller": {"nib": SELLER_NIB},
+        "confirmed_at": "2022-08-16T03:00:00Z",
+        "expected_ship_on": "2022-08-22",
+    },
+    "kumkm.catalog.order.shipped.v1": {
+        "order_id": "ORD-0001",
+        "buyer": {"id": BUYER_ID},
+        "seller": {"nib": SELLER_NIB},
+        "shipped_at": "2022-08-22T02:00:00Z",
+        "carrier": "JNE",
+        "tracking_number": "JNE0012345678",
+        "expected_delivery_on": "2022-08-25",
+    },
     "kumkm.catalog.order.delivered.v1": {
         "order_id": "ORD-0001",
         "buyer": {"id": BUYER_ID},

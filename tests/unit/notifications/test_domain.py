@@ -21,10 +21,16 @@ from kumkm_notifications.domain.subscriptions import (
     recipients_of,
 )
 from kumkm_shared import Backoff
-from kumkm_shared.contracts import Category, Channel, Locale
+from kumkm_shared.contracts import Category, Channel, Locale, spec_for
+from tests.unit.contracts.samples import SAMPLES as CONTRACT_SAMPLES
 from tests.unit.notifications.samples import BUYER_ID, KRANGGAN_ID, LOAN_ID, SELLER_NIB, recorded, sample
 
 pytestmark = pytest.mark.unit
+
+
+def contract_sample(event_type: str) -> object:
+    return spec_for(event_type).model.model_validate(CONTRACT_SAMPLES[event_type])
+
 
 EXPECTED = {
     "kumkm.loans.restructuring.requested.v1": (Category.RESTRUCTURING, [BorrowerOfLoan(LOAN_ID)]),
@@ -40,6 +46,8 @@ EXPECTED = {
         Category.ORDERS,
         [Party(BUYER_ID, "buyer"), Party(SELLER_NIB, "seller")],
     ),
+    "kumkm.catalog.order.confirmed.v1": (Category.ORDERS, [Party(BUYER_ID, "buyer")]),
+    "kumkm.catalog.order.shipped.v1": (Category.ORDERS, [Party(BUYER_ID, "buyer")]),
     "kumkm.catalog.order.delivered.v1": (Category.ORDERS, [Party(SELLER_NIB, "seller")]),
     "kumkm.catalog.order.paid.v1": (Category.ORDERS, [Party(SELLER_NIB, "seller")]),
     "kumkm.catalog.order.step_refused.v1": (Category.ORDERS, [Party(BUYER_ID, "buyer")]),
@@ -53,7 +61,12 @@ def test_each_event_notifies_the_party_of_the_issue_table(event_type: str) -> No
     assert recipients_of(event_type, sample(event_type), "officers") == recipients
 
 
-STEPS = {"kumkm.catalog.order.delivered.v1", "kumkm.catalog.order.paid.v1"}
+STEPS = {
+    "kumkm.catalog.order.confirmed.v1",
+    "kumkm.catalog.order.shipped.v1",
+    "kumkm.catalog.order.delivered.v1",
+    "kumkm.catalog.order.paid.v1",
+}
 STATUS_CHANGED = "kumkm.catalog.order.status_changed.v1"
 
 
@@ -64,15 +77,15 @@ def test_an_outcome_event_is_about_itself(event_type: str) -> None:
 
 
 @pytest.mark.parametrize("step_type", sorted(STEPS))
-def test_a_delivered_or_paid_step_is_notified_from_the_catalogs_record_only(step_type: str) -> None:
+def test_a_step_is_notified_from_the_catalogs_record_only(step_type: str) -> None:
     change = recorded(step_type)
     assert about(STATUS_CHANGED, change) == (step_type, change.applied)
     assert step_type not in CONSUMED, "the integrator's claim is not consumed; the catalog may refuse it"
 
 
-@pytest.mark.parametrize("step_type", ["kumkm.catalog.order.confirmed.v1", "kumkm.catalog.order.shipped.v1"])
-def test_confirmed_and_shipped_records_notify_nobody(step_type: str) -> None:
-    assert about(STATUS_CHANGED, recorded(step_type)) is None
+def test_an_event_consumed_only_to_learn_notifies_nobody() -> None:
+    disbursed = contract_sample("kumkm.loans.loan.disbursed.v1")
+    assert about("kumkm.loans.loan.disbursed.v1", disbursed) is None
 
 
 def test_the_service_consumes_what_carries_its_subscriptions() -> None:

@@ -11,9 +11,11 @@ from kumkm_shared.contracts import (
     LoanCollectibilityChanged,
     OrderAccepted,
     OrderCancelled,
+    OrderConfirmed,
     OrderDelivered,
     OrderPaid,
     OrderRejected,
+    OrderShipped,
     OrderStatusChanged,
     OrderStepRefused,
     ProductCurated,
@@ -100,6 +102,8 @@ def _sub(
     return Subscription(model.event_type, category, recipients, text, via.event_type if via else None)
 
 
+STEP_RECORD = OrderStatusChanged
+
 SUBSCRIPTIONS: dict[str, Subscription] = {
     s.event_type: s
     for s in (
@@ -113,10 +117,12 @@ SUBSCRIPTIONS: dict[str, Subscription] = {
         _sub(OrderAccepted, Category.ORDERS, _seller, "new order to the seller"),
         _sub(OrderRejected, Category.ORDERS, _buyer, "rejection to the buyer"),
         _sub(OrderCancelled, Category.ORDERS, _buyer_and_seller, "cancellation to buyer and seller"),
-        # Integrators publish the lifecycle steps and the catalog may refuse them: the seller hears of a
-        # step only from the catalog's record that it took effect.
-        _sub(OrderDelivered, Category.ORDERS, _seller, "handover signed, to seller", via=OrderStatusChanged),
-        _sub(OrderPaid, Category.ORDERS, _seller, "payment settled, to the seller", via=OrderStatusChanged),
+        # Integrators publish the lifecycle steps and the catalog may refuse them: the other party hears of
+        # a step only from the catalog's record that it took effect.
+        _sub(OrderConfirmed, Category.ORDERS, _buyer, "confirmation, to the buyer", via=STEP_RECORD),
+        _sub(OrderShipped, Category.ORDERS, _buyer, "shipment and tracking, to the buyer", via=STEP_RECORD),
+        _sub(OrderDelivered, Category.ORDERS, _seller, "handover signed, to the seller", via=STEP_RECORD),
+        _sub(OrderPaid, Category.ORDERS, _seller, "payment settled, to the seller", via=STEP_RECORD),
         _sub(OrderStepRefused, Category.ORDERS, _step_sender, "refused step, to the party that sends it"),
     )
 }
@@ -128,7 +134,7 @@ CONSUMED: frozenset[str] = frozenset(s.via or s.event_type for s in SUBSCRIPTION
 def about(event_type: str, data: EventData) -> tuple[str, EventData] | None:
     """What a consumed event notifies about: itself, or the step a carrier event applied.
 
-    None when nobody is told (a catalog status change to confirmed or shipped).
+    None when nobody is told.
     """
     if isinstance(data, OrderStatusChanged):
         step = data.applied
