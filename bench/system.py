@@ -75,6 +75,9 @@ from kumkm_shared.contracts import EventData, make_event
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from nats.aio.client import Client
+    from nats.js import JetStreamContext
+
 GOAL_RATIO = 0.60
 GOAL_P99_MS = 100.0
 GOAL_RSS_MB = 200.0
@@ -358,47 +361,65 @@ BASE_SCHEMA = "bench_bare"
 BASE_STREAM = "BARE"
 
 
-async def baseline(  # noqa: C901, PLR0915 - the whole bare pipeline in one place
-    nats_url: str, database_url: str, smtp: SmtpSink, hooks: WebhookSink, backlog: int, mix: Mix
-) -> float:
+async def _bare_setup(
+    nats_url: str,
+    database_url: str,
+    schema: str,
+    stream: str,
+    durables: dict[str, list[str]],
+    ddl: str,
+) -> tuple[Client, JetStreamContext, asyncpg.Pool]:
+    """A bare pipeline's connections, a fresh ``schema`` with the tables every bare pipeline has (inbox,
+    state, outbox) plus ``ddl``, and a fresh ``stream`` (its durables' filters under one prefix)."""
     nc = await nats.connect(nats_url)
     js = nc.jetstream(publish_async_max_pending=256)
     pool = await asyncpg.create_pool(database_url, min_size=4, max_size=10)
     if pool is None:
         raise RuntimeError("no pool")
     async with pool.acquire() as conn:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {BASE_SCHEMA} CASCADE; CREATE SCHEMA {BASE_SCHEMA}")
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
         await conn.execute(
             f"""
-            CREATE TABLE {BASE_SCHEMA}.inbox (consumer text, event_id uuid, PRIMARY KEY (consumer, event_id));
-            CREATE TABLE {BASE_SCHEMA}.state (key text PRIMARY KEY, data jsonb,
-                version int NOT NULL DEFAULT 1);
-            CREATE TABLE {BASE_SCHEMA}.outbox (id bigserial PRIMARY KEY, event_id uuid UNIQUE, subject text,
+            CREATE TABLE {schema}.inbox (consumer text, event_id uuid, PRIMARY KEY (consumer, event_id));
+            CREATE TABLE {schema}.state (key text PRIMARY KEY, data jsonb, version int NOT NULL DEFAULT 1);
+            CREATE TABLE {schema}.outbox (id bigserial PRIMARY KEY, event_id uuid UNIQUE, subject text,
                 payload bytea, published_at timestamptz);
-            CREATE TABLE {BASE_SCHEMA}.deliveries (id uuid PRIMARY KEY, event_id uuid, channel text,
-                status text);
+            {ddl}
             """
         )
+    prefix = next(iter(durables.values()))[0].split(".")[0]
     with contextlib.suppress(Exception):
-        await js.delete_stream(BASE_STREAM)
+        await js.delete_stream(stream)
     await js.add_stream(
         api.StreamConfig(
-            name=BASE_STREAM,
-            subjects=["bare.>"],
-            storage=api.StorageType.FILE,
-            duplicate_window=120,
+            name=stream, subjects=[f"{prefix}.>"], storage=api.StorageType.FILE, duplicate_window=120
         )
     )
-    for durable, subject in (("bare-in", "bare.in.>"), ("bare-out", "bare.out.>")):
+    for durable, subjects in durables.items():
         await js.add_consumer(
-            BASE_STREAM,
+            stream,
             api.ConsumerConfig(
                 durable_name=durable,
                 ack_policy=api.AckPolicy.EXPLICIT,
-                filter_subject=subject,
+                filter_subjects=subjects,
                 max_ack_pending=1000,
             ),
         )
+    return nc, js, pool
+
+
+async def baseline(  # noqa: C901, PLR0915 - the whole bare pipeline in one place
+    nats_url: str, database_url: str, smtp: SmtpSink, hooks: WebhookSink, backlog: int, mix: Mix
+) -> float:
+    nc, js, pool = await _bare_setup(
+        nats_url,
+        database_url,
+        BASE_SCHEMA,
+        BASE_STREAM,
+        {"bare-in": ["bare.in.>"], "bare-out": ["bare.out.>"]},
+        f"CREATE TABLE {BASE_SCHEMA}.deliveries (id uuid PRIMARY KEY, event_id uuid, channel text, "
+        "status text);",
+    )
     notifying = {"restructuring", "order"}
     bodies = []
     for _ in range(backlog):
@@ -545,30 +566,29 @@ async def baseline_equivalent(  # noqa: C901, PLR0915 - the whole bare pipeline 
     also consumed a second time to learn the borrower, as notifications does.
     """
     s = EQ_SCHEMA
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream(publish_async_max_pending=256)
-    pool = await asyncpg.create_pool(database_url, min_size=4, max_size=10)
-    if pool is None:
-        raise RuntimeError("no pool")
+    nc, js, pool = await _bare_setup(
+        nats_url,
+        database_url,
+        s,
+        EQ_STREAM,
+        {
+            "eq-in": ["bareq.in.>"],
+            "eq-nin": ["bareq.in.restructuring", "bareq.in.disbursed"],
+            "eq-out": ["bareq.out.>"],
+        },
+        f"""
+        CREATE TABLE {s}.contacts (party_id text PRIMARY KEY, name text, email text, webhook_url text);
+        CREATE TABLE {s}.borrowers (loan_id text PRIMARY KEY, party_id text);
+        CREATE TABLE {s}.sellers (product_id text PRIMARY KEY, party_id text);
+        CREATE TABLE {s}.deliveries (id uuid PRIMARY KEY, event_id uuid, party_id text, channel text,
+            status text, subject text, body text, attempts int NOT NULL DEFAULT 0,
+            UNIQUE (event_id, party_id, channel));
+        CREATE TABLE {s}.attempts (delivery_id uuid, attempt_no int, outcome text,
+            PRIMARY KEY (delivery_id, attempt_no));
+        CREATE TABLE {s}.inbox_messages (id uuid PRIMARY KEY, party_id text, subject text, body text);
+        """,
+    )
     async with pool.acquire() as conn:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {s} CASCADE; CREATE SCHEMA {s}")
-        await conn.execute(
-            f"""
-            CREATE TABLE {s}.inbox (consumer text, event_id uuid, PRIMARY KEY (consumer, event_id));
-            CREATE TABLE {s}.state (key text PRIMARY KEY, data jsonb, version int NOT NULL DEFAULT 1);
-            CREATE TABLE {s}.outbox (id bigserial PRIMARY KEY, event_id uuid UNIQUE, subject text,
-                payload bytea, published_at timestamptz);
-            CREATE TABLE {s}.contacts (party_id text PRIMARY KEY, name text, email text, webhook_url text);
-            CREATE TABLE {s}.borrowers (loan_id text PRIMARY KEY, party_id text);
-            CREATE TABLE {s}.sellers (product_id text PRIMARY KEY, party_id text);
-            CREATE TABLE {s}.deliveries (id uuid PRIMARY KEY, event_id uuid, party_id text, channel text,
-                status text, subject text, body text, attempts int NOT NULL DEFAULT 0,
-                UNIQUE (event_id, party_id, channel));
-            CREATE TABLE {s}.attempts (delivery_id uuid, attempt_no int, outcome text,
-                PRIMARY KEY (delivery_id, attempt_no));
-            CREATE TABLE {s}.inbox_messages (id uuid PRIMARY KEY, party_id text, subject text, body text);
-            """
-        )
         parties = [*world.coops, *world.sellers, *world.buyers]
         await conn.executemany(
             f"INSERT INTO {s}.contacts VALUES ($1, $2, $3, $4)",
@@ -576,28 +596,6 @@ async def baseline_equivalent(  # noqa: C901, PLR0915 - the whole bare pipeline 
         )
         await conn.executemany(f"INSERT INTO {s}.borrowers VALUES ($1, $2)", world.loans)
         await conn.executemany(f"INSERT INTO {s}.sellers VALUES ($1, $2)", world.products)
-    with contextlib.suppress(Exception):
-        await js.delete_stream(EQ_STREAM)
-    await js.add_stream(
-        api.StreamConfig(
-            name=EQ_STREAM, subjects=["bareq.>"], storage=api.StorageType.FILE, duplicate_window=120
-        )
-    )
-    durables = {
-        "eq-in": ["bareq.in.>"],
-        "eq-nin": ["bareq.in.restructuring", "bareq.in.disbursed"],
-        "eq-out": ["bareq.out.>"],
-    }
-    for durable, subjects in durables.items():
-        await js.add_consumer(
-            EQ_STREAM,
-            api.ConsumerConfig(
-                durable_name=durable,
-                ack_policy=api.AckPolicy.EXPLICIT,
-                filter_subjects=subjects,
-                max_ack_pending=1000,
-            ),
-        )
     bodies = []
     for _ in range(backlog):
         kind, data = mix.event()
