@@ -39,11 +39,12 @@ from kumkm_shared.contracts import (
 from kumkm_shared.contracts.types import Identifier, Money, Name, PositiveMoney, Text
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Awaitable, Callable, Iterator
 
-    from kumkm_catalog.handlers import Catalog
+    from kumkm_catalog.handlers import Catalog, Emit
     from kumkm_shared import ServiceRuntime
-    from kumkm_shared.contracts import EventData
+    from kumkm_shared.contracts import Envelope, EventData
+    from kumkm_shared.db import Conn
 
 CONSUMER = "catalog"
 MAX_PAGE_SIZE = 100
@@ -161,6 +162,23 @@ def make_router(runtime: ServiceRuntime, catalog: Catalog) -> APIRouter:  # noqa
     async def submit(data: EventData) -> None:
         await runtime.submit(data, consumer=CONSUMER)
 
+    async def product_command(
+        product_id: str, command: Callable[[Conn, Emit], Awaitable[EventData]]
+    ) -> dict[str, Any]:
+        """A curator's or operator's command on a product, in one transaction: its event is the answer;
+        a refusal is a 409, an unknown product a 404."""
+        with _as_http_errors():
+            async with runtime.pool.acquire() as conn, conn.transaction():
+
+                async def emit(data: EventData) -> Envelope:
+                    return await runtime.emit(conn, data)
+
+                try:
+                    event = await command(conn, emit)
+                except LookupError:
+                    raise NotFound("product", product_id) from None
+        return event.model_dump(mode="json")
+
     async def load_product(product_id: str) -> repo.Record:
         row = await repo.get_product(runtime.pool, product_id)  # type: ignore[arg-type]
         if row is None:
@@ -235,25 +253,22 @@ def make_router(runtime: ServiceRuntime, catalog: Catalog) -> APIRouter:  # noqa
     @router.post("/products/{product_id}/curation", tags=["products"])
     async def curate(product_id: str, body: CurationRequest) -> dict[str, Any]:
         """A curator's decision: approved (with a tier), revision_requested or rejected."""
-        with _as_http_errors():
-            async with runtime.pool.acquire() as conn, conn.transaction():
-                try:
-                    event = await catalog.curate(
-                        conn,
-                        lambda data: runtime.emit(conn, data),
-                        product_id,
-                        decision=body.decision,
-                        curator=body.curator,
-                        notes=body.notes,
-                        tier=body.tier,
-                        listed_price=body.listed_price,
-                        checklist=body.checklist,
-                        revision=body.revision,
-                        lift_sanction=body.lift_sanction,
-                    )
-                except LookupError:
-                    raise NotFound("product", product_id) from None
-        return event.model_dump(mode="json")
+        return await product_command(
+            product_id,
+            lambda conn, emit: catalog.curate(
+                conn,
+                emit,
+                product_id,
+                decision=body.decision,
+                curator=body.curator,
+                notes=body.notes,
+                tier=body.tier,
+                listed_price=body.listed_price,
+                checklist=body.checklist,
+                revision=body.revision,
+                lift_sanction=body.lift_sanction,
+            ),
+        )
 
     @router.post("/products/{product_id}/stock", tags=["products"])
     async def update_stock(product_id: str, body: StockRequest) -> dict[str, Any]:
@@ -271,19 +286,10 @@ def make_router(runtime: ServiceRuntime, catalog: Catalog) -> APIRouter:  # noqa
 
     @router.post("/products/{product_id}/delist", tags=["products"])
     async def delist(product_id: str, body: DelistRequest) -> dict[str, Any]:
-        with _as_http_errors():
-            async with runtime.pool.acquire() as conn, conn.transaction():
-                try:
-                    event = await catalog.delist(
-                        conn,
-                        lambda data: runtime.emit(conn, data),
-                        product_id,
-                        reason=body.reason,
-                        note=body.note,
-                    )
-                except LookupError:
-                    raise NotFound("product", product_id) from None
-        return event.model_dump(mode="json")
+        return await product_command(
+            product_id,
+            lambda conn, emit: catalog.delist(conn, emit, product_id, reason=body.reason, note=body.note),
+        )
 
     # -- orders -----------------------------------------------------------------------------------------
     @router.post("/orders", status_code=201, tags=["orders"])

@@ -143,6 +143,7 @@ async def test_stock_updates_and_delisting(service: Service, nc: Client) -> None
     assert body["reason_codes"] == ["product_not_listed"]
     again = await client.post("/products/PRD-STK/delist", json={"reason": "withdrawn"})
     assert again.status_code == 409
+    assert (await client.post("/products/NOPE/delist", json={"reason": "withdrawn"})).status_code == 404
     await settled(runtime, nc)
     delisted = await stream_events(nc, "kumkm.catalog.product.delisted.v1")
     assert [e["data"]["product_id"] for e in delisted] == ["PRD-STK"]
