@@ -30,7 +30,7 @@ from kumkm_notifications.channels.gateway import GatewaySender
 from kumkm_notifications.channels.webhook import WebhookSender
 from kumkm_notifications.domain.delivery import Outcome, RetryPolicy, Status, after_lost_outcome
 from kumkm_shared import Backoff
-from kumkm_shared.contracts import Channel, NotificationDelivered, NotificationFailed
+from kumkm_shared.contracts import Channel, NotificationDelivered, NotificationFailed, caused_by
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -229,12 +229,11 @@ class Dispatcher:
             for item, outcome, status, _, reason_code in notes:
                 if item.id not in recorded:
                     continue
+                cause = caused_by(item.event_id, item.correlation_id)
                 if status is Status.DELIVERED:
-                    receipts.append((self._delivered(item, outcome), self._causation(item)))
+                    receipts.append((self._delivered(item, outcome), cause))
                 elif status is Status.FAILED:
-                    receipts.append(
-                        (self._failed(item, outcome, reason_code or outcome.code), self._causation(item))
-                    )
+                    receipts.append((self._failed(item, outcome, reason_code or outcome.code), cause))
             await runtime.emit_many(conn, receipts)
         self._log_outcomes(notes, recorded)
 
@@ -259,10 +258,6 @@ class Dispatcher:
                     code=reason_code,
                     response=outcome.response[:200],
                 )
-
-    @staticmethod
-    def _causation(item: repo.Claimed) -> dict[str, str]:
-        return {"causationid": str(item.event_id), "correlationid": item.correlation_id or str(item.event_id)}
 
     @staticmethod
     def _delivered(item: repo.Claimed, outcome: Outcome) -> NotificationDelivered:

@@ -26,7 +26,13 @@ from kumkm_notifications.domain.subscriptions import (
     subscription_for,
 )
 from kumkm_shared import Retry
-from kumkm_shared.contracts import Channel, ContactUpserted, NotificationDelivered, validate_event_payload
+from kumkm_shared.contracts import (
+    Channel,
+    ContactUpserted,
+    NotificationDelivered,
+    caused_by,
+    validate_event_payload,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -173,12 +179,7 @@ class NotificationHandlers:
         if contact is None or routing.skipped:
             raise NotReroutable(routing.skipped or "no_contact", f"party {party_id}: {routing.detail}")
         envelope = event.envelope
-        emit = functools.partial(
-            emit_in,
-            conn,
-            causationid=str(envelope.id),
-            correlationid=envelope.correlationid or str(envelope.id),
-        )
+        emit = functools.partial(emit_in, conn, **caused_by(envelope.id, envelope.correlationid))
         origin = _Origin(conn, envelope, emit)
         rows = await self._deliver(origin, contact, routing.channels, category, topic, data)
         channels = ", ".join(c.value for c in routing.channels)

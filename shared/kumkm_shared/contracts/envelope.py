@@ -3,7 +3,7 @@
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypedDict, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -84,6 +84,16 @@ class DecodedEvent:
             msg = f"expected {model.event_type}, got {self.envelope.type}"
             raise TypeError(msg)
         return self.data
+
+
+class Causation(TypedDict):
+    causationid: str
+    correlationid: str
+
+
+def caused_by(event_id: UUID | str, correlationid: str | None) -> Causation:
+    """``make_event``'s arguments for an event caused by ``event_id``: it joins the cause's flow."""
+    return {"causationid": str(event_id), "correlationid": correlationid or str(event_id)}
 
 
 def make_event(

@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 from prometheus_client import Counter, Histogram
 
-from kumkm_shared.contracts import ContractError, DecodedEvent, EventData, decode_event, make_event
+from kumkm_shared.contracts import (
+    ContractError,
+    DecodedEvent,
+    EventData,
+    caused_by,
+    decode_event,
+    make_event,
+)
 from kumkm_shared.messaging.dlq import DeadLetter, publish_dead_letter
 from kumkm_shared.messaging.errors import Refused, Retry
 from kumkm_shared.messaging.tracing import child_traceparent, trace_id
@@ -90,8 +97,7 @@ class EventContext:
         envelope = make_event(
             data,
             source=self.source,
-            correlationid=self.envelope.correlationid or str(self.envelope.id),
-            causationid=str(self.envelope.id),
+            **caused_by(self.envelope.id, self.envelope.correlationid),
             traceparent=child_traceparent(self.envelope.traceparent),
         )
         await self.outbox.add(self.conn, envelope)
