@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kumkm_shared.testing import wait_for
-from tests.integration.notifications.conftest import publish
+from tests.integration.notifications.conftest import publish, republish
 from tests.integration.notifications.test_delivery import (
     SECRET,
     feed,
@@ -87,11 +87,7 @@ async def test_a_contact_added_after_a_no_contact_gets_the_notification_once(
     again = await http.post(f"/notifications/{row['id']}/resend")
     assert again.status_code == 409
     assert again.json()["error"] == "not_resendable"
-    await publish(nc, sample(APPROVED), msg_id="redelivery")  # a new event id: a second notification
-    redelivered = envelope.model_copy()
-    await nc.jetstream().publish(
-        redelivered.type, redelivered.to_json_bytes(), headers={"Nats-Msg-Id": "same-event-again"}
-    )
+    await republish(nc, envelope, msg_id="same-event-again")
     await wait_for(lambda: consumer_idle(nc, "KUMKM_LOANS", "notifications-loans"), timeout=10)
     assert len(await feed(http, event_id=str(envelope.id))) == 4  # the rerouted row and its three
 
