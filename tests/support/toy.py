@@ -10,7 +10,7 @@ import nats
 import pytest
 import pytest_asyncio
 
-from kumkm_shared import ConsumerDecl, EventContext, InfraSettings, Refused, ServiceDefinition, ServiceRuntime
+from kumkm_shared import ConsumerDecl, EventContext, InfraSettings, Refusal, ServiceDefinition, ServiceRuntime
 from kumkm_shared.contracts import spec_for
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.messaging.topology import STREAM_DECLS
@@ -68,9 +68,9 @@ class Toy:
         if ref == "fail-forever":
             raise ConnectionError("always failing")
         if ref == "refuse" and not self.accept_refused:
-            raise Refused("illegal_transition", "repayment refused by the toy rules")
+            raise Refusal("illegal_transition", "repayment refused by the toy rules")
         if ref == "refuse-announced" and not self.accept_refused:
-            raise Refused("illegal_transition", "refused; the parties are told", outcome=self.announcement)
+            raise Refusal("illegal_transition", "refused; the parties are told", outcome=self.announcement)
         await ctx.conn.execute(
             "INSERT INTO effects (event_id, loan_id, kind) VALUES ($1, $2, 'repaid')",
             ctx.envelope.id,

@@ -18,7 +18,7 @@ from kumkm_catalog.clock import today
 from kumkm_catalog.domain.curation import CurationRefusal
 from kumkm_catalog.domain.orders import IllegalTransition, OrderStatus
 from kumkm_catalog.domain.stats import PurchaseFact, summarize
-from kumkm_shared import Conflict, NotFound
+from kumkm_shared import NotFound, Refusal
 from kumkm_shared.contracts import (
     BuyerRef,
     CancelledBy,
@@ -41,8 +41,8 @@ from kumkm_shared.contracts.types import Identifier, Money, Name, PositiveMoney,
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
-    from kumkm_catalog.handlers import Catalog, Emit
-    from kumkm_shared import ServiceRuntime
+    from kumkm_catalog.handlers import Catalog
+    from kumkm_shared import Emit, ServiceRuntime
     from kumkm_shared.contracts import Envelope, EventData
     from kumkm_shared.db import Conn
 
@@ -153,7 +153,7 @@ def _as_http_errors() -> Iterator[None]:
     try:
         yield
     except (CurationRefusal, IllegalTransition) as exc:
-        raise Conflict(exc.code, exc.reason) from exc
+        raise Refusal(exc.code, exc.reason) from exc
 
 
 def make_router(runtime: ServiceRuntime, catalog: Catalog) -> APIRouter:  # noqa: C901, PLR0915 - one flat list of routes
@@ -216,7 +216,7 @@ def make_router(runtime: ServiceRuntime, catalog: Catalog) -> APIRouter:  # noqa
         """Search listed products, in product id order. Use ``next_after`` to page deeply."""
         offset = 0 if after else (page - 1) * page_size
         if offset > MAX_OFFSET:
-            raise Conflict(
+            raise Refusal(
                 "page_too_deep", f"page beyond {MAX_OFFSET} results; continue with the 'after' cursor"
             )
         query = repo.ProductQuery(
@@ -372,7 +372,7 @@ def make_router(runtime: ServiceRuntime, catalog: Catalog) -> APIRouter:  # noqa
     async def pay(order_id: str, body: PayRequest) -> dict[str, Any]:
         order = await load_order(order_id)
         if body.amount is None and order["total"] is None:
-            raise Conflict(
+            raise Refusal(
                 "illegal_transition", f"order {order_id} is {order['status']} and has nothing to pay"
             )
         await submit(

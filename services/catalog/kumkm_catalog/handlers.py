@@ -5,7 +5,7 @@ paths run the same handler. They differ only in what a non-applicable lifecycle 
 
 - from the stream, an event that is *ahead* of the order (``shipped`` while still ``accepted``) is parked
   with ``Retry`` (the missing event may be in flight) and dead-lettered after ``max_deliver``; a *stale* one
-  (``confirmed`` when already ``shipped``) is ignored with a log line; an *illegal* one is ``Refused`` (DLQ);
+  (``confirmed`` when already ``shipped``) is ignored with a log line; an *illegal* one is ``Refusal`` (DLQ);
 - over HTTP every one of them is refused (409) and nothing is published.
 """
 
@@ -47,7 +47,7 @@ from kumkm_catalog.domain.orders import (
     assess_order,
     insufficient_stock,
 )
-from kumkm_shared import Refused, Retry
+from kumkm_shared import Refusal, Retry
 from kumkm_shared.contracts import (
     BuyerRef,
     CancelledBy,
@@ -85,7 +85,7 @@ if TYPE_CHECKING:
 
     from kumkm_catalog.clock import Clock
     from kumkm_catalog.settings import CatalogSettings
-    from kumkm_shared import EventContext
+    from kumkm_shared import Emit, EventContext
     from kumkm_shared.contracts import Envelope, EventData
     from kumkm_shared.contracts.catalog import OrderStep, StepStatus
     from kumkm_shared.db import Conn
@@ -99,17 +99,8 @@ STEP_OF_TYPE: dict[str, StepStatus] = {
     OrderPaid.event_type: "paid",
 }
 
-HTTP_SOURCE = "kumkm/catalog/http"
 POLICY_CURATOR = "policy"
 TICK_BATCH = 500
-
-
-class Emit(Protocol):
-    async def __call__(self, data: EventData, /) -> Envelope: ...
-
-
-def _from_http(ctx: EventContext) -> bool:
-    return ctx.envelope.source == HTTP_SOURCE
 
 
 def _summary(row: repo.Record) -> SellerSummary:
@@ -146,8 +137,8 @@ class Catalog:
         current_revision: int | None = None if current is None else current["revision"]
         verdict = classify_revision(current_revision, data.revision)
         if verdict is not RevisionVerdict.NEW:
-            if _from_http(ctx):
-                raise Refused(
+            if ctx.is_command:
+                raise Refusal(
                     f"revision_{verdict.value}",
                     f"revision {data.revision} is not newer than the current revision {current_revision}",
                 )
@@ -160,7 +151,7 @@ class Catalog:
             )
             return
         if current is not None and current["seller_nib"] != data.seller.nib:
-            raise Refused("seller_mismatch", f"product {data.product_id} belongs to another seller")
+            raise Refusal("seller_mismatch", f"product {data.product_id} belongs to another seller")
         outcome = run_prechecks(
             Submission(
                 nib=data.seller.nib,
@@ -265,14 +256,14 @@ class Catalog:
         data = ctx.event.data_as(ProductStockUpdated)
         product = await repo.get_product(ctx.conn, data.product_id, for_update=True)
         if product is None:
-            if _from_http(ctx):
-                raise Refused("product_unknown", f"product {data.product_id} is not known")
+            if ctx.is_command:
+                raise Refusal("product_unknown", f"product {data.product_id} is not known")
             raise Retry("product_unknown", f"product {data.product_id} is not known (yet)")
         if product["seller_nib"] != data.seller.nib:
-            raise Refused("seller_mismatch", f"product {data.product_id} belongs to another seller")
+            raise Refusal("seller_mismatch", f"product {data.product_id} belongs to another seller")
         if product["stock_as_of"] is not None and data.as_of <= product["stock_as_of"]:
-            if _from_http(ctx):
-                raise Refused(
+            if ctx.is_command:
+                raise Refusal(
                     "stale_stock_update",
                     f"a newer stock count (as of {product['stock_as_of'].isoformat()}) is already recorded",
                 )
@@ -309,8 +300,8 @@ class Catalog:
         data = ctx.event.data_as(OrderPlaced)
         conn = ctx.conn
         if await repo.get_order(conn, data.order_id) is not None:
-            if _from_http(ctx):
-                raise Refused("order_exists", f"order {data.order_id} was already placed")
+            if ctx.is_command:
+                raise Refusal("order_exists", f"order {data.order_id} was already placed")
             log.info("order placed again under another event id; ignored", order_id=data.order_id)
             return
         products = await repo.products_for_order(conn, [line.product_id for line in data.lines])
@@ -460,10 +451,10 @@ class Catalog:
     ) -> tuple[repo.Record, bool]:
         """The locked order and whether ``action`` applies; parks, ignores or refuses otherwise."""
         order = await repo.get_order(ctx.conn, order_id, for_update=True)
-        http = _from_http(ctx)
+        http = ctx.is_command
         if order is None:
             if http:
-                raise Refused("order_unknown", f"order {order_id} is not known")
+                raise Refusal("order_unknown", f"order {order_id} is not known")
             raise Retry(
                 "order_unknown", f"order {order_id} is not known (yet); its order.placed may be in flight"
             )
@@ -478,7 +469,7 @@ class Catalog:
     ) -> None:
         """What a step that does not apply does: refuse (HTTP, illegal), park (ahead) or nothing (stale)."""
         order_id = order["order_id"]
-        if _from_http(ctx) or transition.verdict is Verdict.ILLEGAL:
+        if ctx.is_command or transition.verdict is Verdict.ILLEGAL:
             code = "illegal_transition" if transition.verdict is Verdict.AHEAD else transition.code
             reason = f"cannot {action.value} order {order_id}: {transition.reason}"
             raise self._refused(ctx, order, code, reason)
@@ -498,13 +489,13 @@ class Catalog:
         if order["buyer_id"] != buyer_id:
             raise self._refused(ctx, order, "buyer_mismatch", f"order {order_id} was placed by another buyer")
 
-    def _refused(self, ctx: EventContext, order: repo.Record, code: str, reason: str) -> Refused:
+    def _refused(self, ctx: EventContext, order: repo.Record, code: str, reason: str) -> Refusal:
         """The refusal of the step in ``ctx``. From the stream it carries ``order.step_refused`` for the
         order's own parties (an HTTP caller gets a 409 instead)."""
-        if _from_http(ctx):
-            return Refused(code, reason)
+        if ctx.is_command:
+            return Refusal(code, reason)
         seller_nib = order["seller_nib"]
-        return Refused(
+        return Refusal(
             code,
             reason,
             outcome=OrderStepRefused(

@@ -25,7 +25,7 @@ from kumkm_loans.domain import (
     plan_restructuring,
     position_at,
 )
-from kumkm_shared import Conflict, NotFound, Retry
+from kumkm_shared import NotFound, Refusal, Retry
 from kumkm_shared.contracts import Reason
 from kumkm_shared.contracts.loans import (
     CollectibilityChangeCause,
@@ -411,13 +411,13 @@ class LoansService:
             if row is None:
                 raise NotFound("restructuring request", request_id)
             if row["status"] != Outcome.REFERRED.value:
-                raise Conflict(
+                raise Refusal(
                     "not_referred",
                     f"restructuring request {request_id!r} is {row['status']}, not referred: "
                     "only a request referred to an officer can be decided",
                 )
             if decided_on < row["requested_on"]:
-                raise Conflict(
+                raise Refusal(
                     "decided_before_request",
                     f"decided_on {decided_on} is before the request date {row['requested_on']}",
                 )
@@ -439,7 +439,7 @@ class LoansService:
                 facts = await self._facts(conn, record, data, terms)
                 blocking = self.policy.rejections(facts)
                 if blocking:
-                    raise Conflict(
+                    raise Refusal(
                         "no_longer_eligible",
                         "the request cannot be approved any more: " + "; ".join(r.text_en for r in blocking),
                     )

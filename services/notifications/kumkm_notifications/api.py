@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from kumkm_notifications import repository as repo
 from kumkm_notifications.domain.delivery import Status
 from kumkm_notifications.handlers import NotReroutable
-from kumkm_shared import Conflict, NotFound
+from kumkm_shared import NotFound, Refusal
 from kumkm_shared.contracts import Category, Channel, ContactUpserted, Locale, PartyKind
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ def _activity_routes(  # noqa: C901 - one closure per route reads best
             async with runtime.pool.acquire() as conn, conn.transaction():
                 return await handlers.reroute(conn, runtime.emit, notification_id)
         except NotReroutable as exc:
-            raise Conflict(exc.code, f"notification {notification_id}: {exc.message}") from exc
+            raise Refusal(exc.code, f"notification {notification_id}: {exc.message}") from exc
 
     def _routed(rows: list[repo.NewDelivery]) -> list[dict[str, Any]]:
         return [{"id": r.id, "channel": r.channel, "status": r.status} for r in rows]
@@ -203,7 +203,7 @@ def _activity_routes(  # noqa: C901 - one closure per route reads best
                     "status": "rerouted",
                     "routed": _routed(routed),
                 }
-            raise Conflict(
+            raise Refusal(
                 "not_resendable",
                 f"notification is {status}; only unknown, failed, no_contact and suppressed ones are resent",
             )
@@ -221,8 +221,8 @@ def _activity_routes(  # noqa: C901 - one closure per route reads best
         for notification_id in await repo.unrouted_ids(runtime.pool, party_id):
             try:
                 rows = await _reroute(notification_id)
-            except Conflict as exc:
-                skipped.append({"id": notification_id, "error": exc.code, "message": exc.message})
+            except Refusal as exc:
+                skipped.append({"id": notification_id, "error": exc.code, "message": exc.reason})
                 continue
             routed.append({"id": notification_id, "routed": _routed(rows)})
         return {"party_id": party_id, "rerouted": routed, "skipped": skipped}

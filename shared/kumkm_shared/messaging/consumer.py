@@ -1,8 +1,9 @@
-"""The one consumer wrapper every service uses. It implements the error policy of DESIGN.md section 5.
+"""The one consumer wrapper every service uses. It implements the error policy (``docs/architecture.md``,
+section "Retry and DLQ policy"):
 
 - undecodable or invalid (``ContractError``), or an event type the consumer has no handler for:
   dead letter with the reason, then terminate; never retried;
-- ``Refused`` from a handler: rolled back, dead letter with the handler's code, then the refusal's
+- a ``Refusal`` from a handler: rolled back, dead letter with the handler's code, then the refusal's
   outcome event if it carries one (a business refusal the parties must hear of), terminate;
 - ``Retry`` or any other exception: rolled back, nack with a delay that grows with the delivery count;
   on the last allowed delivery, dead letter with the last error and terminate;
@@ -18,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from prometheus_client import Counter, Histogram
 
+from kumkm_shared.backoff import Backoff
 from kumkm_shared.contracts import (
     ContractError,
     DecodedEvent,
@@ -33,12 +34,13 @@ from kumkm_shared.contracts import (
     decode_event,
     make_event,
 )
+from kumkm_shared.errors import Refusal, Retry
 from kumkm_shared.messaging.dlq import DeadLetter, publish_dead_letter
-from kumkm_shared.messaging.errors import Refused, Retry
-from kumkm_shared.messaging.tracing import child_traceparent, trace_id
+from kumkm_shared.messaging.tracing import child_traceparent, new_traceparent, trace_id
+from kumkm_shared.origin import Command, StreamDelivery
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     import asyncpg
     from nats.aio.client import Client
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from kumkm_shared.messaging.inbox import Inbox
     from kumkm_shared.messaging.outbox import Outbox
     from kumkm_shared.messaging.topology import ConsumerDecl
+    from kumkm_shared.origin import Actor, Origin
 
 log = structlog.get_logger(__name__)
 
@@ -57,32 +60,59 @@ HANDLED = Counter("kumkm_events_handled", "Events handled by outcome", ["consume
 HANDLE_SECONDS = Histogram("kumkm_event_handle_seconds", "Time to handle one event", ["consumer"])
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    base: float = 0.5
-    factor: float = 2.0
-    cap: float = 60.0
-    jitter: float = 0.2
+class Emit(Protocol):
+    """Write a follow-up event to the outbox, in the current transaction."""
 
-    def delay(self, delivery_count: int) -> float:
-        raw = min(self.cap, self.base * self.factor ** max(0, delivery_count - 1))
-        return raw * random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311 - jitter, not crypto
+    async def __call__(self, data: EventData, /) -> Envelope: ...
+
+
+class Work(Protocol):
+    """What every handler and every command method gets: one transaction, its origin, and ``emit``.
+
+    The runtime owns the transaction (the consumer wrapper for events, ``ServiceRuntime.command`` for
+    commands); a service method never opens or commits one.
+    """
+
+    @property
+    def conn(self) -> Conn: ...
+    @property
+    def origin(self) -> Origin: ...
+    async def emit(self, data: EventData, /) -> Envelope: ...
+    async def lock(self, key: str) -> None: ...
+
+
+async def _lock(conn: Conn, key: str) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
 
 
 @dataclass
 class EventContext:
-    """What a handler gets: the event, the transaction's connection, and a way to emit follow-ups."""
+    """What an event handler gets: the event, the transaction's connection, its origin, and ``emit``."""
 
     conn: Conn
     event: DecodedEvent
     outbox: Outbox
-    source: str
+    origin: Origin
+    service_source: str  # the ``source`` of the events this service emits
     emitted: list[Envelope] = field(default_factory=list)
-    last_attempt: bool = False  # this delivery is the last: a Retry now ends in the DLQ
 
     @property
     def envelope(self) -> Envelope:
         return self.event.envelope
+
+    @property
+    def is_command(self) -> bool:
+        """The event came with a command (HTTP), not from a stream: be strict, answer now."""
+        return isinstance(self.origin, Command)
+
+    @property
+    def last_attempt(self) -> bool:
+        """This stream delivery is the last one: a ``Retry`` now ends in the DLQ."""
+        return isinstance(self.origin, StreamDelivery) and self.origin.last_attempt
+
+    @property
+    def actor(self) -> Actor | None:
+        return self.origin.actor if isinstance(self.origin, Command) else None
 
     async def lock(self, key: str) -> None:
         """Serialise this transaction with every other one that locks ``key`` (until commit or rollback).
@@ -90,19 +120,59 @@ class EventContext:
         Messages of one pull batch are handled concurrently; two events about one aggregate that are not
         ordered by a row lock (a repayment and the disbursement it may precede) must take this first.
         """
-        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+        await _lock(self.conn, key)
 
     async def emit(self, data: EventData) -> Envelope:
         """Write a follow-up event to the outbox, in this transaction, caused by the current event."""
         envelope = make_event(
             data,
-            source=self.source,
+            source=self.service_source,
             **caused_by(self.envelope.id, self.envelope.correlationid),
             traceparent=child_traceparent(self.envelope.traceparent),
         )
         await self.outbox.add(self.conn, envelope)
         self.emitted.append(envelope)
         return envelope
+
+
+@dataclass
+class CommandContext:
+    """What a command method gets: a transaction opened by the runtime for one command of ``actor``.
+
+    Events emitted start a new trace, or follow ``cause`` (an operator's reroute of an earlier event).
+    """
+
+    conn: Conn
+    outbox: Outbox
+    origin: Command
+    service_source: str
+    cause: Envelope | None = None
+    emitted: list[Envelope] = field(default_factory=list)
+
+    @property
+    def actor(self) -> Actor:
+        return self.origin.actor
+
+    async def lock(self, key: str) -> None:
+        await _lock(self.conn, key)
+
+    async def emit(self, data: EventData) -> Envelope:
+        links: dict[str, Any] = {}
+        if self.cause is not None:
+            links = dict(caused_by(self.cause.id, self.cause.correlationid))
+        envelope = make_event(data, source=self.service_source, traceparent=new_traceparent(), **links)
+        await self.outbox.add(self.conn, envelope)
+        self.emitted.append(envelope)
+        return envelope
+
+    async def emit_many(self, events: Sequence[EventData]) -> list[Envelope]:
+        """``emit`` for several events in one statement."""
+        envelopes = [
+            make_event(data, source=self.service_source, traceparent=new_traceparent()) for data in events
+        ]
+        await self.outbox.add_many(self.conn, envelopes)
+        self.emitted.extend(envelopes)
+        return envelopes
 
 
 class Handler(Protocol):
@@ -195,12 +265,14 @@ class EventProcessor:
                             conn,
                             event,
                             self._outbox,
-                            source=self._source,
-                            last_attempt=delivered >= self.decl.max_deliver,
+                            origin=self._origin(msg, delivered),
+                            service_source=self._source,
                         )
                         await handler(ctx)
                         outcome = "applied"
-        except Refused as exc:
+        except Retry as exc:
+            return await self._retry(msg, exc.code, exc.reason, exc.delay, delivered)
+        except Refusal as exc:
             announce = None
             if exc.outcome is not None:
                 announce = functools.partial(self._announce_refusal, event, exc.outcome)
@@ -209,27 +281,38 @@ class EventProcessor:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            code, reason, delay = "handler_error", f"{type(exc).__name__}: {exc}", None
-            if isinstance(exc, Retry):
-                code, reason, delay = exc.code, exc.reason, exc.delay
-            if delivered >= self.decl.max_deliver:
-                await self._dead_letter(
-                    msg, code, f"gave up after {delivered} deliveries; last error: {reason}", delivered
-                )
-                return "exhausted"
-            wait = delay if delay is not None else self.backoff.delay(delivered)
-            log.warning("event will be retried", code=code, reason=reason[:500], retry_in=round(wait, 2))
-            await msg.nak(delay=wait)
-            return "retry"
+            return await self._retry(msg, "handler_error", f"{type(exc).__name__}: {exc}", None, delivered)
         await msg.ack()
         return outcome
+
+    def _origin(self, msg: Msg, delivered: int) -> StreamDelivery:
+        meta = msg.metadata
+        return StreamDelivery(
+            consumer=self.decl.name,
+            stream=meta.stream,
+            stream_seq=meta.sequence.stream,
+            delivered=delivered,
+            last_attempt=delivered >= self.decl.max_deliver,
+        )
+
+    async def _retry(self, msg: Msg, code: str, reason: str, delay: float | None, delivered: int) -> str:
+        if delivered >= self.decl.max_deliver:
+            await self._dead_letter(
+                msg, code, f"gave up after {delivered} deliveries; last error: {reason}", delivered
+            )
+            return "exhausted"
+        wait = delay if delay is not None else self.backoff.delay(delivered)
+        log.warning("event will be retried", code=code, reason=reason[:500], retry_in=round(wait, 2))
+        await msg.nak(delay=wait)
+        return "retry"
 
     async def _announce_refusal(self, event: DecodedEvent, outcome: EventData) -> None:
         """Commit the refusal's outcome event, once per refused event id (its own inbox key)."""
         envelope = event.envelope
         async with self._pool.acquire() as conn, conn.transaction():
             if await self._inbox.claim(conn, f"{self.decl.name}/refused", envelope.id, envelope.type):
-                await EventContext(conn, event, self._outbox, source=self._source).emit(outcome)
+                origin = StreamDelivery(consumer=self.decl.name)
+                await EventContext(conn, event, self._outbox, origin, self._source).emit(outcome)
 
     async def _dead_letter(
         self,

@@ -1,4 +1,9 @@
-"""The HTTP skeleton every service shares: health, readiness, metrics and structured errors."""
+"""The HTTP skeleton every service shares: health, readiness, metrics, structured errors, and the
+dependencies routes use are in ``kumkm_shared.service.deps``.
+
+Errors map to HTTP here and nowhere else: a ``Refusal`` answers its ``http_status`` (409, 404, 503), a
+``ContractError`` or an invalid request 422 naming each field. Handlers never raise HTTP errors.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +15,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from kumkm_shared.contracts import ContractError
-from kumkm_shared.messaging.errors import Refused
+from kumkm_shared.errors import Refusal, Retry
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-
-
-class Conflict(Exception):  # noqa: N818 - maps to HTTP 409
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class NotFound(Exception):  # noqa: N818 - maps to HTTP 404
-    def __init__(self, what: str, ident: str) -> None:
-        super().__init__(f"{what} {ident!r} not found")
-        self.message = f"{what} {ident!r} not found"
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -76,16 +68,9 @@ def create_http_app(
             status_code=422,
         )
 
-    @app.exception_handler(Refused)
-    async def refused(_: Request, exc: Refused) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.reason), status_code=409)
-
-    @app.exception_handler(Conflict)
-    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message), status_code=409)
-
-    @app.exception_handler(NotFound)
-    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse(error_body("not_found", exc.message), status_code=404)
+    @app.exception_handler(Refusal)
+    async def refused(_: Request, exc: Refusal) -> JSONResponse:
+        headers = {"Retry-After": "1"} if isinstance(exc, Retry) else None
+        return JSONResponse(error_body(exc.code, exc.reason), status_code=exc.http_status, headers=headers)
 
     return app

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
+from fastapi import APIRouter
 from faststream import AckPolicy
 from faststream.nats import JStream, PullSub
 from faststream.nats.annotations import NatsMessage  # noqa: TC002 - FastStream injects by annotation
@@ -27,20 +28,27 @@ from kumkm_shared.contracts import make_event, validate_event_payload
 from kumkm_shared.db.migrations import load_migrations, migrate
 from kumkm_shared.db.pool import create_pool
 from kumkm_shared.messaging.broker import make_broker
-from kumkm_shared.messaging.consumer import AdvisoryWatcher, EventContext, EventProcessor, Handler
+from kumkm_shared.messaging.consumer import (
+    AdvisoryWatcher,
+    CommandContext,
+    EventContext,
+    EventProcessor,
+    Handler,
+)
 from kumkm_shared.messaging.inbox import Inbox
 from kumkm_shared.messaging.outbox import Outbox, OutboxRelay
 from kumkm_shared.messaging.topology import ConsumerDecl
 from kumkm_shared.messaging.topology import consumer as declared_consumer
 from kumkm_shared.messaging.tracing import new_traceparent
+from kumkm_shared.origin import SYSTEM, Actor, Command
 from kumkm_shared.service.http import create_http_app
 from kumkm_shared.service.logging import configure_logging
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 
     import asyncpg
-    from fastapi import APIRouter, FastAPI
+    from fastapi import FastAPI
     from faststream.message import StreamMessage
     from faststream.nats import NatsBroker
     from nats.js import JetStreamContext
@@ -61,7 +69,10 @@ class ServiceDefinition:
     description: str
     migrations: Path
     consumers: Mapping[str, Mapping[str, Handler]]  # durable name -> event type -> handler
-    routes: Callable[[ServiceRuntime], APIRouter] | None = None
+    # A module-level router: routes get the runtime and the service by Depends (``service.deps``).
+    # Transitional: a factory of the runtime is still accepted.
+    routes: APIRouter | Callable[[ServiceRuntime], APIRouter] | None = None
+    service: Any = None  # the service object (``<Context>Service``), ``deps.service_of`` in routes
     workers: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = ()
     publishes: Sequence[type[EventData]] = ()
     # Overrides of the declared durables, by name (tests use short max_deliver and ack_wait).
@@ -112,8 +123,10 @@ class ServiceRuntime:
         self.http: FastAPI = create_http_app(
             title=definition.title, description=definition.description, readiness=self.readiness
         )
-        if definition.routes is not None:
-            self.http.include_router(definition.routes(self))
+        self.http.state.runtime = self
+        routes = definition.routes
+        if routes is not None:
+            self.http.include_router(routes if isinstance(routes, APIRouter) else routes(self))
 
     def consumer_decl(self, durable: str) -> ConsumerDecl:
         return self.definition.consumer_decls.get(durable) or declared_consumer(durable)
@@ -275,30 +288,51 @@ class ServiceRuntime:
             broker = bool(self.broker.connection.is_connected)
         return {"database": database, "broker": broker, "permissions": not self.permission_errors}
 
-    # -- the HTTP path into the same handlers ---------------------------------------------------
-    async def submit(self, data: EventData, *, consumer: str, source_suffix: str = "http") -> EventContext:
-        """Apply an event that arrived over HTTP exactly as if it came from the stream.
+    # -- commands, and the HTTP path into the same handlers -------------------------------------
+    @contextlib.asynccontextmanager
+    async def command(
+        self, origin: Command | Actor = SYSTEM, *, cause: Envelope | None = None
+    ) -> AsyncIterator[CommandContext]:
+        """One transaction for one command (HTTP, CLI, a timer): the runtime owns it, the service uses it.
+
+        Everything the command writes and emits commits together, or nothing does.
+        """
+        command = origin if isinstance(origin, Command) else Command(origin, via="timer")
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield CommandContext(conn, self.outbox, command, self._source, cause=cause)
+
+    async def submit(
+        self, data: EventData, *, consumer: str, origin: Command | Actor = SYSTEM
+    ) -> EventContext:
+        """Apply an event that arrived with a command exactly as if it came from the stream.
 
         The event is written to the outbox (so it is on the stream for every other subscriber) and
         handled now by the same handler, with the inbox row claimed, so the copy that comes back from
-        the stream is recognised as a duplicate.
+        the stream is recognised as a duplicate. The handler sees a ``Command`` origin: it answers now
+        (refuses) where a stream delivery would park or ignore.
         """
-        envelope = make_event(
-            data, source=f"kumkm/{self.name}/{source_suffix}", traceparent=new_traceparent()
-        )
+        command = origin if isinstance(origin, Command) else Command(origin, via="http")
+        envelope = make_event(data, source=f"{self._source}/{command.via}", traceparent=new_traceparent())
         event = validate_event_payload(envelope.model_dump(mode="json"))
         handler = self.definition.consumers[consumer][envelope.type]
         async with self.pool.acquire() as conn, conn.transaction():
             await self.inbox.claim(conn, consumer, envelope.id, envelope.type)
             await self.outbox.add(conn, envelope)
-            ctx = EventContext(conn, event, self.outbox, source=f"kumkm/{self.name}")
+            ctx = EventContext(conn, event, self.outbox, origin=command, service_source=self._source)
             await handler(ctx)
         return ctx
 
+    @property
+    def _source(self) -> str:
+        return f"kumkm/{self.name}"
+
     async def emit(self, conn: Conn, data: EventData, **kwargs: Any) -> Envelope:
-        """Write an event caused by a command (HTTP, CLI, a timer) to the outbox in ``conn``'s transaction."""
+        """Transitional: write an event caused by a command to the outbox in ``conn``'s transaction.
+
+        New code takes a ``CommandContext`` from ``command()`` and calls its ``emit``.
+        """
         kwargs.setdefault("traceparent", new_traceparent())
-        envelope = make_event(data, source=f"kumkm/{self.name}", **kwargs)
+        envelope = make_event(data, source=self._source, **kwargs)
         await self.outbox.add(conn, envelope)
         return envelope
 
@@ -307,7 +341,7 @@ class ServiceRuntime:
     ) -> list[Envelope]:
         """``emit`` for several events (each with its own ``make_event`` arguments) in one statement."""
         envelopes = [
-            make_event(data, source=f"kumkm/{self.name}", **{"traceparent": new_traceparent(), **kwargs})
+            make_event(data, source=self._source, **{"traceparent": new_traceparent(), **kwargs})
             for data, kwargs in events
         ]
         await self.outbox.add_many(conn, envelopes)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from kumkm_shared.contracts import Channel
 
 if TYPE_CHECKING:
-    from kumkm_shared import Backoff
+    from kumkm_shared.backoff import Backoff
 
 SMTP_TRANSIENT = range(400, 500)
 SMTP_PERMANENT = range(500, 600)
