@@ -1,26 +1,28 @@
-"""HTTP routes: the contact directory, the inbox, and the activity feed."""
+"""HTTP routes: the contact directory, the inbox, the activity feed, and an operator's resend and reroute.
+
+Reads go to the repository through the pool; every write is a command of the service, in the one
+transaction ``runtime.command`` opens for it. Refusals answer by the one mapping in ``kumkm_shared``.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, cast
 from uuid import UUID  # noqa: TC003 - FastAPI reads route annotations at runtime
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from kumkm_notifications import repository as repo
-from kumkm_notifications.domain.delivery import Status
-from kumkm_notifications.handlers import NotReroutable
-from kumkm_shared import NotFound, Refusal
+from kumkm_notifications.domain.delivery import Status  # noqa: TC001 - FastAPI reads it at runtime
+from kumkm_notifications.handlers import NotificationsService
+from kumkm_shared import NotFound
 from kumkm_shared.contracts import Category, Channel, ContactUpserted, Locale, PartyKind
+from kumkm_shared.service.deps import CommandDep, RuntimeDep, service_of
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from kumkm_notifications.domain.contacts import Contact
-    from kumkm_notifications.handlers import NotificationHandlers
     from kumkm_shared import ServiceRuntime
 
 CONTACTS_DURABLE = "notifications-contacts"
@@ -69,160 +71,156 @@ def _inbox_view(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "unread": row["read_at"] is None}
 
 
-def make_router(runtime: ServiceRuntime) -> APIRouter:  # noqa: C901 - one closure per route reads best
-    router = APIRouter()
-
-    async def _contact(party_id: str) -> dict[str, Any]:
-        contact = await repo.get_contact(runtime.pool, party_id)
-        if contact is None:
-            raise NotFound("contact", party_id)
-        return contact_view(contact, secret_set=await repo.has_webhook_secret(runtime.pool, party_id))
-
-    @router.put("/contacts/{party_id}", tags=["contacts"])
-    async def put_contact(party_id: str, body: ContactIn) -> dict[str, Any]:
-        """Create or replace a contact. Published as ``contact.upserted`` for every other subscriber."""
-        try:
-            event = ContactUpserted(
-                party_id=party_id,
-                party_kind=body.party_kind,
-                name=body.name,
-                email=body.email,
-                phone=body.phone,
-                webhook_url=body.webhook_url,
-                locale=body.locale,
-                channels=body.channels,
-                opt_outs=body.opt_outs,
-                updated_at=body.updated_at or datetime.now(UTC),
-            )
-        except ValidationError as exc:
-            raise RequestValidationError(exc.errors(include_url=False)) from None
-        if body.webhook_secret is not None:
-            # Before the upsert, so no webhook is ever signed with a generated secret in between.
-            await repo.set_webhook_secret(runtime.pool, party_id, body.webhook_secret.get_secret_value())
-        await runtime.submit(event, consumer=CONTACTS_DURABLE)
-        return await _contact(party_id)
-
-    @router.get("/contacts/{party_id}", tags=["contacts"])
-    async def get_contact(party_id: str) -> dict[str, Any]:
-        return await _contact(party_id)
-
-    @router.get("/contacts", tags=["contacts"])
-    async def list_contacts(
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0
-    ) -> list[dict[str, Any]]:
-        contacts = await repo.list_contacts(runtime.pool, limit, offset)
-        return [
-            contact_view(c, secret_set=await repo.has_webhook_secret(runtime.pool, c.party_id))
-            for c in contacts
-        ]
-
-    @router.post("/contacts/{party_id}/webhook-secret", tags=["contacts"])
-    async def rotate_webhook_secret(party_id: str) -> dict[str, str]:
-        """Generate a new signing secret and show it once. Deliveries from now on are signed with it."""
-        import secrets
-
-        if await repo.get_contact(runtime.pool, party_id) is None:
-            raise NotFound("contact", party_id)
-        secret = secrets.token_urlsafe(32)
-        await repo.set_webhook_secret(runtime.pool, party_id, secret)
-        return {"party_id": party_id, "webhook_secret": secret}
-
-    @router.get("/inbox/{party_id}", tags=["inbox"])
-    async def get_inbox(
-        party_id: str,
-        unread_only: bool = False,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    ) -> dict[str, Any]:
-        messages = await repo.inbox(runtime.pool, party_id, unread_only=unread_only, limit=limit)
-        return {
-            "party_id": party_id,
-            "unread": await repo.unread_count(runtime.pool, party_id),
-            "messages": [_inbox_view(m) for m in messages],
-        }
-
-    @router.post("/inbox/{party_id}/{message_id}/read", tags=["inbox"])
-    async def mark_read(party_id: str, message_id: UUID) -> dict[str, Any]:
-        read_at = await repo.mark_read(runtime.pool, party_id, message_id)
-        if read_at is None:
-            raise NotFound("inbox message", f"{party_id}/{message_id}")
-        return {"id": message_id, "party_id": party_id, "read_at": read_at, "unread": False}
-
-    _activity_routes(router, runtime, _contact)
-    return router
+def _service(request: Request) -> NotificationsService:
+    return cast("NotificationsService", service_of(request))
 
 
-def _activity_routes(  # noqa: C901 - one closure per route reads best
-    router: APIRouter, runtime: ServiceRuntime, _contact: Callable[[str], Awaitable[dict[str, Any]]]
-) -> None:
-    """The activity feed, and an operator's resend and reroute."""
+ServiceDep = Annotated[NotificationsService, Depends(_service)]
 
-    @router.get("/notifications", tags=["activity"])
-    async def activity(
-        party_id: str | None = None,
-        status: Status | None = None,
-        event_id: UUID | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> list[dict[str, Any]]:
-        """The activity feed: every notification with every attempt and the provider's response."""
-        return await repo.feed(
-            runtime.pool,
+router = APIRouter()
+
+
+async def _contact(runtime: ServiceRuntime, party_id: str) -> dict[str, Any]:
+    contact = await repo.get_contact(runtime.pool, party_id)
+    if contact is None:
+        raise NotFound("contact", party_id)
+    return contact_view(contact, secret_set=await repo.has_webhook_secret(runtime.pool, party_id))
+
+
+def _routed(rows: list[repo.NewDelivery]) -> list[dict[str, Any]]:
+    return [{"id": r.id, "channel": r.channel, "status": r.status} for r in rows]
+
+
+# -- contacts ------------------------------------------------------------------------------------------
+@router.put("/contacts/{party_id}", tags=["contacts"])
+async def put_contact(
+    party_id: str, body: ContactIn, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+) -> dict[str, Any]:
+    """Create or replace a contact. Published as ``contact.upserted`` for every other subscriber."""
+    try:
+        event = ContactUpserted(
             party_id=party_id,
-            status=status.value if status else None,
-            event_id=event_id,
-            limit=limit,
+            party_kind=body.party_kind,
+            name=body.name,
+            email=body.email,
+            phone=body.phone,
+            webhook_url=body.webhook_url,
+            locale=body.locale,
+            channels=body.channels,
+            opt_outs=body.opt_outs,
+            updated_at=body.updated_at or service.clock.now(),
         )
+    except ValidationError as exc:  # the contract's checks of the body: a 422 naming each field
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+    if body.webhook_secret is not None:
+        # Before the upsert, so no webhook is ever signed with a generated secret in between.
+        async with runtime.command(command) as work:
+            await service.set_webhook_secret(work, party_id, body.webhook_secret.get_secret_value())
+    await runtime.submit(event, consumer=CONTACTS_DURABLE, origin=command)
+    return await _contact(runtime, party_id)
 
-    async def _reroute(notification_id: UUID) -> list[repo.NewDelivery]:
-        handlers: NotificationHandlers = runtime.definition.state["handlers"]
-        try:
-            async with runtime.pool.acquire() as conn, conn.transaction():
-                return await handlers.reroute(conn, runtime.emit, notification_id)
-        except NotReroutable as exc:
-            raise Refusal(exc.code, f"notification {notification_id}: {exc.message}") from exc
 
-    def _routed(rows: list[repo.NewDelivery]) -> list[dict[str, Any]]:
-        return [{"id": r.id, "channel": r.channel, "status": r.status} for r in rows]
+@router.get("/contacts/{party_id}", tags=["contacts"])
+async def get_contact(party_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return await _contact(runtime, party_id)
 
-    @router.post("/notifications/{notification_id}/resend", tags=["activity"])
-    async def resend(notification_id: UUID) -> dict[str, Any]:
-        """An operator's decision: send an 'unknown' or 'failed' notification again, or route a 'no_contact'
-        or 'suppressed' one now that the party has a contact (or no longer opts out)."""
-        previous = await repo.requeue(runtime.pool, notification_id)
-        if previous is None:
-            rows = await repo.feed(
-                runtime.pool, party_id=None, status=None, limit=1, notification_id=notification_id
-            )
-            if not rows:
-                raise NotFound("notification", str(notification_id))
-            status = rows[0]["status"]
-            if status in {Status.NO_CONTACT, Status.SUPPRESSED}:
-                routed = await _reroute(notification_id)
-                return {
-                    "id": notification_id,
-                    "previous_status": status,
-                    "status": "rerouted",
-                    "routed": _routed(routed),
-                }
-            raise Refusal(
-                "not_resendable",
-                f"notification is {status}; only unknown, failed, no_contact and suppressed ones are resent",
-            )
-        async with runtime.pool.acquire() as conn:
-            await repo.wake_dispatcher(conn)
-        return {"id": notification_id, "previous_status": previous, "status": "pending"}
 
-    @router.post("/contacts/{party_id}/reroute", tags=["contacts"])
-    async def reroute_party(party_id: str) -> dict[str, Any]:
-        """Route every no_contact or suppressed notification of the party that can now reach it (after the
-        contact was added or an opt-out lifted). Those that still cannot are listed with the reason."""
-        await _contact(party_id)  # 404 when the party still has no contact
-        routed: list[dict[str, Any]] = []
-        skipped: list[dict[str, Any]] = []
-        for notification_id in await repo.unrouted_ids(runtime.pool, party_id):
-            try:
-                rows = await _reroute(notification_id)
-            except Refusal as exc:
-                skipped.append({"id": notification_id, "error": exc.code, "message": exc.reason})
-                continue
-            routed.append({"id": notification_id, "routed": _routed(rows)})
-        return {"party_id": party_id, "rerouted": routed, "skipped": skipped}
+@router.get("/contacts", tags=["contacts"])
+async def list_contacts(
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    contacts = await repo.list_contacts(runtime.pool, limit, offset)
+    return [
+        contact_view(c, secret_set=await repo.has_webhook_secret(runtime.pool, c.party_id)) for c in contacts
+    ]
+
+
+@router.post("/contacts/{party_id}/webhook-secret", tags=["contacts"])
+async def rotate_webhook_secret(
+    party_id: str, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+) -> dict[str, str]:
+    """Generate a new signing secret and show it once. Deliveries from now on are signed with it."""
+    async with runtime.command(command) as work:
+        secret = await service.rotate_webhook_secret(work, party_id)
+    return {"party_id": party_id, "webhook_secret": secret}
+
+
+@router.post("/contacts/{party_id}/reroute", tags=["contacts"])
+async def reroute_party(
+    party_id: str, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+) -> dict[str, Any]:
+    """Route every no_contact or suppressed notification of the party that can now reach it (after the
+    contact was added or an opt-out lifted). Those that still cannot are listed with the reason."""
+    result = await service.reroute_party(lambda: runtime.command(command), party_id)
+    return {
+        "party_id": party_id,
+        "rerouted": [{"id": ident, "routed": _routed(rows)} for ident, rows in result.rerouted],
+        "skipped": [
+            {"id": ident, "error": refusal.code, "message": refusal.reason}
+            for ident, refusal in result.skipped
+        ],
+    }
+
+
+# -- inbox ---------------------------------------------------------------------------------------------
+@router.get("/inbox/{party_id}", tags=["inbox"])
+async def get_inbox(
+    party_id: str,
+    runtime: RuntimeDep,
+    unread_only: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    messages = await repo.inbox(runtime.pool, party_id, unread_only=unread_only, limit=limit)
+    return {
+        "party_id": party_id,
+        "unread": await repo.unread_count(runtime.pool, party_id),
+        "messages": [_inbox_view(m) for m in messages],
+    }
+
+
+@router.post("/inbox/{party_id}/{message_id}/read", tags=["inbox"])
+async def mark_read(
+    party_id: str, message_id: UUID, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+) -> dict[str, Any]:
+    async with runtime.command(command) as work:
+        read_at = await service.mark_read(work, party_id, message_id)
+    return {"id": message_id, "party_id": party_id, "read_at": read_at, "unread": False}
+
+
+# -- the activity feed, and an operator's resend --------------------------------------------------------
+@router.get("/notifications", tags=["activity"])
+async def activity(
+    runtime: RuntimeDep,
+    party_id: str | None = None,
+    status: Status | None = None,
+    event_id: UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """The activity feed: every notification with every attempt and the provider's response."""
+    return await repo.feed(
+        runtime.pool,
+        party_id=party_id,
+        status=status.value if status else None,
+        event_id=event_id,
+        limit=limit,
+    )
+
+
+@router.post("/notifications/{notification_id}/resend", tags=["activity"])
+async def resend(
+    notification_id: UUID, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+) -> dict[str, Any]:
+    """An operator's decision: send an 'unknown' or 'failed' notification again, or route a 'no_contact'
+    or 'suppressed' one now that the party has a contact (or no longer opts out)."""
+    async with runtime.command(command) as work:
+        resent = await service.resend(work, notification_id)
+    if resent.routed is None:
+        return {"id": notification_id, "previous_status": resent.previous_status, "status": "pending"}
+    return {
+        "id": notification_id,
+        "previous_status": resent.previous_status,
+        "status": "rerouted",
+        "routed": _routed(resent.routed),
+    }

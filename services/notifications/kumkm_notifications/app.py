@@ -5,19 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kumkm_notifications.api import make_router
+from kumkm_notifications import api
 from kumkm_notifications.dispatcher import Dispatcher
 from kumkm_notifications.domain.subscriptions import CONSUMED, SUBSCRIPTIONS
-from kumkm_notifications.handlers import NotificationHandlers
+from kumkm_notifications.handlers import NotificationsService
 from kumkm_notifications.rendering import TemplateCatalog
 from kumkm_notifications.settings import NotificationsSettings
-from kumkm_shared import ServiceDefinition
+from kumkm_shared import ServiceDefinition, SystemClock
 from kumkm_shared.contracts import ContactUpserted, LoanDisbursed, NotificationDelivered, NotificationFailed
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from kumkm_shared import ConsumerDecl, Handler, ServiceRuntime
+    from kumkm_shared import Clock, ConsumerDecl, Handler, ServiceRuntime
 
 NAME = "notifications"
 
@@ -25,17 +25,19 @@ NAME = "notifications"
 def build(
     settings: NotificationsSettings | None = None,
     *,
+    clock: Clock | None = None,
     templates: TemplateCatalog | None = None,
     consumer_decls: Mapping[str, ConsumerDecl] | None = None,
 ) -> ServiceDefinition:
     settings = settings or NotificationsSettings()
+    clock = clock or SystemClock()
     templates = templates or TemplateCatalog()
     templates.check(SUBSCRIPTIONS)  # a missing template stops the service here, not at the first event
-    handlers = NotificationHandlers(settings, templates)
-    dispatcher = Dispatcher(settings)
+    service = NotificationsService(settings, templates, clock)
+    dispatcher = Dispatcher(settings, clock)
 
     def by_context(prefix: str) -> dict[str, Handler]:
-        return {t: handlers.on_event for t in sorted(CONSUMED) if t.startswith(prefix)}
+        return {t: service.on_event for t in sorted(CONSUMED) if t.startswith(prefix)}
 
     async def delivery_worker(runtime: ServiceRuntime) -> None:
         await dispatcher.run(runtime)
@@ -51,14 +53,15 @@ def build(
         consumers={
             "notifications-loans": {
                 **by_context("kumkm.loans."),
-                LoanDisbursed.event_type: handlers.on_loan_disbursed,
+                LoanDisbursed.event_type: service.on_loan_disbursed,
             },
             "notifications-catalog": by_context("kumkm.catalog."),
-            "notifications-contacts": {ContactUpserted.event_type: handlers.on_contact_upserted},
+            "notifications-contacts": {ContactUpserted.event_type: service.on_contact_upserted},
         },
-        routes=make_router,
+        routes=api.router,
+        service=service,
         workers=[delivery_worker],
         publishes=[NotificationDelivered, NotificationFailed],
         consumer_decls=dict(consumer_decls or {}),
-        state={"settings": settings, "templates": templates, "handlers": handlers, "dispatcher": dispatcher},
+        state={"dispatcher": dispatcher},  # the delivery worker, for tests that swap a channel's sender
     )

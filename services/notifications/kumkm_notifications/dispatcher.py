@@ -9,16 +9,23 @@ Per delivery:
 
 A process that dies between 2 and 3 leaves the row in 'sending'. When its lease runs out, ``reconcile``
 repeats the send only on channels whose receiver de-duplicates on the delivery id (webhooks, and the
-gateway when configured so); other rows become 'unknown' for an operator to resolve. See the README.
+gateway when configured so); other rows become 'unknown' for an operator to resolve. Rules:
+``docs/rules/notifications.md``, section "Delivery and retries".
+
+Each transaction is a command of the system the runtime opens (``begin``). Times: the receipts'
+``delivered_at`` and ``failed_at`` come from the injected ``Clock``. Leases, retry times and the attempts'
+timestamps are the database's (``clock_timestamp()`` in ``repository``): a lease is written and checked
+against the same clock, whichever replica checks it, and a settable clock in tests must not stall it.
+The worker's own intervals (time between reconciles, the time of one send) are monotonic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from prometheus_client import Counter, Histogram
@@ -29,19 +36,21 @@ from kumkm_notifications.channels.email import EmailSender
 from kumkm_notifications.channels.gateway import GatewaySender
 from kumkm_notifications.channels.webhook import WebhookSender
 from kumkm_notifications.domain.delivery import Outcome, RetryPolicy, Status, after_lost_outcome
-from kumkm_shared import Backoff
+from kumkm_shared import SYSTEM, Backoff
 from kumkm_shared.contracts import Channel, NotificationDelivered, NotificationFailed, caused_by
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable
+    from contextlib import AbstractAsyncContextManager
     from uuid import UUID
-
-    import asyncpg
 
     from kumkm_notifications.channels import Sender
     from kumkm_notifications.settings import NotificationsSettings
-    from kumkm_shared import ServiceRuntime
+    from kumkm_shared import Clock, CommandContext, ServiceRuntime
     from kumkm_shared.contracts import EventData
+    from kumkm_shared.contracts.envelope import Causation
+
+    Begin = Callable[[], AbstractAsyncContextManager[CommandContext]]
 
 log = structlog.get_logger(__name__)
 
@@ -58,8 +67,9 @@ RECONCILED = Counter(
 
 
 class Dispatcher:
-    def __init__(self, settings: NotificationsSettings) -> None:
+    def __init__(self, settings: NotificationsSettings, clock: Clock) -> None:
         self.settings = settings
+        self.clock = clock
         self.policy = RetryPolicy(
             max_attempts=settings.max_attempts,
             backoff=Backoff(
@@ -88,18 +98,19 @@ class Dispatcher:
         """The ``workers`` entry of the service: runs until cancelled, then lets sends in flight finish."""
         for channel, sender in self.default_senders().items():
             self.senders.setdefault(channel, sender)
+        begin: Begin = functools.partial(runtime.command, SYSTEM)
         pool = runtime.pool
-        listener = await pool.acquire()
+        listener = await pool.acquire()  # a connection of its own, for LISTEN
         await listener.add_listener(repo.WAKE_CHANNEL, self.wake)
-        recorder = asyncio.create_task(self._recorder(pool, runtime), name="notifications-recorder")
+        recorder = asyncio.create_task(self._recorder(begin), name="notifications-recorder")
         try:
-            await self.reconcile(pool)
+            await self.reconcile(begin)
             last_reconcile = time.monotonic()
             while True:
                 self._wake.clear()
-                claimed = await self.dispatch_once(pool)
+                claimed = await self.dispatch_once(begin)
                 if time.monotonic() - last_reconcile > min(self.settings.send_lease / 2, 30.0):
-                    await self.reconcile(pool)
+                    await self.reconcile(begin)
                     last_reconcile = time.monotonic()
                 if claimed == 0 or len(self._inflight) >= self.settings.worker_concurrency:
                     with contextlib.suppress(TimeoutError):
@@ -125,13 +136,13 @@ class Dispatcher:
             task.cancel()
         self._inflight.clear()
 
-    async def dispatch_once(self, pool: asyncpg.Pool) -> int:
+    async def dispatch_once(self, begin: Begin) -> int:
         free = self.settings.worker_concurrency - len(self._inflight)
         if free <= 0:
             return 0
-        async with pool.acquire() as conn:  # one statement, committed before any send starts
+        async with begin() as work:  # one statement, committed before any send starts
             claimed = await repo.claim_due(
-                conn, min(free, self.settings.worker_batch), self.settings.send_lease
+                work.conn, min(free, self.settings.worker_batch), self.settings.send_lease
             )
         for item in claimed:
             task = asyncio.create_task(self._deliver(item), name=f"notify-{item.id}")
@@ -181,7 +192,7 @@ class Dispatcher:
         await self._outcomes.put((item, outcome, done))
         await done
 
-    async def _recorder(self, pool: asyncpg.Pool, runtime: ServiceRuntime) -> None:
+    async def _recorder(self, begin: Begin) -> None:
         """Group commit: outcomes that finish together are recorded in one transaction."""
         while True:
             batch = [await self._outcomes.get()]
@@ -189,7 +200,7 @@ class Dispatcher:
                 batch.append(self._outcomes.get_nowait())
             for attempt in range(1, RECORD_TRIES + 1):
                 try:
-                    await self._record_batch(pool, runtime, [(item, outcome) for item, outcome, _ in batch])
+                    await self._record_batch(begin, [(item, outcome) for item, outcome, _ in batch])
                     break
                 except Exception as exc:
                     if attempt == RECORD_TRIES:  # the rows stay 'sending' and are reconciled after the lease
@@ -203,9 +214,7 @@ class Dispatcher:
                 if not done.done():
                     done.set_result(None)
 
-    async def _record_batch(
-        self, pool: asyncpg.Pool, runtime: ServiceRuntime, batch: list[tuple[repo.Claimed, Outcome]]
-    ) -> None:
+    async def _record_batch(self, begin: Begin, batch: list[tuple[repo.Claimed, Outcome]]) -> None:
         notes: list[tuple[repo.Claimed, Outcome, Status, float | None, str | None]] = []
         finished: list[repo.Finished] = []
         for item, outcome in batch:
@@ -223,18 +232,21 @@ class Dispatcher:
                 )
             )
         # Two statements per batch, whatever its size: the outcomes, then the receipts for the outbox.
-        async with pool.acquire() as conn, conn.transaction():
-            recorded = await repo.finish_attempts(conn, finished)
-            receipts: list[tuple[EventData, Mapping[str, Any]]] = []
+        # Each receipt is caused by the event its notification is about.
+        async with begin() as work:
+            recorded = await repo.finish_attempts(work.conn, finished)
+            receipts: list[EventData] = []
+            causes: list[Causation] = []
             for item, outcome, status, _, reason_code in notes:
-                if item.id not in recorded:
+                if item.id not in recorded or status not in {Status.DELIVERED, Status.FAILED}:
                     continue
-                cause = caused_by(item.event_id, item.correlation_id)
-                if status is Status.DELIVERED:
-                    receipts.append((self._delivered(item, outcome), cause))
-                elif status is Status.FAILED:
-                    receipts.append((self._failed(item, outcome, reason_code or outcome.code), cause))
-            await runtime.emit_many(conn, receipts)
+                receipts.append(
+                    self._delivered(item, outcome)
+                    if status is Status.DELIVERED
+                    else self._failed(item, outcome, reason_code or outcome.code)
+                )
+                causes.append(caused_by(item.event_id, item.correlation_id))
+            await work.emit_many(receipts, causes=causes)
         self._log_outcomes(notes, recorded)
 
     @staticmethod
@@ -259,8 +271,7 @@ class Dispatcher:
                     response=outcome.response[:200],
                 )
 
-    @staticmethod
-    def _delivered(item: repo.Claimed, outcome: Outcome) -> NotificationDelivered:
+    def _delivered(self, item: repo.Claimed, outcome: Outcome) -> NotificationDelivered:
         return NotificationDelivered(
             notification_id=str(item.id),
             event_id=item.event_id,
@@ -269,12 +280,11 @@ class Dispatcher:
             channel=item.channel,
             category=item.category,
             attempts=item.attempt,
-            delivered_at=datetime.now(UTC),
+            delivered_at=self.clock.now(),
             provider_response=outcome.response[:4000] or None,
         )
 
-    @staticmethod
-    def _failed(item: repo.Claimed, outcome: Outcome, reason_code: str) -> NotificationFailed:
+    def _failed(self, item: repo.Claimed, outcome: Outcome, reason_code: str) -> NotificationFailed:
         exhausted = reason_code == "retries_exhausted"
         reason = (
             f"gave up after {item.attempt} attempts; last: {outcome.code}"
@@ -289,17 +299,18 @@ class Dispatcher:
             channel=item.channel,
             category=item.category,
             attempts=item.attempt,
-            failed_at=datetime.now(UTC),
+            failed_at=self.clock.now(),
             reason_code=reason_code,
             reason=reason,
             provider_response=outcome.response[:4000] or None,
         )
 
     # -- after a crash ----------------------------------------------------------------------------------
-    async def reconcile(self, pool: asyncpg.Pool) -> int:
+    async def reconcile(self, begin: Begin) -> int:
         """Settle deliveries whose sender died mid-send (lease expired). Never resends blindly."""
         settled = 0
-        async with pool.acquire() as conn, conn.transaction():
+        async with begin() as work:
+            conn = work.conn
             for orphan in await repo.claim_orphans(conn):
                 status = after_lost_outcome(
                     orphan.channel, gateway_idempotent=self.settings.gateway_idempotent

@@ -1,23 +1,23 @@
-"""Events in; contacts, deliveries and inbox messages out, in the consuming transaction.
+"""The notifications service: events in (contacts, deliveries and inbox messages out, in the consuming
+transaction), and an operator's commands, each in the transaction the runtime opens for it.
 
 A notification event becomes one delivery row per (event, recipient, channel) under a unique key, so a
 redelivered event adds nothing. Rows for email, webhook, sms and whatsapp are sent later by the
-dispatcher; the inbox is written here, so it is delivered exactly once with the event.
+dispatcher; the inbox is written here, so it is delivered exactly once with the event. Rules:
+``docs/rules/notifications.md``, sections "Who is notified" and "Delivery and retries".
 """
 
 from __future__ import annotations
 
-import functools
 import json
+import secrets
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from kumkm_notifications import repository as repo
 from kumkm_notifications.domain.contacts import Contact, route
-from kumkm_notifications.domain.delivery import Status
+from kumkm_notifications.domain.delivery import UNROUTED, NotReroutable, NotResendable, Status
 from kumkm_notifications.domain.subscriptions import (
     BorrowerOfLoan,
     Party,
@@ -25,53 +25,27 @@ from kumkm_notifications.domain.subscriptions import (
     recipients_of,
     subscription_for,
 )
-from kumkm_shared import Retry
+from kumkm_shared import NotFound, Retry
 from kumkm_shared.contracts import (
     Channel,
     ContactUpserted,
     NotificationDelivered,
-    caused_by,
     validate_event_payload,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
+    from contextlib import AbstractAsyncContextManager
+    from datetime import datetime
 
     from kumkm_notifications.rendering import Rendered, TemplateCatalog
     from kumkm_notifications.settings import NotificationsSettings
-    from kumkm_shared import EventContext
+    from kumkm_shared import Clock, CommandContext, EventContext, Work
     from kumkm_shared.contracts import Category, Envelope, EventData
-    from kumkm_shared.db import Conn
+
+    Begin = Callable[[], AbstractAsyncContextManager[CommandContext]]
 
 DELIVERY_NAMESPACE = uuid.UUID("5d3a3f4e-6b1c-4c1e-9a53-4b554d4b4d01")
-
-Emit = Callable[["EventData"], Awaitable["Envelope"]]
-EmitIn = Callable[..., Awaitable["Envelope"]]  # ServiceRuntime.emit: (conn, data, **make_event arguments)
-
-
-class Origin(Protocol):
-    """Where deliveries are written from: the consuming transaction, or an operator's reroute."""
-
-    @property
-    def conn(self) -> Conn: ...
-    @property
-    def envelope(self) -> Envelope: ...
-    @property
-    def emit(self) -> Emit: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Origin:
-    conn: Conn
-    envelope: Envelope
-    emit: Emit
-
-
-class NotReroutable(Exception):  # noqa: N818 - a verdict for the operator, not a crash
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def delivery_id(event_id: uuid.UUID, party_id: str, channel: Channel | None) -> uuid.UUID:
@@ -108,10 +82,30 @@ def webhook_body(
     ).encode()
 
 
-class NotificationHandlers:
-    def __init__(self, settings: NotificationsSettings, templates: TemplateCatalog) -> None:
+@dataclass(frozen=True, slots=True)
+class Resent:
+    """What an operator's resend did: queued the notification again, or routed an unrouted one."""
+
+    previous_status: str
+    routed: list[repo.NewDelivery] | None = None  # None: queued again for the dispatcher
+
+
+@dataclass(frozen=True, slots=True)
+class PartyRerouted:
+    """A party's unrouted notifications after a reroute: those routed (with their new rows), and those
+    that still cannot be, with the refusal saying why."""
+
+    rerouted: list[tuple[uuid.UUID, list[repo.NewDelivery]]]
+    skipped: list[tuple[uuid.UUID, NotReroutable]]
+
+
+class NotificationsService:
+    def __init__(self, settings: NotificationsSettings, templates: TemplateCatalog, clock: Clock) -> None:
         self.settings = settings
         self.templates = templates
+        self.clock = clock
+
+    # -- events ---------------------------------------------------------------------------------------
 
     async def on_contact_upserted(self, ctx: EventContext) -> None:
         data = ctx.event.data_as(ContactUpserted)
@@ -148,57 +142,122 @@ class NotificationHandlers:
                     ),
                 )
                 continue
-            rows = await self._deliver(ctx, contact, routing.channels, subscription.category, topic, data)
+            rows = await self._deliver(
+                ctx, envelope, contact, routing.channels, subscription.category, topic, data
+            )
             pending |= any(row.channel is not Channel.INBOX for row in rows)
         if pending:
             await repo.wake_dispatcher(ctx.conn)
 
-    async def reroute(
-        self, conn: Conn, emit_in: EmitIn, notification_id: uuid.UUID
-    ) -> list[repo.NewDelivery]:
+    async def on_loan_disbursed(self, ctx: EventContext) -> None:
+        await self._learn_borrower(ctx, ctx.event.data)
+
+    # -- an operator's commands -------------------------------------------------------------------------
+    async def resend(self, work: CommandContext, notification_id: uuid.UUID) -> Resent:
+        """Send an 'unknown' or 'failed' notification again, or route a 'no_contact' or 'suppressed' one now
+        that the party has a contact (or no longer opts out)."""
+        previous = await repo.requeue(work.conn, notification_id)
+        if previous is not None:
+            await repo.wake_dispatcher(work.conn)
+            return Resent(previous)
+        status = await repo.status_of(work.conn, notification_id)
+        if status is None:
+            raise NotFound("notification", str(notification_id))
+        if status not in UNROUTED:
+            raise NotResendable(notification_id, status)
+        return Resent(status, await self.reroute(work, notification_id))
+
+    async def reroute(self, work: CommandContext, notification_id: uuid.UUID) -> list[repo.NewDelivery]:
         """Route a notification recorded without a channel now that its party has a contact (or no longer
         opts out): one row per enabled channel, sent like any other; the old row becomes ``rerouted``.
+        The receipts it emits (the inbox's) are caused by the event the notification is about.
 
         Raises ``NotReroutable`` when the row is not a no_contact or suppressed one, when it was recorded
         without its event, or when the party still cannot be reached.
         """
+        conn = work.conn
         row = await repo.unrouted(conn, notification_id)
         if row is None:
-            raise NotReroutable("not_unrouted", "only no_contact and suppressed notifications are rerouted")
+            raise NotReroutable(
+                notification_id, "not_unrouted", "only no_contact and suppressed notifications are rerouted"
+            )
         if row["event"] is None:
-            raise NotReroutable("no_event", "the notification was recorded without its event")
+            raise NotReroutable(
+                notification_id, "no_event", "the notification was recorded without its event"
+            )
         event = validate_event_payload(row["event"])
-        notice = about(event.envelope.type, event.data)
+        envelope = event.envelope
+        notice = about(envelope.type, event.data)
         if notice is None:  # pragma: no cover - the row was written because the event notifies someone
-            raise NotReroutable("not_notified", f"{event.envelope.type} notifies nobody")
+            raise NotReroutable(notification_id, "not_notified", f"{envelope.type} notifies nobody")
         topic, data = notice
         category = subscription_for(topic).category
         party_id = row["party_id"]
         contact = await repo.get_contact(conn, party_id)
         routing = route(contact, category)
         if contact is None or routing.skipped:
-            raise NotReroutable(routing.skipped or "no_contact", f"party {party_id}: {routing.detail}")
-        envelope = event.envelope
-        emit = functools.partial(emit_in, conn, **caused_by(envelope.id, envelope.correlationid))
-        origin = _Origin(conn, envelope, emit)
-        rows = await self._deliver(origin, contact, routing.channels, category, topic, data)
+            raise NotReroutable(
+                notification_id, routing.skipped or "no_contact", f"party {party_id}: {routing.detail}"
+            )
+        work.cause = envelope  # known only now, from the locked row
+        rows = await self._deliver(work, envelope, contact, routing.channels, category, topic, data)
         channels = ", ".join(c.value for c in routing.channels)
         await repo.mark_rerouted(conn, notification_id, f"rerouted by an operator to {channels}")
         if any(r.channel is not Channel.INBOX for r in rows):
             await repo.wake_dispatcher(conn)
         return rows
 
+    async def reroute_party(self, begin: Begin, party_id: str) -> PartyRerouted:
+        """``reroute`` every no_contact or suppressed notification of the party, each in its own transaction
+        (``begin``), so one that still cannot be routed is listed and the others go ahead."""
+        async with begin() as work:
+            if await repo.get_contact(work.conn, party_id) is None:
+                raise NotFound("contact", party_id)
+            unrouted = await repo.unrouted_ids(work.conn, party_id)
+        rerouted: list[tuple[uuid.UUID, list[repo.NewDelivery]]] = []
+        skipped: list[tuple[uuid.UUID, NotReroutable]] = []
+        for notification_id in unrouted:
+            try:
+                async with begin() as work:
+                    rows = await self.reroute(work, notification_id)
+            except NotReroutable as refusal:  # a result for this one, not an answer for the request
+                skipped.append((notification_id, refusal))
+                continue
+            rerouted.append((notification_id, rows))
+        return PartyRerouted(rerouted, skipped)
+
+    async def set_webhook_secret(self, work: Work, party_id: str, secret: str) -> None:
+        await repo.set_webhook_secret(work.conn, party_id, secret)
+
+    async def rotate_webhook_secret(self, work: Work, party_id: str) -> str:
+        """A new signing secret for the party's webhooks, returned once."""
+        if await repo.get_contact(work.conn, party_id) is None:
+            raise NotFound("contact", party_id)
+        secret = secrets.token_urlsafe(32)
+        await repo.set_webhook_secret(work.conn, party_id, secret)
+        return secret
+
+    async def mark_read(self, work: Work, party_id: str, message_id: uuid.UUID) -> datetime:
+        read_at = await repo.mark_read(work.conn, party_id, message_id)
+        if read_at is None:
+            raise NotFound("inbox message", f"{party_id}/{message_id}")
+        return read_at
+
+    # -- writing deliveries -----------------------------------------------------------------------------
     async def _deliver(
         self,
-        origin: Origin,
+        work: Work,
+        envelope: Envelope,
         contact: Contact,
         channels: Iterable[Channel],
         category: Category,
         topic: str,
         data: EventData,
     ) -> list[repo.NewDelivery]:
-        """One row per channel, inserted together; returns the rows inserted (none for a redelivery)."""
-        envelope = origin.envelope
+        """One row per channel, inserted together; returns the rows inserted (none for a redelivery).
+
+        The inbox's rows are delivered here, each with its receipt emitted in ``work``.
+        """
         rendered = self.templates.render(
             topic, contact.locale, {"event": data, "recipient": contact.name, "envelope": envelope}
         )
@@ -228,11 +287,11 @@ class NotificationHandlers:
                 )
             )
         # A row already there was made by the same event handled through another path: nothing to add.
-        inserted = await repo.insert_deliveries(origin.conn, rows)
+        inserted = await repo.insert_deliveries(work.conn, rows)
         for row in rows:
             if row.id in inserted and row.channel is Channel.INBOX:
-                await repo.record_inbox_message(origin.conn, row)
-                await origin.emit(
+                await repo.record_inbox_message(work.conn, row)
+                await work.emit(
                     NotificationDelivered(
                         notification_id=str(row.id),
                         event_id=envelope.id,
@@ -241,13 +300,13 @@ class NotificationHandlers:
                         channel=Channel.INBOX,
                         category=category,
                         attempts=1,
-                        delivered_at=datetime.now(UTC),
+                        delivered_at=self.clock.now(),
                         provider_response="stored in the inbox",
                     )
                 )
         return [row for row in rows if row.id in inserted]
 
-    async def _party_id(self, ctx: EventContext, recipient: Party | BorrowerOfLoan) -> str:
+    async def _party_id(self, ctx: Work, recipient: Party | BorrowerOfLoan) -> str:
         if isinstance(recipient, Party):
             return recipient.party_id
         borrower = await repo.borrower_of(ctx.conn, recipient.loan_id)
@@ -258,11 +317,8 @@ class NotificationHandlers:
             )
         return borrower
 
-    async def _learn_borrower(self, ctx: EventContext, data: EventData) -> None:
+    async def _learn_borrower(self, ctx: Work, data: EventData) -> None:
         borrower: Any = getattr(data, "borrower", None)
         loan_id = getattr(data, "loan_id", None)
         if borrower is not None and loan_id is not None and hasattr(borrower, "kind"):
             await repo.remember_borrower(ctx.conn, str(loan_id), borrower.id, borrower.name)
-
-    async def on_loan_disbursed(self, ctx: EventContext) -> None:
-        await self._learn_borrower(ctx, ctx.event.data)

@@ -1,8 +1,10 @@
-"""Templates and their formatting: Jinja2 files per event type and locale, Babel for rupiah and dates.
+"""Templates and their formatting: Jinja2 files per event type and locale; rupiah by the platform's one
+formatter (``kumkm_shared.money.format_rupiah``), dates and rates by Babel.
 
 A template file is ``templates/<locale>/<event type>.j2`` with three blocks: ``subject``, ``text`` and
 ``html``. The html block is rendered with autoescaping, the other two without. A template that is
-missing, or lacks a block, stops the service at start-up (``TemplateCatalog.check``).
+missing, or lacks a block, stops the service at start-up (``TemplateCatalog.check``). Rules:
+``docs/rules/notifications.md``, section "Template selection".
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_decimal, format_percent
+from babel.numbers import format_percent
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, pass_context
 
+from kumkm_shared.clock import JAKARTA
 from kumkm_shared.contracts import Locale
+from kumkm_shared.money import format_rupiah
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -27,7 +30,6 @@ if TYPE_CHECKING:
 
 TEMPLATES = Path(__file__).parent / "templates"
 BLOCKS = ("subject", "text", "html")
-JAKARTA = ZoneInfo("Asia/Jakarta")
 
 COLLECTIBILITY = {
     Locale.ID_ID: {
@@ -50,14 +52,6 @@ class Rendered:
     subject: str
     text: str
     html: str
-
-
-def rupiah(amount: Decimal | str | int, locale: Locale | str) -> str:
-    """``Rp2.500.000.000`` in Indonesian, ``Rp2,500,000,000`` in English; cents only when there are any."""
-    value = Decimal(str(amount))
-    pattern = "#,##0" if value == value.to_integral_value() else "#,##0.00"
-    text = format_decimal(abs(value), format=pattern, locale=str(locale))
-    return f"-Rp{text}" if value < 0 else f"Rp{text}"
 
 
 def long_date(value: date | str, locale: Locale | str) -> str:
@@ -89,7 +83,7 @@ def _locale(ctx: Context) -> Locale:
 
 @pass_context
 def _rupiah(ctx: Context, amount: Any) -> str:
-    return rupiah(amount, _locale(ctx))
+    return format_rupiah(amount, _locale(ctx))
 
 
 @pass_context

@@ -268,7 +268,7 @@ class Claimed:
 async def claim_due(conn: Conn, limit: int, lease_seconds: float) -> list[Claimed]:
     """Take up to ``limit`` due deliveries: status 'sending', attempt counted, attempt row written.
 
-    One statement: outside a transaction block it is committed when it returns, so the attempt is on
+    One statement, alone in its transaction: committed before any send starts, so the attempt is on
     record before the message goes on the wire, even if the process dies while it is there.
     """
     rows = await conn.fetch(
@@ -413,6 +413,11 @@ async def requeue(conn: Db, delivery_id: UUID) -> str | None:
         delivery_id,
     )
     return previous
+
+
+async def status_of(conn: Db, delivery_id: UUID) -> str | None:
+    found: str | None = await conn.fetchval("SELECT status FROM deliveries WHERE id = $1", delivery_id)
+    return found
 
 
 async def unrouted(conn: Conn, delivery_id: UUID) -> asyncpg.Record | None:

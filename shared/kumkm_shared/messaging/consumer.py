@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
     from kumkm_shared.contracts import Envelope
+    from kumkm_shared.contracts.envelope import Causation
     from kumkm_shared.db import Conn
     from kumkm_shared.messaging.inbox import Inbox
     from kumkm_shared.messaging.outbox import Outbox
@@ -165,10 +166,22 @@ class CommandContext:
         self.emitted.append(envelope)
         return envelope
 
-    async def emit_many(self, events: Sequence[EventData]) -> list[Envelope]:
-        """``emit`` for several events in one statement."""
+    async def emit_many(
+        self, events: Sequence[EventData], *, causes: Sequence[Causation] | None = None
+    ) -> list[Envelope]:
+        """``emit`` for several events in one statement.
+
+        ``causes``, one per event (``contracts.caused_by``), is for a batch whose events follow different
+        earlier events (the delivery receipts of several notifications); without it every event follows
+        ``cause``, like ``emit``.
+        """
+        default: dict[str, Any] = {}
+        if self.cause is not None:
+            default = dict(caused_by(self.cause.id, self.cause.correlationid))
+        links: Sequence[Mapping[str, Any]] = [default] * len(events) if causes is None else causes
         envelopes = [
-            make_event(data, source=self.service_source, traceparent=new_traceparent()) for data in events
+            make_event(data, source=self.service_source, traceparent=new_traceparent(), **link)
+            for data, link in zip(events, links, strict=True)
         ]
         await self.outbox.add_many(self.conn, envelopes)
         self.emitted.extend(envelopes)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from kumkm_shared import ServiceRuntime
+    from kumkm_shared import Clock, ServiceRuntime
     from kumkm_shared.contracts import Envelope, EventData
 
 # Small waits so retries take milliseconds; a lease short enough for the crash tests.
@@ -54,12 +54,12 @@ def settings_for(smtp: SmtpSink, **overrides: Any) -> NotificationsSettings:
 
 @pytest.fixture
 def start(nats_url: str, database_url: str, smtp: SmtpSink) -> Callable[..., Any]:
-    """``async with start(**settings) as (runtime, http)``: the service, migrated and consuming."""
+    """``async with start(clock=..., **settings) as (runtime, http)``: the service, migrated and consuming."""
 
     def factory(
-        **overrides: Any,
+        *, clock: Clock | None = None, **overrides: Any
     ) -> contextlib.AbstractAsyncContextManager[tuple[ServiceRuntime, httpx.AsyncClient]]:
-        definition = build(settings_for(smtp, **overrides))
+        definition = build(settings_for(smtp, **overrides), clock=clock)
         return running_service(definition, nats_url, database_url, consumer_batch=16, drain_timeout=2.0)
 
     return factory

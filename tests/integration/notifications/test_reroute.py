@@ -1,8 +1,8 @@
 """Replay after a fix, for notifications: a contact added after a no_contact, an opt-out lifted.
 
-A notification for a party without a contact is recorded as ``no_contact`` (DESIGN.md: not an error, so it
-never reaches the DLQ). Once the contact exists the operator routes it, by id or for the whole party; it is
-then sent like any other, once.
+A notification for a party without a contact is recorded as ``no_contact`` (``docs/rules/notifications.md``,
+"Who is notified": not an error, so it never reaches the DLQ). Once the contact exists the operator routes
+it, by id or for the whole party; it is then sent like any other, once.
 """
 
 from __future__ import annotations

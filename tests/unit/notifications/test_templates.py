@@ -13,21 +13,40 @@ from kumkm_notifications.rendering import (
     jakarta_datetime,
     long_date,
     percent,
-    rupiah,
 )
 from kumkm_shared.contracts import Locale
 from kumkm_shared.messaging.topology import consumer
+from kumkm_shared.money import format_rupiah
 from tests.unit.notifications.samples import SAMPLES, sample
 
 pytestmark = pytest.mark.unit
 
 
 def test_rupiah_is_formatted_the_indonesian_way() -> None:
-    assert rupiah(Decimal("2500000000.00"), Locale.ID_ID) == "Rp2.500.000.000"
-    assert rupiah("125000", Locale.ID_ID) == "Rp125.000"
-    assert rupiah("125000.5", Locale.ID_ID) == "Rp125.000,50"
-    assert rupiah("2500000000.00", Locale.EN_US) == "Rp2,500,000,000"
-    assert rupiah("-1500", Locale.ID_ID) == "-Rp1.500"
+    assert format_rupiah(Decimal("2500000000.00"), Locale.ID_ID) == "Rp2.500.000.000"
+    assert format_rupiah("125000", Locale.ID_ID) == "Rp125.000"
+    assert format_rupiah("125000.5", Locale.ID_ID) == "Rp125.000,50"
+    assert format_rupiah("2500000000.00", Locale.EN_US) == "Rp2,500,000,000"
+    assert format_rupiah("125000.5", Locale.EN_US) == "Rp125,000.50"
+    assert format_rupiah("-1500", Locale.ID_ID) == "-Rp1.500"
+    assert format_rupiah("-1500.25", Locale.EN_US) == "-Rp1,500.25"
+
+
+def test_templates_format_rupiah_with_the_platforms_one_formatter(tmp_path: Path) -> None:
+    for locale in Locale:
+        (tmp_path / locale.value).mkdir()
+        (tmp_path / locale.value / "x.j2").write_text(
+            "{% block subject %}{{ amount | rupiah }}{% endblock %}"
+            "{% block text %}{{ amount | rupiah }}{% endblock %}"
+            "{% block html %}<b>{{ amount | rupiah }}</b>{% endblock %}",
+            encoding="utf-8",
+        )
+    catalog = TemplateCatalog(tmp_path)
+    for amount in ("2500000000.00", "125000.5", "-1500"):
+        for locale in Locale:
+            rendered = catalog.render("x", locale, {"amount": amount})
+            assert rendered.subject == format_rupiah(amount, locale)
+            assert rendered.html == f"<b>{format_rupiah(amount, locale)}</b>\n"
 
 
 def test_dates_are_long_and_localised() -> None:

@@ -1,4 +1,7 @@
-"""Delivery rules: statuses, what a send attempt's outcome means, and when to try again. Pure."""
+"""Delivery rules: statuses, what a send attempt's outcome means, and when to try again. Pure.
+
+Rules: ``docs/rules/notifications.md``, section "Delivery and retries".
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,11 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from kumkm_shared.contracts import Channel
+from kumkm_shared.errors import Refusal
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from kumkm_shared.backoff import Backoff
 
 SMTP_TRANSIENT = range(400, 500)
@@ -23,13 +29,36 @@ class Status(StrEnum):
     SENDING = "sending"  # an attempt is recorded and the send is in flight
     DELIVERED = "delivered"
     FAILED = "failed"  # permanent error, or retries exhausted
-    UNKNOWN = "unknown"  # the process died mid-send; an operator decides (see the README)
+    UNKNOWN = "unknown"  # the process died mid-send; an operator decides
     SUPPRESSED = "suppressed"  # the party opted out of the category
     NO_CONTACT = "no_contact"  # nobody to send to
     REROUTED = "rerouted"  # no_contact or suppressed, later routed by an operator: see the newer rows
 
 
 FINAL = frozenset({Status.DELIVERED, Status.FAILED, Status.SUPPRESSED, Status.NO_CONTACT, Status.REROUTED})
+UNROUTED = frozenset({Status.NO_CONTACT, Status.SUPPRESSED})  # recorded without a channel: reroutable
+
+
+class NotReroutable(Refusal):
+    """An operator's reroute (or resend) of a notification that cannot be routed, with the reason's code:
+    ``not_unrouted`` (not a no_contact or suppressed one), ``no_event`` (recorded without its event),
+    ``no_contact`` or ``suppressed`` (the party still cannot be reached)."""
+
+    def __init__(self, notification_id: UUID, code: str, reason: str) -> None:
+        super().__init__(code, f"notification {notification_id}: {reason}")
+        self.notification_id = notification_id
+
+
+class NotResendable(Refusal):
+    """An operator's resend of a notification that is neither unknown, failed nor unrouted."""
+
+    def __init__(self, notification_id: UUID, status: str) -> None:
+        super().__init__(
+            "not_resendable",
+            f"notification is {status}; only unknown, failed, no_contact and suppressed ones are resent",
+        )
+        self.notification_id = notification_id
+        self.status = status
 
 
 class Verdict(StrEnum):

@@ -1,4 +1,5 @@
-"""Which events notify whom, under which category. Pure: the table of issue 5, as code."""
+"""Which events notify whom, under which category. Pure: the table of ``docs/rules/notifications.md``,
+section "Who is notified", as code."""
 
 from __future__ import annotations
 
