@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 from uuid import UUID  # noqa: TC003 - FastAPI reads route annotations at runtime
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from kumkm_notifications import repository as repo
 from kumkm_notifications.domain.delivery import Status  # noqa: TC001 - FastAPI reads it at runtime
@@ -20,6 +19,7 @@ from kumkm_notifications.handlers import NotificationsService
 from kumkm_shared import NotFound
 from kumkm_shared.contracts import Category, Channel, ContactUpserted, Locale, PartyKind
 from kumkm_shared.service.deps import CommandDep, RuntimeDep, service_of
+from kumkm_shared.service.http import validated
 
 if TYPE_CHECKING:
     from kumkm_notifications.domain.contacts import Contact
@@ -97,21 +97,11 @@ async def put_contact(
     party_id: str, body: ContactIn, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
     """Create or replace a contact. Published as ``contact.upserted`` for every other subscriber."""
-    try:
-        event = ContactUpserted(
-            party_id=party_id,
-            party_kind=body.party_kind,
-            name=body.name,
-            email=body.email,
-            phone=body.phone,
-            webhook_url=body.webhook_url,
-            locale=body.locale,
-            channels=body.channels,
-            opt_outs=body.opt_outs,
-            updated_at=body.updated_at or service.clock.now(),
-        )
-    except ValidationError as exc:  # the contract's checks of the body: a 422 naming each field
-        raise RequestValidationError(exc.errors(include_url=False)) from None
+    fields = body.model_dump(exclude={"webhook_secret"}, exclude_none=True)
+    event = validated(
+        ContactUpserted,
+        {**fields, "party_id": party_id, "updated_at": body.updated_at or service.clock.now()},
+    )
     if body.webhook_secret is not None:
         # Before the upsert, so no webhook is ever signed with a generated secret in between.
         async with runtime.command(command) as work:
