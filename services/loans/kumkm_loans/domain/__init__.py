@@ -17,7 +17,15 @@ from kumkm_loans.domain.restructuring import (
     plan_restructuring,
     position_at,
 )
-from kumkm_loans.domain.schedule import ZERO, Installment, Schedule, add_months, build_schedule, rupiah
+from kumkm_loans.domain.schedule import (
+    ZERO,
+    Installment,
+    Schedule,
+    add_months,
+    build_schedule,
+    floor_rupiah,
+    round_rupiah,
+)
 
 __all__ = [
     "GRADE_NAMES",
@@ -39,8 +47,9 @@ __all__ = [
     "add_months",
     "build_schedule",
     "days_past_due",
+    "floor_rupiah",
     "grade_for",
     "plan_restructuring",
     "position_at",
-    "rupiah",
+    "round_rupiah",
 ]
