@@ -1,6 +1,7 @@
 """The loans domain: pure rules and data, no I/O."""
 
 from kumkm_loans.domain.collectibility import GRADE_NAMES, days_past_due, grade_for
+from kumkm_loans.domain.decision import DecisionRefused, check_decision, check_still_eligible
 from kumkm_loans.domain.loan import Arrears, Loan, RepaymentAllocation
 from kumkm_loans.domain.policy import (
     Assessment,
@@ -32,6 +33,7 @@ __all__ = [
     "ZERO",
     "Arrears",
     "Assessment",
+    "DecisionRefused",
     "Installment",
     "Loan",
     "LoanPosition",
@@ -46,6 +48,8 @@ __all__ = [
     "Terms",
     "add_months",
     "build_schedule",
+    "check_decision",
+    "check_still_eligible",
     "days_past_due",
     "floor_rupiah",
     "grade_for",
