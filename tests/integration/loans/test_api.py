@@ -32,6 +32,13 @@ async def test_errors_are_structured_json(loans: Loans) -> None:
     )
     assert bad_rate.status_code == 422
     assert "new_annual_rate" in bad_rate.json()["errors"][0]["field"]
+    # The body is held to the event's own rules: a scheme named twice is a 422, never a 5xx.
+    twice = {"scheme": "tenor_extension", "extra_months": 6}
+    duplicate = await loans.http.post(
+        "/restructurings", json=restructuring_requested("LN-API", proposal=[twice, twice])["data"]
+    )
+    assert duplicate.status_code == 422
+    assert "appears twice" in duplicate.json()["message"]
 
 
 async def test_preview_of_every_scheme_changes_nothing_and_overpayment_prepays(loans: Loans) -> None:
