@@ -1,19 +1,22 @@
-"""Wiring: the loans service's consumers, HTTP routes, daily tick and published events."""
+"""Wiring: the loans service's consumers, HTTP routes, daily tick and published events.
+
+The shape of every service (``docs/architecture.md``, "The shape of a service"): ``build()`` makes the
+``LoansService`` with its settings and its clock, and hands it and the module-level router to the runtime.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
-import structlog
-
-from kumkm_loans.api import CONSUMER, make_router
+from kumkm_loans import api
 from kumkm_loans.handlers import LoansService
 from kumkm_loans.settings import LoansSettings
 from kumkm_shared import ServiceDefinition
+from kumkm_shared.clock import SystemClock
 from kumkm_shared.contracts.loans import (
     InstallmentOverdue,
     LoanCollectibilityChanged,
@@ -24,13 +27,13 @@ from kumkm_shared.contracts.loans import (
     RestructuringRejected,
     RestructuringRequested,
 )
+from kumkm_shared.origin import SYSTEM, Command
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from kumkm_shared import ServiceRuntime
-
-log = structlog.get_logger(__name__)
+    from kumkm_shared.clock import Clock
 
 DESCRIPTION = (
     "Loans of LPDB-KUMKM and other lenders to cooperatives and UMKM: repayment schedules (annuity, flat, "
@@ -38,39 +41,46 @@ DESCRIPTION = (
     "KepMenKopUKM 15/2020 and POJK 11/2020 and 48/2020, with the progress read model the ministry monitors."
 )
 
+DAILY_TICK = Command(SYSTEM, via="timer")
+
+
+def seconds_until(service: LoansService, hour: int) -> float:
+    """Seconds from the service clock's now to the next ``hour`` o'clock in the business time zone."""
+    now = service.clock.now().astimezone(service.timezone)
+    due = now.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if due <= now:
+        due += timedelta(days=1)
+    return (due - now).total_seconds()
+
 
 def daily_tick(service: LoansService) -> Callable[[ServiceRuntime], Awaitable[None]]:
     async def worker(runtime: ServiceRuntime) -> None:
         settings = service.settings
         if not settings.daily_tick:
             return
-        tz = ZoneInfo(settings.business_timezone)
         while True:
-            now = datetime.now(tz)
-            due = now.replace(hour=settings.daily_tick_hour, minute=0, second=0, microsecond=0)
-            if due <= now:
-                due += timedelta(days=1)
-            await asyncio.sleep((due - now).total_seconds())
-            await service.tick(runtime.pool, datetime.now(tz).date(), runtime.emit)
+            await asyncio.sleep(seconds_until(service, settings.daily_tick_hour))
+            await service.tick(partial(runtime.command, DAILY_TICK), service.today())
 
     return worker
 
 
-def build(settings: LoansSettings | None = None) -> ServiceDefinition:
-    service = LoansService(settings or LoansSettings())
+def build(settings: LoansSettings | None = None, *, clock: Clock | None = None) -> ServiceDefinition:
+    service = LoansService(settings or LoansSettings(), clock or SystemClock())
     return ServiceDefinition(
         name="loans",
         title="KUMKM loans service",
         description=DESCRIPTION,
         migrations=Path(__file__).parent / "migrations",
         consumers={
-            CONSUMER: {
+            api.CONSUMER: {
                 LoanDisbursed.event_type: service.on_disbursed,
                 RepaymentReceived.event_type: service.on_repayment,
                 RestructuringRequested.event_type: service.on_restructuring_requested,
             }
         },
-        routes=lambda runtime: make_router(runtime, service),
+        routes=api.router,
+        service=service,
         workers=[daily_tick(service)],
         publishes=[
             InstallmentOverdue,
@@ -80,5 +90,4 @@ def build(settings: LoansSettings | None = None) -> ServiceDefinition:
             RestructuringReferred,
             RestructuringRequested,
         ],
-        state={"service": service},
     )

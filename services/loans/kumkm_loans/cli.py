@@ -11,6 +11,7 @@ import typer
 
 from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR
 from kumkm_shared.cli.service_api import call_service
+from kumkm_shared.clock import SystemClock, business_date
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Loans, collectibility and restructuring.")
 
@@ -47,10 +48,7 @@ def tick(
             typer.echo(f"--date must be YYYY-MM-DD, got {date_!r}", err=True)
             raise typer.Exit(2) from None
     else:
-        from datetime import datetime
-        from zoneinfo import ZoneInfo
-
-        date_ = datetime.now(ZoneInfo("Asia/Jakarta")).date().isoformat()
+        date_ = business_date(SystemClock()).isoformat()
     result = _api("POST", url, data_dir, "/tick", json={"date": date_})
     typer.echo(
         f"tick {result['as_of']}: {result['loans_checked']} loans checked, "

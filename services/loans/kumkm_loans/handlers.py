@@ -1,15 +1,17 @@
 """The loans service layer: each event or command in, a domain decision, state and outbox out.
 
-Event handlers run inside the consumer's transaction (the inbox row commits with them). Commands that are
-not events (a tick, an officer's decision) open their own transaction and emit through the runtime.
+The runtime owns every transaction: event handlers get the consumer's ``EventContext`` (the inbox row
+commits with them), an officer's decision gets the ``CommandContext`` of ``runtime.command``, and the tick,
+which runs one transaction per loan, gets ``begin`` to open each. Both contexts are a ``Work``; nothing here
+opens a connection or a transaction. Times and business dates come from the injected ``Clock``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -22,10 +24,13 @@ from kumkm_loans.domain import (
     RestructuringPolicy,
     Terms,
     build_schedule,
+    check_decision,
+    check_still_eligible,
     plan_restructuring,
     position_at,
 )
-from kumkm_shared import NotFound, Refusal, Retry
+from kumkm_shared import NotFound, Retry
+from kumkm_shared.clock import SystemClock, business_date
 from kumkm_shared.contracts import Reason
 from kumkm_shared.contracts.loans import (
     CollectibilityChangeCause,
@@ -41,12 +46,17 @@ from kumkm_shared.contracts.loans import (
 )
 
 if TYPE_CHECKING:
-    import asyncpg
+    from collections.abc import Callable
+    from contextlib import AbstractAsyncContextManager
+    from datetime import date
 
     from kumkm_loans.repository import Conn, LoanRecord
     from kumkm_loans.settings import LoansSettings
-    from kumkm_shared import EventContext
-    from kumkm_shared.contracts import EventData
+    from kumkm_shared import EventContext, Work
+    from kumkm_shared.clock import Clock
+
+    Begin = Callable[[], AbstractAsyncContextManager[Work]]
+    """Opens one unit of work of a command (``runtime.command``): one transaction."""
 
 log = structlog.get_logger(__name__)
 
@@ -64,10 +74,17 @@ class TickResult:
 @dataclass
 class LoansService:
     settings: LoansSettings
+    clock: Clock = field(default_factory=SystemClock)
     policy: RestructuringPolicy = field(init=False)
+    timezone: ZoneInfo = field(init=False)
 
     def __post_init__(self) -> None:
         self.policy = RestructuringPolicy(self.settings.policy_limits())
+        self.timezone = ZoneInfo(self.settings.business_timezone)
+
+    def today(self) -> date:
+        """Today's business date (the settings' time zone, Asia/Jakarta), on the service's clock."""
+        return business_date(self.clock, self.timezone)
 
     # -- loan book ------------------------------------------------------------------------------------
 
@@ -87,8 +104,7 @@ class LoansService:
     async def on_repayment(self, ctx: EventContext) -> None:
         data = ctx.event.data_as(RepaymentReceived)
         await ctx.lock(f"loan:{data.loan_id}")
-        exists = await ctx.conn.fetchval("SELECT true FROM loans WHERE loan_id = $1", data.loan_id)
-        if not exists:
+        if not await repo.loan_exists(ctx.conn, data.loan_id):
             # It may arrive before the disbursement: kept, and applied when the loan arrives.
             await repo.park_repayment(ctx.conn, data, ctx.envelope.id)
             log.info(
@@ -146,22 +162,27 @@ class LoansService:
 
     # -- collectibility -------------------------------------------------------------------------------
 
-    async def tick(self, pool: asyncpg.Pool, as_of: date, emit: _CommandEmit) -> TickResult:
-        """Grade every active loan as of ``as_of``; each overdue installment and grade change is told once."""
-        async with pool.acquire() as conn:
-            candidates = await repo.tick_candidates(conn, as_of)
+    async def tick(self, begin: Begin, as_of: date) -> TickResult:
+        """Grade every active loan as of ``as_of``; each overdue installment and grade change is told once.
+
+        ``begin`` opens one transaction (``runtime.command``): one for the candidates, one per loan, so a
+        loan's events commit with its grade, and one to record the tick.
+        """
+        async with begin() as work:
+            candidates = await repo.tick_candidates(work.conn, as_of)
         overdue = changes = 0
         for loan_id in candidates:
-            async with pool.acquire() as conn, conn.transaction():
-                o, c = await self._tick_loan(conn, loan_id, as_of, emit)
-                overdue += o
-                changes += c
-        async with pool.acquire() as conn:
-            await repo.record_tick(conn, as_of, overdue, changes)
+            async with begin() as work:
+                o, c = await self._tick_loan(work, loan_id, as_of)
+            overdue += o
+            changes += c
+        async with begin() as work:
+            await repo.record_tick(work.conn, as_of, overdue, changes)
         log.info("tick done", as_of=str(as_of), loans=len(candidates), overdue=overdue, grade_changes=changes)
         return TickResult(as_of, len(candidates), overdue, changes)
 
-    async def _tick_loan(self, conn: Conn, loan_id: str, as_of: date, emit: _CommandEmit) -> tuple[int, int]:
+    async def _tick_loan(self, work: Work, loan_id: str, as_of: date) -> tuple[int, int]:
+        conn = work.conn
         record = await repo.load_loan(conn, loan_id, lock=True)
         if record is None or not record.active:
             return 0, 0
@@ -176,8 +197,7 @@ class LoansService:
                 continue
             inst.overdue_announced = True
             announced.append(inst)
-            await emit(
-                conn,
+            await work.emit(
                 InstallmentOverdue(
                     loan_id=loan_id,
                     borrower=record.borrower,
@@ -192,8 +212,7 @@ class LoansService:
         await repo.save_payments(conn, loan_id, announced)
         changed = 0
         if grade != loan.collectibility:
-            await emit(
-                conn,
+            await work.emit(
                 LoanCollectibilityChanged(
                     loan_id=loan_id,
                     borrower=record.borrower,
@@ -207,14 +226,7 @@ class LoansService:
             await repo.record_grade(conn, loan_id, as_of, grade, dpd, "tick")
             loan.collectibility = grade
             changed = 1
-        await conn.execute(
-            "UPDATE loans SET collectibility = $2, days_past_due = $3, graded_on = $4, updated_at = now() "
-            "WHERE loan_id = $1",
-            loan_id,
-            grade,
-            dpd,
-            as_of,
-        )
+        await repo.save_grade(conn, loan_id, grade, dpd, as_of)
         return len(announced), changed
 
     # -- restructuring --------------------------------------------------------------------------------
@@ -227,15 +239,17 @@ class LoansService:
             return
         record = await repo.load_loan(conn, data.loan_id, lock=True)
         if record is None:
+            if ctx.is_command:
+                # Asked over HTTP: the answer is final now (nothing is stored, the transaction rolls back).
+                raise NotFound("loan", data.loan_id)
+            # From the stream the disbursement may still be on its way; its outcome events need the borrower.
             raise Retry("loan_unknown", f"loan {data.loan_id!r} is not on the book (yet)")
         terms = Terms.from_schemes(data.proposal)
         facts = await self._facts(conn, record, data, terms)
         assessment = self.policy.assess(facts)
-        emit = _ContextEmit(ctx)
         if assessment.outcome == Outcome.APPROVED:
             await self._approve(
-                conn,
-                emit,
+                ctx,
                 record,
                 data.request_id,
                 terms,
@@ -248,27 +262,26 @@ class LoansService:
             )
             return
         reasons = _reasons(assessment)
+        now = self.clock.now()
         if assessment.outcome == Outcome.REJECTED:
-            await emit(
-                conn,
+            await ctx.emit(
                 RestructuringRejected(
                     request_id=data.request_id,
                     loan_id=data.loan_id,
                     borrower=record.borrower,
                     decided_by=POLICY,
-                    decided_at=datetime.now(UTC),
+                    decided_at=now,
                     reason_codes=assessment.codes,
                     reasons=reasons,
                 ),
             )
         else:
-            await emit(
-                conn,
+            await ctx.emit(
                 RestructuringReferred(
                     request_id=data.request_id,
                     loan_id=data.loan_id,
                     borrower=record.borrower,
-                    referred_at=datetime.now(UTC),
+                    referred_at=now,
                     reason_codes=assessment.codes,
                     reasons=reasons,
                 ),
@@ -281,6 +294,7 @@ class LoansService:
             reasons=[r.model_dump(mode="json", exclude_none=True) for r in reasons],
             outstanding_principal=facts.position.outstanding_principal,
             decided_by=POLICY,
+            decided_at=now,
             decided_on=data.requested_on,
         )
 
@@ -312,8 +326,7 @@ class LoansService:
 
     async def _approve(
         self,
-        conn: Conn,
-        emit: _CommandEmit,
+        work: Work,
         record: LoanRecord,
         request_id: str,
         terms: Terms,
@@ -325,7 +338,7 @@ class LoansService:
         note: str,
         proposal: list[Any],
     ) -> None:
-        loan = record.loan
+        conn, loan = work.conn, record.loan
         plan = plan_restructuring(loan, terms, reschedule_from)
         kept = [i for i in loan.installments if i.due_on < reschedule_from and i.is_paid]
         new_version = loan.schedule_version + 1
@@ -351,14 +364,14 @@ class LoansService:
             total_interest_before=plan.total_interest_before,
             total_interest_after=plan.total_interest_after,
         )
-        await emit(
-            conn,
+        now = self.clock.now()
+        await work.emit(
             RestructuringApproved(
                 request_id=request_id,
                 loan_id=loan.loan_id,
                 borrower=record.borrower,
                 decided_by=decided_by,
-                decided_at=datetime.now(UTC),
+                decided_at=now,
                 reason_codes=reason_codes,
                 terms=proposal,
                 reschedule_from=reschedule_from,
@@ -368,8 +381,7 @@ class LoansService:
         )
         if previous_grade != 1:
             # POJK 11/2020: a restructured loan is graded lancar from the restructuring.
-            await emit(
-                conn,
+            await work.emit(
                 LoanCollectibilityChanged(
                     loan_id=loan.loan_id,
                     borrower=record.borrower,
@@ -390,14 +402,14 @@ class LoansService:
             outstanding_principal=plan.base_principal,
             summary=summary.model_dump(mode="json"),
             decided_by=decided_by,
+            decided_at=now,
             decided_on=decided_on,
             note=note or None,
         )
 
     async def decide(
         self,
-        pool: asyncpg.Pool,
-        emit: _CommandEmit,
+        work: Work,
         request_id: str,
         *,
         approve: bool,
@@ -405,101 +417,71 @@ class LoansService:
         officer: str,
         decided_on: date,
     ) -> None:
-        """An officer's decision on a referred request."""
-        async with pool.acquire() as conn, conn.transaction():
-            row = await repo.load_request(conn, request_id, lock=True)
-            if row is None:
-                raise NotFound("restructuring request", request_id)
-            if row["status"] != Outcome.REFERRED.value:
-                raise Refusal(
-                    "not_referred",
-                    f"restructuring request {request_id!r} is {row['status']}, not referred: "
-                    "only a request referred to an officer can be decided",
-                )
-            if decided_on < row["requested_on"]:
-                raise Refusal(
-                    "decided_before_request",
-                    f"decided_on {decided_on} is before the request date {row['requested_on']}",
-                )
-            record = await repo.load_loan(conn, row["loan_id"], lock=True)
-            if record is None:  # pragma: no cover - a referred request has a loan
-                raise NotFound("loan", row["loan_id"])
-            data = RestructuringRequested(
-                request_id=request_id,
-                loan_id=row["loan_id"],
-                requested_on=row["requested_on"],
-                reason=row["reason"],
-                impact=row["impact"],
-                proposal=row["proposal"],
-                reschedule_from=row["reschedule_from"],
-            )
-            referral_codes = list(row["reason_codes"])
-            if approve:
-                terms = Terms.from_schemes(data.proposal)
-                facts = await self._facts(conn, record, data, terms)
-                blocking = self.policy.rejections(facts)
-                if blocking:
-                    raise Refusal(
-                        "no_longer_eligible",
-                        "the request cannot be approved any more: " + "; ".join(r.text_en for r in blocking),
-                    )
-                await self._approve(
-                    conn,
-                    emit,
-                    record,
-                    request_id,
-                    terms,
-                    data.reschedule_from,
-                    decided_by=officer,
-                    decided_on=decided_on,
-                    reason_codes=referral_codes,
-                    note=reason,
-                    proposal=list(data.proposal),
-                )
-                return
-            officer_reason = Reason(
-                code="officer_rejected",
-                text_id=_clip(f"Ditolak oleh petugas {officer}: {reason}"),
-                text_en=_clip(f"Rejected by officer {officer}: {reason}"),
-            )
-            await emit(
-                conn,
-                RestructuringRejected(
-                    request_id=request_id,
-                    loan_id=record.loan.loan_id,
-                    borrower=record.borrower,
-                    decided_by=officer,
-                    decided_at=datetime.now(UTC),
-                    reason_codes=["officer_rejected"],
-                    reasons=[officer_reason],
-                ),
-            )
-            await repo.record_decision(
-                conn,
+        """An officer's decision on a referred request, in the command's transaction (``work``)."""
+        conn = work.conn
+        row = await repo.load_request(conn, request_id, lock=True)
+        if row is None:
+            raise NotFound("restructuring request", request_id)
+        check_decision(request_id, row["status"], requested_on=row["requested_on"], decided_on=decided_on)
+        record = await repo.load_loan(conn, row["loan_id"], lock=True)
+        if record is None:  # pragma: no cover - a referred request has a loan
+            raise NotFound("loan", row["loan_id"])
+        data = RestructuringRequested(
+            request_id=request_id,
+            loan_id=row["loan_id"],
+            requested_on=row["requested_on"],
+            reason=row["reason"],
+            impact=row["impact"],
+            proposal=row["proposal"],
+            reschedule_from=row["reschedule_from"],
+        )
+        referral_codes = list(row["reason_codes"])
+        if approve:
+            terms = Terms.from_schemes(data.proposal)
+            facts = await self._facts(conn, record, data, terms)
+            check_still_eligible(self.policy.rejections(facts))
+            await self._approve(
+                work,
+                record,
                 request_id,
-                status=Outcome.REJECTED.value,
-                borrower=record.borrower,
-                reasons=[officer_reason.model_dump(mode="json", exclude_none=True)],
-                outstanding_principal=row["outstanding_principal"],
+                terms,
+                data.reschedule_from,
                 decided_by=officer,
                 decided_on=decided_on,
+                reason_codes=referral_codes,
                 note=reason,
+                proposal=list(data.proposal),
             )
-
-
-class _CommandEmit(Protocol):
-    async def __call__(self, conn: Conn, data: EventData, /) -> object: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _ContextEmit:
-    """Emit through the consumer's context, so causation and correlation follow the incoming event."""
-
-    ctx: EventContext
-
-    async def __call__(self, conn: Conn, data: EventData, /) -> object:
-        del conn  # the context's connection is the same transaction
-        return await self.ctx.emit(data)
+            return
+        officer_reason = Reason(
+            code="officer_rejected",
+            text_id=_clip(f"Ditolak oleh petugas {officer}: {reason}"),
+            text_en=_clip(f"Rejected by officer {officer}: {reason}"),
+        )
+        now = self.clock.now()
+        await work.emit(
+            RestructuringRejected(
+                request_id=request_id,
+                loan_id=record.loan.loan_id,
+                borrower=record.borrower,
+                decided_by=officer,
+                decided_at=now,
+                reason_codes=["officer_rejected"],
+                reasons=[officer_reason],
+            ),
+        )
+        await repo.record_decision(
+            conn,
+            request_id,
+            status=Outcome.REJECTED.value,
+            borrower=record.borrower,
+            reasons=[officer_reason.model_dump(mode="json", exclude_none=True)],
+            outstanding_principal=row["outstanding_principal"],
+            decided_by=officer,
+            decided_at=now,
+            decided_on=decided_on,
+            note=reason,
+        )
 
 
 def _reasons(assessment: Assessment) -> list[Reason]:

@@ -1,51 +1,28 @@
-"""The progress read model the ministry monitors, by region and by cooperative (queried, never stored)."""
+"""The progress read model the ministry monitors, by region and by cooperative (queried, never stored).
+
+The read side: ``repository.progress_of_requests`` and ``progress_of_borrowers`` query it (all SQL lives in
+``repository.py``); ``report`` shapes their rows into the answer of ``GET /progress``. Pure, no I/O.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    import asyncpg
+    from collections.abc import Sequence
 
-    from kumkm_loans.repository import Conn
 
-_FILTER = (
-    "($1::text IS NULL OR lower(province) = lower($1)) AND ($2::text IS NULL OR lower(city) = lower($2))"
-)
+class Row(Protocol):
+    """A row of the repository's progress queries, read by column name."""
 
-_REQUESTS = f"""
-SELECT grouping(province, city) AS all_regions, grouping(borrower_id) AS all_borrowers,
-       province, city, borrower_id, max(borrower_name) AS borrower_name,
-       count(*) FILTER (WHERE status = 'approved') AS approved,
-       count(*) FILTER (WHERE status = 'rejected') AS rejected,
-       count(*) FILTER (WHERE status = 'referred') AS referred,
-       coalesce(sum(outstanding_principal) FILTER (WHERE status = 'approved'), 0) AS restructured_principal,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY decided_on - requested_on)
-           FILTER (WHERE status IN ('approved', 'rejected')) AS median_days
-FROM restructuring_requests
-WHERE status <> 'received' AND {_FILTER}
-GROUP BY GROUPING SETS ((), (province, city), (province, city, borrower_id))
-"""
+    def __getitem__(self, column: str, /) -> Any: ...
 
-_PERFORMING = f"""
-WITH borrowers AS (
-    SELECT borrower_id, max(borrower_name) AS borrower_name, province, city,
-           bool_and(collectibility = 1) AS performing
-    FROM loans WHERE restructure_count > 0 AND {_FILTER}
-    GROUP BY borrower_id, province, city
-)
-SELECT grouping(province, city) AS all_regions, grouping(borrower_id) AS all_borrowers,
-       province, city, borrower_id, max(borrower_name) AS borrower_name,
-       count(*) AS restructured_borrowers, count(*) FILTER (WHERE performing) AS performing_borrowers
-FROM borrowers
-GROUP BY GROUPING SETS ((), (province, city), (province, city, borrower_id))
-"""
 
 Key = tuple[str | None, str | None, str | None]
 
 
-def _key(row: asyncpg.Record) -> Key:
+def _key(row: Row) -> Key:
     region = (None, None) if row["all_regions"] else (row["province"], row["city"])
     return (*region, None if row["all_borrowers"] else row["borrower_id"])
 
@@ -66,10 +43,17 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-async def progress(conn: Conn, province: str | None, city: str | None) -> dict[str, Any]:
+def report(
+    requests: Sequence[Row],
+    borrowers: Sequence[Row],
+    *,
+    province: str | None,
+    city: str | None,
+) -> dict[str, Any]:
+    """The progress report from the rows of ``progress_of_requests`` and ``progress_of_borrowers``."""
     metrics: dict[Key, dict[str, Any]] = {}
     names: dict[Key, str] = {}
-    for row in await conn.fetch(_REQUESTS, province, city):
+    for row in requests:
         key = _key(row)
         m = metrics.setdefault(key, _empty())
         approved, rejected, referred = row["approved"], row["rejected"], row["referred"]
@@ -84,7 +68,7 @@ async def progress(conn: Conn, province: str | None, city: str | None) -> dict[s
         m["median_days_to_decision"] = row["median_days"]
         if row["borrower_name"]:
             names[key] = row["borrower_name"]
-    for row in await conn.fetch(_PERFORMING, province, city):
+    for row in borrowers:
         key = _key(row)
         m = metrics.setdefault(key, _empty())
         m["restructured_borrowers"] = row["restructured_borrowers"]

@@ -1,4 +1,8 @@
-"""SQL for the ``loans`` schema (the pool's search path), and nothing else."""
+"""SQL for the ``loans`` schema (the pool's search path), and nothing else: the service's only SQL.
+
+The write side (loans, schedules, repayments, grades, requests) and the queries of the progress read model
+(``progress.py`` shapes their rows into the report; it holds no SQL).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from kumkm_shared.contracts.loans import Borrower, RepaymentMethod
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import date
+    from datetime import date, datetime
     from uuid import UUID
 
     import asyncpg
@@ -133,6 +137,10 @@ async def load_loan(conn: Conn, loan_id: str, *, lock: bool = False) -> LoanReco
     )
     borrower = Borrower.model_validate(row["borrower"])
     return LoanRecord(loan, borrower, row)
+
+
+async def loan_exists(conn: Conn, loan_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM loans WHERE loan_id = $1", loan_id))
 
 
 async def update_loan_state(conn: Conn, loan: Loan, *, unapplied: Decimal = Decimal(0), **extra: Any) -> None:
@@ -286,6 +294,18 @@ async def grade_as_of(conn: Conn, loan_id: str, as_of: date) -> int | None:
     return grade
 
 
+async def save_grade(conn: Conn, loan_id: str, grade: int, days_past_due: int, graded_on: date) -> None:
+    """Store the loan's grade as of ``graded_on``."""
+    await conn.execute(
+        "UPDATE loans SET collectibility = $2, days_past_due = $3, graded_on = $4, updated_at = now() "
+        "WHERE loan_id = $1",
+        loan_id,
+        grade,
+        days_past_due,
+        graded_on,
+    )
+
+
 async def tick_candidates(conn: Conn, as_of: date) -> list[str]:
     """Active loans whose grade would change, or with an overdue installment not yet announced."""
     rows = await conn.fetch(
@@ -379,14 +399,16 @@ async def record_decision(
     outstanding_principal: Decimal | None,
     summary: dict[str, Any] | None = None,
     decided_by: str | None = None,
+    decided_at: datetime | None = None,
     decided_on: date | None = None,
     note: str | None = None,
 ) -> None:
+    """Store the request's outcome; a referred request keeps no decider, moment or date."""
     decided = status != "referred"
     await conn.execute(
         "UPDATE restructuring_requests SET status = $2, borrower_id = $3, borrower_name = $4, province = $5, "
         "city = $6, reason_codes = $7, reasons = $8, outstanding_principal = $9, summary = $10, "
-        "decided_by = $11, decided_at = CASE WHEN $12 THEN now() END, decided_on = $13, decision_note = $14 "
+        "decided_by = $11, decided_at = $12, decided_on = $13, decision_note = $14 "
         "WHERE request_id = $1",
         request_id,
         status,
@@ -399,41 +421,10 @@ async def record_decision(
         outstanding_principal,
         summary,
         decided_by if decided else None,
-        decided,
+        decided_at if decided else None,
         decided_on if decided else None,
         note,
     )
-
-
-def request_json(row: asyncpg.Record) -> dict[str, Any]:
-    """A request row as the API shows it."""
-    return {
-        "request_id": row["request_id"],
-        "loan_id": row["loan_id"],
-        "status": row["status"],
-        "borrower": {
-            "id": row["borrower_id"],
-            "name": row["borrower_name"],
-            "region": {"province": row["province"], "city": row["city"]},
-        },
-        "requested_on": row["requested_on"].isoformat(),
-        "reason": row["reason"],
-        "impact": row["impact"],
-        "proposal": row["proposal"],
-        "reschedule_from": row["reschedule_from"].isoformat(),
-        "reason_codes": list(row["reason_codes"]),
-        "reasons": row["reasons"],
-        "outstanding_principal": _money(row["outstanding_principal"]),
-        "summary": row["summary"],
-        "decided_by": row["decided_by"],
-        "decided_at": row["decided_at"].isoformat() if row["decided_at"] else None,
-        "decided_on": row["decided_on"].isoformat() if row["decided_on"] else None,
-        "decision_note": row["decision_note"],
-    }
-
-
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else f"{value:.2f}"
 
 
 async def list_requests(
@@ -446,8 +437,8 @@ async def list_requests(
     loan_id: str | None,
     limit: int,
     offset: int,
-) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT * FROM restructuring_requests WHERE ($1::text IS NULL OR status = $1) "
         "AND ($2::text IS NULL OR lower(province) = lower($2) OR lower(city) = lower($2)) "
         "AND ($3::text IS NULL OR lower(province) = lower($3)) "
@@ -462,4 +453,51 @@ async def list_requests(
         limit,
         offset,
     )
-    return [request_json(r) for r in rows]
+    return rows
+
+
+# -- the progress read model ----------------------------------------------------------------------------
+
+_REGION_FILTER = (
+    "($1::text IS NULL OR lower(province) = lower($1)) AND ($2::text IS NULL OR lower(city) = lower($2))"
+)
+
+_PROGRESS_REQUESTS = f"""
+SELECT grouping(province, city) AS all_regions, grouping(borrower_id) AS all_borrowers,
+       province, city, borrower_id, max(borrower_name) AS borrower_name,
+       count(*) FILTER (WHERE status = 'approved') AS approved,
+       count(*) FILTER (WHERE status = 'rejected') AS rejected,
+       count(*) FILTER (WHERE status = 'referred') AS referred,
+       coalesce(sum(outstanding_principal) FILTER (WHERE status = 'approved'), 0) AS restructured_principal,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY decided_on - requested_on)
+           FILTER (WHERE status IN ('approved', 'rejected')) AS median_days
+FROM restructuring_requests
+WHERE status <> 'received' AND {_REGION_FILTER}
+GROUP BY GROUPING SETS ((), (province, city), (province, city, borrower_id))
+"""
+
+_PROGRESS_PERFORMING = f"""
+WITH borrowers AS (
+    SELECT borrower_id, max(borrower_name) AS borrower_name, province, city,
+           bool_and(collectibility = 1) AS performing
+    FROM loans WHERE restructure_count > 0 AND {_REGION_FILTER}
+    GROUP BY borrower_id, province, city
+)
+SELECT grouping(province, city) AS all_regions, grouping(borrower_id) AS all_borrowers,
+       province, city, borrower_id, max(borrower_name) AS borrower_name,
+       count(*) AS restructured_borrowers, count(*) FILTER (WHERE performing) AS performing_borrowers
+FROM borrowers
+GROUP BY GROUPING SETS ((), (province, city), (province, city, borrower_id))
+"""
+
+
+async def progress_of_requests(conn: Conn, province: str | None, city: str | None) -> list[asyncpg.Record]:
+    """Decided and referred requests, in total, by region and by cooperative (``GROUPING SETS``)."""
+    rows: list[asyncpg.Record] = await conn.fetch(_PROGRESS_REQUESTS, province, city)
+    return rows
+
+
+async def progress_of_borrowers(conn: Conn, province: str | None, city: str | None) -> list[asyncpg.Record]:
+    """Restructured borrowers and those whose restructured loans are all grade 1, grouped the same way."""
+    rows: list[asyncpg.Record] = await conn.fetch(_PROGRESS_PERFORMING, province, city)
+    return rows

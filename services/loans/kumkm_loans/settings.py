@@ -1,4 +1,8 @@
-"""The loans service's domain settings (env prefix ``KUMKM_LOANS_``); every policy threshold is here."""
+"""The loans service's domain settings (env prefix ``KUMKM_LOANS_``); every policy threshold is here.
+
+The thresholds' defaults are defined once, by the domain's ``PolicyLimits``; the settings only let the
+environment override them.
+"""
 
 from __future__ import annotations
 
@@ -10,26 +14,32 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kumkm_loans.domain import PolicyLimits
 
+_DEFAULTS = PolicyLimits()
+
 
 class LoansSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KUMKM_LOANS_", extra="ignore")
 
     auto_approval_limit: Decimal = Field(
-        default=Decimal(10_000_000_000),
+        default=_DEFAULTS.auto_approval_limit,
         gt=0,
         description="highest outstanding principal approved without an officer",
     )
     policy_window_start: date = Field(
-        default=date(2020, 3, 16), description="first request date (POJK 11/2020)"
+        default=_DEFAULTS.window_start, description="first request date (POJK 11/2020)"
     )
-    policy_window_end: date = Field(default=date(2022, 3, 31), description="last request date (POJK 48/2020)")
+    policy_window_end: date = Field(
+        default=_DEFAULTS.window_end, description="last request date (POJK 48/2020)"
+    )
     collectibility_cutoff: date = Field(
-        default=date(2020, 2, 29), description="the pre-pandemic grading date"
+        default=_DEFAULTS.collectibility_cutoff, description="the pre-pandemic grading date"
     )
-    max_grade_at_cutoff: int = Field(default=3, ge=1, le=5, description="worst eligible grade at the cut-off")
-    max_grace_months: int = Field(default=12, ge=0)
-    max_extension_months: int = Field(default=24, ge=0)
-    max_prior_restructurings: int = Field(default=2, ge=0)
+    max_grade_at_cutoff: int = Field(
+        default=_DEFAULTS.max_grade_at_cutoff, ge=1, le=5, description="worst eligible grade at the cut-off"
+    )
+    max_grace_months: int = Field(default=_DEFAULTS.max_grace_months, ge=0)
+    max_extension_months: int = Field(default=_DEFAULTS.max_extension_months, ge=0)
+    max_prior_restructurings: int = Field(default=_DEFAULTS.max_prior_restructurings, ge=0)
     daily_tick: bool = Field(default=True, description="run the collectibility tick every day")
     daily_tick_hour: int = Field(
         default=1, ge=0, le=23, description="hour of the daily tick, business time zone"

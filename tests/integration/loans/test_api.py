@@ -1,11 +1,13 @@
-"""The read API's errors and the preview's promise to change nothing."""
+"""The API's errors (an unknown loan over HTTP, and from the stream) and the preview changing nothing."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.integration.loans.conftest import Loans  # noqa: TC001 - pytest resolves annotations
-from tests.support.events import loan_disbursed, repayment_received
+from kumkm_shared.testing import wait_for
+from tests.integration.loans.conftest import Loans, restructuring_requested
+from tests.support.events import loan_disbursed, repayment_received, to_bytes
+from tests.support.runtime import dead_letters
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +32,13 @@ async def test_errors_are_structured_json(loans: Loans) -> None:
     )
     assert bad_rate.status_code == 422
     assert "new_annual_rate" in bad_rate.json()["errors"][0]["field"]
+    # The body is held to the event's own rules: a scheme named twice is a 422, never a 5xx.
+    twice = {"scheme": "tenor_extension", "extra_months": 6}
+    duplicate = await loans.http.post(
+        "/restructurings", json=restructuring_requested("LN-API", proposal=[twice, twice])["data"]
+    )
+    assert duplicate.status_code == 422
+    assert "appears twice" in duplicate.json()["message"]
 
 
 async def test_preview_of_every_scheme_changes_nothing_and_overpayment_prepays(loans: Loans) -> None:
@@ -63,3 +72,38 @@ async def test_preview_of_every_scheme_changes_nothing_and_overpayment_prepays(l
     assert all(r["amount"] == "0.00" for r in body["schedule"][:3])
     assert (await loans.http.get("/loans/LN-PRE", params={"as_of": "2019-07-16"})).json() == loan
     assert (await loans.http.get("/restructurings")).json()["items"] == []
+
+
+async def test_a_request_for_an_unknown_loan_is_404_over_http_and_retried_from_the_stream(
+    loans: Loans,
+) -> None:
+    # Over HTTP the handler knows the request came with a command: the answer is final, and nothing stays.
+    body = restructuring_requested("LN-LATE", request_id="RR-LATE-HTTP")["data"]
+    response = await loans.http.post("/restructurings", json=body)
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found", "message": "loan 'LN-LATE' not found", "errors": []}
+    assert (await loans.http.get("/restructurings/RR-LATE-HTTP")).status_code == 404
+    assert await loans.events("restructuring.requested.v1") == []
+
+    # From the stream the disbursement may still be on its way: retried, then decided once it arrives.
+    request = restructuring_requested("LN-LATE", request_id="RR-LATE")
+    ack = await loans.nc.jetstream().publish(
+        request["type"], to_bytes(request), headers={"Nats-Msg-Id": request["id"]}
+    )
+
+    async def tried() -> bool:
+        info = await loans.nc.jetstream().consumer_info("KUMKM_LOANS", "loans")
+        return info.delivered is not None and (info.delivered.stream_seq or 0) >= ack.seq
+
+    await wait_for(tried, timeout=10)
+    await loans.publish(loan_disbursed("LN-LATE"))
+    await loans.settle()
+
+    async def approved() -> bool:
+        return bool(await loans.events("restructuring.approved.v1"))
+
+    await wait_for(approved, timeout=15)
+    [event] = await loans.events("restructuring.approved.v1")
+    assert event["data"]["request_id"] == "RR-LATE"
+    assert event["causationid"] == request["id"]
+    assert await dead_letters(loans.nc) == []

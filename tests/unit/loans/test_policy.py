@@ -163,3 +163,15 @@ def test_every_threshold_comes_from_the_limits() -> None:
     )
     assert referred.outcome == Outcome.REFERRED
     assert referred.codes == ["above_auto_approval_limit"]
+
+
+def test_reason_texts_show_rupiah_with_the_one_formatter_in_each_language() -> None:
+    above = RestructuringPolicy().assess(
+        replace(ELIGIBLE, position=replace(POSITION, outstanding_principal=Decimal("12000000000.50")))
+    )
+    [reason] = above.reasons
+    assert reason.text_id.startswith("Sisa pokok Rp12.000.000.000,50 melebihi")
+    assert "otomatis Rp10.000.000.000;" in reason.text_id
+    assert "principal of Rp12,000,000,000.50 is above the auto-approval limit of Rp10,000,000,000;" in (
+        reason.text_en
+    )

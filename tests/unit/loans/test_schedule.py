@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kumkm_loans.domain import add_months, build_schedule
+from kumkm_loans.domain import add_months, build_schedule, floor_rupiah, round_rupiah
 from kumkm_shared.contracts.loans import GraceOn, RepaymentMethod
 
 pytestmark = pytest.mark.unit
@@ -136,3 +136,10 @@ def test_due_dates_keep_the_day_of_month() -> None:
     assert add_months(date(2020, 1, 31), 1) == date(2020, 2, 29)
     assert add_months(date(2020, 1, 31), 2) == date(2020, 3, 31)
     assert add_months(date(2020, 11, 15), 3) == date(2021, 2, 15)
+
+
+def test_rupiah_rounding_for_arithmetic() -> None:
+    assert round_rupiah(Decimal("2.5")) == Decimal(3)
+    assert round_rupiah(Decimal("-2.5")) == Decimal(-3)
+    assert round_rupiah(Decimal("2.49")) == Decimal(2)
+    assert floor_rupiah(Decimal("2.99")) == Decimal(2)

@@ -1,6 +1,7 @@
 """The loans domain: pure rules and data, no I/O."""
 
 from kumkm_loans.domain.collectibility import GRADE_NAMES, days_past_due, grade_for
+from kumkm_loans.domain.decision import DecisionRefused, check_decision, check_still_eligible
 from kumkm_loans.domain.loan import Arrears, Loan, RepaymentAllocation
 from kumkm_loans.domain.policy import (
     Assessment,
@@ -17,13 +18,22 @@ from kumkm_loans.domain.restructuring import (
     plan_restructuring,
     position_at,
 )
-from kumkm_loans.domain.schedule import ZERO, Installment, Schedule, add_months, build_schedule, rupiah
+from kumkm_loans.domain.schedule import (
+    ZERO,
+    Installment,
+    Schedule,
+    add_months,
+    build_schedule,
+    floor_rupiah,
+    round_rupiah,
+)
 
 __all__ = [
     "GRADE_NAMES",
     "ZERO",
     "Arrears",
     "Assessment",
+    "DecisionRefused",
     "Installment",
     "Loan",
     "LoanPosition",
@@ -38,9 +48,12 @@ __all__ = [
     "Terms",
     "add_months",
     "build_schedule",
+    "check_decision",
+    "check_still_eligible",
     "days_past_due",
+    "floor_rupiah",
     "grade_for",
     "plan_restructuring",
     "position_at",
-    "rupiah",
+    "round_rupiah",
 ]

@@ -1,4 +1,7 @@
-"""OJK collectibility: the grade of a loan from its days past due (POJK 40/2019, DESIGN.md section 3)."""
+"""OJK collectibility: the grade of a loan from its days past due (POJK 40/2019).
+
+Rules: ``docs/rules/loans.md``, section "Collectibility".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The COVID-19 restructuring policy (KepMenKopUKM 15/2020, POJK 11/2020 and 48/2020; DESIGN.md section 4).
+"""The COVID-19 restructuring policy (KepMenKopUKM 15/2020, POJK 11/2020 and 48/2020).
+
+Rules: ``docs/rules/loans.md``, section "Restructuring policy".
 
 ``RestructuringPolicy.assess`` is pure: it takes the facts about a request and returns approved,
 rejected or referred, each with machine-readable reason codes and Indonesian and English text.
@@ -17,6 +19,7 @@ from enum import StrEnum
 
 from kumkm_loans.domain.restructuring import LoanPosition, Terms  # noqa: TC001 - dataclass fields
 from kumkm_shared.contracts.loans import RestructuringReason
+from kumkm_shared.money import format_rupiah
 
 __all__ = ["Assessment", "Outcome", "PolicyLimits", "PolicyReason", "RequestFacts", "RestructuringPolicy"]
 
@@ -36,6 +39,8 @@ class PolicyReason:
 
 @dataclass(frozen=True, slots=True)
 class PolicyLimits:
+    """The policy's limits. These defaults are the one definition: ``LoansSettings`` defaults to them."""
+
     auto_approval_limit: Decimal = Decimal(10_000_000_000)
     window_start: date = date(2020, 3, 16)
     window_end: date = date(2022, 3, 31)
@@ -72,8 +77,12 @@ class Assessment:
         return [r.code for r in self.reasons]
 
 
-def _rp(amount: Decimal) -> str:
-    return f"Rp{amount:,.0f}".replace(",", ".")
+def _id(amount: Decimal) -> str:
+    return format_rupiah(amount, "id_ID")
+
+
+def _en(amount: Decimal) -> str:
+    return format_rupiah(amount, "en_US")
 
 
 class RestructuringPolicy:
@@ -181,20 +190,20 @@ class RestructuringPolicy:
             out.append(
                 PolicyReason(
                     "principal_waiver_exceeds_arrears",
-                    f"Keringanan tunggakan pokok {_rp(terms.principal_waiver)} melebihi tunggakan pokok "
-                    f"{_rp(pos.principal_arrears)}.",
-                    f"The principal arrears reduction of {_rp(terms.principal_waiver)} exceeds the principal "
-                    f"arrears of {_rp(pos.principal_arrears)}.",
+                    f"Keringanan tunggakan pokok {_id(terms.principal_waiver)} melebihi tunggakan pokok "
+                    f"{_id(pos.principal_arrears)}.",
+                    f"The principal arrears reduction of {_en(terms.principal_waiver)} exceeds the principal "
+                    f"arrears of {_en(pos.principal_arrears)}.",
                 )
             )
         if terms.interest_waiver > pos.interest_arrears:
             out.append(
                 PolicyReason(
                     "interest_waiver_exceeds_arrears",
-                    f"Keringanan tunggakan bunga {_rp(terms.interest_waiver)} melebihi tunggakan bunga "
-                    f"{_rp(pos.interest_arrears)}.",
-                    f"The interest arrears reduction of {_rp(terms.interest_waiver)} exceeds the interest "
-                    f"arrears of {_rp(pos.interest_arrears)}.",
+                    f"Keringanan tunggakan bunga {_id(terms.interest_waiver)} melebihi tunggakan bunga "
+                    f"{_id(pos.interest_arrears)}.",
+                    f"The interest arrears reduction of {_en(terms.interest_waiver)} exceeds the interest "
+                    f"arrears of {_en(pos.interest_arrears)}.",
                 )
             )
         return out
@@ -214,10 +223,10 @@ class RestructuringPolicy:
             out.append(
                 PolicyReason(
                     "above_auto_approval_limit",
-                    f"Sisa pokok {_rp(facts.position.outstanding_principal)} melebihi batas persetujuan "
-                    f"otomatis {_rp(limit)}; perlu keputusan petugas.",
-                    f"The outstanding principal of {_rp(facts.position.outstanding_principal)} is above the "
-                    f"auto-approval limit of {_rp(limit)}; an officer must decide.",
+                    f"Sisa pokok {_id(facts.position.outstanding_principal)} melebihi batas persetujuan "
+                    f"otomatis {_id(limit)}; perlu keputusan petugas.",
+                    f"The outstanding principal of {_en(facts.position.outstanding_principal)} is above the "
+                    f"auto-approval limit of {_en(limit)}; an officer must decide.",
                 )
             )
         return out

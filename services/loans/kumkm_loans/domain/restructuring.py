@@ -1,4 +1,4 @@
-"""Restructuring terms and the new schedule they give (DESIGN.md section 4, "Schedule mathematics").
+"""Restructuring terms and the new schedule they give (``docs/rules/loans.md``, "Schedule mathematics").
 
 The new schedule starts at ``reschedule_from`` and is built from:
 

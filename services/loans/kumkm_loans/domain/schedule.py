@@ -1,5 +1,7 @@
 """Schedule mathematics: annuity, flat and declining repayment, with optional grace months.
 
+Rules: ``docs/rules/loans.md``, section "Schedule mathematics".
+
 Amounts are ``Decimal`` rupiah. Every installment is rounded to whole rupiah and the last one absorbs
 what rounding left over, so the principal parts always sum exactly to the principal.
 """
@@ -13,20 +15,29 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from kumkm_shared.contracts.loans import GraceOn, RepaymentMethod
 
-__all__ = ["ZERO", "Installment", "Schedule", "add_months", "build_schedule", "monthly_rate", "rupiah"]
+__all__ = [
+    "ZERO",
+    "Installment",
+    "Schedule",
+    "add_months",
+    "build_schedule",
+    "floor_rupiah",
+    "monthly_rate",
+    "round_rupiah",
+]
 
 ZERO = Decimal(0)
 _WHOLE = Decimal(1)
 _MONTHS_A_YEAR = 12
 
 
-def rupiah(amount: Decimal) -> Decimal:
-    """Round half up to whole rupiah."""
+def round_rupiah(amount: Decimal) -> Decimal:
+    """``amount`` rounded half up to whole rupiah (for arithmetic; display uses ``format_rupiah``)."""
     return amount.quantize(_WHOLE, rounding=ROUND_HALF_UP)
 
 
-def _rupiah_down(amount: Decimal) -> Decimal:
-    # Equal principal parts round down, so n-1 of them can never exceed the principal.
+def floor_rupiah(amount: Decimal) -> Decimal:
+    """``amount`` rounded down to whole rupiah: n-1 equal principal parts never exceed the principal."""
     return amount.quantize(_WHOLE, rounding=ROUND_FLOOR)
 
 
@@ -147,7 +158,7 @@ def build_schedule(
     rows: list[Installment] = []
     balance = principal
     for k in range(grace_months):
-        interest = rupiah(balance * rate)
+        interest = round_rupiah(balance * rate)
         due_on = add_months(first_due_on, k)
         if grace_on == GraceOn.PRINCIPAL_AND_INTEREST:
             balance += interest
@@ -158,13 +169,13 @@ def build_schedule(
     regular = _regular_amount(amortised, rate, months, method)
     for k in range(months):
         due_on = add_months(first_due_on, grace_months + k)
-        interest = rupiah((amortised if method == RepaymentMethod.FLAT else balance) * rate)
+        interest = round_rupiah((amortised if method == RepaymentMethod.FLAT else balance) * rate)
         if k == months - 1:
             part = balance
         elif method == RepaymentMethod.ANNUITY:
             part = min(max(regular - interest, ZERO), balance)
         else:
-            part = min(_rupiah_down(amortised / months), balance)
+            part = min(floor_rupiah(amortised / months), balance)
         balance -= part
         rows.append(Installment(first_no + grace_months + k, due_on, part, interest, balance))
     first_regular = rows[grace_months]
@@ -179,6 +190,6 @@ def build_schedule(
 
 def _regular_amount(balance: Decimal, rate: Decimal, months: int, method: RepaymentMethod) -> Decimal:
     if method == RepaymentMethod.ANNUITY:
-        return rupiah(_annuity_payment(balance, rate, months))
-    part = _rupiah_down(balance / months)
-    return part + rupiah(balance * rate)
+        return round_rupiah(_annuity_payment(balance, rate, months))
+    part = floor_rupiah(balance / months)
+    return part + round_rupiah(balance * rate)
