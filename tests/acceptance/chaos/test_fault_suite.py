@@ -1,7 +1,8 @@
 """The short CI version of ``make chaos``: every fault once or twice, a smaller poison mix, < 5 minutes.
 
-Asserts what issue 7 asks: after healing nothing is lost and nothing duplicated, nothing unexpected
-happened, every poison message is in the DLQ with an acceptable reason, and no consumer is stalled.
+Asserts the platform's guarantees under faults: after healing nothing is lost and nothing duplicated,
+nothing unexpected happened, every poison message is in the DLQ with an acceptable reason, and no consumer is
+stalled.
 """
 
 from __future__ import annotations

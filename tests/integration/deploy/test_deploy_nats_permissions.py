@@ -1,9 +1,9 @@
 """NATS users and permissions of deploy/ against a real nats-server (compose config and Helm values).
 
-Integrators may publish only their role's "ext" events (DESIGN.md section 3) and read nothing; services
-publish only their own context and DLQ subject and use only their own durable consumers; the provision
-user can run the real provisioner. Every check runs against both the docker-compose config and the Helm
-values (see conftest.py).
+Integrators may publish only their role's "ext" events (docs/rules/messaging.md, "Who publishes what") and
+read nothing; services publish only their own context and DLQ subject and use only their own durable
+consumers; the provision user can run the real provisioner. Every check runs against both the
+docker-compose config and the Helm values (see conftest.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-# DESIGN.md section 3: the "ext" events, by integrator role.
+# The "ext" events, by integrator role (docs/rules/messaging.md, "Who publishes what").
 EXT_BY_ROLE = {
     "lender": ["kumkm.loans.loan.disbursed.v1"],
     "cooperative": ["kumkm.loans.restructuring.requested.v1", "kumkm.loans.repayment.received.v1"],

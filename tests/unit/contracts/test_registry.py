@@ -14,7 +14,7 @@ from kumkm_shared.contracts import (
 
 pytestmark = pytest.mark.unit
 
-# DESIGN.md section 3, in order, and one addition: (type, ext)
+# Every event type in catalog order, with its "ext" flag (docs/rules/messaging.md, "Who publishes what").
 EXPECTED: list[tuple[str, bool]] = [
     ("kumkm.loans.loan.disbursed.v1", True),
     ("kumkm.loans.repayment.received.v1", True),
@@ -35,7 +35,7 @@ EXPECTED: list[tuple[str, bool]] = [
     ("kumkm.catalog.order.shipped.v1", True),
     ("kumkm.catalog.order.delivered.v1", True),
     ("kumkm.catalog.order.paid.v1", True),
-    # Not in DESIGN.md: the catalog's record that an integrator's step took effect, or was refused.
+    # The catalog's own records that an integrator's step took effect, or was refused.
     ("kumkm.catalog.order.status_changed.v1", False),
     ("kumkm.catalog.order.step_refused.v1", False),
     ("kumkm.catalog.order.cancelled.v1", False),

@@ -1,4 +1,7 @@
-"""Static checks of deploy/, docker-compose.yml and .env.example with the tools DESIGN.md section 8 lists."""
+"""Static checks of deploy/, docker-compose.yml and .env.example with offline tools from PyPI.
+
+check-jsonschema (the Compose specification), hadolint, kubernetes-validate and ``nats-server -t``.
+"""
 
 from __future__ import annotations
 
