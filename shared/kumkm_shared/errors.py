@@ -1,6 +1,6 @@
 """One family of refusals: every "no" a handler, a command or a domain rule can say has a code and a reason.
 
-Rules: ``docs/architecture.md``, section "Errors and refusals". The consumer wrapper turns them into the
+Rules: ``docs/rules/messaging.md``, section "Refusals". The consumer wrapper turns them into the
 bus's outcomes (DLQ, retry, announcement); ``kumkm_shared.service.http`` turns them into HTTP answers, in one
 place, by ``http_status``. Nothing else maps them. This module is pure: domain packages subclass it.
 """

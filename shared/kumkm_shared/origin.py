@@ -2,7 +2,7 @@
 
 A handler may behave differently for a command (strict: answer 409 now) and for a stream delivery
 (tolerant: park what is ahead, ignore what is stale). It decides by ``origin``, never by the envelope's
-``source``, which is free text any integrator can set. Rules: ``docs/architecture.md``, section "Origin and
+``source``, which is free text any integrator can set. Rules: ``docs/rules/messaging.md``, section "Origin and
 actor".
 """
 

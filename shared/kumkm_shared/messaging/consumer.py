@@ -1,4 +1,4 @@
-"""The one consumer wrapper every service uses. It implements the error policy (``docs/architecture.md``,
+"""The one consumer wrapper every service uses. It implements the error policy (``docs/rules/messaging.md``,
 section "Retry and DLQ policy"):
 
 - undecodable or invalid (``ContractError``), or an event type the consumer has no handler for:
