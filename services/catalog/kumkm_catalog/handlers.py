@@ -40,13 +40,10 @@ from kumkm_catalog.domain.orders import (
     OrderAction,
     OrderStateMachine,
     OrderStatus,
-    Problem,
-    RequestedLine,
     Transition,
     Verdict,
-    assess_order,
-    insufficient_stock,
 )
+from kumkm_catalog.domain.placement import Problem, RequestedLine, assess_order, insufficient_stock
 from kumkm_shared import Refusal, Retry
 from kumkm_shared.contracts import (
     BuyerRef,

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kumkm_catalog.domain.orders import COMMITTED, ListedProduct
+from kumkm_catalog.domain.orders import COMMITTED
+from kumkm_catalog.domain.placement import ListedProduct
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
