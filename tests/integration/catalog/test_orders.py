@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     import httpx
     from nats.aio.client import Client
 
-    from kumkm_catalog.clock import FixedClock
     from kumkm_shared import ServiceRuntime
+    from kumkm_shared.clock import FixedClock
 
 pytestmark = pytest.mark.integration
 
