@@ -6,46 +6,34 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
-from kumkm_catalog.api import make_router
-from kumkm_catalog.clock import Clock, SystemClock, today
-from kumkm_catalog.handlers import Catalog
+from kumkm_catalog import api
+from kumkm_catalog.handlers import CatalogService
 from kumkm_catalog.settings import CatalogSettings
-from kumkm_shared import ServiceDefinition
+from kumkm_shared import SYSTEM, ServiceDefinition, SystemClock, business_date
 from kumkm_shared.contracts import (
     OrderAccepted,
     OrderCancelled,
-    OrderConfirmed,
-    OrderDelivered,
-    OrderPaid,
-    OrderPlaced,
     OrderRejected,
-    OrderShipped,
     OrderStatusChanged,
     OrderStepRefused,
     ProductCurated,
     ProductDelisted,
-    ProductStockUpdated,
-    ProductSubmitted,
 )
 
 if TYPE_CHECKING:
-    from kumkm_shared import ServiceRuntime
-
-log = structlog.get_logger(__name__)
+    from kumkm_shared import Clock, ServiceRuntime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build(settings: CatalogSettings | None = None, clock: Clock | None = None) -> ServiceDefinition:
-    catalog = Catalog(settings or CatalogSettings(), clock or SystemClock())
+def build(settings: CatalogSettings | None = None, *, clock: Clock | None = None) -> ServiceDefinition:
+    service = CatalogService(settings or CatalogSettings(), clock or SystemClock())
 
     async def daily_tick(runtime: ServiceRuntime) -> None:
-        """Cancel orders whose seller missed the confirmation deadline, on the injectable clock's date."""
+        """Cancel orders whose seller missed the confirmation deadline, on the injected clock's date."""
         while True:
-            await catalog.tick(runtime.pool, runtime.emit, today(catalog.clock))
-            await asyncio.sleep(catalog.settings.tick_interval_seconds)
+            await service.tick(lambda: runtime.command(SYSTEM), business_date(service.clock))
+            await asyncio.sleep(service.settings.tick_interval_seconds)
 
     return ServiceDefinition(
         name="catalog",
@@ -56,18 +44,9 @@ def build(settings: CatalogSettings | None = None, clock: Clock | None = None) -
             "paid)."
         ),
         migrations=MIGRATIONS,
-        consumers={
-            "catalog": {
-                ProductSubmitted.event_type: catalog.on_product_submitted,
-                ProductStockUpdated.event_type: catalog.on_stock_updated,
-                OrderPlaced.event_type: catalog.on_order_placed,
-                OrderConfirmed.event_type: catalog.on_order_confirmed,
-                OrderShipped.event_type: catalog.on_order_shipped,
-                OrderDelivered.event_type: catalog.on_order_delivered,
-                OrderPaid.event_type: catalog.on_order_paid,
-            }
-        },
-        routes=lambda runtime: make_router(runtime, catalog),
+        consumers={"catalog": service.handlers()},
+        routes=api.router,
+        service=service,
         workers=[daily_tick],
         publishes=[
             ProductCurated,
@@ -78,5 +57,4 @@ def build(settings: CatalogSettings | None = None, clock: Clock | None = None) -
             OrderStepRefused,
             OrderCancelled,
         ],
-        state={"catalog": catalog},
     )

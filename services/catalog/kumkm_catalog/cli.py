@@ -11,6 +11,7 @@ import typer
 
 from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR
 from kumkm_shared.cli.service_api import call_service
+from kumkm_shared.money import format_rupiah
 
 app = typer.Typer(
     help="The catalog service: curation, orders, timeouts and statistics.", no_args_is_help=True
@@ -72,7 +73,9 @@ def curate(  # noqa: PLR0917 - one typer option per parameter
     if lift_sanction:
         payload["lift_sanction"] = True
     body = _api("POST", url, data_dir, f"/products/{product_id}/curation", json=payload)
-    listed = f" at Rp{body['listed_price']} ({body['tier']})" if body.get("listed_price") else ""
+    listed = ""
+    if body.get("listed_price"):
+        listed = f" at {format_rupiah(body['listed_price'], 'en')} ({body['tier']})"
     typer.echo(f"{product_id} revision {body['revision']}: {body['decision']}{listed}")
 
 
@@ -113,8 +116,10 @@ def stats(url: UrlOption = None, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> 
     body = _api("GET", url, data_dir, "/stats")
     overall = body["overall"]
     typer.echo(
-        f"UMKM (micro and small) share: {overall['umkm_share_pct'] or '-'}% of Rp{overall['total_value']} "
+        f"UMKM (micro and small) share: {overall['umkm_share_pct'] or '-'}% of "
+        f"{format_rupiah(overall['total_value'], 'en')} "
         f"(target {body['target_pct']}%)"
     )
     for row in body["by_region"]:
-        typer.echo(f"  {row['province']} / {row['city']}: {row['umkm_share_pct']}% of Rp{row['total_value']}")
+        value = format_rupiah(row["total_value"], "en")
+        typer.echo(f"  {row['province']} / {row['city']}: {row['umkm_share_pct']}% of {value}")

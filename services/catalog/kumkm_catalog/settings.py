@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kumkm_catalog.domain.calendar import BusinessCalendar
 from kumkm_catalog.domain.curation import CurationRules, PriceBand
-from kumkm_catalog.domain.orders import OrderRules
+from kumkm_catalog.domain.placement import OrderRules
 
 
 class Band(BaseModel):
@@ -26,7 +26,8 @@ class Band(BaseModel):
 
 
 class CatalogSettings(BaseSettings):
-    """Every rule of DESIGN.md section 4 that an operator may tune.
+    """Every catalog rule an operator may tune (``docs/rules/catalog.md``; the confirmation window is the
+    ``working_days`` of ``domain.deadline.confirmation_deadline``).
 
     Complex values are JSON, e.g.
     ``KUMKM_CATALOG_PRICE_BANDS='{"furniture": {"low": "50000", "high": "25000000"}}'`` and
@@ -63,7 +64,11 @@ class CatalogSettings(BaseSettings):
         )
 
     def order_rules(self) -> OrderRules:
-        return OrderRules(package_ceiling=self.package_ceiling)
+        return OrderRules(
+            package_ceiling=self.package_ceiling,
+            calendar=self.calendar(),
+            confirmation_working_days=self.confirmation_working_days,
+        )
 
     def calendar(self) -> BusinessCalendar:
         return BusinessCalendar(

@@ -15,9 +15,9 @@ import pytest
 import pytest_asyncio
 
 from kumkm_catalog.app import build as build_catalog
-from kumkm_catalog.clock import FixedClock
 from kumkm_catalog.settings import CatalogSettings
 from kumkm_notifications.app import build as build_notifications
+from kumkm_shared.clock import FixedClock
 from kumkm_shared.messaging.topology import consumer
 from kumkm_shared.testing import wait_for
 from tests.integration.catalog import samples
@@ -50,7 +50,7 @@ async def system(
     nats_url: str, database_url: str, smtp: SmtpSink
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """The catalog and notifications services, each in its own schema of one database, on one NATS."""
-    catalog = build_catalog(CatalogSettings(tick_interval_seconds=3600), FixedClock(THURSDAY))
+    catalog = build_catalog(CatalogSettings(tick_interval_seconds=3600), clock=FixedClock(THURSDAY))
     # A parked step is given up on after 3 deliveries here (8 in production), to keep the test short.
     catalog.consumer_decls = {"catalog": replace(consumer("catalog"), max_deliver=3)}
     notifications = build_notifications(settings_for(smtp))

@@ -13,8 +13,8 @@ import pytest
 import pytest_asyncio
 
 from kumkm_catalog.app import build
-from kumkm_catalog.clock import FixedClock
 from kumkm_catalog.settings import Band, CatalogSettings
+from kumkm_shared.clock import FixedClock
 from kumkm_shared.messaging.topology import consumer
 from kumkm_shared.testing import wait_for
 from tests.support.runtime import consumer_idle, running_service
@@ -48,7 +48,7 @@ def settings() -> CatalogSettings:
 async def service(
     nats_url: str, database_url: str, settings: CatalogSettings, clock: FixedClock
 ) -> AsyncIterator[tuple[ServiceRuntime, httpx.AsyncClient]]:
-    definition = build(settings, clock)
+    definition = build(settings, clock=clock)
     # Parked events are given up on after 3 deliveries here (8 in production), to keep the tests short.
     definition.consumer_decls = {"catalog": replace(consumer("catalog"), max_deliver=3)}
     async with running_service(definition, nats_url, database_url, consumer_batch=64) as (runtime, client):

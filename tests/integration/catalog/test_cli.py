@@ -44,7 +44,7 @@ async def test_cli_curates_and_ticks(service: tuple[ServiceRuntime, httpx.AsyncC
             cli, "curate", "PRD-CLI", "--decision", "approved", "--tier", "local", "--notes", "lengkap"
         )
         assert code == 0, out
-        assert "PRD-CLI revision 1: approved at Rp450000.00 (local)" in out
+        assert "PRD-CLI revision 1: approved at Rp450,000 (local)" in out
         code, out = await asyncio.to_thread(cli, "curate", "PRD-CLI", "--decision", "rejected")
         assert code == 1
         assert "not_pending_curation" in out

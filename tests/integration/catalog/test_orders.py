@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +15,14 @@ from tests.integration.catalog.conftest import publish, settled
 from tests.support.runtime import dead_letters, stream_events
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import httpx
     from nats.aio.client import Client
+    from nats.aio.msg import Msg
 
-    from kumkm_catalog.clock import FixedClock
     from kumkm_shared import ServiceRuntime
+    from kumkm_shared.clock import FixedClock
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +43,26 @@ async def listed_product(client: httpx.AsyncClient, product_id: str, **overrides
 async def stock(client: httpx.AsyncClient, product_id: str) -> tuple[int, int]:
     body = (await client.get(f"/products/{product_id}")).json()
     return body["stock_available"], body["stock_reserved"]
+
+
+@contextlib.contextmanager
+def consumer_outcomes(runtime: ServiceRuntime) -> Iterator[dict[str, list[str]]]:
+    """Each outcome of the ``catalog`` durable's handling (applied, retry, refused, ...), by event id, in
+    order, while the block runs."""
+    processor = runtime.processors["catalog"]
+    process = processor.process
+    seen: dict[str, list[str]] = {}
+
+    async def recording(msg: Msg) -> str:
+        outcome = await process(msg)
+        seen.setdefault(json.loads(msg.data)["id"], []).append(outcome)
+        return outcome
+
+    processor.process = recording  # type: ignore[method-assign] - this test only
+    try:
+        yield seen
+    finally:
+        del processor.process
 
 
 async def test_fifty_concurrent_orders_for_stock_twenty_never_oversell(service: Service, nc: Client) -> None:
@@ -149,9 +173,16 @@ async def test_out_of_order_lifecycle_events_are_parked_until_they_apply(
     await listed_product(client, "PRD-OOO")
     order_id = (await client.post("/orders", json=samples.order("PRD-OOO"))).json()["order_id"]
     # Shipped and delivered arrive before confirmed: they are parked (redelivered later), not applied.
-    await publish(nc, samples.delivered(order_id))
-    await publish(nc, samples.shipped(order_id))
-    await asyncio.sleep(0.3)
+    early = [samples.delivered(order_id), samples.shipped(order_id)]
+    with consumer_outcomes(runtime) as outcomes:
+        for event in early:
+            await publish(nc, event)
+
+        def both_handled() -> bool:
+            return all(outcomes.get(e["id"]) for e in early)
+
+        await wait_for(both_handled, timeout=10, message="the early steps handled once")
+    assert [outcomes[e["id"]][0] for e in early] == ["retry", "retry"], outcomes
     assert (await client.get(f"/orders/{order_id}")).json()["status"] == "accepted"
     await publish(nc, samples.confirmed(order_id))
 

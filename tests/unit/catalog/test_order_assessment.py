@@ -1,17 +1,22 @@
-"""Every order rejection code, and what an accepted order carries."""
+"""Every order rejection code, what an accepted order carries, and the placement decision."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
-from kumkm_catalog.domain.orders import (
+from kumkm_catalog.domain.placement import (
+    Accepted,
     ListedProduct,
     OrderRules,
+    Rejected,
     RejectionCode,
     RequestedLine,
+    Shortfall,
     assess_order,
+    decide_placement,
 )
 
 pytestmark = pytest.mark.unit
@@ -89,8 +94,8 @@ def test_product_awaiting_curation_is_not_listed() -> None:
 def test_price_must_be_the_listed_price() -> None:
     result = assess_order([line(CHAIR, 40, Decimal("400000.00"))], PRODUCTS, RULES)
     assert result.codes == [RejectionCode.PRICE_MISMATCH]
-    assert "Rp400,000.00" in result.problems[0].text_en
-    assert result.problems[0].text_id
+    assert "Rp400,000" in result.problems[0].text_en
+    assert "Rp400.000" in result.problems[0].text_id
 
 
 def test_quantity_below_the_minimum_order() -> None:
@@ -161,3 +166,49 @@ def test_every_rejection_code_is_exercised() -> None:
         "multiple_sellers",
         "duplicate_line",
     }
+
+
+# Thursday 12 September 2024, 10:00 in Jakarta.
+THURSDAY = datetime(2024, 9, 12, 3, 0, tzinfo=UTC)
+
+
+def test_an_acceptable_order_whose_lines_are_reserved_is_accepted_with_its_deadline() -> None:
+    assessment = assess_order([line(CHAIR, 40), line(DESK, 5)], PRODUCTS, RULES)
+    decision = decide_placement(assessment, None, accepted_at=THURSDAY, rules=RULES)
+    assert isinstance(decision, Accepted)
+    assert decision.lines == assessment.lines
+    assert decision.total == Decimal("22000000.00")
+    assert decision.seller_nib == CHAIR.seller_nib
+    # Fri 13, (Sat, Sun, Mon 16 Maulid Nabi), Tue 17, Wed 18; by the end of Wednesday in Jakarta.
+    assert decision.deadline.date == date(2024, 9, 18)
+    assert decision.deadline.confirm_by == datetime(2024, 9, 18, 17, 0, tzinfo=UTC)
+
+
+def test_the_deadline_follows_the_rules_working_days() -> None:
+    rules = OrderRules(confirmation_working_days=1)
+    decision = decide_placement(
+        assess_order([line(CHAIR, 40)], PRODUCTS, rules), None, accepted_at=THURSDAY, rules=rules
+    )
+    assert isinstance(decision, Accepted)
+    assert decision.deadline.date == date(2024, 9, 13)
+
+
+def test_an_assessed_problem_rejects_whatever_the_reservation() -> None:
+    assessment = assess_order([line(CHAIR, 9)], PRODUCTS, RULES)
+    shortfall = Shortfall(CHAIR.product_id, 9, 0)
+    decision = decide_placement(assessment, shortfall, accepted_at=THURSDAY, rules=RULES)
+    assert isinstance(decision, Rejected)
+    assert decision.problems == assessment.problems
+    assert decision.codes == [RejectionCode.BELOW_MIN_ORDER]
+
+
+def test_a_reservation_that_lost_the_race_rejects_for_insufficient_stock() -> None:
+    assessment = assess_order([line(CHAIR, 40)], PRODUCTS, RULES)
+    assert assessment.accepted
+    decision = decide_placement(
+        assessment, Shortfall(CHAIR.product_id, 40, 3), accepted_at=THURSDAY, rules=RULES
+    )
+    assert isinstance(decision, Rejected)
+    assert decision.codes == [RejectionCode.INSUFFICIENT_STOCK]
+    assert decision.problems[0].ref == CHAIR.product_id
+    assert "only 3 available" in decision.problems[0].text_en

@@ -1,15 +1,27 @@
-"""The business-day calendar: weekends and Indonesian public holidays are not working days."""
+"""The business-day calendar: weekends and Indonesian public holidays are not working days.
+
+Rules: ``docs/rules/catalog.md``, section "Confirmation deadline" (which days count).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 import holidays
 
-JAKARTA = ZoneInfo("Asia/Jakarta")
+from kumkm_shared.clock import JAKARTA
+
+__all__ = [
+    "JAKARTA",
+    "BusinessCalendar",
+    "end_of_business_date",
+    "jakarta_date",
+    "moment_on",
+    "start_of_business_date",
+]
+
 SATURDAY = 5
 
 
@@ -61,4 +73,11 @@ def end_of_business_date(day: date) -> datetime:
 
 
 def start_of_business_date(day: date) -> datetime:
+    """The first instant of ``day`` in Asia/Jakarta, in UTC."""
     return datetime.combine(day, time(0), JAKARTA).astimezone(UTC)
+
+
+def moment_on(day: date, now: datetime) -> datetime:
+    """When something done "on business date ``day``" happens: ``now`` if it falls on ``day``, else the start
+    of ``day`` (a catch-up run or a simulation of another day)."""
+    return now if jakarta_date(now) == day else start_of_business_date(day)

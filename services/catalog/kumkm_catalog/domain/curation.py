@@ -1,6 +1,7 @@
 """Curation: the automatic pre-checks that run before a curator decides, and the product lifecycle.
 
-Which failures end a submission and which only send it back for revision:
+Rules: ``docs/rules/catalog.md``, section "Curation". Which failures end a submission and which only send it
+back for revision:
 
 - the seller is not eligible (``invalid_nib``, ``scale_not_eligible``) or the product does not carry enough
   local content (``tkdn_below_minimum``): **rejected**; the e-catalog's small-business track is closed to it;
@@ -16,7 +17,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from kumkm_shared.contracts import CurationDecision
+from kumkm_shared.contracts import CatalogTier, CurationDecision
+from kumkm_shared.errors import Refusal
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -238,11 +240,8 @@ def status_after_decision(decision: CurationDecision) -> ProductStatus:
     }[decision]
 
 
-class CurationRefusal(Exception):  # noqa: N818 - a verdict, mapped to 409 by the API
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(f"{code}: {reason}")
-        self.code = code
-        self.reason = reason
+class CurationRefusal(Refusal):
+    """A curation or delisting decision the product's state does not allow (409 over HTTP)."""
 
 
 def check_can_curate(status: ProductStatus, product_revision: int, decided_revision: int | None) -> None:
@@ -281,3 +280,20 @@ def check_sanction(sanction: Mapping[str, Any] | None, *, approved: bool, lift: 
         )
     if lift and not notes.strip():
         raise CurationRefusal("note_required", "lifting a sanction needs a note saying why")
+
+
+def approval_price(
+    decision: CurationDecision, *, tier: CatalogTier | None, requested: Decimal | None, submitted: Decimal
+) -> Decimal | None:
+    """The price an approval lists the product at (the curator's, else the submitted one); ``None`` for any
+    other decision. An approval needs a catalog tier and a price above 0."""
+    if decision is not CurationDecision.APPROVED:
+        return None
+    if tier is None:
+        raise CurationRefusal(
+            "tier_required", "an approval needs a catalog tier (national, sectoral or local)"
+        )
+    price = requested or submitted
+    if price <= 0:
+        raise CurationRefusal("price_not_positive", "the listed price must be above 0")
+    return price

@@ -1,0 +1,80 @@
+"""Request bodies of the catalog's commands (integrator events are posted in their contract's shape)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kumkm_shared.contracts import CatalogTier, ChecklistItem, CurationDecision, DelistReason
+from kumkm_shared.contracts.types import Identifier, Money, Name, PositiveMoney, Text
+
+_BODY = ConfigDict(extra="forbid")
+
+
+class CurationRequest(BaseModel):
+    model_config = _BODY
+    decision: CurationDecision
+    curator: Identifier
+    tier: CatalogTier | None = None
+    notes: Text = ""
+    listed_price: PositiveMoney | None = None
+    checklist: list[ChecklistItem] = Field(default_factory=list)
+    revision: int | None = Field(
+        default=None, ge=1, description="The revision decided; refused if superseded"
+    )
+    lift_sanction: bool = Field(
+        default=False,
+        description="Approve a product once delisted as sanctioned, lifting the sanction (needs notes)",
+    )
+
+
+class StockRequest(BaseModel):
+    model_config = _BODY
+    stock: int = Field(ge=0)
+    as_of: datetime | None = None
+
+
+class DelistRequest(BaseModel):
+    model_config = _BODY
+    reason: DelistReason
+    note: Text = ""
+
+
+class ConfirmRequest(BaseModel):
+    model_config = _BODY
+    expected_ship_on: date | None = None
+
+
+class ShipRequest(BaseModel):
+    model_config = _BODY
+    carrier: Name | None = None
+    tracking_number: Name | None = None
+    expected_delivery_on: date | None = None
+
+
+class DeliverRequest(BaseModel):
+    model_config = _BODY
+    bast_number: Identifier = Field(description="The handover record (BAST) number; required")
+    delivered_on: date | None = None
+    received_by: Name | None = None
+
+
+class PayRequest(BaseModel):
+    model_config = _BODY
+    payment_reference: Name
+    amount: Money | None = Field(default=None, description="Defaults to the order total")
+    paid_on: date | None = None
+    channel: Name | None = None
+
+
+class CancelRequest(BaseModel):
+    model_config = _BODY
+    reason: Annotated[Text, Field(min_length=1)]
+
+
+class TickRequest(BaseModel):
+    model_config = _BODY
+    date: dt.date | None = Field(default=None, description="The business date to run; defaults to today")

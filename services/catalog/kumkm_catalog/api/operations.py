@@ -1,0 +1,45 @@
+"""Operations: the day's seller-confirmation timeouts, and the UMKM share statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from kumkm_catalog import repository as repo
+from kumkm_catalog.api.bodies import TickRequest  # noqa: TC001 - FastAPI reads the annotation at runtime
+from kumkm_catalog.api.deps import ServiceDep  # noqa: TC001 - FastAPI reads it at runtime
+from kumkm_catalog.domain.stats import PurchaseFact, summarize
+from kumkm_shared import business_date
+from kumkm_shared.service.deps import CommandDep, RuntimeDep  # noqa: TC001 - FastAPI reads them at runtime
+
+router = APIRouter()
+
+
+@router.post("/tick", tags=["operations"])
+async def tick(
+    runtime: RuntimeDep, service: ServiceDep, command: CommandDep, body: TickRequest | None = None
+) -> dict[str, Any]:
+    """Run the day's seller-confirmation timeouts as of ``date`` (idempotent)."""
+    day = (body.date if body else None) or business_date(service.clock)
+    cancelled = await service.tick(lambda: runtime.command(command), day)
+    return {"date": day.isoformat(), "cancelled": cancelled}
+
+
+@router.get("/stats", tags=["statistics"])
+async def stats(runtime: RuntimeDep, service: ServiceDep) -> dict[str, Any]:
+    """UMKM share of committed e-catalog purchase value, overall, by region and by category."""
+    async with runtime.pool.acquire() as conn:
+        rows = await repo.purchase_facts(conn)
+    facts = [
+        PurchaseFact(
+            province=r["province"] or "unknown",
+            city=r["city"] or "unknown",
+            category=r["category"],
+            scale=r["scale"] or "unknown",
+            paid=r["paid"],
+            value=r["value"],
+        )
+        for r in rows
+    ]
+    return summarize(facts, service.settings.umkm_target_pct)

@@ -1,0 +1,133 @@
+"""Products: submissions and stock counts (the same path as the stream), search, the curation queue, and
+curators' and operators' commands (curate, delist)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from kumkm_catalog import repository as repo
+from kumkm_catalog.api.bodies import (  # noqa: TC001 - FastAPI reads the annotations at runtime
+    CurationRequest,
+    DelistRequest,
+    StockRequest,
+)
+from kumkm_catalog.api.deps import CONSUMER, ServiceDep
+from kumkm_catalog.api.views import load_product, product_view
+from kumkm_shared import Refusal
+from kumkm_shared.contracts import ProductStockUpdated, ProductSubmitted, SellerRef, SellerScale
+from kumkm_shared.service.deps import CommandDep, RuntimeDep  # noqa: TC001 - FastAPI reads them at runtime
+
+router = APIRouter(tags=["products"])
+
+MAX_PAGE_SIZE = 100
+MAX_OFFSET = 10_000  # deeper than this, use the ``after`` cursor (keyset pagination)
+
+
+@router.post("/products", status_code=201)
+async def submit_product(body: ProductSubmitted, runtime: RuntimeDep, command: CommandDep) -> dict[str, Any]:
+    """Submit a product or a new revision (the same path as ``product.submitted`` from the stream)."""
+    await runtime.submit(body, consumer=CONSUMER, origin=command)
+    return product_view(await load_product(runtime, body.product_id))
+
+
+@router.get("/products")
+async def search_products(
+    runtime: RuntimeDep,
+    category: str | None = None,
+    region: Annotated[str | None, Query(description="city or province, case-insensitive")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="words in the name or description")] = None,
+    scale: SellerScale | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    after: Annotated[
+        str | None, Query(description="keyset cursor: the last product_id of the previous page")
+    ] = None,
+) -> dict[str, Any]:
+    """Search listed products, in product id order. Use ``next_after`` to page deeply."""
+    offset = 0 if after else (page - 1) * page_size
+    if offset > MAX_OFFSET:
+        raise Refusal("page_too_deep", f"page beyond {MAX_OFFSET} results; continue with the 'after' cursor")
+    query = repo.ProductQuery(
+        category=category,
+        region=region,
+        q=q,
+        scale=scale.value if scale else None,
+        after=after,
+        offset=offset,
+        limit=page_size,
+    )
+    async with runtime.pool.acquire() as conn:
+        rows, more = await repo.search_products(conn, query)
+    items = [product_view(r) for r in rows]
+    return {
+        "items": items,
+        "page": None if after else page,
+        "page_size": page_size,
+        "has_more": more,
+        "next_after": items[-1]["product_id"] if more and items else None,
+    }
+
+
+@router.get("/products/{product_id}")
+async def get_product(product_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return product_view(await load_product(runtime, product_id))
+
+
+@router.get("/curation/queue")
+async def curation_queue(
+    runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50
+) -> dict[str, Any]:
+    """Products that passed the pre-checks and wait for a curator, oldest first."""
+    async with runtime.pool.acquire() as conn:
+        rows = await repo.curation_queue(conn, limit)
+    return {"items": [product_view(r) for r in rows]}
+
+
+@router.post("/products/{product_id}/curation")
+async def curate(
+    product_id: str, body: CurationRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+) -> dict[str, Any]:
+    """A curator's decision: approved (with a tier), revision_requested or rejected. The answer is the
+    ``product.curated`` event."""
+    async with runtime.command(command) as work:
+        event = await service.curate(
+            work,
+            product_id,
+            decision=body.decision,
+            curator=body.curator,
+            notes=body.notes,
+            tier=body.tier,
+            listed_price=body.listed_price,
+            checklist=body.checklist,
+            revision=body.revision,
+            lift_sanction=body.lift_sanction,
+        )
+    return event.model_dump(mode="json")
+
+
+@router.post("/products/{product_id}/stock")
+async def update_stock(
+    product_id: str, body: StockRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+) -> dict[str, Any]:
+    """The seller sets the stock available to new orders (``product.stock_updated``)."""
+    product = await load_product(runtime, product_id)
+    stock = ProductStockUpdated(
+        product_id=product_id,
+        seller=SellerRef(nib=product["seller_nib"], name=product["seller_name"]),
+        stock=body.stock,
+        as_of=body.as_of or service.clock.now(),
+    )
+    await runtime.submit(stock, consumer=CONSUMER, origin=command)
+    return product_view(await load_product(runtime, product_id))
+
+
+@router.post("/products/{product_id}/delist")
+async def delist(
+    product_id: str, body: DelistRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+) -> dict[str, Any]:
+    """Take a listed product out of the catalog; the answer is the ``product.delisted`` event."""
+    async with runtime.command(command) as work:
+        event = await service.delist(work, product_id, reason=body.reason, note=body.note)
+    return event.model_dump(mode="json")
