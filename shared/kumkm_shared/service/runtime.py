@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
-from fastapi import APIRouter
 from faststream import AckPolicy
 from faststream.nats import JStream, PullSub
 from faststream.nats.annotations import NatsMessage  # noqa: TC002 - FastStream injects by annotation
@@ -48,13 +47,12 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 
     import asyncpg
-    from fastapi import FastAPI
+    from fastapi import APIRouter, FastAPI
     from faststream.message import StreamMessage
     from faststream.nats import NatsBroker
     from nats.js import JetStreamContext
 
     from kumkm_shared.contracts import Envelope, EventData
-    from kumkm_shared.db import Conn
     from kumkm_shared.service.settings import InfraSettings
 
 log = structlog.get_logger(__name__)
@@ -70,8 +68,7 @@ class ServiceDefinition:
     migrations: Path
     consumers: Mapping[str, Mapping[str, Handler]]  # durable name -> event type -> handler
     # A module-level router: routes get the runtime and the service by Depends (``service.deps``).
-    # Transitional: a factory of the runtime is still accepted.
-    routes: APIRouter | Callable[[ServiceRuntime], APIRouter] | None = None
+    routes: APIRouter | None = None
     service: Any = None  # the service object (``<Context>Service``), ``deps.service_of`` in routes
     workers: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = ()
     publishes: Sequence[type[EventData]] = ()
@@ -124,9 +121,8 @@ class ServiceRuntime:
             title=definition.title, description=definition.description, readiness=self.readiness
         )
         self.http.state.runtime = self
-        routes = definition.routes
-        if routes is not None:
-            self.http.include_router(routes if isinstance(routes, APIRouter) else routes(self))
+        if definition.routes is not None:
+            self.http.include_router(definition.routes)
 
     def consumer_decl(self, durable: str) -> ConsumerDecl:
         return self.definition.consumer_decls.get(durable) or declared_consumer(durable)
@@ -325,27 +321,6 @@ class ServiceRuntime:
     @property
     def _source(self) -> str:
         return f"kumkm/{self.name}"
-
-    async def emit(self, conn: Conn, data: EventData, **kwargs: Any) -> Envelope:
-        """Transitional: write an event caused by a command to the outbox in ``conn``'s transaction.
-
-        New code takes a ``CommandContext`` from ``command()`` and calls its ``emit``.
-        """
-        kwargs.setdefault("traceparent", new_traceparent())
-        envelope = make_event(data, source=self._source, **kwargs)
-        await self.outbox.add(conn, envelope)
-        return envelope
-
-    async def emit_many(
-        self, conn: Conn, events: Sequence[tuple[EventData, Mapping[str, Any]]]
-    ) -> list[Envelope]:
-        """``emit`` for several events (each with its own ``make_event`` arguments) in one statement."""
-        envelopes = [
-            make_event(data, source=self._source, **{"traceparent": new_traceparent(), **kwargs})
-            for data, kwargs in events
-        ]
-        await self.outbox.add_many(conn, envelopes)
-        return envelopes
 
     # -- running as a process -------------------------------------------------------------------
     async def serve(self) -> None:
