@@ -86,12 +86,9 @@ def publish(
     from kumkm_shared.contracts import ContractError
 
     try:
-        events = validate_all(read_events(None if source == "-" else Path(source)))
+        events = validate_all(read_events(source))
     except (ContractError, InvalidInputError) as exc:
         err.print(f"[red]invalid:[/] {exc}")
-        raise typer.Exit(2) from None
-    except OSError as exc:
-        err.print(f"[red]cannot read {source}: {exc}[/]")
         raise typer.Exit(2) from None
     info = _system(data_dir)
 
@@ -122,7 +119,7 @@ def check(source: Annotated[str, typer.Argument(help="a JSON file or - for stdin
     from kumkm_shared.contracts import ContractError
 
     try:
-        events = validate_all(read_events(None if source == "-" else Path(source)))
+        events = validate_all(read_events(source))
     except (ContractError, InvalidInputError) as exc:
         err.print(f"[red]invalid:[/] {exc}")
         raise typer.Exit(2) from None

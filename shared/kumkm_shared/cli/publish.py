@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from kumkm_shared.cli.files import read_input
 from kumkm_shared.contracts import ContractError, FieldError, validate_event_payload
 from kumkm_shared.messaging.outbox import nats_headers
 
@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 _NAMESPACE = uuid.UUID("6f1c1f2e-8f0a-4c55-9f7e-1d7c2a0b5e11")
 
 
-def read_events(source: Path | None) -> list[dict[str, Any]]:
-    text = sys.stdin.read() if source is None else source.read_text(encoding="utf-8")
+def read_events(source: Path | str | None) -> list[dict[str, Any]]:
+    """The events of a file (``None`` or ``-``: stdin); an unreadable file exits 2 (see ``cli.files``)."""
+    text = read_input(source)
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError:

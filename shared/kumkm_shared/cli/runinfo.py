@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kumkm_shared.cli.files import fail, read_input
+
 DEFAULT_DATA_DIR = Path(os.environ.get("KUMKM_DATA_DIR", ".kumkm"))
 
 
@@ -29,8 +31,17 @@ class RunInfo:
 
     @classmethod
     def read(cls, data_dir: Path) -> RunInfo:
+        """The run.json in ``data_dir``; one that cannot be read or parsed exits 2 (see ``cli.files``)."""
         path = data_dir / "run.json"
-        return cls(**json.loads(path.read_text(encoding="utf-8")))
+        text = read_input(path)
+        try:
+            fields = json.loads(text)
+        except json.JSONDecodeError as exc:
+            fail(f"not valid JSON ({exc}): {path}")
+        try:
+            return cls(**fields)
+        except TypeError:
+            fail(f"not a run.json written by `kumkm up` (unexpected content): {path}")
 
 
 def nats_credentials() -> tuple[str | None, str | None]:
@@ -42,8 +53,7 @@ def find_system(data_dir: Path | None = None) -> RunInfo:
     if env_nats:
         return RunInfo(nats_url=env_nats, database_url=os.environ.get("KUMKM_DATABASE_URL", ""))
     directory = data_dir or DEFAULT_DATA_DIR
-    try:
-        return RunInfo.read(directory)
-    except FileNotFoundError:
+    if not (directory / "run.json").exists():
         hint = f"set KUMKM_NATS_URL, or start one with `kumkm up --data-dir {directory}`"
-        raise SystemNotFoundError(f"no running system found: {hint}") from None
+        raise SystemNotFoundError(f"no running system found: {hint}")
+    return RunInfo.read(directory)

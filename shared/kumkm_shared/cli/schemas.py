@@ -6,6 +6,8 @@ from typing import Annotated, Final
 
 import typer
 
+from kumkm_shared.cli.files import ensure_directory, fail, path_errors, read_input, write_output
+
 app = typer.Typer(help="Event JSON Schemas (docs/events) and the event catalog.", no_args_is_help=True)
 
 DEFAULT_DIR: Final = Path("docs/events")
@@ -18,7 +20,8 @@ def export(directory: DirArgument = DEFAULT_DIR) -> None:
     """Write one JSON Schema per event type, envelope.json and README.md into DIRECTORY."""
     from kumkm_shared.contracts.schemas import export_schemas
 
-    changed = export_schemas(directory)
+    with path_errors():
+        changed = export_schemas(ensure_directory(directory))
     if not changed:
         print(f"{directory}: up to date")
         return
@@ -32,7 +35,8 @@ def check(directory: DirArgument = DEFAULT_DIR) -> None:
     """Exit 1 when DIRECTORY differs from the contracts (missing, stale or extra files)."""
     from kumkm_shared.contracts.schemas import diff_schemas, render_schemas
 
-    stale = diff_schemas(directory)
+    with path_errors(directory):
+        stale = diff_schemas(directory)
     if not stale:
         print(f"{directory}: {len(render_schemas())} files up to date")
         return
@@ -63,15 +67,18 @@ def readme(
     check_only: Annotated[bool, typer.Option("--check", help="exit 1 when the block is stale")] = False,
 ) -> None:
     """Regenerate the event catalog block of the README from the contracts."""
-    from kumkm_shared.contracts.schemas import with_catalog_block
+    from kumkm_shared.contracts.schemas import CATALOG_BEGIN, CATALOG_END, with_catalog_block
 
-    text = path.read_text(encoding="utf-8")
-    fresh = with_catalog_block(text)
+    text = read_input(path)
+    try:
+        fresh = with_catalog_block(text)
+    except ValueError:
+        fail(f"no event catalog markers ({CATALOG_BEGIN} ... {CATALOG_END}): {path}")
     if fresh == text:
         print(f"{path}: event catalog up to date")
         return
     if check_only:
         print(f"{path}: event catalog is stale; run `kumkm schemas readme`", file=sys.stderr)
         raise typer.Exit(code=1)
-    path.write_text(fresh, encoding="utf-8")
+    write_output(path, fresh)
     print(f"{path}: event catalog regenerated")

@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
+from kumkm_shared.cli.files import ensure_directory
 from kumkm_shared.cli.runinfo import RunInfo
 from kumkm_shared.servers import free_port, obtain_servers
 from kumkm_shared.servers.mail import MailSink
@@ -139,7 +140,7 @@ def _mail_sink(data_dir: Path) -> MailSink | None:
 
 
 def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_directory(data_dir)
     stop_requested = threading.Event()
 
     def on_signal(_signum: int, _frame: object) -> None:

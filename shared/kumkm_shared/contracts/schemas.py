@@ -117,6 +117,15 @@ def _generated_files(directory: Path) -> set[str]:
     }
 
 
+def _on_disk(path: Path) -> str | None:
+    """The text of a generated file as the comparison sees it; ``None`` (stale) when it is not UTF-8."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # line ends as read_text sees them
+
+
 def export_schemas(directory: Path | str) -> list[str]:
     """Write every generated file into ``directory`` and delete stale JSON files; return what changed."""
     target = Path(directory)
@@ -138,9 +147,7 @@ def diff_schemas(directory: Path | str) -> list[str]:
     rendered = render_schemas()
     present = _generated_files(target)
     result = [
-        name
-        for name, text in rendered.items()
-        if name not in present or (target / name).read_text(encoding="utf-8") != text
+        name for name, text in rendered.items() if name not in present or _on_disk(target / name) != text
     ]
     result.extend(sorted(present - rendered.keys()))
     return sorted(result)

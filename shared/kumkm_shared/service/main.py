@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from kumkm_shared.cli.files import write_output
 from kumkm_shared.messaging.broker import install_uvloop
 from kumkm_shared.service.logging import configure_logging
 from kumkm_shared.service.runtime import ServiceRuntime
@@ -76,6 +77,6 @@ def service_cli(build: Callable[[], ServiceDefinition]) -> typer.Typer:
         if out is None:
             typer.echo(text)
         else:
-            out.write_text(text, encoding="utf-8")
+            write_output(out, text)
 
     return app

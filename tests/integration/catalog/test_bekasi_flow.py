@@ -129,6 +129,8 @@ async def test_bekasi_furniture_from_submission_to_payment(  # noqa: PLR0915 - o
             "total_value": "18000000.00",
             "micro_small_value": "18000000.00",
             "medium_value": "0.00",
+            "large_value": "0.00",
+            "unknown_scale_value": "0.00",
             "paid_value": "18000000.00",
             "umkm_share_pct": "100.00",
             "meets_target": True,

@@ -19,10 +19,30 @@ DUE_DATES = [
 ]
 
 
+PRINCIPAL = Decimal(2_500_000_000)
+MONTHLY_RATE = Decimal("0.005")  # 6% a year
+
+
 def annuity(principal: Decimal, annual_rate: Fraction, months: int) -> Decimal:
     i = annual_rate / 12
     exact = Fraction(principal) * i * (1 + i) ** months / ((1 + i) ** months - 1)
     return (Decimal(exact.numerator) / Decimal(exact.denominator)).quantize(Decimal(1), ROUND_HALF_UP)
+
+
+def whole(amount: Decimal) -> Decimal:
+    return amount.quantize(Decimal(1), ROUND_HALF_UP)
+
+
+def amortising(balance: Decimal, payment: Decimal, months: int) -> list[tuple[Decimal, Decimal, Decimal]]:
+    """(principal, interest, balance after) of each month of an annuity paying ``payment``: interest is the
+    balance times 0.5%, rounded to whole rupiah; principal is the rest; the last month repays what is left."""
+    rows = []
+    for month in range(months):
+        interest = whole(balance * MONTHLY_RATE)
+        principal = balance if month == months - 1 else payment - interest
+        balance -= principal
+        rows.append((principal, interest, balance))
+    return rows
 
 
 async def test_kranggan_loan_is_restructured_and_progress_reflects_it(loans: Loans) -> None:  # noqa: PLR0915
@@ -62,8 +82,13 @@ async def test_kranggan_loan_is_restructured_and_progress_reflects_it(loans: Loa
     before = (await loans.http.get("/loans/LN-KRANGGAN-001", params={"as_of": "2020-04-20"})).json()
     assert before["collectibility"]["grade"] == 2
     assert before["arrears"]["installments"] == 3
-    outstanding = Decimal(before["outstanding_principal"])
-    interest_arrears = Decimal(before["arrears"]["interest"])
+    # The original schedule, by hand: installments 1-7 paid, 8-10 (Feb-Apr 2020) in arrears, 11-60 ahead.
+    assert annuity(PRINCIPAL, Fraction(6, 100), 60) == Decimal(INSTALLMENT)
+    original = amortising(PRINCIPAL, Decimal(INSTALLMENT), 60)
+    outstanding = original[6][2]  # the balance after the seventh installment
+    interest_arrears = sum((interest for _, interest, _ in original[7:10]), Decimal(0))
+    assert Decimal(before["outstanding_principal"]) == outstanding
+    assert Decimal(before["arrears"]["interest"]) == interest_arrears
 
     # The preview shows the new schedule and changes nothing.
     preview = await loans.http.get(
@@ -91,7 +116,15 @@ async def test_kranggan_loan_is_restructured_and_progress_reflects_it(loans: Loa
     assert approved[0]["causationid"] == request["id"]
     assert data["decided_by"] == "policy"
     summary = data["summary"]
+    # The new schedule, by hand: from 15 May 2020, 6 interest-only months on the outstanding principal,
+    # then the 50 remaining months plus 12 as an annuity; the arrears' interest is owed with the first.
     regular = annuity(outstanding, Fraction(6, 100), 50 + 12)
+    grace_interest = whole(outstanding * MONTHLY_RATE)
+    rescheduled = [(Decimal(0), grace_interest, outstanding)] * 6 + amortising(outstanding, regular, 62)
+    # Before: the interest still to pay on every installment the new schedule replaces (8 to 60, none of
+    # them paid). After: the interest of the new schedule, the carried arrears' interest included.
+    interest_before = sum((interest for _, interest, _ in original[7:]), Decimal(0))
+    interest_after = sum((interest for _, interest, _ in rescheduled), Decimal(0)) + interest_arrears
     assert summary == {
         "installments": 68,
         "regular_installment": f"{regular:.2f}",
@@ -100,15 +133,17 @@ async def test_kranggan_loan_is_restructured_and_progress_reflects_it(loans: Loa
         "first_due_on": "2020-05-15",
         "maturity_on": "2025-12-15",
         "outstanding_principal": f"{outstanding:.2f}",
-        "total_interest_before": summary["total_interest_before"],
-        "total_interest_after": summary["total_interest_after"],
+        "total_interest_before": f"{interest_before:.2f}",
+        "total_interest_after": f"{interest_after:.2f}",
     }
-    assert preview.json()["summary"]["regular_installment"] == f"{regular:.2f}"
+    assert preview.json()["summary"] == {**summary, "carried_interest_arrears": f"{interest_arrears:.2f}"}
     after = (await loans.http.get("/loans/LN-KRANGGAN-001", params={"as_of": "2020-05-01"})).json()
     schedule = after["schedule"]
     assert len(schedule) == 7 + 68
     new = schedule[7:]
-    grace_interest = (outstanding * Decimal("0.005")).quantize(Decimal(1), ROUND_HALF_UP)
+    assert [(Decimal(r["principal"]), Decimal(r["interest"])) for r in new[1:]] == [
+        (principal, interest) for principal, interest, _ in rescheduled[1:]
+    ]
     assert Decimal(new[0]["interest"]) == grace_interest + interest_arrears  # arrears owed with the first
     assert all(Decimal(r["interest"]) == grace_interest and r["principal"] == "0.00" for r in new[1:6])
     assert all(Decimal(r["amount"]) == regular for r in new[6:-1])

@@ -7,6 +7,9 @@ import itertools
 import pytest
 
 from kumkm_catalog.domain.orders import (
+    COMMITTED,
+    RESERVING,
+    TERMINAL,
     IllegalTransition,
     OrderAction,
     OrderStateMachine,
@@ -141,3 +144,15 @@ def test_the_happy_path_walks_through_every_status() -> None:
         status = OrderStateMachine.apply(status, action)
         seen.append(status)
     assert seen == [S.PLACED, S.ACCEPTED, S.CONFIRMED, S.SHIPPED, S.DELIVERED, S.PAID]
+
+
+def test_the_status_sets_follow_the_lifecycle() -> None:
+    # Rejected, cancelled and paid are final; nothing leaves them.
+    assert {S.REJECTED, S.CANCELLED, S.PAID} == TERMINAL
+    for status in TERMINAL:
+        for action in OrderAction:
+            assert OrderStateMachine.decide(status, action).verdict is not Verdict.APPLY, (status, action)
+    # Stock is reserved at acceptance and leaves the reservation when shipped (or is released on cancel).
+    assert {S.ACCEPTED, S.CONFIRMED} == RESERVING
+    # Committed purchase value: every accepted order still on its way to payment, or paid.
+    assert {S.ACCEPTED, S.CONFIRMED, S.SHIPPED, S.DELIVERED, S.PAID} == COMMITTED

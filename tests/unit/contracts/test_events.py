@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import jsonschema
 import pytest
 from pydantic import ValidationError
 
@@ -24,6 +25,7 @@ from kumkm_shared.contracts import (
     make_event,
     spec_for,
 )
+from kumkm_shared.contracts.schemas import event_schema
 from tests.unit.contracts.samples import SAMPLES
 
 pytestmark = pytest.mark.unit
@@ -112,9 +114,6 @@ def test_unknown_fields_are_ignored(event_type: str) -> None:
 
 @pytest.mark.parametrize("event_type", ALL_TYPES)
 def test_sample_validates_against_the_exported_json_schema(event_type: str) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
-    from kumkm_shared.contracts.schemas import event_schema
-
     schema = event_schema(EVENTS[event_type])
     jsonschema.Draft202012Validator.check_schema(schema)
     dumped = build(event_type).model_dump(mode="json")
@@ -322,7 +321,4 @@ def test_notification_receipt_keeps_source_event() -> None:
 
 @pytest.mark.parametrize("event_type", ALL_TYPES)
 def test_integrator_payload_validates_against_the_exported_json_schema(event_type: str) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
-    from kumkm_shared.contracts.schemas import event_schema
-
     jsonschema.Draft202012Validator(event_schema(EVENTS[event_type])).validate(SAMPLES[event_type])

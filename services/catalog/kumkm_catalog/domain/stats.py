@@ -7,7 +7,9 @@ Definitions (also returned with every answer, so nobody has to guess):
   cancelled orders count nowhere. The catalog only sees e-catalog purchases, so this is the share *within*
   e-catalog spending, not of a buyer's whole procurement budget.
 - **numerator**: the part of that value sold by micro and small enterprises (the Perpres 12/2021 target
-  group). Medium sellers are UMKM too and are shown separately.
+  group). Medium sellers are UMKM too and are shown separately; large sellers are not UMKM.
+- **unknown scale**: value whose seller's scale is missing or not one of micro, small, medium, large. It
+  stays in the denominator (it was committed) but never in the numerator, and is reported on its own.
 - **region**: where the purchase is made, i.e. the buyer's region (else the delivery region, else the
   seller's region).
 - ``paid_value`` is the subset already paid, for those who only count realised spending.
@@ -21,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 TARGET_SCALES = frozenset({"micro", "small"})
+MEDIUM, LARGE = "medium", "large"
 _HUNDRED = Decimal(100)
 
 
@@ -29,7 +32,7 @@ class PurchaseFact:
     province: str
     city: str
     category: str
-    scale: str
+    scale: str | None  # micro, small, medium or large; anything else (None, "unknown", ...) is unknown
     paid: bool
     value: Decimal
 
@@ -39,14 +42,20 @@ class _Sum:
     total: Decimal = Decimal("0.00")
     micro_small: Decimal = Decimal("0.00")
     medium: Decimal = Decimal("0.00")
+    large: Decimal = Decimal("0.00")
+    unknown: Decimal = Decimal("0.00")
     paid: Decimal = Decimal("0.00")
 
     def add(self, fact: PurchaseFact) -> None:
         self.total += fact.value
         if fact.scale in TARGET_SCALES:
             self.micro_small += fact.value
-        else:
+        elif fact.scale == MEDIUM:
             self.medium += fact.value
+        elif fact.scale == LARGE:
+            self.large += fact.value
+        else:
+            self.unknown += fact.value
         if fact.paid:
             self.paid += fact.value
 
@@ -61,6 +70,8 @@ class _Sum:
             "total_value": f"{self.total:.2f}",
             "micro_small_value": f"{self.micro_small:.2f}",
             "medium_value": f"{self.medium:.2f}",
+            "large_value": f"{self.large:.2f}",
+            "unknown_scale_value": f"{self.unknown:.2f}",
             "paid_value": f"{self.paid:.2f}",
             "umkm_share_pct": None if share is None else str(share),
             "meets_target": None if share is None else share >= target,
@@ -69,13 +80,29 @@ class _Sum:
 
 DEFINITION = {
     "denominator": "sum of line totals of committed e-catalog orders "
-    "(accepted, confirmed, shipped, delivered, paid); rejected and cancelled orders are excluded",
+    "(accepted, confirmed, shipped, delivered, paid), whatever the seller's scale, unknown included; "
+    "rejected and cancelled orders are excluded",
     "numerator": "the part of the denominator sold by micro and small enterprises (Perpres 12/2021)",
+    "unknown_scale": "value whose seller's scale is unknown: in the denominator, never in the numerator "
+    "(so it can only lower the share), and reported as unknown_scale_value",
     "region": "the buyer's region, else the delivery region, else the seller's region",
 }
 
 
 def summarize(facts: list[PurchaseFact], target_pct: Decimal) -> dict[str, Any]:
+    """The UMKM share of committed purchase value, overall, by region, by category and by both.
+
+    ``facts`` are committed purchases only: the caller selects them (accepted, confirmed, shipped,
+    delivered or paid orders; rejected and cancelled ones never reach this function).
+
+    Each figure splits its ``total_value`` (the denominator) by seller scale: ``micro_small_value`` (the
+    numerator), ``medium_value``, ``large_value`` and ``unknown_scale_value``; the four add up to the total.
+    A purchase whose seller's scale is unknown (missing, ``"unknown"`` or not a scale we know) is never
+    counted as medium or as UMKM. It stays in the denominator, because the money was committed whoever sold
+    it, so the share is the part of all committed value *known* to come from micro and small sellers: a
+    lower bound, never inflated by unverified sellers. Readers who want the share among known scales have
+    every part to compute it. ``umkm_share_pct`` and ``meets_target`` are ``None`` when there is no value.
+    """
     overall = _Sum()
     by_region: dict[tuple[str, str], _Sum] = defaultdict(_Sum)
     by_category: dict[str, _Sum] = defaultdict(_Sum)
