@@ -15,7 +15,7 @@ from kumkm_shared.contracts import spec_for
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.messaging.topology import STREAM_DECLS
 from kumkm_shared.testing import free_port
-from tests.unit.contracts import samples as contract_samples
+from tests.support import samples as contract_samples
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -24,7 +24,7 @@ from kumkm_shared.contracts import (
     make_event,
     spec_for,
 )
-from tests.unit.contracts.samples import SAMPLES
+from tests.support.samples import SAMPLES
 
 pytestmark = pytest.mark.unit
 
