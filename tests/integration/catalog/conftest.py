@@ -17,7 +17,7 @@ from kumkm_catalog.clock import FixedClock
 from kumkm_catalog.settings import Band, CatalogSettings
 from kumkm_shared.messaging.topology import consumer
 from kumkm_shared.testing import wait_for
-from tests.support.runtime import consumer_idle, running_service
+from kumkm_shared.testing.harness import consumer_idle, running_service
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

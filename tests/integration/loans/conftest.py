@@ -12,8 +12,8 @@ import pytest_asyncio
 from kumkm_loans.app import build
 from kumkm_loans.settings import LoansSettings
 from kumkm_shared.testing import wait_for
+from kumkm_shared.testing.harness import consumer_idle, running_service, stream_events
 from tests.support.events import envelope, to_bytes
-from tests.support.runtime import consumer_idle, running_service, stream_events
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

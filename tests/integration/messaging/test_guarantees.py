@@ -15,8 +15,8 @@ from kumkm_shared import Outbox, OutboxRelay, ServiceRuntime
 from kumkm_shared.contracts import validate_event_payload
 from kumkm_shared.messaging.dlq import DeadLetter
 from kumkm_shared.testing import wait_for
+from kumkm_shared.testing.harness import consumer_idle, stream_events
 from tests.support.events import loan_disbursed, repayment_received, to_bytes
-from tests.support.runtime import consumer_idle, stream_events
 
 if TYPE_CHECKING:
     import uuid

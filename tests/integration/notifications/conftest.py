@@ -11,8 +11,8 @@ import pytest_asyncio
 from kumkm_notifications.app import build
 from kumkm_notifications.settings import NotificationsSettings
 from kumkm_shared.contracts import make_event
+from kumkm_shared.testing.harness import running_service
 from tests.integration.notifications.sinks import SmtpSink, WebhookSink, smtp_sink, webhook_sink
-from tests.support.runtime import running_service
 
 if TYPE_CHECKING:
     import contextlib
