@@ -11,6 +11,7 @@ The module-level functions are the same readers for a test that holds only a NAT
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from typing import TYPE_CHECKING, Any, Self, overload
@@ -81,6 +82,9 @@ class ServiceHarness:
         self.runtime = runtime
         self.http = http
         self.nc = nc
+        # The started runtime's relay task, kept to tell when it has finished (``stop_relay``).
+        name = f"{runtime.name}-outbox-relay"
+        self._relay_tasks = [t for t in asyncio.all_tasks() if t.get_name() == name]
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -177,6 +181,22 @@ class ServiceHarness:
         name = self.runtime.name
         await wait_for(self.quiet, timeout, message=f"{name}: every durable idle and the outbox flushed")
         await wait_for(self.quiet, timeout, message=f"{name}: still quiet")
+
+    @property
+    def relay_running(self) -> bool:
+        """The service's outbox relay task has not finished."""
+        return any(not t.done() for t in self._relay_tasks)
+
+    async def stop_relay(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - a deadline to finish
+        """Stop the outbox relay (a crash before publishing) and wait until its task has finished.
+
+        From then on nothing the service commits to its outbox reaches the stream, until a new relay runs.
+        """
+        relay = self.runtime.relay
+        if relay is None or len(self._relay_tasks) != 1:
+            raise RuntimeError(f"the service has no outbox relay running ({len(self._relay_tasks)} tasks)")
+        relay.stop()
+        await asyncio.wait_for(asyncio.shield(self._relay_tasks[0]), timeout)
 
     # -- reading what it did --------------------------------------------------------------------------
     async def events(self, subjects: str = "kumkm.>", *, timeout: float = 0.3) -> list[dict[str, Any]]:  # noqa: ASYNC109
