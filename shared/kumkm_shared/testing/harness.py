@@ -43,8 +43,13 @@ __all__ = [
     "ServiceHarness",
     "consumer_idle",
     "dead_letters",
+    "outbox_flushed",
     "provision_service",
+    "publish_bytes",
+    "publish_event",
     "running_service",
+    "service_quiet",
+    "settle",
     "stream_events",
 ]
 
@@ -130,27 +135,12 @@ class ServiceHarness:
     async def publish(
         self, event: dict[str, Any] | EventData | Envelope, *, msg_id: str | None = None
     ) -> dict[str, Any] | Envelope:
-        """Publish on the event's type, with the envelope id as ``Nats-Msg-Id`` unless ``msg_id`` is given.
-
-        A dict is an envelope as JSON, published as is (it may be invalid on purpose). Contract data is
-        wrapped in a new envelope; an ``Envelope`` is published again as it is. Returns what was published.
-        A ``msg_id`` other than the envelope id defeats the broker's de-duplication, as an integrator's
-        re-publish after the duplicate window would.
-        """
-        if isinstance(event, dict):
-            ident = event.get("id")
-            await self.publish_raw(
-                str(event["type"]), json.dumps(event).encode(), msg_id or (str(ident) if ident else None)
-            )
-            return event
-        envelope = event if isinstance(event, Envelope) else make_event(event, source=PUBLISHER_SOURCE)
-        await self.publish_raw(envelope.type, envelope.to_json_bytes(), msg_id or str(envelope.id))
-        return envelope
+        """``publish_event`` on the harness's connection (see there)."""
+        return await publish_event(self.nc, event, msg_id=msg_id)
 
     async def publish_raw(self, subject: str, data: bytes, msg_id: str | None = None) -> PubAck:
         """Publish bytes as they are (undecodable ones too); ``Nats-Msg-Id`` only when ``msg_id`` is given."""
-        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
-        return await self.nc.jetstream().publish(subject, data, headers=headers)
+        return await publish_bytes(self.nc, subject, data, msg_id)
 
     # -- waiting for it -------------------------------------------------------------------------------
     async def consumer_idle(self, durable: str) -> bool:
@@ -159,28 +149,15 @@ class ServiceHarness:
 
     async def outbox_flushed(self) -> bool:
         """True when every committed outbox row is on the stream (acknowledged by the broker)."""
-        relay = self.runtime.relay
-        if relay is None:
-            raise RuntimeError("the service is not started: it has no outbox relay")
-        return await relay.pending() == 0
+        return await outbox_flushed(self.runtime)
 
     async def quiet(self) -> bool:
         """The outbox flushed, every durable idle, and the outbox still flushed (handlers emit as they go)."""
-        if not await self.outbox_flushed():
-            return False
-        for durable in self.durables:
-            if not await self.consumer_idle(durable):
-                return False
-        return await self.outbox_flushed()
+        return await service_quiet(self.runtime, self.nc)
 
     async def settle(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109 - a polling deadline
-        """Wait until the service has handled everything published and its outbox is on the stream.
-
-        Quiet twice in a row: what the relay published last may be consumed by the service itself.
-        """
-        name = self.runtime.name
-        await wait_for(self.quiet, timeout, message=f"{name}: every durable idle and the outbox flushed")
-        await wait_for(self.quiet, timeout, message=f"{name}: still quiet")
+        """Wait until the service has handled everything published and its outbox is on the stream."""
+        await settle(self.runtime, self.nc, timeout)
 
     @property
     def relay_running(self) -> bool:
@@ -206,6 +183,73 @@ class ServiceHarness:
     async def dead_letters(self) -> list[DeadLetter]:
         """Every dead letter in the DLQ stream; raises ``LookupError`` when the DLQ stream does not exist."""
         return await dead_letters(self.nc)
+
+
+@overload
+async def publish_event(
+    nc: Client, event: dict[str, Any], *, msg_id: str | None = None
+) -> dict[str, Any]: ...
+@overload
+async def publish_event(
+    nc: Client, event: EventData | Envelope, *, msg_id: str | None = None
+) -> Envelope: ...
+async def publish_event(
+    nc: Client, event: dict[str, Any] | EventData | Envelope, *, msg_id: str | None = None
+) -> dict[str, Any] | Envelope:
+    """Publish on the event's type, with the envelope id as ``Nats-Msg-Id`` unless ``msg_id`` is given.
+
+    A dict is an envelope as JSON, published as is (it may be invalid on purpose). Contract data is
+    wrapped in a new envelope; an ``Envelope`` is published again as it is. Returns what was published.
+    A ``msg_id`` other than the envelope id defeats the broker's de-duplication, as an integrator's
+    re-publish after the duplicate window would.
+    """
+    if isinstance(event, dict):
+        ident = event.get("id")
+        await publish_bytes(
+            nc, str(event["type"]), json.dumps(event).encode(), msg_id or (str(ident) if ident else None)
+        )
+        return event
+    envelope = event if isinstance(event, Envelope) else make_event(event, source=PUBLISHER_SOURCE)
+    await publish_bytes(nc, envelope.type, envelope.to_json_bytes(), msg_id or str(envelope.id))
+    return envelope
+
+
+async def publish_bytes(nc: Client, subject: str, data: bytes, msg_id: str | None = None) -> PubAck:
+    """Publish bytes as they are (undecodable ones too); ``Nats-Msg-Id`` only when ``msg_id`` is given."""
+    headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+    return await nc.jetstream().publish(subject, data, headers=headers)
+
+
+async def outbox_flushed(runtime: ServiceRuntime) -> bool:
+    """True when every row the service committed to its outbox is on the stream (acknowledged)."""
+    relay = runtime.relay
+    if relay is None:
+        raise RuntimeError("the service is not started: it has no outbox relay")
+    return await relay.pending() == 0
+
+
+async def service_quiet(runtime: ServiceRuntime, nc: Client) -> bool:
+    """The outbox flushed, every durable of the service idle, and the outbox still flushed."""
+    if not await outbox_flushed(runtime):
+        return False
+    for durable in runtime.definition.consumers:
+        if not await consumer_idle(nc, runtime.consumer_decl(durable).stream, durable):
+            return False
+    return await outbox_flushed(runtime)
+
+
+async def settle(runtime: ServiceRuntime, nc: Client, timeout: float = 15.0) -> None:  # noqa: ASYNC109
+    """Wait until the service has handled everything published and its outbox is on the stream.
+
+    Quiet twice in a row: what the relay published last may be consumed by the service itself.
+    """
+
+    async def quiet() -> bool:
+        return await service_quiet(runtime, nc)
+
+    name = runtime.name
+    await wait_for(quiet, timeout, message=f"{name}: every durable idle and the outbox flushed")
+    await wait_for(quiet, timeout, message=f"{name}: still quiet")
 
 
 @contextlib.asynccontextmanager
