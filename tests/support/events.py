@@ -8,6 +8,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from tests.support.samples import SAMPLES
+
 KRANGGAN_COOPERATIVE = {
     "kind": "cooperative",
     "id": "3275010203040001",
@@ -58,6 +60,13 @@ def repayment_received(loan_id: str, amount: str = "48330000.00", **overrides: A
     }
     data.update(overrides)
     return envelope("kumkm.loans.repayment.received.v1", data)
+
+
+def contract_event(event_type: str, *, event_id: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """A valid event of any contract type: its sample data (``tests/support/samples.py``) with overrides."""
+    data = copy.deepcopy(SAMPLES[event_type])
+    data.update(overrides)
+    return envelope(event_type, data, event_id=event_id)
 
 
 def to_bytes(obj: dict[str, Any]) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,12 +11,12 @@ import nats
 import pytest
 import pytest_asyncio
 
-from kumkm_shared import ConsumerDecl, EventContext, InfraSettings, Refusal, ServiceDefinition, ServiceRuntime
+from kumkm_shared import ConsumerDecl, EventContext, Refusal, Retry, ServiceDefinition, ServiceRuntime
 from kumkm_shared.contracts import spec_for
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.messaging.topology import STREAM_DECLS
-from kumkm_shared.testing import free_port
-from tests.unit.contracts import samples as contract_samples
+from kumkm_shared.testing.harness import ServiceHarness
+from tests.support import samples as contract_samples
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -36,7 +37,11 @@ TOY_DECL = ConsumerDecl(
 
 
 class Toy:
-    """Handlers whose behaviour is chosen by the repayment's ``reference`` field."""
+    """Handlers whose behaviour is chosen by the repayment's ``reference`` field.
+
+    ``fail-N`` fails N times (a crash, not a verdict), ``fail-forever`` always; ``retry`` answers
+    ``Retry("toy_not_yet")`` every time; ``refuse`` refuses silently, ``refuse-announced`` with an outcome.
+    """
 
     def __init__(self) -> None:
         self.calls: dict[str, list[float]] = defaultdict(list)
@@ -53,8 +58,6 @@ class Toy:
         )
 
     async def repaid(self, ctx: EventContext) -> None:
-        import time
-
         data: Any = ctx.event.data
         key = str(ctx.envelope.id)
         self.calls[key].append(time.monotonic())
@@ -67,6 +70,8 @@ class Toy:
             raise ConnectionError(f"transient failure {len(self.calls[key])}")
         if ref == "fail-forever":
             raise ConnectionError("always failing")
+        if ref == "retry":
+            raise Retry("toy_not_yet", "the toy waits for something that never comes")
         if ref == "refuse" and not self.accept_refused:
             raise Refusal("illegal_transition", "repayment refused by the toy rules")
         if ref == "refuse-announced" and not self.accept_refused:
@@ -78,13 +83,7 @@ class Toy:
         )
 
 
-@pytest.fixture
-def toy() -> Toy:
-    return Toy()
-
-
-@pytest.fixture
-def toy_definition(toy: Toy) -> ServiceDefinition:
+def toy_service(toy: Toy) -> ServiceDefinition:
     return ServiceDefinition(
         name="toy",
         title="toy",
@@ -95,26 +94,33 @@ def toy_definition(toy: Toy) -> ServiceDefinition:
     )
 
 
+@pytest.fixture
+def toy() -> Toy:
+    return Toy()
+
+
+@pytest.fixture
+def toy_definition(toy: Toy) -> ServiceDefinition:
+    return toy_service(toy)
+
+
 @pytest_asyncio.fixture
 async def provisioned(nats_url: str) -> AsyncIterator[nats.aio.client.Client]:
+    """An integrator's connection, with every stream and the toy's durable provisioned (no service)."""
     nc = await nats.connect(nats_url)
     await provision(nc.jetstream(), streams=STREAM_DECLS, consumers=[TOY_DECL])
     yield nc
     await nc.drain()
 
 
-@pytest.fixture
-def infra(nats_url: str, database_url: str) -> InfraSettings:
-    return InfraSettings(
-        nats_url=nats_url, database_url=database_url, http_port=free_port(), consumer_batch=16
-    )
-
-
 @pytest_asyncio.fixture
-async def runtime(
-    toy_definition: ServiceDefinition, infra: InfraSettings, provisioned: nats.aio.client.Client
-) -> AsyncIterator[ServiceRuntime]:
-    rt = ServiceRuntime(toy_definition, infra)
-    await rt.start()
-    yield rt
-    await rt.stop()
+async def toy_harness(
+    toy_definition: ServiceDefinition, nats_url: str, database_url: str
+) -> AsyncIterator[ServiceHarness]:
+    async with ServiceHarness.start(toy_definition, nats_url, database_url, consumer_batch=16) as harness:
+        yield harness
+
+
+@pytest.fixture
+def runtime(toy_harness: ServiceHarness) -> ServiceRuntime:
+    return toy_harness.runtime

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# The reusable suites assert like tests do: let pytest rewrite their asserts into readable failures.
+pytest.register_assert_rewrite("kumkm_shared.testing.guarantees")
+
 
 def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion in a worker thread with its own event loop (safe from sync code)."""

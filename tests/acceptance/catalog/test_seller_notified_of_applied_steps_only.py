@@ -20,12 +20,12 @@ from kumkm_notifications.app import build as build_notifications
 from kumkm_shared.clock import FixedClock
 from kumkm_shared.messaging.topology import consumer
 from kumkm_shared.testing import wait_for
+from kumkm_shared.testing.harness import consumer_idle, dead_letters, running_service, stream_events
 from tests.integration.catalog import samples
 from tests.integration.catalog.conftest import THURSDAY, publish
 from tests.integration.catalog.test_orders import listed_product
 from tests.integration.notifications.conftest import nc, settings_for, smtp
 from tests.integration.notifications.test_delivery import put_contact, settled, subject
-from tests.support.runtime import consumer_idle, dead_letters, running_service, stream_events
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -22,7 +22,7 @@ from kumkm_loans.app import build
 from kumkm_loans.settings import LoansSettings
 from kumkm_shared.contracts import make_event
 from kumkm_shared.testing import wait_for
-from tests.support.runtime import consumer_idle, running_service
+from kumkm_shared.testing.harness import consumer_idle, running_service
 
 if TYPE_CHECKING:
     from datetime import date

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import nats
 import pytest
 import pytest_asyncio
 
 from kumkm_catalog.app import build
 from kumkm_catalog.settings import Band, CatalogSettings
-from kumkm_shared.clock import FixedClock
+from kumkm_shared import FixedClock
 from kumkm_shared.messaging.topology import consumer
-from kumkm_shared.testing import wait_for
-from tests.support.runtime import consumer_idle, running_service
+from kumkm_shared.testing.harness import ServiceHarness, publish_event, settle
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -45,37 +42,33 @@ def settings() -> CatalogSettings:
 
 
 @pytest_asyncio.fixture
-async def service(
+async def catalog(
     nats_url: str, database_url: str, settings: CatalogSettings, clock: FixedClock
-) -> AsyncIterator[tuple[ServiceRuntime, httpx.AsyncClient]]:
-    definition = build(settings, clock=clock)
+) -> AsyncIterator[ServiceHarness]:
+    """The catalog on its harness: ``runtime``, ``http``, an integrator's ``nc``, ``publish``, ``settle``."""
+    definition = build(settings=settings, clock=clock)
     # Parked events are given up on after 3 deliveries here (8 in production), to keep the tests short.
     definition.consumer_decls = {"catalog": replace(consumer("catalog"), max_deliver=3)}
-    async with running_service(definition, nats_url, database_url, consumer_batch=64) as (runtime, client):
-        yield runtime, client
+    async with ServiceHarness.start(definition, nats_url, database_url, consumer_batch=64) as harness:
+        yield harness
 
 
-@pytest_asyncio.fixture
-async def nc(nats_url: str) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_url)
-    yield client
-    await client.drain()
+@pytest.fixture
+def service(catalog: ServiceHarness) -> tuple[ServiceRuntime, httpx.AsyncClient]:
+    return catalog.runtime, catalog.http
+
+
+@pytest.fixture
+def nc(catalog: ServiceHarness) -> Client:
+    """The harness's integrator connection."""
+    return catalog.nc
 
 
 async def publish(nc: Client, event: dict[str, Any], msg_id: str | None = None) -> None:
     """Publish as an integrator does (``msg_id`` other than the event id defeats broker de-duplication)."""
-    await nc.jetstream().publish(
-        event["type"], json.dumps(event).encode(), headers={"Nats-Msg-Id": msg_id or event["id"]}
-    )
+    await publish_event(nc, event, msg_id=msg_id)
 
 
 async def settled(runtime: ServiceRuntime, nc: Client, timeout: float = 15) -> None:
     """Every published event handled, and every outbox row on the stream."""
-    assert runtime.relay is not None
-    relay = runtime.relay
-
-    async def quiet() -> bool:
-        return await consumer_idle(nc, "KUMKM_CATALOG", "catalog") and await relay.pending() == 0
-
-    await wait_for(quiet, timeout=timeout, message="catalog consumer idle and outbox empty")
-    await wait_for(quiet, timeout=timeout, message="still quiet")
+    await settle(runtime, nc, timeout)

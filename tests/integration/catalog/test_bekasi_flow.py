@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from kumkm_shared.testing.harness import dead_letters, stream_events
 from tests.integration.catalog import samples
 from tests.integration.catalog.conftest import publish, settled
-from tests.support.runtime import dead_letters, stream_events
 
 if TYPE_CHECKING:
     import httpx

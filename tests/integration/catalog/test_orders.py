@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from kumkm_shared.testing import wait_for
+from kumkm_shared.testing.harness import dead_letters, stream_events
 from tests.integration.catalog import samples
 from tests.integration.catalog.conftest import publish, settled
-from tests.support.runtime import dead_letters, stream_events
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

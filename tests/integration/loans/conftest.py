@@ -3,53 +3,30 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import nats
 import pytest_asyncio
 
 from kumkm_loans.app import build
 from kumkm_loans.settings import LoansSettings
-from kumkm_shared.testing import wait_for
-from tests.support.events import envelope, to_bytes
-from tests.support.runtime import consumer_idle, running_service, stream_events
+from kumkm_shared.testing.harness import ServiceHarness
+from tests.support.events import envelope
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    import httpx
-    from nats.aio.client import Client
-
-    from kumkm_shared import ServiceRuntime
-
 REQUESTED = "kumkm.loans.restructuring.requested.v1"
 
 
-@dataclass
-class Loans:
-    """The running service, its HTTP client, and an integrator's NATS connection."""
+class Loans(ServiceHarness):
+    """The running service (``runtime``), its HTTP client (``http``) and an integrator's connection (``nc``).
 
-    runtime: ServiceRuntime
-    http: httpx.AsyncClient
-    nc: Client
+    ``publish``, ``settle`` and the rest come from ``ServiceHarness``; ``events`` reads the loans stream.
+    """
 
-    async def publish(self, event: dict[str, Any], *, msg_id: str | None = None) -> None:
-        headers = {"Nats-Msg-Id": msg_id or event["id"]}
-        await self.nc.jetstream().publish(event["type"], to_bytes(event), headers=headers)
-
-    async def settle(self, timeout: float = 15.0) -> None:
-        """Wait until the consumer has handled everything and the outbox is on the stream."""
-        await wait_for(lambda: consumer_idle(self.nc, "KUMKM_LOANS", "loans"), timeout=timeout)
-
-        async def outbox_flushed() -> bool:
-            assert self.runtime.relay is not None
-            return await self.runtime.relay.pending() == 0
-
-        await wait_for(outbox_flushed, timeout=timeout)
-
-    async def events(self, suffix: str = "") -> list[dict[str, Any]]:
-        events = await stream_events(self.nc, "kumkm.loans.>", timeout=0.3)
+    async def events(self, suffix: str = "", *, timeout: float = 0.3) -> list[dict[str, Any]]:
+        """The loans context's events, those whose type ends with ``suffix`` when given."""
+        events = await super().events("kumkm.loans.>", timeout=timeout)
         return [e for e in events if e["type"].endswith(suffix)] if suffix else events
 
     async def tick(self, day: str) -> dict[str, Any]:
@@ -62,13 +39,9 @@ class Loans:
 
 @pytest_asyncio.fixture
 async def loans(nats_url: str, database_url: str) -> AsyncIterator[Loans]:
-    settings = LoansSettings(daily_tick=False)
-    async with running_service(build(settings), nats_url, database_url, consumer_batch=16) as (runtime, http):
-        nc = await nats.connect(nats_url)
-        try:
-            yield Loans(runtime, http, nc)
-        finally:
-            await nc.drain()
+    definition = build(settings=LoansSettings(daily_tick=False))
+    async with Loans.start(definition, nats_url, database_url, consumer_batch=16) as harness:
+        yield harness
 
 
 def restructuring_requested(

@@ -7,9 +7,9 @@ import uuid
 import pytest
 
 from kumkm_shared.testing import wait_for
+from kumkm_shared.testing.harness import dead_letters
 from tests.integration.loans.conftest import Loans, restructuring_requested
 from tests.support.events import loan_disbursed
-from tests.support.runtime import dead_letters
 
 pytestmark = pytest.mark.integration
 

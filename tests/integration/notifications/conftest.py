@@ -10,9 +10,8 @@ import pytest_asyncio
 
 from kumkm_notifications.app import build
 from kumkm_notifications.settings import NotificationsSettings
-from kumkm_shared.contracts import make_event
+from kumkm_shared.testing.harness import publish_event, running_service
 from tests.integration.notifications.sinks import SmtpSink, WebhookSink, smtp_sink, webhook_sink
-from tests.support.runtime import running_service
 
 if TYPE_CHECKING:
     import contextlib
@@ -59,7 +58,7 @@ def start(nats_url: str, database_url: str, smtp: SmtpSink) -> Callable[..., Any
     def factory(
         *, clock: Clock | None = None, **overrides: Any
     ) -> contextlib.AbstractAsyncContextManager[tuple[ServiceRuntime, httpx.AsyncClient]]:
-        definition = build(settings_for(smtp, **overrides), clock=clock)
+        definition = build(settings=settings_for(smtp, **overrides), clock=clock)
         return running_service(definition, nats_url, database_url, consumer_batch=16, drain_timeout=2.0)
 
     return factory
@@ -80,12 +79,8 @@ async def nc(nats_url: str) -> AsyncIterator[nats.aio.client.Client]:
 
 async def publish(nc: nats.aio.client.Client, data: EventData, *, msg_id: str | None = None) -> Envelope:
     """Publish a contract event as its owner would (the envelope id is the Nats-Msg-Id unless overridden)."""
-    envelope = make_event(data, source="tests/publisher")
-    await nc.jetstream().publish(
-        envelope.type, envelope.to_json_bytes(), headers={"Nats-Msg-Id": msg_id or str(envelope.id)}
-    )
-    return envelope
+    return await publish_event(nc, data, msg_id=msg_id)
 
 
 async def republish(nc: nats.aio.client.Client, envelope: Envelope, msg_id: str) -> None:
-    await nc.jetstream().publish(envelope.type, envelope.to_json_bytes(), headers={"Nats-Msg-Id": msg_id})
+    await publish_event(nc, envelope, msg_id=msg_id)

@@ -11,8 +11,8 @@ import pytest
 from kumkm_shared import FixedClock
 from kumkm_shared.contracts import ContactUpserted
 from kumkm_shared.testing import wait_for
+from kumkm_shared.testing.harness import consumer_idle, stream_events
 from tests.integration.notifications.conftest import publish, republish
-from tests.support.runtime import consumer_idle, stream_events
 from tests.unit.notifications.samples import BUYER_ID, KRANGGAN_ID, SELLER_NIB, recorded, sample
 
 if TYPE_CHECKING:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kumkm_shared.testing import wait_for
+from kumkm_shared.testing.harness import consumer_idle
 from tests.integration.notifications.conftest import publish, republish
 from tests.integration.notifications.test_delivery import (
     SECRET,
@@ -21,7 +22,6 @@ from tests.integration.notifications.test_delivery import (
     settled,
     subject,
 )
-from tests.support.runtime import consumer_idle
 from tests.unit.notifications.samples import KRANGGAN_ID, sample
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from kumkm_shared.contracts import (
     spec_for,
     validate_event_payload,
 )
-from tests.unit.contracts.samples import SAMPLES
+from tests.support.samples import SAMPLES
 
 pytestmark = pytest.mark.unit
 

@@ -26,7 +26,7 @@ from kumkm_shared.contracts import (
     spec_for,
 )
 from kumkm_shared.contracts.schemas import event_schema
-from tests.unit.contracts.samples import SAMPLES
+from tests.support.samples import SAMPLES
 
 pytestmark = pytest.mark.unit
 

@@ -15,7 +15,7 @@ from kumkm_shared.contracts import (
     OrderStatusChanged,
     spec_for,
 )
-from tests.unit.contracts import samples as contract_samples
+from tests.support import samples as contract_samples
 
 KRANGGAN_ID = "3275010203040001"
 KRANGGAN = {
