@@ -1,4 +1,5 @@
-"""The Kranggan flow of issue 3, end to end on real NATS JetStream and Postgres."""
+"""The Kranggan flow, end to end on real NATS JetStream and Postgres: the cooperative of Pasar Kranggan,
+its loan, its arrears and its restructuring."""
 
 from __future__ import annotations
 
