@@ -7,7 +7,6 @@ import pytest
 from kumkm_shared.testing import wait_for
 from tests.integration.loans.conftest import Loans, restructuring_requested
 from tests.support.events import loan_disbursed, repayment_received, to_bytes
-from tests.support.runtime import dead_letters
 
 pytestmark = pytest.mark.integration
 
@@ -106,4 +105,4 @@ async def test_a_request_for_an_unknown_loan_is_404_over_http_and_retried_from_t
     [event] = await loans.events("restructuring.approved.v1")
     assert event["data"]["request_id"] == "RR-LATE"
     assert event["causationid"] == request["id"]
-    assert await dead_letters(loans.nc) == []
+    assert await loans.dead_letters() == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import nats
 import pytest
 import pytest_asyncio
 
@@ -14,7 +13,6 @@ from kumkm_loans.settings import LoansSettings
 from kumkm_shared.clock import FixedClock
 from tests.integration.loans.conftest import Loans, restructuring_requested
 from tests.support.events import loan_disbursed
-from tests.support.runtime import running_service
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -31,13 +29,9 @@ def moment(text: str) -> datetime:
 @pytest_asyncio.fixture
 async def clocked(nats_url: str, database_url: str) -> AsyncIterator[tuple[Loans, FixedClock]]:
     clock = FixedClock(MOMENT)
-    definition = build(LoansSettings(daily_tick=False), clock=clock)
-    async with running_service(definition, nats_url, database_url, consumer_batch=16) as (runtime, http):
-        nc = await nats.connect(nats_url)
-        try:
-            yield Loans(runtime, http, nc), clock
-        finally:
-            await nc.drain()
+    definition = build(settings=LoansSettings(daily_tick=False), clock=clock)
+    async with Loans.start(definition, nats_url, database_url, consumer_batch=16) as harness:
+        yield harness, clock
 
 
 async def test_decisions_are_stamped_by_the_injected_clock(clocked: tuple[Loans, FixedClock]) -> None:
