@@ -210,3 +210,26 @@ async def test_a_sanctioned_product_comes_back_only_when_a_curator_lifts_the_san
         "/products/PRD-CLEAN/curation", json=approve | {"lift_sanction": True, "notes": "x"}
     )
     assert clean.json()["error"] == "not_sanctioned"
+
+
+async def test_a_source_string_claiming_the_http_path_changes_nothing_on_the_stream(
+    service: Service, nc: Client
+) -> None:
+    # ``source`` is free text any integrator sets. From the stream, an older stock count is ignored whatever
+    # the source says; only a command (the runtime's origin) is strict and answers 409.
+    runtime, client = service
+    await client.post("/products", json=samples.product("PRD-SRC"))
+    newer = {
+        "product_id": "PRD-SRC",
+        "seller": {"nib": samples.FURNITURE_MAKER["nib"]},
+        "stock": 300,
+        "as_of": "2024-09-12T05:00:00Z",
+    }
+    await publish(nc, samples.ev("product.stock_updated", newer))
+    await settled(runtime, nc)
+    spoofed = samples.ev("product.stock_updated", newer | {"stock": 7, "as_of": "2024-09-12T04:00:00Z"})
+    spoofed["source"] = "kumkm/catalog/http"
+    await publish(nc, spoofed)
+    await settled(runtime, nc)
+    assert await dead_letters(nc) == [], "a stale count from the stream is ignored, not refused"
+    assert (await client.get("/products/PRD-SRC")).json()["stock_available"] == 300
