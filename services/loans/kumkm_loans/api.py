@@ -86,6 +86,18 @@ class DecisionBody(BaseModel):
     decided_on: BusinessDate | None = Field(default=None, description="defaults to today (Asia/Jakarta)")
 
 
+class RequestFilter(BaseModel):
+    """The query parameters of ``GET /restructurings``."""
+
+    status: Literal["approved", "rejected", "referred"] | None = None
+    region: Annotated[str | None, Field(description="a province or a city")] = None
+    province: str | None = None
+    city: str | None = None
+    loan_id: str | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    offset: Annotated[int, Field(ge=0)] = 0
+
+
 def _money(value: Decimal | None) -> str | None:
     return None if value is None else f"{value:.2f}"
 
@@ -326,27 +338,11 @@ async def request_restructuring(
 
 @router.get("/restructurings", tags=["restructuring"])
 async def list_restructurings(
-    runtime: RuntimeDep,
-    status: Literal["approved", "rejected", "referred"] | None = None,
-    region: Annotated[str | None, Query(description="a province or a city")] = None,
-    province: str | None = None,
-    city: str | None = None,
-    loan_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    runtime: RuntimeDep, query: Annotated[RequestFilter, Query()]
 ) -> dict[str, Any]:
     async with runtime.pool.acquire() as conn:
-        rows = await repo.list_requests(
-            conn,
-            status=status,
-            region=region,
-            province=province,
-            city=city,
-            loan_id=loan_id,
-            limit=limit,
-            offset=offset,
-        )
-    return {"items": [request_json(r) for r in rows], "limit": limit, "offset": offset}
+        rows = await repo.list_requests(conn, **query.model_dump())
+    return {"items": [request_json(r) for r in rows], "limit": query.limit, "offset": query.offset}
 
 
 @router.get("/restructurings/{request_id}", tags=["restructuring"])

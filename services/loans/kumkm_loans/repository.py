@@ -96,6 +96,11 @@ async def insert_loan(conn: Conn, data: LoanDisbursed, rows: Sequence[Installmen
     return True
 
 
+def _arrays(rows: Sequence[Installment], *fields: str) -> list[list[Any]]:
+    """One array per field of ``rows``, in order: the arguments of an ``unnest($2::type[], ...)``."""
+    return [[getattr(row, field) for row in rows] for field in fields]
+
+
 async def insert_installments(conn: Conn, loan_id: str, rows: Sequence[Installment]) -> None:
     await conn.execute(
         "INSERT INTO installments (loan_id, schedule_version, no, due_on, principal, interest, "
@@ -103,14 +108,17 @@ async def insert_installments(conn: Conn, loan_id: str, rows: Sequence[Installme
         "SELECT $1, * FROM unnest($2::int[], $3::int[], $4::date[], $5::numeric[], $6::numeric[], "
         "$7::numeric[], $8::numeric[], $9::bool[])",
         loan_id,
-        [r.version for r in rows],
-        [r.no for r in rows],
-        [r.due_on for r in rows],
-        [r.principal for r in rows],
-        [r.interest for r in rows],
-        [r.capitalised_interest for r in rows],
-        [r.balance for r in rows],
-        [r.grace for r in rows],
+        *_arrays(
+            rows,
+            "version",
+            "no",
+            "due_on",
+            "principal",
+            "interest",
+            "capitalised_interest",
+            "balance",
+            "grace",
+        ),
     )
 
 
@@ -175,11 +183,7 @@ async def save_payments(conn: Conn, loan_id: str, rows: Sequence[Installment]) -
         "AS u(v, no, pp, pi, ann) "
         "WHERE i.loan_id = $1 AND i.schedule_version = u.v AND i.no = u.no",
         loan_id,
-        [r.version for r in rows],
-        [r.no for r in rows],
-        [r.paid_principal for r in rows],
-        [r.paid_interest for r in rows],
-        [r.overdue_announced for r in rows],
+        *_arrays(rows, "version", "no", "paid_principal", "paid_interest", "overdue_announced"),
     )
 
 
@@ -204,8 +208,7 @@ async def supersede(conn: Conn, loan_id: str, keep: Sequence[Installment]) -> No
         "UPDATE installments SET superseded = true WHERE loan_id = $1 AND NOT superseded "
         "AND (schedule_version, no) NOT IN (SELECT * FROM unnest($2::int[], $3::int[]))",
         loan_id,
-        [r.version for r in keep],
-        [r.no for r in keep],
+        *_arrays(keep, "version", "no"),
     )
 
 

@@ -24,7 +24,7 @@ from kumkm_shared.contracts import Locale
 from kumkm_shared.money import format_rupiah
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from jinja2.runtime import Context
 
@@ -77,38 +77,35 @@ def percent(rate: Decimal | str, locale: Locale | str) -> str:
     return format_percent(Decimal(str(rate)), format="#,##0.##%", locale=str(locale))
 
 
-def _locale(ctx: Context) -> Locale:
-    return Locale(ctx["locale"])
+def collectibility(grade: int, locale: Locale | str) -> str:
+    """An OJK grade with its name: ``2 (dalam perhatian khusus (DPK))``, ``2 (special mention)``."""
+    return f"{grade} ({COLLECTIBILITY[Locale(locale)][int(grade)]})"
 
 
-@pass_context
-def _rupiah(ctx: Context, amount: Any) -> str:
-    return format_rupiah(amount, _locale(ctx))
+def reason_text(reason: Any, locale: Locale | str) -> str:
+    """A reason's text in the locale (``text_id`` in Indonesian, ``text_en`` otherwise)."""
+    return str(reason.text_id if Locale(locale) is Locale.ID_ID else reason.text_en)
 
 
-@pass_context
-def _date(ctx: Context, value: Any) -> str:
-    return long_date(value, _locale(ctx))
+# Each filter formats its value in the locale of the template being rendered (the context's ``locale``).
+FILTERS: dict[str, Callable[[Any, Locale], str]] = {
+    "rupiah": format_rupiah,
+    "date": long_date,
+    "datetime": jakarta_datetime,
+    "percent": percent,
+    "collectibility": collectibility,
+    "reason": reason_text,
+}
 
 
-@pass_context
-def _datetime(ctx: Context, value: Any) -> str:
-    return jakarta_datetime(value, _locale(ctx))
+def _in_locale(format_value: Callable[[Any, Locale], str]) -> Callable[[Context, Any], str]:
+    """``format_value`` as a Jinja filter: the value, formatted in the template's locale."""
 
+    @pass_context
+    def apply(ctx: Context, value: Any) -> str:
+        return format_value(value, Locale(ctx["locale"]))
 
-@pass_context
-def _percent(ctx: Context, value: Any) -> str:
-    return percent(value, _locale(ctx))
-
-
-@pass_context
-def _collectibility(ctx: Context, grade: int) -> str:
-    return f"{grade} ({COLLECTIBILITY[_locale(ctx)][int(grade)]})"
-
-
-@pass_context
-def _reason(ctx: Context, reason: Any) -> str:
-    return str(reason.text_id if _locale(ctx) is Locale.ID_ID else reason.text_en)
+    return apply
 
 
 def _environment(directory: Path, *, autoescape: bool) -> Environment:
@@ -121,14 +118,7 @@ def _environment(directory: Path, *, autoescape: bool) -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.filters.update(
-        rupiah=_rupiah,
-        date=_date,
-        datetime=_datetime,
-        percent=_percent,
-        collectibility=_collectibility,
-        reason=_reason,
-    )
+    env.filters.update({name: _in_locale(format_value) for name, format_value in FILTERS.items()})
     return env
 
 

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR, SystemNotFoundError, find_system
+from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR, running_system
 from kumkm_shared.messaging.dlq_ops import (
     DeadLetterFilter,
     StoredDeadLetter,
@@ -38,14 +38,6 @@ DataDir = Annotated[Path, typer.Option("--data-dir", help="where run.json lives"
 Context = Annotated[str | None, typer.Option("--context", help="loans, catalog or notifications")]
 Reason = Annotated[str | None, typer.Option("--reason", help="reason code, e.g. schema_violation")]
 Since = Annotated[str | None, typer.Option("--since", help="ISO time, or a duration like 30m, 2h, 1d")]
-
-
-def _system(data_dir: Path) -> RunInfo:
-    try:
-        return find_system(data_dir)
-    except SystemNotFoundError as exc:
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(3) from None
 
 
 def parse_since(value: str | None) -> datetime | None:
@@ -83,7 +75,7 @@ def list_(
 ) -> None:
     """List dead letters, filtered by context, reason and time."""
     flt = DeadLetterFilter(context=context, reason=reason, since=parse_since(since))
-    items = _run(_system(data_dir), lambda js: read_dead_letters(js, flt))
+    items = _run(running_system(data_dir), lambda js: read_dead_letters(js, flt))
     if as_json:
         for item in items:
             letter = item.letter
@@ -126,7 +118,7 @@ def show(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Show a dead letter: the original message, its headers, the reason and the delivery history."""
-    info = _system(data_dir)
+    info = running_system(data_dir)
 
     async def work(js: JetStreamContext) -> tuple[StoredDeadLetter, list[StoredDeadLetter]]:
         item = await get_dead_letter(js, dlq_id)
@@ -179,7 +171,7 @@ def replay_cmd(
             done.append((item.seq, bool(ack.duplicate)))
         return done
 
-    for seq, duplicate in _run(_system(data_dir), work):
+    for seq, duplicate in _run(running_system(data_dir), work):
         console.print(f"replayed dead letter {seq}" + (" (already replayed)" if duplicate else ""))
 
 
@@ -195,7 +187,7 @@ def purge_cmd(
     if not (reason or context or all_):
         err.print("[red]say what to purge: --reason, --context or --all[/]")
         raise typer.Exit(2)
-    info = _system(data_dir)
+    info = running_system(data_dir)
     flt = DeadLetterFilter(context=context, reason=reason)
     items = _run(info, lambda js: read_dead_letters(js, flt))
     if not items:

@@ -11,13 +11,13 @@ import contextlib
 import json
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR, SystemNotFoundError, find_system
+from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR, running_system
 
 app = typer.Typer(
     name="kumkm",
@@ -30,14 +30,6 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="where run.json (and embedded server data) live")]
-
-
-def _system(data_dir: Path) -> Any:
-    try:
-        return find_system(data_dir)
-    except SystemNotFoundError as exc:
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(3) from None
 
 
 @app.command()
@@ -67,7 +59,7 @@ def provision(
     """Create or update every stream and durable consumer (idempotent)."""
     from kumkm_shared.cli.up import provision_streams
 
-    console.print(provision_streams(_system(data_dir), replicas))
+    console.print(provision_streams(running_system(data_dir), replicas))
 
 
 @app.command()
@@ -90,7 +82,7 @@ def publish(
     except (ContractError, InvalidInputError) as exc:
         err.print(f"[red]invalid:[/] {exc}")
         raise typer.Exit(2) from None
-    info = _system(data_dir)
+    info = running_system(data_dir)
 
     async def run() -> None:
         from kumkm_shared.cli.connect import connect
@@ -137,7 +129,7 @@ def tail(
     limit: Annotated[int, typer.Option(help="stop after this many events (0 = follow forever)")] = 0,
 ) -> None:
     """Follow events, pretty-printed."""
-    info = _system(data_dir)
+    info = running_system(data_dir)
 
     async def run() -> None:
         from kumkm_shared.cli.connect import connect
@@ -170,7 +162,7 @@ def _print_event(subject: str, data: bytes, seq: int) -> None:
 @app.command()
 def streams(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Show streams, consumers, pending counts and the DLQ count."""
-    info = _system(data_dir)
+    info = running_system(data_dir)
 
     async def run() -> None:
         from kumkm_shared.cli.connect import connect

@@ -7,6 +7,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import typer
+from rich.console import Console
+
 from kumkm_shared.cli.files import fail, read_input
 
 DEFAULT_DATA_DIR = Path(os.environ.get("KUMKM_DATA_DIR", ".kumkm"))
@@ -57,3 +60,12 @@ def find_system(data_dir: Path | None = None) -> RunInfo:
         hint = f"set KUMKM_NATS_URL, or start one with `kumkm up --data-dir {directory}`"
         raise SystemNotFoundError(f"no running system found: {hint}")
     return RunInfo.read(directory)
+
+
+def running_system(data_dir: Path) -> RunInfo:
+    """``find_system`` for a command that needs the running system: without one, exit 3 saying why."""
+    try:
+        return find_system(data_dir)
+    except SystemNotFoundError as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[red]{exc}[/]")
+        raise typer.Exit(3) from None

@@ -370,43 +370,41 @@ class OrderRejected(EventData):
         return self
 
 
-class OrderConfirmed(EventData):
-    """The seller confirms the order (an order not confirmed in 3 working days is cancelled)."""
+class _StepParties(EventData):
+    """The order a lifecycle step is about, and its parties as integrators name them."""
 
-    event_type = "kumkm.catalog.order.confirmed.v1"
     aggregate_field = "order_id"
 
     order_id: Identifier
     buyer: BuyerRef
     seller: SellerRef
+
+
+class OrderConfirmed(_StepParties):
+    """The seller confirms the order (an order not confirmed in 3 working days is cancelled)."""
+
+    event_type = "kumkm.catalog.order.confirmed.v1"
+
     confirmed_at: UtcDateTime
     expected_ship_on: BusinessDate | None = None
 
 
-class OrderShipped(EventData):
+class OrderShipped(_StepParties):
     """The seller shipped the goods."""
 
     event_type = "kumkm.catalog.order.shipped.v1"
-    aggregate_field = "order_id"
 
-    order_id: Identifier
-    buyer: BuyerRef
-    seller: SellerRef
     shipped_at: UtcDateTime
     carrier: Name | None = None
     tracking_number: Name | None = None
     expected_delivery_on: BusinessDate | None = None
 
 
-class OrderDelivered(EventData):
+class OrderDelivered(_StepParties):
     """The buyer checked the goods and signed the handover record (BAST)."""
 
     event_type = "kumkm.catalog.order.delivered.v1"
-    aggregate_field = "order_id"
 
-    order_id: Identifier
-    buyer: BuyerRef
-    seller: SellerRef
     bast_number: Annotated[
         Identifier, Field(description="Berita Acara Serah Terima (handover record) number")
     ]
@@ -414,15 +412,11 @@ class OrderDelivered(EventData):
     received_by: Name | None = None
 
 
-class OrderPaid(EventData):
+class OrderPaid(_StepParties):
     """Payment for the order settled."""
 
     event_type = "kumkm.catalog.order.paid.v1"
-    aggregate_field = "order_id"
 
-    order_id: Identifier
-    buyer: BuyerRef
-    seller: SellerRef
     amount: PositiveMoney
     paid_on: BusinessDate
     payment_reference: Annotated[
@@ -459,7 +453,7 @@ _STEP_STATUS: dict[type[EventData], str] = {
 }
 
 
-class OrderStatusChanged(EventData):
+class OrderStatusChanged(_StepParties):
     """The catalog applied a lifecycle step (confirmed, shipped, delivered or paid) to an order.
 
     The step events themselves are published by integrators and the catalog may refuse them (an illegal
@@ -469,11 +463,7 @@ class OrderStatusChanged(EventData):
     """
 
     event_type = "kumkm.catalog.order.status_changed.v1"
-    aggregate_field = "order_id"
 
-    order_id: Identifier
-    buyer: BuyerRef
-    seller: SellerRef
     status: StepStatus
     previous_status: Annotated[Name, Field(examples=["accepted", "confirmed", "shipped", "delivered"])]
     version: Annotated[int, Field(ge=1, strict=True, description="The order's version after the change")]

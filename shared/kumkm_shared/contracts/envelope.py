@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DecodedEvent",
     "Envelope",
+    "caused_by",
     "decode_event",
     "make_event",
     "validate_event_payload",

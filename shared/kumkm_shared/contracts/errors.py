@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from pydantic import ValidationError
 
@@ -16,14 +16,7 @@ ErrorCode = Literal[
     "unsupported_version",
     "schema_violation",
 ]
-ERROR_CODES: Final[tuple[ErrorCode, ...]] = (
-    "oversized",
-    "undecodable",
-    "invalid_envelope",
-    "unknown_type",
-    "unsupported_version",
-    "schema_violation",
-)
+ERROR_CODES: Final[tuple[ErrorCode, ...]] = get_args(ErrorCode)
 
 
 @dataclass(frozen=True, slots=True)

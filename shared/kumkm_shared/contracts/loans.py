@@ -361,17 +361,28 @@ class RestructuringRequested(EventData):
         return self
 
 
-class RestructuringApproved(EventData):
-    """A restructuring was approved: the approved terms and a summary of the new schedule."""
+class _RestructuringOutcome(EventData):
+    """The request an outcome is about: its id, the loan and the borrower."""
 
-    event_type = "kumkm.loans.restructuring.approved.v1"
     aggregate_field = "request_id"
 
     request_id: Identifier
     loan_id: Identifier
     borrower: Borrower
+
+
+class _RestructuringDecision(_RestructuringOutcome):
+    """An outcome that decides the request, and who decided it when."""
+
     decided_by: DecidedBy
     decided_at: UtcDateTime
+
+
+class RestructuringApproved(_RestructuringDecision):
+    """A restructuring was approved: the approved terms and a summary of the new schedule."""
+
+    event_type = "kumkm.loans.restructuring.approved.v1"
+
     reason_codes: list[ReasonCode] = Field(default_factory=list)
     terms: Proposal
     reschedule_from: BusinessDate
@@ -384,17 +395,11 @@ class RestructuringApproved(EventData):
         return self
 
 
-class RestructuringRejected(EventData):
+class RestructuringRejected(_RestructuringDecision):
     """A restructuring was rejected, with machine-readable reason codes and human text."""
 
     event_type = "kumkm.loans.restructuring.rejected.v1"
-    aggregate_field = "request_id"
 
-    request_id: Identifier
-    loan_id: Identifier
-    borrower: Borrower
-    decided_by: DecidedBy
-    decided_at: UtcDateTime
     reason_codes: Annotated[list[ReasonCode], Field(min_length=1)]
     reasons: Annotated[list[Reason], Field(min_length=1)]
 
@@ -404,15 +409,11 @@ class RestructuringRejected(EventData):
         return self
 
 
-class RestructuringReferred(EventData):
+class RestructuringReferred(_RestructuringOutcome):
     """A restructuring request needs an officer's review; carries the reasons."""
 
     event_type = "kumkm.loans.restructuring.referred.v1"
-    aggregate_field = "request_id"
 
-    request_id: Identifier
-    loan_id: Identifier
-    borrower: Borrower
     referred_at: UtcDateTime
     reason_codes: Annotated[list[ReasonCode], Field(min_length=1)]
     reasons: Annotated[list[Reason], Field(min_length=1)]

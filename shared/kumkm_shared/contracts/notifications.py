@@ -124,10 +124,10 @@ class ContactUpserted(EventData):
         return self
 
 
-class NotificationDelivered(EventData):
-    """A delivery receipt: one notification reached one recipient on one channel."""
+class _NotificationOutcome(EventData):
+    """What both outcomes of a notification name first: the notification, the event that caused it, the
+    recipient, the channel and category, and the attempts it took."""
 
-    event_type = "kumkm.notifications.notification.delivered.v1"
     aggregate_field = "notification_id"
 
     notification_id: Identifier
@@ -137,23 +137,22 @@ class NotificationDelivered(EventData):
     channel: Channel
     category: Category
     attempts: Annotated[int, Field(ge=1, strict=True)]
+
+
+class NotificationDelivered(_NotificationOutcome):
+    """A delivery receipt: one notification reached one recipient on one channel."""
+
+    event_type = "kumkm.notifications.notification.delivered.v1"
+
     delivered_at: UtcDateTime
     provider_response: Text | None = None
 
 
-class NotificationFailed(EventData):
+class NotificationFailed(_NotificationOutcome):
     """A notification failed for good (a permanent error, or retries exhausted), with the reason."""
 
     event_type = "kumkm.notifications.notification.failed.v1"
-    aggregate_field = "notification_id"
 
-    notification_id: Identifier
-    event_id: Annotated[UUID, Field(description="Id of the event that caused the notification")]
-    source_event_type: EventTypeName
-    party_id: Identifier
-    channel: Channel
-    category: Category
-    attempts: Annotated[int, Field(ge=1, strict=True)]
     failed_at: UtcDateTime
     reason_code: Annotated[ReasonCode, Field(examples=["smtp_permanent", "http_4xx", "retries_exhausted"])]
     reason: Annotated[Text, Field(min_length=1)]

@@ -1,4 +1,5 @@
-# Process plumbing shared by the embedded servers: ports, readiness polling, log tails, signals.
+# Process plumbing shared by the embedded servers: ports, readiness polling, log tails, signals, and the
+# life cycle (start, stop, kill, restart, `with`) every embedded server has.
 from __future__ import annotations
 
 import contextlib
@@ -7,13 +8,23 @@ import signal
 import socket
 import subprocess
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Self, TypedDict, Unpack
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
+    from types import TracebackType
 
 LOCALHOST = "127.0.0.1"
+
+
+class UserArgs(TypedDict, total=False):
+    """The subprocess arguments that run a child as another user."""
+
+    user: int | None
+    group: int | None
+    extra_groups: list[int] | None
 
 
 class ServerStartError(RuntimeError):
@@ -133,3 +144,101 @@ def kill_stale(
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+
+
+class StoppedOnExit(ABC):
+    """Something a `with` block stops when it ends (however it ends)."""
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedServer(StoppedOnExit):
+    """A server run as a child process in its own session, its output appended to `log_path`.
+
+    A subclass names its log file and its timeouts, says how it stops in order (`stop_signal`) and
+    implements `_start`: spawn through `_spawn`, then wait until ready. A `with` block starts the server
+    and stops it.
+    """
+
+    log_name: ClassVar[str]
+    start_timeout: ClassVar[float]
+    stop_timeout: ClassVar[float]
+    stop_signal: ClassVar[signal.Signals]
+
+    data_dir: Path
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / self.log_name
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self.running and self._process is not None else None
+
+    def start(self, timeout: float | None = None) -> None:
+        """Start the server (unless it runs) and wait until it is ready, `start_timeout` at most."""
+        if not self.running:
+            self._start(self.start_timeout if timeout is None else timeout)
+
+    @abstractmethod
+    def _start(self, timeout: float) -> None: ...
+
+    def _spawn(self, args: Sequence[str], **user: Unpack[UserArgs]) -> subprocess.Popen[bytes]:
+        """Start `args` in a session of its own in `data_dir`, its output appended to the log (as `user`,
+        when given)."""
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(  # noqa: S603 - the server's own binary and arguments
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                start_new_session=True,
+                **user,
+            )
+        return self._process
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Send `stop_signal` (the server's own orderly shutdown), SIGKILL after `timeout`."""
+        if self._process is not None:
+            terminate(
+                self._process, self.stop_signal, timeout=self.stop_timeout if timeout is None else timeout
+            )
+            self._process = None
+        self._stopped()
+
+    def kill(self) -> None:
+        """SIGKILL the server and its children at once, like a crash (for fault tests)."""
+        if self._process is not None:
+            kill_group(self._process)
+            self._process = None
+        self._stopped()
+
+    def _stopped(self) -> None:
+        """What else to clean up once the process is gone (nothing by default)."""
+
+    def restart(self, timeout: float | None = None) -> None:
+        """Stop if running, then start on the same ports with the same data."""
+        self.stop()
+        self.start(timeout)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self

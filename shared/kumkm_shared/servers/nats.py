@@ -5,25 +5,19 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
 
 from kumkm_shared.servers._process import (
     LOCALHOST,
+    EmbeddedServer,
     free_port,
-    kill_group,
     kill_stale,
     port_accepts,
-    terminate,
     wait_until_ready,
 )
-
-if TYPE_CHECKING:
-    from types import TracebackType
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
@@ -45,14 +39,22 @@ def _quote(value: str) -> str:
     return json.dumps(value)
 
 
-class EmbeddedNats:
+class EmbeddedNats(EmbeddedServer):
     """nats-server with JetStream (`sync_interval: always`) on free local ports, data kept in `data_dir`.
 
     With `config_file`, a wrapper config `include`s it and then overrides the listen and monitoring
     addresses, the pid and log files and the whole `jetstream` block: NATS replaces a repeated block
     instead of merging it, so JetStream limits or a domain set in `config_file` do not apply (re-add them
     through `extra_config`, which is appended last).
+
+    `stop` is a graceful shutdown (SIGTERM); `kill` flushes nothing beyond what `sync_interval: always`
+    already wrote.
     """
+
+    log_name = "nats.log"
+    start_timeout = START_TIMEOUT
+    stop_timeout = STOP_TIMEOUT
+    stop_signal = signal.SIGTERM
 
     def __init__(
         self,
@@ -68,7 +70,6 @@ class EmbeddedNats:
         self.monitor_port = monitor_port or free_port()
         self.config_file = config_file
         self.extra_config = extra_config
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -77,10 +78,6 @@ class EmbeddedNats:
     @property
     def monitor_url(self) -> str:
         return f"http://{LOCALHOST}:{self.monitor_port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "nats.log"
 
     @property
     def generated_config_path(self) -> Path:
@@ -94,14 +91,6 @@ class EmbeddedNats:
     @property
     def pid_path(self) -> Path:
         return self.data_dir / "nats.pid"
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self.running and self._process is not None else None
 
     def render_config(self) -> str:
         overrides = [
@@ -134,26 +123,15 @@ class EmbeddedNats:
             lines.append(self.extra_config)
         return "\n".join(lines) + "\n"
 
-    def start(self, timeout: float = START_TIMEOUT) -> None:
-        if self.running:
-            return
+    def _start(self, timeout: float) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         kill_stale(self.pid_path, executable_name="nats-server", argument=str(self.generated_config_path))
         self.generated_config_path.write_text(self.render_config())
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
-                [str(nats_server_binary()), "-c", str(self.generated_config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.data_dir,
-                start_new_session=True,
-            )
+        process = self._spawn([str(nats_server_binary()), "-c", str(self.generated_config_path)])
         try:
-            wait_until_ready("nats-server", self._process, self._healthy, timeout=timeout, log=self.log_path)
+            wait_until_ready("nats-server", process, self._healthy, timeout=timeout, log=self.log_path)
         except BaseException:
-            kill_group(self._process)
-            self._process = None
+            self.kill()
             raise
 
     def _healthy(self) -> bool:
@@ -173,35 +151,6 @@ class EmbeddedNats:
         with urllib.request.urlopen(f"{self.monitor_url}/varz", timeout=5) as response:  # noqa: S310
             body: dict[str, object] = json.load(response)
             return body
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Graceful shutdown (SIGTERM), SIGKILL after `timeout`."""
-        if self._process is not None:
-            terminate(self._process, signal.SIGTERM, timeout=timeout)
-            self._process = None
-
-    def kill(self) -> None:
-        """SIGKILL, for fault tests: no flush beyond what `sync_interval: always` already wrote."""
-        if self._process is not None:
-            kill_group(self._process)
-            self._process = None
-
-    def restart(self, timeout: float = START_TIMEOUT) -> None:
-        """Stop if running, then start on the same ports with the same store."""
-        self.stop()
-        self.start(timeout)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"EmbeddedNats(url={self.url!r}, data_dir={str(self.data_dir)!r}, running={self.running})"

@@ -11,35 +11,28 @@ import subprocess
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Self, TypedDict
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from kumkm_shared.servers._process import (
     LOCALHOST,
+    EmbeddedServer,
     ServerStartError,
+    UserArgs,
     free_port,
-    kill_group,
     kill_stale,
     log_tail,
-    terminate,
     wait_until_ready,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from types import TracebackType
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 SUPERUSER = "postgres"
 # Postgres refuses to run as root. pgserver's wheel uses this account for the same reason; share it.
 SYSTEM_USER = "pgserver"
-
-
-class _UserArgs(TypedDict):
-    user: int | None
-    group: int | None
-    extra_groups: list[int] | None
 
 
 class InitScriptError(RuntimeError):
@@ -108,7 +101,7 @@ def _open_tree(path: Path) -> None:
             item.chmod(wanted)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(EmbeddedServer):
     """Postgres on a free local port, its cluster in `data_dir/pgdata`, trust authentication.
 
     The cluster is created once and kept across restarts. On that first creation only, `init_scripts`
@@ -118,7 +111,15 @@ class EmbeddedPostgres:
     As root, Postgres runs as the system user "pgserver", which must be able to traverse every parent
     of `data_dir` whenever the server starts (we open them up). pytest resets /tmp/pytest-of-root to
     0700 whenever a session starts, so keep data out of pytest's tmp_path (see `server_data_dir`).
+
+    `stop` is a fast shutdown (SIGINT: roll back open transactions, checkpoint); `kill` takes down the
+    postmaster and its backends at once, like a crash, and the next start runs recovery.
     """
+
+    log_name = "postgres.log"
+    start_timeout = START_TIMEOUT
+    stop_timeout = STOP_TIMEOUT
+    stop_signal = signal.SIGINT
 
     def __init__(
         self,
@@ -133,7 +134,6 @@ class EmbeddedPostgres:
         self.init_scripts = init_scripts.resolve() if init_scripts is not None else None
         self.fsync = fsync
         self.bin_dir = postgres_bin_dir()
-        self._process: subprocess.Popen[bytes] | None = None
         self._socket_dir: Path | None = None
         if os.geteuid() == 0 and any(
             parent.name.startswith("pytest-of-") for parent in self.data_dir.parents
@@ -151,10 +151,6 @@ class EmbeddedPostgres:
         return self.data_dir / "pgdata"
 
     @property
-    def log_path(self) -> Path:
-        return self.data_dir / "postgres.log"
-
-    @property
     def socket_dir(self) -> Path | None:
         return self._socket_dir
 
@@ -169,20 +165,10 @@ class EmbeddedPostgres:
         return f"postgresql://{credentials}@{LOCALHOST}:{self.port}/{quote(database, safe='')}"
 
     @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self.running and self._process is not None else None
-
-    @property
     def initialized(self) -> bool:
         return (self.pgdata / "PG_VERSION").is_file()
 
-    def start(self, timeout: float = START_TIMEOUT) -> None:
-        if self.running:
-            return
+    def _start(self, timeout: float) -> None:
         user = _system_user()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if user is not None:
@@ -198,11 +184,9 @@ class EmbeddedPostgres:
         if fresh:
             self._initdb(user)
         self._socket_dir = self._make_socket_dir(user)
-        self._spawn(user)
+        process = self._spawn(self._postgres_args(), **_as_user(user))
         try:
-            wait_until_ready(
-                "postgres", self._require_process(), self._accepting, timeout=timeout, log=self.log_path
-            )
+            wait_until_ready("postgres", process, self._accepting, timeout=timeout, log=self.log_path)
             if fresh and self.init_scripts is not None:
                 self._run_init_scripts(self.init_scripts)
         except BaseException:
@@ -229,20 +213,10 @@ class EmbeddedPostgres:
         ]
         if not self.fsync:
             args.append("--no-sync")
-        with self.log_path.open("ab") as log:
-            result = subprocess.run(  # noqa: S603
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=False,
-                **_as_user(user),
-            )
-        if result.returncode != 0:
+        code = self._run_logged(args, user=user)
+        if code != 0:
             shutil.rmtree(self.pgdata, ignore_errors=True)
-            raise ServerStartError(
-                f"initdb failed with code {result.returncode}; log tail:\n{log_tail(self.log_path)}"
-            )
+            raise ServerStartError(f"initdb failed with code {code}; log tail:\n{log_tail(self.log_path)}")
 
     def _make_socket_dir(self, user: pwd.struct_passwd | None) -> Path:
         # Short (socket paths are limited to 107 bytes) and always reachable by the Postgres user.
@@ -251,7 +225,7 @@ class EmbeddedPostgres:
             os.chown(socket_dir, user.pw_uid, user.pw_gid)
         return socket_dir
 
-    def _spawn(self, user: pwd.struct_passwd | None) -> None:
+    def _postgres_args(self) -> list[str]:
         fsync = "on" if self.fsync else "off"
         args = [
             str(self.bin_dir / "postgres"),
@@ -272,21 +246,7 @@ class EmbeddedPostgres:
             # synchronous_commit stays on: a commit still reaches the OS before it is acknowledged, so
             # killing the server (fault tests) loses nothing; only an OS crash could.
             args += ["-c", "full_page_writes=off"]
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(  # noqa: S603
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.data_dir,
-                start_new_session=True,
-                **_as_user(user),
-            )
-
-    def _require_process(self) -> subprocess.Popen[bytes]:
-        if self._process is None:
-            raise RuntimeError("postgres is not started")
-        return self._process
+        return args
 
     def _accepting(self) -> bool:
         result = subprocess.run(  # noqa: S603
@@ -341,65 +301,46 @@ class EmbeddedPostgres:
                 command = ["bash", str(script)]
             else:
                 continue
-            with self.log_path.open("ab") as log:
-                log.write(f"kumkm: running init script {script}\n".encode())
-                log.flush()
-                result = subprocess.run(  # noqa: S603
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=folder,
-                    check=False,
-                )
-            if result.returncode != 0:
+            code = self._run_logged(command, note=f"kumkm: running init script {script}", env=env, cwd=folder)
+            if code != 0:
                 tail = log_tail(self.log_path)
-                raise InitScriptError(
-                    f"init script {script} failed with code {result.returncode}; log tail:\n{tail}"
-                )
+                raise InitScriptError(f"init script {script} failed with code {code}; log tail:\n{tail}")
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Fast shutdown (SIGINT: roll back open transactions, checkpoint), SIGKILL after `timeout`."""
-        if self._process is not None:
-            terminate(self._process, signal.SIGINT, timeout=timeout)
-            self._process = None
-        self._cleanup_socket_dir()
+    def _run_logged(
+        self,
+        command: list[str],
+        *,
+        note: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        user: pwd.struct_passwd | None = None,
+    ) -> int:
+        """Run `command` to its end, its output appended to the log (after `note`); its exit code."""
+        with self.log_path.open("ab") as log:
+            if note is not None:
+                log.write(f"{note}\n".encode())
+                log.flush()
+            return subprocess.run(  # noqa: S603
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+                check=False,
+                **_as_user(user),
+            ).returncode
 
-    def kill(self) -> None:
-        """SIGKILL the postmaster and its backends at once, like a crash; the next start runs recovery."""
-        if self._process is not None:
-            kill_group(self._process)
-            self._process = None
-        self._cleanup_socket_dir()
-
-    def _cleanup_socket_dir(self) -> None:
+    def _stopped(self) -> None:
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
         self._socket_dir = None
-
-    def restart(self, timeout: float = START_TIMEOUT) -> None:
-        """Stop if running, then start on the same port with the same data."""
-        self.stop()
-        self.start(timeout)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"EmbeddedPostgres(dsn={self.dsn!r}, data_dir={str(self.data_dir)!r}, running={self.running})"
 
 
-def _as_user(user: pwd.struct_passwd | None) -> _UserArgs:
+def _as_user(user: pwd.struct_passwd | None) -> UserArgs:
     """subprocess arguments that drop root for Postgres (which refuses to run as root)."""
     if user is None:
         return {"user": None, "group": None, "extra_groups": None}

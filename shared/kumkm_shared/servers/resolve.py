@@ -8,14 +8,14 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Literal
 
+from kumkm_shared.servers._process import StoppedOnExit
 from kumkm_shared.servers.nats import EmbeddedNats
 from kumkm_shared.servers.postgres import EmbeddedPostgres
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import TracebackType
 
 Mode = Literal["env", "testcontainers", "embedded"]
 
@@ -38,8 +38,9 @@ class Servers:
 
 
 @dataclass
-class ServerHandle:
-    """Servers obtained by `obtain_servers`, and how to stop what was started for them."""
+class ServerHandle(StoppedOnExit):
+    """Servers obtained by `obtain_servers`, and how to stop what was started for them (also when its
+    `with` block ends)."""
 
     servers: Servers
     _stops: list[Callable[[], None]] = field(default_factory=list, repr=False)
@@ -63,17 +64,6 @@ class ServerHandle:
         """Stop what we started (nothing in env mode), last started first. Safe to call twice."""
         while self._stops:
             self._stops.pop()()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def docker_available(timeout: float = DOCKER_PROBE_TIMEOUT) -> bool:

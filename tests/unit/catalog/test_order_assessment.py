@@ -21,42 +21,34 @@ from kumkm_catalog.domain.placement import (
 
 pytestmark = pytest.mark.unit
 
-CHAIR = ListedProduct(
-    product_id="P-CHAIR",
-    name="Kursi siswa kayu jati",
-    listed=True,
-    seller_nib="9120001234567",
-    listed_price=Decimal("450000.00"),
-    min_order_qty=10,
-    stock_available=100,
-)
-DESK = ListedProduct(
-    product_id="P-DESK",
-    name="Meja siswa",
-    listed=True,
-    seller_nib="9120001234567",
-    listed_price=Decimal("800000.00"),
-    min_order_qty=5,
-    stock_available=50,
-)
-OTHER_SELLER = ListedProduct(
-    product_id="P-PAPER",
-    name="Kertas HVS A4",
-    listed=True,
-    seller_nib="8120009876543",
-    listed_price=Decimal("55000.00"),
-    min_order_qty=1,
-    stock_available=1000,
-)
-UNLISTED = ListedProduct(
-    product_id="P-PENDING",
-    name="Lemari arsip",
-    listed=False,
-    seller_nib="9120001234567",
-    listed_price=None,
-    min_order_qty=1,
-    stock_available=10,
-)
+SELLER_NIB = "9120001234567"  # the seller of every product but OTHER_SELLER
+
+
+def listed(
+    product_id: str,
+    name: str,
+    price: str | None,
+    *,
+    min_order_qty: int = 1,
+    stock: int,
+    seller_nib: str = SELLER_NIB,
+) -> ListedProduct:
+    """A product listed at ``price`` (unlisted when ``None``)."""
+    return ListedProduct(
+        product_id=product_id,
+        name=name,
+        listed=price is not None,
+        seller_nib=seller_nib,
+        listed_price=Decimal(price) if price is not None else None,
+        min_order_qty=min_order_qty,
+        stock_available=stock,
+    )
+
+
+CHAIR = listed("P-CHAIR", "Kursi siswa kayu jati", "450000.00", min_order_qty=10, stock=100)
+DESK = listed("P-DESK", "Meja siswa", "800000.00", min_order_qty=5, stock=50)
+OTHER_SELLER = listed("P-PAPER", "Kertas HVS A4", "55000.00", stock=1000, seller_nib="8120009876543")
+UNLISTED = listed("P-PENDING", "Lemari arsip", None, stock=10)
 PRODUCTS = {p.product_id: p for p in (CHAIR, DESK, OTHER_SELLER, UNLISTED)}
 RULES = OrderRules()
 
@@ -107,15 +99,7 @@ def test_quantity_above_the_available_stock() -> None:
 
 
 def test_package_ceiling() -> None:
-    big = ListedProduct(
-        "P-BUS",
-        "Bus sekolah",
-        listed=True,
-        seller_nib=CHAIR.seller_nib,
-        listed_price=Decimal("1250000000.00"),
-        min_order_qty=1,
-        stock_available=10,
-    )
+    big = listed("P-BUS", "Bus sekolah", "1250000000.00", stock=10)
     products = {**PRODUCTS, big.product_id: big}
     assert assess_order([line(big, 2)], products, RULES).accepted  # exactly Rp2.5 bn is allowed
     result = assess_order([line(big, 2), line(CHAIR, 10)], products, RULES)

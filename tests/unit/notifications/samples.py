@@ -46,6 +46,8 @@ REASONS = [
     }
 ]
 LOAN_ID = "LN-2019-0001"
+# The order every lifecycle step sample is about, and its parties as the step names them.
+STEP_PARTIES = {"order_id": "ORD-0001", "buyer": {"id": BUYER_ID}, "seller": {"nib": SELLER_NIB}}
 
 SAMPLES: dict[str, dict[str, Any]] = {
     "kumkm.loans.restructuring.requested.v1": {
@@ -150,14 +152,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "order_id": "ORD-0002",
         "buyer": BUYER,
         "reason_codes": ["insufficient_stock"],
-        "reasons": [
-            {
-                "code": "insufficient_stock",
-                "text_id": "Stok tidak cukup",
-                "text_en": "Not enough stock",
-                "ref": "PRD-0001",
-            }
-        ],
+        "reasons": contract_samples.SAMPLES["kumkm.catalog.order.rejected.v1"]["reasons"],
         "rejected_at": "2022-08-10T02:00:00Z",
     },
     "kumkm.catalog.order.cancelled.v1": {
@@ -170,33 +165,25 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "cancelled_at": "2022-08-15T02:00:01Z",
     },
     "kumkm.catalog.order.confirmed.v1": {
-        "order_id": "ORD-0001",
-        "buyer": {"id": BUYER_ID},
-        "seller": {"nib": SELLER_NIB},
+        **STEP_PARTIES,
         "confirmed_at": "2022-08-16T03:00:00Z",
         "expected_ship_on": "2022-08-22",
     },
     "kumkm.catalog.order.shipped.v1": {
-        "order_id": "ORD-0001",
-        "buyer": {"id": BUYER_ID},
-        "seller": {"nib": SELLER_NIB},
+        **STEP_PARTIES,
         "shipped_at": "2022-08-22T02:00:00Z",
         "carrier": "JNE",
         "tracking_number": "JNE0012345678",
         "expected_delivery_on": "2022-08-25",
     },
     "kumkm.catalog.order.delivered.v1": {
-        "order_id": "ORD-0001",
-        "buyer": {"id": BUYER_ID},
-        "seller": {"nib": SELLER_NIB},
+        **STEP_PARTIES,
         "bast_number": "BAST-2022-0001",
         "delivered_on": "2022-08-30",
         "received_by": "Budi Santoso",
     },
     "kumkm.catalog.order.step_refused.v1": {
-        "order_id": "ORD-0001",
-        "buyer": {"id": BUYER_ID},
-        "seller": {"nib": SELLER_NIB},
+        **STEP_PARTIES,
         "step": "paid",
         "order_status": "shipped",
         "refused_event_id": "5a1f0c1e-2b7d-4f0e-8c1a-3d2e4f5a6b7c",
@@ -205,9 +192,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "refused_at": "2022-09-01T03:00:00Z",
     },
     "kumkm.catalog.order.paid.v1": {
-        "order_id": "ORD-0001",
-        "buyer": {"id": BUYER_ID},
-        "seller": {"nib": SELLER_NIB},
+        **STEP_PARTIES,
         "amount": "10000000.00",
         "paid_on": "2022-09-10",
         "payment_reference": "SP2D-0001",

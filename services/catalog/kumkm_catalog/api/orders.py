@@ -1,15 +1,19 @@
 """Orders: placing and the lifecycle steps go through ``runtime.submit`` and the same handler as the
-stream (strict: a step that does not apply is a 409); a buyer's cancellation is a command."""
+stream (strict: a step that does not apply is a 409); a buyer's cancellation is a command.
+
+The four lifecycle routes (confirm, ship, deliver, pay) share one shape, so they come from one table,
+``_STEP_ROUTES``: each names its request body and how that body becomes the step event for the order."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, cast
 
 from fastapi import APIRouter, Query
 
 from kumkm_catalog import repository as repo
-from kumkm_catalog.api.bodies import (  # noqa: TC001 - FastAPI reads the annotations at runtime
+from kumkm_catalog.api.bodies import (
     CancelRequest,
     ConfirmRequest,
     DeliverRequest,
@@ -31,6 +35,14 @@ from kumkm_shared.contracts import (
     SellerRef,
 )
 from kumkm_shared.service.deps import CommandDep, RuntimeDep  # noqa: TC001 - FastAPI reads them at runtime
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from pydantic import BaseModel
+
+    from kumkm_shared import Clock
+    from kumkm_shared.contracts.catalog import OrderStep
 
 router = APIRouter(tags=["orders"])
 
@@ -81,65 +93,78 @@ async def get_order(order_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     return await load_order(runtime, order_id)
 
 
-@router.post("/orders/{order_id}/confirm")
-async def confirm(
-    order_id: str, body: ConfirmRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
-) -> dict[str, Any]:
-    order = await load_order(runtime, order_id)
-    step = OrderConfirmed(
-        **_parties(order), confirmed_at=service.clock.now(), expected_ship_on=body.expected_ship_on
-    )
-    await runtime.submit(step, consumer=CONSUMER, origin=command)
-    return await load_order(runtime, order_id)
+def _confirmed(body: ConfirmRequest, order: dict[str, Any], clock: Clock) -> OrderStep:
+    return OrderConfirmed(**_parties(order), confirmed_at=clock.now(), expected_ship_on=body.expected_ship_on)
 
 
-@router.post("/orders/{order_id}/ship")
-async def ship(
-    order_id: str, body: ShipRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
-) -> dict[str, Any]:
-    order = await load_order(runtime, order_id)
-    step = OrderShipped(
+def _shipped(body: ShipRequest, order: dict[str, Any], clock: Clock) -> OrderStep:
+    return OrderShipped(
         **_parties(order),
-        shipped_at=service.clock.now(),
+        shipped_at=clock.now(),
         carrier=body.carrier,
         tracking_number=body.tracking_number,
         expected_delivery_on=body.expected_delivery_on,
     )
-    await runtime.submit(step, consumer=CONSUMER, origin=command)
-    return await load_order(runtime, order_id)
 
 
-@router.post("/orders/{order_id}/deliver")
-async def deliver(
-    order_id: str, body: DeliverRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
-) -> dict[str, Any]:
-    order = await load_order(runtime, order_id)
-    step = OrderDelivered(
+def _delivered(body: DeliverRequest, order: dict[str, Any], clock: Clock) -> OrderStep:
+    return OrderDelivered(
         **_parties(order),
         bast_number=body.bast_number,
-        delivered_on=body.delivered_on or business_date(service.clock),
+        delivered_on=body.delivered_on or business_date(clock),
         received_by=body.received_by,
     )
-    await runtime.submit(step, consumer=CONSUMER, origin=command)
-    return await load_order(runtime, order_id)
 
 
-@router.post("/orders/{order_id}/pay")
-async def pay(
-    order_id: str, body: PayRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
-) -> dict[str, Any]:
-    order = await load_order(runtime, order_id)
+def _paid(body: PayRequest, order: dict[str, Any], clock: Clock) -> OrderStep:
     if body.amount is None and order["total"] is None:
-        raise Refusal("illegal_transition", f"order {order_id} is {order['status']} and has nothing to pay")
-    step = OrderPaid(
+        raise Refusal(
+            "illegal_transition", f"order {order['order_id']} is {order['status']} and has nothing to pay"
+        )
+    return OrderPaid(
         **_parties(order),
         amount=body.amount if body.amount is not None else Decimal(order["total"]),
-        paid_on=body.paid_on or business_date(service.clock),
+        paid_on=body.paid_on or business_date(clock),
         payment_reference=body.payment_reference,
         channel=body.channel,
     )
-    await runtime.submit(step, consumer=CONSUMER, origin=command)
-    return await load_order(runtime, order_id)
+
+
+StepBody = TypeVar("StepBody", ConfirmRequest, ShipRequest, DeliverRequest, PayRequest)
+
+
+@dataclass(frozen=True)
+class _StepRoute(Generic[StepBody]):
+    """``POST /orders/{order_id}/<name>``: the body, and the lifecycle step it asks for on the order."""
+
+    name: str
+    body: type[StepBody]
+    step: Callable[[StepBody, dict[str, Any], Clock], OrderStep]
+
+    def endpoint(self) -> Callable[..., Awaitable[dict[str, Any]]]:
+        async def submit_step(
+            order_id: str, body: BaseModel, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+        ) -> dict[str, Any]:
+            order = await load_order(runtime, order_id)
+            step = self.step(cast("StepBody", body), order, service.clock)
+            await runtime.submit(step, consumer=CONSUMER, origin=command)
+            return await load_order(runtime, order_id)
+
+        # FastAPI validates the body against the annotated model: this route's own.
+        submit_step.__annotations__["body"] = self.body
+        return submit_step
+
+
+_STEP_ROUTES: tuple[_StepRoute[Any], ...] = (
+    _StepRoute("confirm", ConfirmRequest, _confirmed),
+    _StepRoute("ship", ShipRequest, _shipped),
+    _StepRoute("deliver", DeliverRequest, _delivered),
+    _StepRoute("pay", PayRequest, _paid),
+)
+for _route in _STEP_ROUTES:
+    router.add_api_route(
+        f"/orders/{{order_id}}/{_route.name}", _route.endpoint(), methods=["POST"], name=_route.name
+    )
 
 
 @router.post("/orders/{order_id}/cancel")

@@ -86,6 +86,11 @@ class OrderRules:
     confirmation_working_days: int = 3
 
 
+def _codes(problems: Sequence[Problem]) -> list[str]:
+    """The problems' codes, each once, in the order first found."""
+    return list(dict.fromkeys(p.code.value for p in problems))
+
+
 @dataclass(frozen=True)
 class Assessment:
     problems: tuple[Problem, ...]
@@ -102,7 +107,7 @@ class Assessment:
 
     @property
     def codes(self) -> list[str]:
-        return list(dict.fromkeys(p.code.value for p in self.problems))
+        return _codes(self.problems)
 
 
 def _en(amount: Decimal) -> str:
@@ -235,7 +240,7 @@ class Rejected:
 
     @property
     def codes(self) -> list[str]:
-        return list(dict.fromkeys(p.code.value for p in self.problems))
+        return _codes(self.problems)
 
 
 Placement = Accepted | Rejected

@@ -53,6 +53,14 @@ def _seller(product: OrderProduct) -> SellerSummary:
     )
 
 
+async def _insert_order(
+    ctx: EventContext, row: dict[str, Any], status: OrderStatus, now: datetime, **columns: Any
+) -> None:
+    """Insert the placed order at the status its placement decided, its history starting there."""
+    history = [history_entry(ctx, status, now)]
+    await repo.insert_order(ctx.conn, row | {"status": status.value, **columns, "history": history})
+
+
 @dataclass
 class OrderPlacement:
     """``order.placed``: accepted (stock reserved, deadline set) or rejected with every reason."""
@@ -126,17 +134,15 @@ class OrderPlacement:
             )
             for x in accepted.lines
         ]
-        await repo.insert_order(
-            ctx.conn,
-            row
-            | {
-                "status": OrderStatus.ACCEPTED.value,
-                "total": accepted.total,
-                "accepted_at": now,
-                "confirm_deadline": accepted.deadline.date,
-                "confirm_by": accepted.deadline.confirm_by,
-                "history": [history_entry(ctx, OrderStatus.ACCEPTED, now)],
-            },
+        await _insert_order(
+            ctx,
+            row,
+            OrderStatus.ACCEPTED,
+            now,
+            total=accepted.total,
+            accepted_at=now,
+            confirm_deadline=accepted.deadline.date,
+            confirm_by=accepted.deadline.confirm_by,
         )
         await repo.insert_lines(
             ctx.conn,
@@ -173,15 +179,13 @@ class OrderPlacement:
             Reason(code=p.code.value, text_en=p.text_en, text_id=p.text_id, ref=p.ref)
             for p in rejected.problems
         ]
-        await repo.insert_order(
-            ctx.conn,
-            row
-            | {
-                "status": OrderStatus.REJECTED.value,
-                "reason_codes": codes,
-                "reasons": [r.model_dump(mode="json") for r in reasons],
-                "history": [history_entry(ctx, OrderStatus.REJECTED, now)],
-            },
+        await _insert_order(
+            ctx,
+            row,
+            OrderStatus.REJECTED,
+            now,
+            reason_codes=codes,
+            reasons=[r.model_dump(mode="json") for r in reasons],
         )
         await ctx.emit(
             OrderRejected(

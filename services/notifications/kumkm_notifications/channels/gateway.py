@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-import httpx
-
-from kumkm_notifications.channels.webhook import post
+from kumkm_notifications.channels.webhook import HttpSender, post
 from kumkm_notifications.domain.delivery import Outcome
 
 if TYPE_CHECKING:
@@ -21,12 +19,10 @@ if TYPE_CHECKING:
 SMS_LIMIT = 480  # three concatenated SMS segments
 
 
-class GatewaySender:
+class GatewaySender(HttpSender):
     def __init__(self, settings: NotificationsSettings) -> None:
+        super().__init__()
         self.settings = settings
-        self.client = httpx.AsyncClient(
-            follow_redirects=False, headers={"User-Agent": "kumkm-notifications/1"}
-        )
 
     async def send(self, message: OutgoingMessage) -> Outcome:
         url = self.settings.gateway_url
@@ -44,6 +40,3 @@ class GatewaySender:
         if self.settings.gateway_token is not None:
             headers["Authorization"] = f"Bearer {self.settings.gateway_token.get_secret_value()}"
         return await post(self.client, url, body, headers, self.settings.webhook_timeout)
-
-    async def close(self) -> None:
-        await self.client.aclose()

@@ -56,12 +56,23 @@ async def post(
     return http_reply(response.status_code, response.text, retry_after(response.headers.get("Retry-After")))
 
 
-class WebhookSender:
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
+class HttpSender:
+    """A channel that sends over HTTP (``post``): one client, which follows no redirect and names the
+    service in its User-Agent, closed with the sender."""
+
+    def __init__(self) -> None:
         self.client = httpx.AsyncClient(
             follow_redirects=False, headers={"User-Agent": "kumkm-notifications/1"}
         )
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class WebhookSender(HttpSender):
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
 
     async def send(self, message: OutgoingMessage) -> Outcome:
         if not message.secret:
@@ -75,6 +86,3 @@ class WebhookSender:
             "X-KUMKM-Attempt": str(message.attempt),
         }
         return await post(self.client, message.address, message.payload, headers, self.timeout)
-
-    async def close(self) -> None:
-        await self.client.aclose()
