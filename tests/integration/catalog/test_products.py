@@ -157,6 +157,31 @@ async def test_invalid_input_gets_422_with_the_field(service: Service, nc: Clien
     assert any(e["field"] == "seller.nib" for e in response.json()["errors"])
 
 
+async def test_command_bodies_are_checked_as_the_event_would_be_422_naming_the_field(
+    service: Service, nc: Client
+) -> None:
+    # A body field that becomes an event field is refused as the event would refuse it: a 422 naming the
+    # field (before: the event failed to build and the caller got a 500).
+    _, client = service
+    await client.post("/products", json=samples.product("PRD-BODY"))
+    await client.post(
+        "/products/PRD-BODY/curation", json={"decision": "approved", "tier": "local", "curator": "C"}
+    )
+    naive = await client.post("/products/PRD-BODY/stock", json={"stock": 5, "as_of": "2024-09-12T10:00:00"})
+    assert naive.status_code == 422, naive.text
+    assert [e["field"] for e in naive.json()["errors"]] == ["as_of"]
+    order = (await client.post("/orders", json=samples.order("PRD-BODY", qty=10))).json()
+    assert order["status"] == "accepted", order
+    for path, body, field in (
+        ("pay", {"payment_reference": "SP2D-1", "amount": "0"}, "amount"),
+        ("deliver", {"bast_number": "BAST-1", "delivered_on": "12-09-2024"}, "delivered_on"),
+    ):
+        response = await client.post(f"/orders/{order['order_id']}/{path}", json=body)
+        assert response.status_code == 422, response.text
+        assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert (await client.get(f"/orders/{order['order_id']}")).json()["status"] == "accepted"
+
+
 async def test_a_sanctioned_product_comes_back_only_when_a_curator_lifts_the_sanction(
     service: Service, nc: Client
 ) -> None:

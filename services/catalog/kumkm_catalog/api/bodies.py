@@ -1,15 +1,18 @@
-"""Request bodies of the catalog's commands (integrator events are posted in their contract's shape)."""
+"""Request bodies of the catalog's commands (integrator events are posted in their contract's shape).
+
+A body field that becomes an event field has the contract's own type, so what the event would refuse is a
+422 naming the body field, never a failure while building the event.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from kumkm_shared.contracts import CatalogTier, ChecklistItem, CurationDecision, DelistReason
-from kumkm_shared.contracts.types import Identifier, Money, Name, PositiveMoney, Text
+from kumkm_shared.contracts.types import BusinessDate, Identifier, Name, PositiveMoney, Text, UtcDateTime
 
 _BODY = ConfigDict(extra="forbid")
 
@@ -34,7 +37,7 @@ class CurationRequest(BaseModel):
 class StockRequest(BaseModel):
     model_config = _BODY
     stock: int = Field(ge=0)
-    as_of: datetime | None = None
+    as_of: UtcDateTime | None = None
 
 
 class DelistRequest(BaseModel):
@@ -45,28 +48,28 @@ class DelistRequest(BaseModel):
 
 class ConfirmRequest(BaseModel):
     model_config = _BODY
-    expected_ship_on: date | None = None
+    expected_ship_on: BusinessDate | None = None
 
 
 class ShipRequest(BaseModel):
     model_config = _BODY
     carrier: Name | None = None
     tracking_number: Name | None = None
-    expected_delivery_on: date | None = None
+    expected_delivery_on: BusinessDate | None = None
 
 
 class DeliverRequest(BaseModel):
     model_config = _BODY
     bast_number: Identifier = Field(description="The handover record (BAST) number; required")
-    delivered_on: date | None = None
+    delivered_on: BusinessDate | None = None
     received_by: Name | None = None
 
 
 class PayRequest(BaseModel):
     model_config = _BODY
     payment_reference: Name
-    amount: Money | None = Field(default=None, description="Defaults to the order total")
-    paid_on: date | None = None
+    amount: PositiveMoney | None = Field(default=None, description="Defaults to the order total")
+    paid_on: BusinessDate | None = None
     channel: Name | None = None
 
 
