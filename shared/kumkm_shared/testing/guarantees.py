@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from kumkm_shared.contracts import EventData, make_event
 from kumkm_shared.messaging.topology import consumer as declared_consumer
 from kumkm_shared.testing import wait_for
-from kumkm_shared.testing.harness import PUBLISHER_SOURCE, ServiceHarness
+from kumkm_shared.testing.harness import PUBLISHER_SOURCE, UNDECODABLE_KEY, ServiceHarness, record_outcomes
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -213,10 +213,13 @@ class ConsumerGuarantees:
             event = as_envelope(await self.valid(harness))
             self.consumed(harness, event)
             # Two message ids defeat the broker's de-duplication, as a re-publish after its window would.
-            await harness.publish(event, msg_id=f"{event['id']}/first")
-            await harness.publish(event, msg_id=f"{event['id']}/second")
-            await harness.settle(self.settle_timeout)
+            with record_outcomes(harness.runtime, self.durable) as outcomes:
+                await harness.publish(event, msg_id=f"{event['id']}/first")
+                await harness.publish(event, msg_id=f"{event['id']}/second")
+                await harness.settle(self.settle_timeout)
             assert await self.copies_on_stream(harness, event) == 2, "both copies reached the stream"
+            # What the wrapper decided (an effect counted by primary key could hide a second application).
+            assert sorted(outcomes[str(event["id"])]) == ["applied", "duplicate"], outcomes
             assert await self.effects(harness, event) == 1
             assert await self.claimed(harness, str(event["id"]))
             assert await self.letters(harness) == []
@@ -239,10 +242,15 @@ class ConsumerGuarantees:
                 NOT_AN_ENVELOPE: {"invalid_envelope"},
                 json.dumps(unknown).encode(): set(UNKNOWN_TYPE_CODES),
             }
-            for raw in published:
-                await harness.publish_raw(subject, raw)
-            await harness.publish(valid)
-            await harness.settle(self.settle_timeout)
+            with record_outcomes(harness.runtime, self.durable) as outcomes:
+                for raw in published:
+                    await harness.publish_raw(subject, raw)
+                await harness.publish(valid)
+                await harness.settle(self.settle_timeout)
+            assert outcomes[str(valid["id"])] == ["applied"], outcomes
+            assert outcomes[UNDECODABLE_KEY] == ["invalid"] * (len(UNDECODABLE) + 1), outcomes
+            assert outcomes[str(poison["id"])] == ["invalid"], outcomes
+            assert outcomes[str(unknown["id"])] == ["invalid"], outcomes
 
             assert await self.effects(harness, valid) == 1, "the valid event after the invalid ones applied"
             letters = await self.letters(harness)
@@ -268,8 +276,10 @@ class ConsumerGuarantees:
             refused = as_envelope(await case.event(harness))
             self.consumed(harness, refused)
             ident = str(refused["id"])
-            await harness.publish(refused)
-            await harness.settle(self.settle_timeout)
+            with record_outcomes(harness.runtime, self.durable) as outcomes:
+                await harness.publish(refused)
+                await harness.settle(self.settle_timeout)
+            assert outcomes[ident] == ["refused"], outcomes
             letters = await self.letters_about(harness, ident)
             assert [x.reason_code for x in letters] == [case.code]
             assert letters[0].reason.strip(), "a refusal carries the handler's reason"
@@ -295,14 +305,18 @@ class ConsumerGuarantees:
             event = as_envelope(await case.event(harness))
             self.consumed(harness, event)
             ident = str(event["id"])
-            await harness.publish(event)
 
             async def dead_lettered() -> bool:
                 return bool(await self.letters_about(harness, ident))
 
-            # Each delivery waits for its backoff (or the Retry's own delay): allow max_deliver of them.
-            await wait_for(dead_lettered, timeout=15.0 * self.max_deliver, message=f"{ident} dead-lettered")
-            await harness.settle(self.settle_timeout)
+            with record_outcomes(harness.runtime, self.durable) as outcomes:
+                await harness.publish(event)
+                # Each delivery waits for its backoff (or the Retry's own delay): allow max_deliver of them.
+                await wait_for(
+                    dead_lettered, timeout=15.0 * self.max_deliver, message=f"{ident} dead-lettered"
+                )
+                await harness.settle(self.settle_timeout)
+            assert outcomes[ident] == ["retry"] * (self.max_deliver - 1) + ["exhausted"], outcomes
             letters = await self.letters_about(harness, ident)
             assert [x.reason_code for x in letters] == [case.code]
             assert letters[0].delivery_count == self.max_deliver

@@ -32,9 +32,10 @@ from kumkm_shared.service.settings import InfraSettings
 from kumkm_shared.testing import free_port, wait_for
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
 
     from nats.aio.client import Client
+    from nats.aio.msg import Msg
     from nats.js import JetStreamContext
     from nats.js.api import PubAck
 
@@ -47,6 +48,7 @@ __all__ = [
     "provision_service",
     "publish_bytes",
     "publish_event",
+    "record_outcomes",
     "running_service",
     "service_quiet",
     "settle",
@@ -54,6 +56,37 @@ __all__ = [
 ]
 
 PUBLISHER_SOURCE = "tests/publisher"  # the envelope ``source`` of contract events the harness wraps
+
+
+UNDECODABLE_KEY = "<undecodable>"  # the key of outcomes of messages without a readable event id
+
+
+@contextlib.contextmanager
+def record_outcomes(runtime: ServiceRuntime, durable: str) -> Iterator[dict[str, list[str]]]:
+    """Each outcome of ``durable``'s consumer wrapper (applied, duplicate, retry, exhausted, refused,
+    invalid), by event id, in the order they happened, while the block runs.
+
+    What the wrapper decided, not what it left behind: a second application that writes the same row under a
+    primary key shows here as a second ``applied``.
+    """
+    processor = runtime.processors[durable]
+    process = processor.process
+    seen: dict[str, list[str]] = {}
+
+    async def recording(msg: Msg) -> str:
+        outcome = await process(msg)
+        try:
+            key = str(json.loads(msg.data)["id"])
+        except (ValueError, TypeError, KeyError):
+            key = UNDECODABLE_KEY
+        seen.setdefault(key, []).append(outcome)
+        return outcome
+
+    processor.process = recording  # type: ignore[method-assign]  # a test's probe, removed on exit
+    try:
+        yield seen
+    finally:
+        del processor.process
 
 
 def service_decls(definition: ServiceDefinition) -> list[ConsumerDecl]:

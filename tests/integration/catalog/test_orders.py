@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from kumkm_shared.testing import wait_for
-from kumkm_shared.testing.harness import dead_letters, stream_events
+from kumkm_shared.testing.harness import dead_letters, record_outcomes, stream_events
 from tests.integration.catalog import samples
 from tests.integration.catalog.conftest import publish, settled
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     import httpx
     from nats.aio.client import Client
-    from nats.aio.msg import Msg
 
     from kumkm_shared import ServiceRuntime
     from kumkm_shared.clock import FixedClock
@@ -43,26 +39,6 @@ async def listed_product(client: httpx.AsyncClient, product_id: str, **overrides
 async def stock(client: httpx.AsyncClient, product_id: str) -> tuple[int, int]:
     body = (await client.get(f"/products/{product_id}")).json()
     return body["stock_available"], body["stock_reserved"]
-
-
-@contextlib.contextmanager
-def consumer_outcomes(runtime: ServiceRuntime) -> Iterator[dict[str, list[str]]]:
-    """Each outcome of the ``catalog`` durable's handling (applied, retry, refused, ...), by event id, in
-    order, while the block runs."""
-    processor = runtime.processors["catalog"]
-    process = processor.process
-    seen: dict[str, list[str]] = {}
-
-    async def recording(msg: Msg) -> str:
-        outcome = await process(msg)
-        seen.setdefault(json.loads(msg.data)["id"], []).append(outcome)
-        return outcome
-
-    processor.process = recording  # type: ignore[method-assign] - this test only
-    try:
-        yield seen
-    finally:
-        del processor.process
 
 
 async def test_fifty_concurrent_orders_for_stock_twenty_never_oversell(service: Service, nc: Client) -> None:
@@ -174,7 +150,7 @@ async def test_out_of_order_lifecycle_events_are_parked_until_they_apply(
     order_id = (await client.post("/orders", json=samples.order("PRD-OOO"))).json()["order_id"]
     # Shipped and delivered arrive before confirmed: they are parked (redelivered later), not applied.
     early = [samples.delivered(order_id), samples.shipped(order_id)]
-    with consumer_outcomes(runtime) as outcomes:
+    with record_outcomes(runtime, "catalog") as outcomes:
         for event in early:
             await publish(nc, event)
 
