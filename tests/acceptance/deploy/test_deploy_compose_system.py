@@ -37,10 +37,10 @@ from kumkm_shared.cli.demo import demo_events, lifecycle_events, order_event
 from kumkm_shared.contracts import validate_event_payload
 from kumkm_shared.messaging.outbox import nats_headers
 from kumkm_shared.testing import free_port
-from tests.integration.deploy.compose_env import compose_hosts_in, localize, start_order
 from tests.integration.deploy.compose_run import run_one_shots, running_services, wait_healthy
 from tests.integration.deploy.conftest import deploy_nats_server, deploy_postgres_server
 from tests.integration.notifications.sinks import smtp_sink
+from tests.support.compose_env import compose_hosts_in, localize, start_order
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -49,10 +49,10 @@ if TYPE_CHECKING:
 
     from nats.js import JetStreamContext
 
-    from tests.integration.deploy.compose_env import ComposeService
     from tests.integration.deploy.compose_run import ServiceProcess
     from tests.integration.deploy.conftest import DeployNats
     from tests.integration.notifications.sinks import SmtpSink
+    from tests.support.compose_env import ComposeService
 
 pytestmark = pytest.mark.acceptance
 

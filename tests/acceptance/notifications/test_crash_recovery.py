@@ -11,7 +11,7 @@ from kumkm_shared.contracts import Channel
 from kumkm_shared.testing import wait_for
 from tests.integration.notifications.conftest import publish
 from tests.integration.notifications.test_delivery import SECRET, feed, put_contact, settled
-from tests.unit.notifications.samples import KRANGGAN_ID, sample
+from tests.support.notifications import KRANGGAN_ID, sample
 
 if TYPE_CHECKING:
     import nats

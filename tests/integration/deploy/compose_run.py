@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-    from tests.integration.deploy.compose_env import ComposeService
+    from tests.support.compose_env import ComposeService
 
 BIN = Path(sys.executable).parent
 # docker-compose.yml: stop_grace_period of the long-running services.

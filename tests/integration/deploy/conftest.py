@@ -31,7 +31,7 @@ import yaml
 
 from kumkm_shared.servers import EmbeddedNats, EmbeddedPostgres
 from kumkm_shared.testing.plugin import run_async, server_folder
-from tests.integration.deploy.compose_env import ComposeService, load_compose, read_env_file
+from tests.support.compose_env import ComposeService, load_compose, read_env_file
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

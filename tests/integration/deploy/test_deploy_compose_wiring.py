@@ -17,12 +17,12 @@ import pytest
 
 from kumkm_shared.messaging.topology import CONSUMER_DECLS, STREAM_DECLS
 from kumkm_shared.testing import free_port
-from tests.integration.deploy.compose_env import compose_hosts_in, localize
 from tests.integration.deploy.compose_run import run_one_shots
+from tests.support.compose_env import compose_hosts_in, localize
 
 if TYPE_CHECKING:
-    from tests.integration.deploy.compose_env import ComposeService
     from tests.integration.deploy.conftest import DeployNats, DeployPostgres
+    from tests.support.compose_env import ComposeService
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from kumkm_shared.testing import wait_for
 from kumkm_shared.testing.harness import stream_events
 from tests.integration.notifications.conftest import publish
 from tests.integration.notifications.test_delivery import put_contact, settled
-from tests.unit.notifications.samples import KRANGGAN_ID, sample
+from tests.support.notifications import KRANGGAN_ID, sample
 
 if TYPE_CHECKING:
     import httpx

@@ -13,7 +13,7 @@ from kumkm_shared.contracts import ContactUpserted
 from kumkm_shared.testing import wait_for
 from kumkm_shared.testing.harness import consumer_idle, stream_events
 from tests.integration.notifications.conftest import publish, republish
-from tests.unit.notifications.samples import BUYER_ID, KRANGGAN_ID, SELLER_NIB, recorded, sample
+from tests.support.notifications import BUYER_ID, KRANGGAN_ID, SELLER_NIB, recorded, sample
 
 if TYPE_CHECKING:
     import httpx
@@ -376,7 +376,7 @@ async def test_the_receipt_of_a_request_finds_the_borrower_through_the_loan(
     service: tuple[ServiceRuntime, httpx.AsyncClient], smtp: SmtpSink, nc: nats.aio.client.Client
 ) -> None:
     from kumkm_shared.contracts import LoanDisbursed
-    from tests.unit.notifications.samples import KRANGGAN, LOAN_ID
+    from tests.support.notifications import KRANGGAN, LOAN_ID
 
     _, http = service
     await put_contact(http)

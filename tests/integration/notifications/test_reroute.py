@@ -22,7 +22,7 @@ from tests.integration.notifications.test_delivery import (
     settled,
     subject,
 )
-from tests.unit.notifications.samples import KRANGGAN_ID, sample
+from tests.support.notifications import KRANGGAN_ID, sample
 
 if TYPE_CHECKING:
     import httpx

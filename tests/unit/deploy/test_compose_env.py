@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.integration.deploy.compose_env import (
+from tests.support.compose_env import (
     ComposeError,
     ComposeService,
     compose_hosts_in,

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from kumkm_shared.messaging.topology import CONSUMER_DECLS
-from tests.integration.deploy.compose_env import load_compose, read_env_file
+from tests.support.compose_env import load_compose, read_env_file
 
 pytestmark = pytest.mark.unit
 

@@ -22,8 +22,8 @@ from kumkm_notifications.domain.subscriptions import (
 )
 from kumkm_shared import Backoff
 from kumkm_shared.contracts import Category, Channel, Locale, spec_for
+from tests.support.notifications import BUYER_ID, KRANGGAN_ID, LOAN_ID, SELLER_NIB, recorded, sample
 from tests.support.samples import SAMPLES as CONTRACT_SAMPLES
-from tests.unit.notifications.samples import BUYER_ID, KRANGGAN_ID, LOAN_ID, SELLER_NIB, recorded, sample
 
 pytestmark = pytest.mark.unit
 

@@ -17,7 +17,7 @@ from kumkm_notifications.rendering import (
 from kumkm_shared.contracts import Locale
 from kumkm_shared.messaging.topology import consumer
 from kumkm_shared.money import format_rupiah
-from tests.unit.notifications.samples import SAMPLES, sample
+from tests.support.notifications import SAMPLES, sample
 
 pytestmark = pytest.mark.unit
 

@@ -78,6 +78,29 @@ def test_support_code_imports_no_test_tier() -> None:
     assert offending == []
 
 
+# What each tier may import of the others: samples and builders shared across tiers live in tests/support.
+# Acceptance tests run whole flows and reuse the integration tier's fixtures and sinks; nothing else crosses.
+MAY_IMPORT = {
+    "tests.unit": (),
+    "tests.integration": (),
+    "tests.acceptance": ("tests.integration",),
+}
+
+
+def test_no_test_tier_imports_another_tier() -> None:
+    offending = []
+    for tier, allowed in MAY_IMPORT.items():
+        folder = ROOT / Path(*tier.split("."))
+        for path in sorted(folder.rglob("*.py")):
+            package = ".".join((tier, *path.relative_to(folder).with_suffix("").parts[:-1]))
+            offending.extend(
+                f"{path.relative_to(ROOT)}:{line} imports {module}"
+                for line, module in tier_imports(path.read_text(), package)
+                if not any(module == t or module.startswith(f"{t}.") for t in (tier, *allowed))
+            )
+    assert offending == []
+
+
 @pytest.mark.parametrize(
     "source",
     [

@@ -19,7 +19,7 @@ import yaml
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 LOCALHOST = "127.0.0.1"
