@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from kumkm_loans.domain import Installment
 
 CONSUMER = "loans"
+MAX_OFFSET = 1_000_000  # deeper than a million requests, filter by status, region or loan
+# The longest extension or grace a preview computes: a loan's longest tenor (``LoanDisbursed.tenor_months``).
+MAX_PREVIEW_MONTHS = 360
 
 router = APIRouter()
 
@@ -90,12 +93,12 @@ class RequestFilter(BaseModel):
     """The query parameters of ``GET /restructurings``."""
 
     status: Literal["approved", "rejected", "referred"] | None = None
-    region: Annotated[str | None, Field(description="a province or a city")] = None
-    province: str | None = None
-    city: str | None = None
-    loan_id: str | None = None
+    region: Annotated[Text | None, Field(description="a province or a city")] = None
+    province: Text | None = None
+    city: Text | None = None
+    loan_id: Identifier | None = None
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = 0
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -170,7 +173,7 @@ async def tick(
 
 @router.get("/loans/{loan_id}", tags=["loans"])
 async def get_loan(
-    loan_id: str,
+    loan_id: Identifier,
     runtime: RuntimeDep,
     service: ServiceDep,
     as_of: Annotated[date | None, Query(description="arrears as of (default: last tick)")] = None,
@@ -233,8 +236,8 @@ async def preview(  # noqa: PLR0917 - one query parameter per scheme
     reschedule_from: BusinessDate,
     runtime: RuntimeDep,
     service: ServiceDep,
-    extra_months: Annotated[int | None, Query(ge=1)] = None,
-    grace_months: Annotated[int | None, Query(ge=1)] = None,
+    extra_months: Annotated[int | None, Query(ge=1, le=MAX_PREVIEW_MONTHS)] = None,
+    grace_months: Annotated[int | None, Query(ge=1, le=MAX_PREVIEW_MONTHS)] = None,
     grace_on: GraceOn = GraceOn.PRINCIPAL,
     new_annual_rate: Annotated[AnnualRate | None, Query()] = None,
     capitalise_arrears: bool = False,
@@ -346,7 +349,7 @@ async def list_restructurings(
 
 
 @router.get("/restructurings/{request_id}", tags=["restructuring"])
-async def get_restructuring(request_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def get_restructuring(request_id: Identifier, runtime: RuntimeDep) -> dict[str, Any]:
     async with runtime.pool.acquire() as conn:
         row = await repo.load_request(conn, request_id)
     if row is None:
@@ -356,7 +359,7 @@ async def get_restructuring(request_id: str, runtime: RuntimeDep) -> dict[str, A
 
 @router.post("/restructurings/{request_id}/decision", tags=["restructuring"])
 async def decide(
-    request_id: str, body: DecisionBody, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+    request_id: Identifier, body: DecisionBody, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
     """An officer approves or rejects a referred request, with a reason. Other states get 409."""
     async with runtime.command(command) as work:
@@ -376,7 +379,7 @@ async def decide(
 
 @router.get("/progress", tags=["progress"])
 async def get_progress(
-    runtime: RuntimeDep, province: str | None = None, city: str | None = None
+    runtime: RuntimeDep, province: Text | None = None, city: Text | None = None
 ) -> dict[str, Any]:
     """Restructuring progress: requests by status, principal restructured, approval rate, median days
     to decision and the share of restructured borrowers performing now; by region and by cooperative."""

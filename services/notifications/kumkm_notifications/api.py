@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 from uuid import UUID  # noqa: TC003 - FastAPI reads route annotations at runtime
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from kumkm_notifications import repository as repo
 from kumkm_notifications.domain.delivery import Status  # noqa: TC001 - FastAPI reads it at runtime
 from kumkm_notifications.handlers import NotificationsService
 from kumkm_shared import NotFound
 from kumkm_shared.contracts import Category, Channel, ContactUpserted, Locale, PartyKind
+from kumkm_shared.contracts.types import Identifier, validate_text
 from kumkm_shared.service.deps import CommandDep, RuntimeDep, service_of
 from kumkm_shared.service.http import validated
 
@@ -26,6 +27,12 @@ if TYPE_CHECKING:
     from kumkm_shared import ServiceRuntime
 
 CONTACTS_DURABLE = "notifications-contacts"
+MAX_OFFSET = 1_000_000  # deeper than a million contacts, page with a larger limit
+
+
+def _storable_secret(secret: SecretStr) -> SecretStr:
+    validate_text(secret.get_secret_value())
+    return secret
 
 
 class ContactIn(BaseModel):
@@ -38,7 +45,7 @@ class ContactIn(BaseModel):
     email: str | None = None
     phone: str | None = Field(default=None, description="E.164, e.g. +6281234567890")
     webhook_url: str | None = None
-    webhook_secret: SecretStr | None = Field(
+    webhook_secret: Annotated[SecretStr, AfterValidator(_storable_secret)] | None = Field(
         default=None,
         min_length=16,
         description="HMAC-SHA256 key for X-KUMKM-Signature; generated when webhooks are on and none is set",
@@ -94,7 +101,7 @@ def _routed(rows: list[repo.NewDelivery]) -> list[dict[str, Any]]:
 # -- contacts ------------------------------------------------------------------------------------------
 @router.put("/contacts/{party_id}", tags=["contacts"])
 async def put_contact(
-    party_id: str, body: ContactIn, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+    party_id: Identifier, body: ContactIn, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
     """Create or replace a contact. Published as ``contact.upserted`` for every other subscriber."""
     fields = body.model_dump(exclude={"webhook_secret"}, exclude_none=True)
@@ -111,7 +118,7 @@ async def put_contact(
 
 
 @router.get("/contacts/{party_id}", tags=["contacts"])
-async def get_contact(party_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def get_contact(party_id: Identifier, runtime: RuntimeDep) -> dict[str, Any]:
     return await _contact(runtime, party_id)
 
 
@@ -119,7 +126,7 @@ async def get_contact(party_id: str, runtime: RuntimeDep) -> dict[str, Any]:
 async def list_contacts(
     runtime: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     contacts = await repo.list_contacts(runtime.pool, limit, offset)
     return [
@@ -129,7 +136,7 @@ async def list_contacts(
 
 @router.post("/contacts/{party_id}/webhook-secret", tags=["contacts"])
 async def rotate_webhook_secret(
-    party_id: str, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+    party_id: Identifier, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, str]:
     """Generate a new signing secret and show it once. Deliveries from now on are signed with it."""
     async with runtime.command(command) as work:
@@ -139,7 +146,7 @@ async def rotate_webhook_secret(
 
 @router.post("/contacts/{party_id}/reroute", tags=["contacts"])
 async def reroute_party(
-    party_id: str, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+    party_id: Identifier, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
     """Route every no_contact or suppressed notification of the party that can now reach it (after the
     contact was added or an opt-out lifted). Those that still cannot are listed with the reason."""
@@ -157,7 +164,7 @@ async def reroute_party(
 # -- inbox ---------------------------------------------------------------------------------------------
 @router.get("/inbox/{party_id}", tags=["inbox"])
 async def get_inbox(
-    party_id: str,
+    party_id: Identifier,
     runtime: RuntimeDep,
     unread_only: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -172,7 +179,7 @@ async def get_inbox(
 
 @router.post("/inbox/{party_id}/{message_id}/read", tags=["inbox"])
 async def mark_read(
-    party_id: str, message_id: UUID, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+    party_id: Identifier, message_id: UUID, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
     async with runtime.command(command) as work:
         read_at = await service.mark_read(work, party_id, message_id)
@@ -183,7 +190,7 @@ async def mark_read(
 @router.get("/notifications", tags=["activity"])
 async def activity(
     runtime: RuntimeDep,
-    party_id: str | None = None,
+    party_id: Identifier | None = None,
     status: Status | None = None,
     event_id: UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -5,7 +5,7 @@ from enum import StrEnum
 from typing import Annotated, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from kumkm_shared.contracts.base import EventData, Reason, check_reason_codes
 from kumkm_shared.contracts.types import (
@@ -22,6 +22,7 @@ from kumkm_shared.contracts.types import (
     Region,
     Text,
     UtcDateTime,
+    validate_text,
 )
 
 __all__ = [
@@ -61,8 +62,9 @@ __all__ = [
 
 _MODEL = ConfigDict(extra="ignore", frozen=True)
 
-Quantity = Annotated[int, Field(ge=1, strict=True)]
-Stock = Annotated[int, Field(ge=0, strict=True)]
+COUNT_MAX = 2_147_483_647  # the largest quantity, stock or revision the catalog stores (32-bit)
+Quantity = Annotated[int, Field(ge=1, le=COUNT_MAX, strict=True)]
+Stock = Annotated[int, Field(ge=0, le=COUNT_MAX, strict=True)]
 Category = Annotated[
     str,
     Field(
@@ -76,9 +78,10 @@ Category = Annotated[
 Certification = Annotated[
     str,
     Field(min_length=1, max_length=40, description="Certification name", examples=["halal", "sni", "pirt"]),
+    AfterValidator(validate_text),
 ]
 Revision = Annotated[
-    int, Field(ge=1, strict=True, description="Product revision, 1 for the first submission")
+    int, Field(ge=1, le=COUNT_MAX, strict=True, description="Product revision, 1 for the first submission")
 ]
 
 

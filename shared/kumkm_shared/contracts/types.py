@@ -46,6 +46,7 @@ __all__ = [
     "validate_nib",
     "validate_npwp",
     "validate_phone",
+    "validate_text",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -373,13 +374,35 @@ PhoneE164 = Annotated[
 # --------------------------------------------------------------------------------------------------
 # strings, ids, codes
 
-NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
+
+
+def validate_text(value: str) -> str:
+    """Refuse what no store can hold: the NUL character (Postgres text and jsonb refuse it) and a lone
+    UTF-16 surrogate (``"\\ud800"`` in JSON, which has no UTF-8 encoding)."""
+    bad = _UNSTORABLE.search(value)
+    if bad is None:
+        return value
+    if bad.group() == "\x00":
+        raise _fail("text_nul", "text must not contain the NUL character (U+0000)")
+    raise _fail(
+        "text_surrogate", "text must not contain a lone surrogate, got U+{code:04X}", code=ord(bad.group())
+    )
+
+
+NonEmptyStr = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(validate_text)
+]
 """A string that is not empty after trimming whitespace."""
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(validate_text)
+]
 """A human name or title: 1..200 characters."""
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=4000), AfterValidator(validate_text)
+]
 """Free text (may be empty), at most 4000 characters."""
 
 Identifier = Annotated[
@@ -407,7 +430,7 @@ def _parse_email(value: Any) -> str:
     text = value.strip()
     if len(text) > 254 or not _EMAIL.match(text):  # noqa: PLR2004
         raise _fail("email_format", "email must look like name@example.co.id, got {value!r}", value=value)
-    local, _, domain = text.rpartition("@")
+    local, _, domain = validate_text(text).rpartition("@")
     return f"{local}@{domain.lower()}"
 
 
@@ -431,7 +454,7 @@ def _parse_url(value: Any) -> str:
             "URL must be an absolute http(s) URL such as https://example.co.id/hook, got {value!r}",
             value=value,
         )
-    return text
+    return validate_text(text)
 
 
 HttpsUrl = Annotated[

@@ -2,7 +2,8 @@
 dependencies routes use are in ``kumkm_shared.service.deps``.
 
 Errors map to HTTP here and nowhere else: a ``Refusal`` answers its ``http_status`` (409, 404, 503), a
-``ContractError`` or an invalid request 422 naming each field. Handlers never raise HTTP errors.
+``ContractError`` or an invalid request (a body that is not UTF-8 too) 422 naming each field. Handlers never
+raise HTTP errors.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 
 from kumkm_shared.contracts import ContractError
 from kumkm_shared.errors import Refusal, Retry
@@ -74,6 +77,17 @@ def create_http_app(
         errors = [{"field": _field(tuple(e["loc"])), "message": str(e["msg"])} for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return JSONResponse(error_body("validation_failed", detail, errors), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        cause = exc.__cause__
+        if isinstance(cause, UnicodeDecodeError):
+            # A body that is not UTF-8 is invalid input like malformed JSON: 422 naming the body (FastAPI
+            # itself answers 400 {"detail": ...}). Other HTTP errors (unknown route, method) stay FastAPI's.
+            message = f"the body is not UTF-8 JSON: {cause.reason} at byte {cause.start}"
+            errors = [{"field": "body", "message": message}]
+            return JSONResponse(error_body("validation_failed", f"body: {message}", errors), status_code=422)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(ContractError)
     async def invalid_event(_: Request, exc: ContractError) -> JSONResponse:

@@ -310,3 +310,17 @@ async def test_rejection_reasons_are_explained(service: Service, nc: Client) -> 
     ).json()
     assert body["reason_codes"] == ["limit_exceeded"]
     assert await stock(client, "PRD-RULES") == (120, 0)
+
+
+async def test_an_id_or_filter_no_store_can_hold_is_a_422_naming_it(service: Service) -> None:
+    # A NUL character in the path or a filter once reached Postgres and answered 500.
+    _, client = service
+    for response, field in (
+        (await client.get("/orders/ORD%00X"), "order_id"),
+        (await client.post("/orders/ORD%00X/cancel", json={"reason": "batal"}), "order_id"),
+        (await client.post("/orders/ORD%00X/confirm", json={}), "order_id"),
+        (await client.get("/orders", params={"buyer": "DINAS\x00"}), "buyer"),
+        (await client.get("/orders", params={"seller": "9120001234567\x00"}), "seller"),
+    ):
+        assert response.status_code == 422, response.text
+        assert field in [e["field"] for e in response.json()["errors"]], response.text

@@ -258,3 +258,36 @@ async def test_a_source_string_claiming_the_http_path_changes_nothing_on_the_str
     await settled(runtime, nc)
     assert await dead_letters(nc) == [], "a stale count from the stream is ignored, not refused"
     assert (await client.get("/products/PRD-SRC")).json()["stock_available"] == 300
+
+
+def _names(response: httpx.Response, field: str) -> None:
+    """A 422 in the project's error shape, naming ``field``."""
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "validation_failed"
+    assert field in [e["field"] for e in body["errors"]], body
+
+
+async def test_input_no_store_can_hold_is_a_422_naming_the_field(service: Service) -> None:
+    # Each of these once reached Postgres and answered 500: a NUL character (text and jsonb refuse it) or
+    # a count past the 32-bit columns.
+    _, client = service
+    _names(await client.post("/products", json=samples.product(name="Meja\x00jati")), "name")
+    _names(await client.post("/products", json=samples.product(stock=2**40)), "stock")
+    _names(await client.post("/products", json=samples.product(min_order_qty=2**31)), "min_order_qty")
+    _names(await client.post("/products", json=samples.product(revision=2**40)), "revision")
+    _names(
+        await client.post("/products", json=samples.product(certifications=["halal\x00"])), "certifications.0"
+    )
+    listed = samples.product()
+    assert (await client.post("/products", json=listed)).status_code == 201
+    product = f"/products/{listed['product_id']}"
+    # The stock body once took any int and failed building the event (a 500): it has the contract's type.
+    _names(await client.post(f"{product}/stock", json={"stock": 2**40}), "stock")
+    curation = {"decision": "approved", "tier": "local", "curator": "CUR-1", "notes": "ok\x00"}
+    _names(await client.post(f"{product}/curation", json=curation), "notes")
+    _names(await client.get("/products/PRD%00X"), "product_id")
+    _names(await client.post("/products/PRD%00X/delist", json={"reason": "sanctioned"}), "product_id")
+    _names(await client.get("/products", params={"region": "Bekasi\x00"}), "region")
+    _names(await client.get("/products", params={"category": "furniture\x00"}), "category")
+    _names(await client.get("/products", params={"after": "PRD\x00"}), "after")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from kumkm_shared.testing import wait_for
 from tests.integration.loans.conftest import Loans, restructuring_requested
 from tests.support.events import loan_disbursed, repayment_received, to_bytes
+
+if TYPE_CHECKING:
+    import httpx
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +111,39 @@ async def test_a_request_for_an_unknown_loan_is_404_over_http_and_retried_from_t
     assert event["data"]["request_id"] == "RR-LATE"
     assert event["causationid"] == request["id"]
     assert await loans.dead_letters() == []
+
+
+def _names(response: httpx.Response, field: str) -> None:
+    """A 422 in the project's error shape, naming ``field``."""
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "validation_failed"
+    assert field in [e["field"] for e in body["errors"]], body
+
+
+async def test_input_no_store_can_hold_is_a_422_naming_the_field(loans: Loans) -> None:
+    # Each of these once reached Postgres or the schedule arithmetic and answered 500: a NUL character in
+    # an id, a filter or free text, an offset past bigint, a preview extension of a million months.
+    await loans.publish(loan_disbursed("LN-BAD-INPUT"))
+    await loans.settle()
+    http = loans.http
+    _names(await http.get("/loans/LN%00BAD"), "loan_id")
+    _names(await http.get("/restructurings/RR%00BAD"), "request_id")
+    decision = {"decision": "approve", "reason": "ok", "officer": "OFF-1"}
+    _names(await http.post("/restructurings/RR%00BAD/decision", json=decision), "request_id")
+    _names(await http.get("/restructurings", params={"province": "Jawa\x00Barat"}), "province")
+    _names(await http.get("/restructurings", params={"loan_id": "LN\x00"}), "loan_id")
+    _names(await http.get("/restructurings", params={"offset": 2**64}), "offset")
+    _names(await http.get("/progress", params={"city": "Kota\x00Bekasi"}), "city")
+    preview = "/loans/LN-BAD-INPUT/restructurings/preview"
+    for scheme in ("extra_months", "grace_months"):
+        _names(await http.get(preview, params={"reschedule_from": "2020-05-15", scheme: 1_048_576}), scheme)
+    body = restructuring_requested("LN-BAD-INPUT")["data"]
+    body["impact"]["note"] = "sepi\x00"
+    _names(await http.post("/restructurings", json=body), "impact.note")
+    # A body that is not UTF-8 is invalid input like malformed JSON, not FastAPI's bare 400.
+    headers = {"content-type": "application/json"}
+    _names(await http.post("/tick", content=b'{"date": "\xff"}', headers=headers), "body")
+    # The longest preview the bounds allow is still answered.
+    longest = {"reschedule_from": "2020-05-15", "extra_months": 360, "grace_months": 360}
+    assert (await http.get(preview, params=longest)).status_code == 200

@@ -117,3 +117,38 @@ async def test_sms_goes_through_the_configured_gateway(start: object, nc: nats.a
         assert [b["channel"] for b in bodies] == ["sms", "whatsapp"]
         assert bodies[0]["to"] == "+6281234567890"
         assert bodies[0]["text"] == "Angsuran ke-3 pinjaman LN-2019-0001 terlambat 10 hari"
+
+
+async def test_input_no_store_can_hold_is_a_422_naming_the_field(
+    service: tuple[ServiceRuntime, httpx.AsyncClient],
+) -> None:
+    # Each of these once reached Postgres and answered 500: a NUL character (text refuses it), a lone
+    # surrogate (no UTF-8 for it) in an address or a secret, an offset past bigint.
+    _, http = service
+    headers = {"content-type": "application/json"}
+    for body, field in (
+        ({"name": "Koperasi\x00Kranggan"}, "name"),
+        ({"name": "Kranggan", "email": "pengurus\x00@kranggan.coop.id"}, "email"),
+        ({"name": "Kranggan", "webhook_secret": "0123456789abcdef\x00"}, "webhook_secret"),
+    ):
+        response = await http.put(f"/contacts/{KRANGGAN_ID}", json=body)
+        assert response.status_code == 422, response.text
+        assert field in [e["field"] for e in response.json()["errors"]], response.text
+    for raw, field in (
+        (b'{"name": "Kranggan", "email": "pengurus\\udc00@kranggan.coop.id"}', "email"),
+        (b'{"name": "Kranggan", "webhook_secret": "0123456789abcdef\\ud800"}', "webhook_secret"),
+    ):
+        response = await http.put(f"/contacts/{KRANGGAN_ID}", content=raw, headers=headers)
+        assert response.status_code == 422, response.text
+        assert field in [e["field"] for e in response.json()["errors"]], response.text
+    for response, field in (
+        (await http.get("/contacts", params={"offset": 2**64}), "offset"),
+        (await http.get("/contacts/PARTY%00X"), "party_id"),
+        (await http.get("/inbox/PARTY%00X"), "party_id"),
+        (await http.post("/contacts/PARTY%00X/reroute"), "party_id"),
+        (await http.post("/contacts/PARTY%00X/webhook-secret"), "party_id"),
+        (await http.get("/notifications", params={"party_id": "PARTY\x00"}), "party_id"),
+    ):
+        assert response.status_code == 422, response.text
+        assert field in [e["field"] for e in response.json()["errors"]], response.text
+    assert (await http.get(f"/contacts/{KRANGGAN_ID}")).status_code == 404, "nothing was stored"

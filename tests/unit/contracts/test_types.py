@@ -9,13 +9,18 @@ from kumkm_shared.contracts import (
     AnnualRate,
     BusinessDate,
     CooperativeNumber,
+    Email,
+    HttpsUrl,
     Money,
+    Name,
     Nib,
     Npwp,
     Percent,
     PhoneE164,
     PositiveMoney,
+    ProductStockUpdated,
     Region,
+    Text,
     UtcDateTime,
 )
 
@@ -241,3 +246,39 @@ def test_utc_datetime_rejects_garbage() -> None:
     assert "RFC 3339" in error_of("at", "yesterday")
     assert "RFC 3339" in error_of("at", "2020-04-01")
     assert "RFC 3339" in error_of("at", 1585699200)
+
+
+# ---------------------------------------------------------------------------------------------- text
+
+
+class Texts(BaseModel):
+    name: Name | None = None
+    text: Text | None = None
+    email: Email | None = None
+    url: HttpsUrl | None = None
+
+
+@pytest.mark.parametrize("field", ["name", "text", "email", "url"])
+def test_text_no_store_can_hold_is_refused(field: str) -> None:
+    # Postgres text and jsonb refuse NUL; a lone surrogate has no UTF-8 encoding at all.
+    valid = {"name": "Kranggan", "text": "pasar sepi", "email": "a@b.co.id", "url": "https://b.co.id/x"}
+    for bad, rule in ((valid[field] + "\x00", "NUL"), (valid[field] + "\udc00", "surrogate")):
+        with pytest.raises(ValidationError) as info:
+            Texts.model_validate({field: bad})
+        [error] = info.value.errors()
+        assert error["loc"] == (field,)
+        assert rule in error["msg"] or "unicode" in error["msg"], error
+    assert getattr(Texts.model_validate({field: valid[field] + "😀"}), field).endswith("😀")
+
+
+def test_catalog_counts_fit_what_the_catalog_stores() -> None:
+    with pytest.raises(ValidationError) as info:
+        ProductStockUpdated.model_validate(
+            {
+                "product_id": "PRD-1",
+                "seller": {"nib": "9120001234567"},
+                "stock": 2**31,
+                "as_of": "2024-09-12T05:00:00Z",
+            }
+        )
+    assert info.value.errors()[0]["loc"] == ("stock",)

@@ -12,6 +12,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from kumkm_shared.contracts import CatalogTier, ChecklistItem, CurationDecision, DelistReason
+from kumkm_shared.contracts.catalog import Stock
 from kumkm_shared.contracts.types import BusinessDate, Identifier, Name, PositiveMoney, Text, UtcDateTime
 
 _BODY = ConfigDict(extra="forbid")
@@ -36,7 +37,7 @@ class CurationRequest(BaseModel):
 
 class StockRequest(BaseModel):
     model_config = _BODY
-    stock: int = Field(ge=0)
+    stock: Stock
     as_of: UtcDateTime | None = None
 
 

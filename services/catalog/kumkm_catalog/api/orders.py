@@ -34,6 +34,7 @@ from kumkm_shared.contracts import (
     OrderShipped,
     SellerRef,
 )
+from kumkm_shared.contracts.types import Identifier, Nib  # noqa: TC001 - FastAPI reads them at runtime
 from kumkm_shared.service.deps import CommandDep, RuntimeDep  # noqa: TC001 - FastAPI reads them at runtime
 
 if TYPE_CHECKING:
@@ -69,8 +70,8 @@ async def place_order(body: OrderPlaced, runtime: RuntimeDep, command: CommandDe
 @router.get("/orders")
 async def list_orders(
     runtime: RuntimeDep,
-    buyer: str | None = None,
-    seller: str | None = None,
+    buyer: Identifier | None = None,
+    seller: Nib | None = None,
     status: OrderStatus | None = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
@@ -89,7 +90,7 @@ async def list_orders(
 
 
 @router.get("/orders/{order_id}")
-async def get_order(order_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def get_order(order_id: Identifier, runtime: RuntimeDep) -> dict[str, Any]:
     return await load_order(runtime, order_id)
 
 
@@ -143,7 +144,11 @@ class _StepRoute(Generic[StepBody]):
 
     def endpoint(self) -> Callable[..., Awaitable[dict[str, Any]]]:
         async def submit_step(
-            order_id: str, body: BaseModel, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+            order_id: Identifier,
+            body: BaseModel,
+            runtime: RuntimeDep,
+            service: ServiceDep,
+            command: CommandDep,
         ) -> dict[str, Any]:
             order = await load_order(runtime, order_id)
             step = self.step(cast("StepBody", body), order, service.clock)
@@ -169,7 +174,7 @@ for _route in _STEP_ROUTES:
 
 @router.post("/orders/{order_id}/cancel")
 async def cancel(
-    order_id: str, body: CancelRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+    order_id: Identifier, body: CancelRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
     """The buyer cancels an accepted or confirmed order; its reserved stock is released."""
     async with runtime.command(command) as work:

@@ -17,6 +17,8 @@ from kumkm_catalog.api.deps import CONSUMER, ServiceDep
 from kumkm_catalog.api.views import load_product, product_view
 from kumkm_shared import Refusal
 from kumkm_shared.contracts import ProductStockUpdated, ProductSubmitted, SellerRef, SellerScale
+from kumkm_shared.contracts.catalog import Category  # noqa: TC001 - FastAPI reads it at runtime
+from kumkm_shared.contracts.types import Identifier, Text  # noqa: TC001 - FastAPI reads them at runtime
 from kumkm_shared.service.deps import CommandDep, RuntimeDep  # noqa: TC001 - FastAPI reads them at runtime
 
 router = APIRouter(tags=["products"])
@@ -35,14 +37,14 @@ async def submit_product(body: ProductSubmitted, runtime: RuntimeDep, command: C
 @router.get("/products")
 async def search_products(
     runtime: RuntimeDep,
-    category: str | None = None,
-    region: Annotated[str | None, Query(description="city or province, case-insensitive")] = None,
+    category: Category | None = None,
+    region: Annotated[Text | None, Query(description="city or province, case-insensitive")] = None,
     q: Annotated[str | None, Query(max_length=200, description="words in the name or description")] = None,
     scale: SellerScale | None = None,
     page: Annotated[int, Query(ge=1)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     after: Annotated[
-        str | None, Query(description="keyset cursor: the last product_id of the previous page")
+        Identifier | None, Query(description="keyset cursor: the last product_id of the previous page")
     ] = None,
 ) -> dict[str, Any]:
     """Search listed products, in product id order. Use ``next_after`` to page deeply."""
@@ -71,7 +73,7 @@ async def search_products(
 
 
 @router.get("/products/{product_id}")
-async def get_product(product_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+async def get_product(product_id: Identifier, runtime: RuntimeDep) -> dict[str, Any]:
     return product_view(await load_product(runtime, product_id))
 
 
@@ -87,7 +89,11 @@ async def curation_queue(
 
 @router.post("/products/{product_id}/curation")
 async def curate(
-    product_id: str, body: CurationRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+    product_id: Identifier,
+    body: CurationRequest,
+    runtime: RuntimeDep,
+    service: ServiceDep,
+    command: CommandDep,
 ) -> dict[str, Any]:
     """A curator's decision: approved (with a tier), revision_requested or rejected. The answer is the
     ``product.curated`` event."""
@@ -109,7 +115,7 @@ async def curate(
 
 @router.post("/products/{product_id}/stock")
 async def update_stock(
-    product_id: str, body: StockRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+    product_id: Identifier, body: StockRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
     """The seller sets the stock available to new orders (``product.stock_updated``)."""
     product = await load_product(runtime, product_id)
@@ -125,7 +131,7 @@ async def update_stock(
 
 @router.post("/products/{product_id}/delist")
 async def delist(
-    product_id: str, body: DelistRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
+    product_id: Identifier, body: DelistRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
     """Take a listed product out of the catalog; the answer is the ``product.delisted`` event."""
     async with runtime.command(command) as work:
