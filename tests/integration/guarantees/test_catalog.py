@@ -14,7 +14,7 @@ from kumkm_catalog.settings import Band, CatalogSettings
 from kumkm_shared import FixedClock
 from kumkm_shared.testing.guarantees import ConsumerGuarantees, RefusalCase, RetryCase
 from tests.support.events import contract_event
-from tests.support.samples import SAMPLES
+from tests.support.orders import accepted_order
 
 if TYPE_CHECKING:
     from kumkm_shared import ServiceDefinition
@@ -38,27 +38,10 @@ def _product_id() -> str:
 
 async def confirmed_by_another_seller(harness: ServiceHarness) -> Sample:
     """An accepted order, then its confirmation from a seller who is not the order's: refused for good."""
-    product = {**SAMPLES[SUBMITTED], "product_id": _product_id()}
-    response = await harness.http.post("/products", json=product)
-    assert response.json()["status"] == "pending_curation", response.text
-    response = await harness.http.post(
-        f"/products/{product['product_id']}/curation",
-        json={"decision": "approved", "tier": "local", "curator": "CUR-1"},
-    )
-    assert response.status_code == 200, response.text
-    placed = SAMPLES["kumkm.catalog.order.placed.v1"]
-    order = {
-        **placed,
-        "order_id": f"ORD-{uuid.uuid4().hex[:10]}",
-        "budget": {"rup_code": "RUP-2024-0042", "fiscal_year": 2024},
-        "lines": [{**placed["lines"][0], "product_id": product["product_id"]}],
-        "delivery": {**placed["delivery"], "needed_by": "2024-10-15"},
-    }
-    response = await harness.http.post("/orders", json=order)
-    assert response.json()["status"] == "accepted", response.text
+    _, order_id = await accepted_order(harness.http)
     return contract_event(
         CONFIRMED,
-        order_id=order["order_id"],
+        order_id=order_id,
         seller={"nib": ANOTHER_SELLER},
         confirmed_at="2024-09-13T02:00:00Z",
     )

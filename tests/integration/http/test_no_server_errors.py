@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -45,7 +44,7 @@ from kumkm_shared.testing import wait_for
 from kumkm_shared.testing.harness import ServiceHarness
 from tests.support.events import loan_disbursed
 from tests.support.notifications import KRANGGAN_ID, sample
-from tests.support.samples import SAMPLES
+from tests.support.orders import accepted_order
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -245,26 +244,8 @@ def _catalog() -> ServiceDefinition:
 
 async def test_catalog_answers_no_server_error(nats_url: str, database_url: str) -> None:
     async with ServiceHarness.start(_catalog(), nats_url, database_url, consumer_batch=64) as harness:
-        product_id = f"PRD-{uuid.uuid4().hex[:10]}"
-        product = {**SAMPLES["kumkm.catalog.product.submitted.v1"], "product_id": product_id}
-        response = await harness.http.post("/products", json=product)
-        assert response.status_code == 201, response.text
-        response = await harness.http.post(
-            f"/products/{product_id}/curation",
-            json={"decision": "approved", "tier": "local", "curator": "CUR-1"},
-        )
-        assert response.status_code == 200, response.text
-        placed = SAMPLES["kumkm.catalog.order.placed.v1"]
-        order = {
-            **placed,
-            "order_id": f"ORD-{uuid.uuid4().hex[:10]}",
-            "budget": {"rup_code": "RUP-2024-0042", "fiscal_year": 2024},
-            "lines": [{**placed["lines"][0], "product_id": product_id}],
-            "delivery": {**placed["delivery"], "needed_by": "2024-10-15"},
-        }
-        response = await harness.http.post("/orders", json=order)
-        assert response.json()["status"] == "accepted", response.text
-        report = await drive(harness, {"product_id": product_id, "order_id": order["order_id"]})
+        product_id, order_id = await accepted_order(harness.http)
+        report = await drive(harness, {"product_id": product_id, "order_id": order_id})
     _assert_clean(report, _operations(harness))
 
 
