@@ -159,6 +159,7 @@ class Checker:
         self.nats_url = nats_url
         self.database_url = database_url
         self.notifications_url = notifications_url
+        self.last_busy: list[str] = []  # what kept the system busy at the last look (for the report)
         self.ledger = ledger
         self.smtp = smtp
         self.webhooks = webhooks
@@ -177,6 +178,7 @@ class Checker:
         quiet_since: float | None = None
         while loop.time() < deadline:
             busy = await self._busy()
+            self.last_busy = busy
             if busy:
                 quiet_since = None
             elif quiet_since is None:
@@ -196,7 +198,10 @@ class Checker:
             js = nc.jetstream()
             for d in CONSUMER_DECLS:
                 info = await js.consumer_info(d.stream, d.name)
-                if info.num_pending or info.num_ack_pending or info.num_redelivered:
+                # Not num_redelivered: nats-server keeps the redelivered state of a message that reached
+                # max_deliver (nats-server PR 6575), which the advisory watcher has dead-lettered, so it
+                # would stay above zero for good. Nothing is in flight once nothing is pending or unacked.
+                if info.num_pending or info.num_ack_pending:
                     busy.append(f"{d.name}: pending={info.num_pending} ack_pending={info.num_ack_pending}")
         except Exception as exc:
             busy.append(f"consumer info: {exc!r}")

@@ -176,6 +176,8 @@ async def run_chaos(config: ChaosConfig) -> Report:  # noqa: C901, PLR0915 - one
                 quiet = await checker.wait_quiet(config.heal_timeout) and quiet
             await asyncio.sleep(1.0)
             log(f"chaos: healed={'yes' if quiet else 'NO'} in {time.monotonic() - t1:.1f}s")
+            if not quiet:
+                log(f"  still busy at the deadline: {checker.last_busy}")
             await checker.check(report)
             for name, svc in cluster.services.items():
                 log(f"  {name}: started {svc.starts} times")
