@@ -199,7 +199,7 @@ class Checker:
             for d in CONSUMER_DECLS:
                 info = await js.consumer_info(d.stream, d.name)
                 # Not num_redelivered: nats-server keeps the redelivered state of a message that reached
-                # max_deliver (since nats-server 2.11), which the advisory watcher has dead-lettered, so it
+                # max_deliver (2.15, which we run, does), which the advisory watcher has dead-lettered, so it
                 # would stay above zero for good. Nothing is in flight once nothing is pending or unacked.
                 if info.num_pending or info.num_ack_pending:
                     busy.append(f"{d.name}: pending={info.num_pending} ack_pending={info.num_ack_pending}")
