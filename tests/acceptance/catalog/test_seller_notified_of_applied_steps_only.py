@@ -23,7 +23,7 @@ from kumkm_shared.testing import wait_for
 from kumkm_shared.testing.harness import consumer_idle, dead_letters, running_service, stream_events
 from tests.integration.catalog import samples
 from tests.integration.catalog.conftest import THURSDAY, publish
-from tests.integration.catalog.test_orders import listed_product
+from tests.integration.catalog.samples import listed_product
 from tests.integration.notifications.conftest import nc, settings_for, smtp
 from tests.integration.notifications.test_delivery import put_contact, settled, subject
 

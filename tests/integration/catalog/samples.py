@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.support.events import envelope
+
+if TYPE_CHECKING:
+    import httpx
 
 KRANGGAN_COOPERATIVE_ID = "3275010203040001"
 BEKASI = {"province": "Jawa Barat", "city": "Kota Bekasi"}
@@ -102,3 +105,13 @@ def paid(order_id: str, amount: str = "18000000.00") -> dict[str, Any]:
             "payment_reference": "SP2D-2024-0915",
         },
     )
+
+
+async def listed_product(client: httpx.AsyncClient, product_id: str, **overrides: Any) -> None:
+    """Submit ``product(product_id, **overrides)`` and have a curator approve it: listed, ready to order."""
+    response = await client.post("/products", json=product(product_id, **overrides))
+    assert response.json()["status"] == "pending_curation", response.text
+    response = await client.post(
+        f"/products/{product_id}/curation", json={"decision": "approved", "tier": "local", "curator": "CUR-1"}
+    )
+    assert response.status_code == 200, response.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -27,15 +27,6 @@ STATUS_CHANGED = "kumkm.catalog.order.status_changed.v1"
 Service = tuple["ServiceRuntime", "httpx.AsyncClient"]
 
 
-async def listed_product(client: httpx.AsyncClient, product_id: str, **overrides: Any) -> None:
-    response = await client.post("/products", json=samples.product(product_id, **overrides))
-    assert response.json()["status"] == "pending_curation", response.text
-    response = await client.post(
-        f"/products/{product_id}/curation", json={"decision": "approved", "tier": "local", "curator": "CUR-1"}
-    )
-    assert response.status_code == 200, response.text
-
-
 async def stock(client: httpx.AsyncClient, product_id: str) -> tuple[int, int]:
     body = (await client.get(f"/products/{product_id}")).json()
     return body["stock_available"], body["stock_reserved"]
@@ -43,7 +34,7 @@ async def stock(client: httpx.AsyncClient, product_id: str) -> tuple[int, int]:
 
 async def test_fifty_concurrent_orders_for_stock_twenty_never_oversell(service: Service, nc: Client) -> None:
     runtime, client = service
-    await listed_product(client, "PRD-LAST-UNITS", stock=20, min_order_qty=1)
+    await samples.listed_product(client, "PRD-LAST-UNITS", stock=20, min_order_qty=1)
     orders = [samples.order("PRD-LAST-UNITS", qty=1) for _ in range(50)]
     # Half race in through the stream (handled concurrently from one pull batch), half through the API.
     for data in orders[:25]:
@@ -70,7 +61,7 @@ async def test_seller_timeout_after_three_business_days_across_weekend_and_holid
     service: Service, nc: Client, clock: FixedClock
 ) -> None:
     runtime, client = service
-    await listed_product(client, "PRD-TIMEOUT")
+    await samples.listed_product(client, "PRD-TIMEOUT")
     response = await client.post("/orders", json=samples.order("PRD-TIMEOUT", qty=30))
     order = response.json()
     assert order["status"] == "accepted", order
@@ -104,7 +95,7 @@ async def test_seller_timeout_after_three_business_days_across_weekend_and_holid
 
 async def test_late_confirmation_from_an_integrator_is_refused(service: Service, nc: Client) -> None:
     runtime, client = service
-    await listed_product(client, "PRD-LATE")
+    await samples.listed_product(client, "PRD-LATE")
     order = (await client.post("/orders", json=samples.order("PRD-LATE"))).json()
     await publish(nc, samples.confirmed(order["order_id"], at="2024-09-19T02:00:00Z"))
     await settled(runtime, nc)
@@ -115,7 +106,7 @@ async def test_late_confirmation_from_an_integrator_is_refused(service: Service,
 
 async def test_duplicates_have_one_effect(service: Service, nc: Client) -> None:
     runtime, client = service
-    await listed_product(client, "PRD-DUP")
+    await samples.listed_product(client, "PRD-DUP")
     placed = samples.ev("order.placed", samples.order("PRD-DUP", qty=10))
     order_id = placed["data"]["order_id"]
     # The same event three times, under message ids that defeat the broker's de-duplication ...
@@ -146,7 +137,7 @@ async def test_out_of_order_lifecycle_events_are_parked_until_they_apply(
     service: Service, nc: Client
 ) -> None:
     runtime, client = service
-    await listed_product(client, "PRD-OOO")
+    await samples.listed_product(client, "PRD-OOO")
     order_id = (await client.post("/orders", json=samples.order("PRD-OOO"))).json()["order_id"]
     # Shipped and delivered arrive before confirmed: they are parked (redelivered later), not applied.
     early = [samples.delivered(order_id), samples.shipped(order_id)]
@@ -197,7 +188,7 @@ async def test_a_step_that_never_becomes_legal_ends_in_the_dlq_with_its_reason(
     service: Service, nc: Client
 ) -> None:
     runtime, client = service
-    await listed_product(client, "PRD-ILLEGAL")
+    await samples.listed_product(client, "PRD-ILLEGAL")
     waiting = (await client.post("/orders", json=samples.order("PRD-ILLEGAL"))).json()["order_id"]
     cancelled = (await client.post("/orders", json=samples.order("PRD-ILLEGAL"))).json()["order_id"]
     assert (
@@ -244,7 +235,7 @@ async def test_illegal_api_transitions_get_409_with_a_reason_and_publish_nothing
     service: Service, nc: Client
 ) -> None:
     runtime, client = service
-    await listed_product(client, "PRD-409")
+    await samples.listed_product(client, "PRD-409")
     order_id = (await client.post("/orders", json=samples.order("PRD-409"))).json()["order_id"]
     response = await client.post(f"/orders/{order_id}/pay", json={"payment_reference": "SP2D-1"})
     assert response.status_code == 409
@@ -272,7 +263,7 @@ async def test_illegal_api_transitions_get_409_with_a_reason_and_publish_nothing
 
 async def test_buyer_cancellation_releases_stock(service: Service, nc: Client) -> None:
     _, client = service
-    await listed_product(client, "PRD-CANCEL")
+    await samples.listed_product(client, "PRD-CANCEL")
     order_id = (await client.post("/orders", json=samples.order("PRD-CANCEL", qty=25))).json()["order_id"]
     assert await stock(client, "PRD-CANCEL") == (95, 25)
     assert (await client.post(f"/orders/{order_id}/confirm", json={})).status_code == 200
@@ -284,8 +275,8 @@ async def test_buyer_cancellation_releases_stock(service: Service, nc: Client) -
 
 async def test_rejection_reasons_are_explained(service: Service, nc: Client) -> None:
     _, client = service
-    await listed_product(client, "PRD-RULES")
-    await listed_product(
+    await samples.listed_product(client, "PRD-RULES")
+    await samples.listed_product(
         client, "PRD-OTHER", seller=samples.MEDIUM_SELLER, name="Kertas HVS", category="office_supplies"
     )
     cases = {
@@ -304,7 +295,9 @@ async def test_rejection_reasons_are_explained(service: Service, nc: Client) -> 
         assert body["reasons"][0]["text_en"]
         assert body["reasons"][0]["text_id"]
     # The small-business package ceiling (Rp2.5 bn): two school buses at Rp1.3 bn are one package too many.
-    await listed_product(client, "PRD-BUS", unit_price="1300000000.00", min_order_qty=1, category="vehicles")
+    await samples.listed_product(
+        client, "PRD-BUS", unit_price="1300000000.00", min_order_qty=1, category="vehicles"
+    )
     body = (
         await client.post("/orders", json=samples.order("PRD-BUS", qty=2, unit_price="1300000000.00"))
     ).json()

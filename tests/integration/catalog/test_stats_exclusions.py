@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,15 +18,6 @@ pytestmark = pytest.mark.integration
 Service = tuple["ServiceRuntime", "httpx.AsyncClient"]
 
 
-async def listed_product(client: httpx.AsyncClient, product_id: str, **overrides: Any) -> None:
-    response = await client.post("/products", json=samples.product(product_id, **overrides))
-    assert response.json()["status"] == "pending_curation", response.text
-    response = await client.post(
-        f"/products/{product_id}/curation", json={"decision": "approved", "tier": "local", "curator": "CUR-1"}
-    )
-    assert response.status_code == 200, response.text
-
-
 async def place(client: httpx.AsyncClient, product_id: str, qty: int, unit_price: str = "450000.00") -> str:
     response = await client.post("/orders", json=samples.order(product_id, qty=qty, unit_price=unit_price))
     assert response.status_code == 201, response.text
@@ -35,8 +26,8 @@ async def place(client: httpx.AsyncClient, product_id: str, qty: int, unit_price
 
 async def test_only_committed_orders_count(service: Service) -> None:
     runtime, client = service
-    await listed_product(client, "PRD-STAT-MICRO")  # the Kranggan furniture maker: micro
-    await listed_product(client, "PRD-STAT-MEDIUM", seller=samples.MEDIUM_SELLER)
+    await samples.listed_product(client, "PRD-STAT-MICRO")  # the Kranggan furniture maker: micro
+    await samples.listed_product(client, "PRD-STAT-MEDIUM", seller=samples.MEDIUM_SELLER)
     confirmed_micro = await place(client, "PRD-STAT-MICRO", qty=20)  # 20 x 450,000 = 9,000,000
     confirmed_medium = await place(client, "PRD-STAT-MEDIUM", qty=10)  # 10 x 450,000 = 4,500,000
     rejected = await place(client, "PRD-STAT-MICRO", qty=40, unit_price="400000.00")  # price mismatch
