@@ -69,5 +69,14 @@ def contract_event(event_type: str, *, event_id: str | None = None, **overrides:
     return envelope(event_type, data, event_id=event_id)
 
 
+def restructuring_of_a_loan_never_disbursed() -> dict[str, Any]:
+    """A restructuring request for a loan no service has seen disbursed (new ids each call)."""
+    return contract_event(
+        "kumkm.loans.restructuring.requested.v1",
+        request_id=f"RR-{uuid.uuid4().hex[:10]}",
+        loan_id=f"LN-NOWHERE-{uuid.uuid4().hex[:6]}",
+    )
+
+
 def to_bytes(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj).encode()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from kumkm_loans.app import build
 from kumkm_loans.settings import LoansSettings
 from kumkm_shared.testing.guarantees import ConsumerGuarantees, NotApplicable, RetryCase
-from tests.support.events import contract_event, loan_disbursed
+from tests.support.events import loan_disbursed, restructuring_of_a_loan_never_disbursed
 
 if TYPE_CHECKING:
     from kumkm_shared import ServiceDefinition
@@ -25,9 +24,7 @@ REQUESTED = "kumkm.loans.restructuring.requested.v1"
 
 async def restructuring_of_an_unknown_loan(_harness: ServiceHarness) -> Sample:
     """A request for a loan that is not on the book: it may be in flight, so the handler answers Retry."""
-    return contract_event(
-        REQUESTED, request_id=f"RR-{uuid.uuid4().hex[:10]}", loan_id=f"LN-NOWHERE-{uuid.uuid4().hex[:6]}"
-    )
+    return restructuring_of_a_loan_never_disbursed()
 
 
 class TestLoansGuarantees(ConsumerGuarantees):

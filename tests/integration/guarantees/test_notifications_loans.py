@@ -10,7 +10,7 @@ import pytest
 from kumkm_notifications.app import build
 from kumkm_notifications.settings import NotificationsSettings
 from kumkm_shared.testing.guarantees import ConsumerGuarantees, NotApplicable, RetryCase
-from tests.support.events import contract_event
+from tests.support.events import contract_event, restructuring_of_a_loan_never_disbursed
 from tests.support.samples import COOPERATIVE_BORROWER
 
 if TYPE_CHECKING:
@@ -38,9 +38,7 @@ def _approved(**overrides: Any) -> dict[str, Any]:
 
 async def request_for_a_loan_never_disbursed(_harness: ServiceHarness) -> Sample:
     """A request names only its loan; with no disbursement seen, its borrower is unknown: Retry."""
-    return contract_event(
-        REQUESTED, request_id=f"RR-{uuid.uuid4().hex[:10]}", loan_id=f"LN-{uuid.uuid4().hex[:10]}"
-    )
+    return restructuring_of_a_loan_never_disbursed()
 
 
 class TestNotificationsLoansGuarantees(ConsumerGuarantees):
