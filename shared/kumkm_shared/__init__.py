@@ -7,6 +7,7 @@ from kumkm_shared.backoff import Backoff
 from kumkm_shared.clock import JAKARTA, Clock, FixedClock, SystemClock, business_date
 from kumkm_shared.errors import NotFound, Refusal, Retry
 from kumkm_shared.messaging.consumer import (
+    Begin,
     CommandContext,
     Emit,
     EventContext,
@@ -28,6 +29,7 @@ __all__ = [
     "SYSTEM",
     "Actor",
     "Backoff",
+    "Begin",
     "Clock",
     "Command",
     "CommandContext",

@@ -46,17 +46,12 @@ from kumkm_shared.contracts.loans import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from contextlib import AbstractAsyncContextManager
     from datetime import date
 
     from kumkm_loans.repository import Conn, LoanRecord
     from kumkm_loans.settings import LoansSettings
-    from kumkm_shared import EventContext, Work
+    from kumkm_shared import Begin, EventContext, Work
     from kumkm_shared.clock import Clock
-
-    Begin = Callable[[], AbstractAsyncContextManager[Work]]
-    """Opens one unit of work of a command (``runtime.command``): one transaction."""
 
 log = structlog.get_logger(__name__)
 

@@ -40,17 +40,14 @@ from kumkm_shared import SYSTEM, Backoff
 from kumkm_shared.contracts import Channel, NotificationDelivered, NotificationFailed, caused_by
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from contextlib import AbstractAsyncContextManager
     from uuid import UUID
 
     from kumkm_notifications.channels import Sender
     from kumkm_notifications.settings import NotificationsSettings
-    from kumkm_shared import Clock, CommandContext, ServiceRuntime
+    from kumkm_shared import Begin, Clock, ServiceRuntime
     from kumkm_shared.contracts import EventData
     from kumkm_shared.contracts.envelope import Causation
 
-    Begin = Callable[[], AbstractAsyncContextManager[CommandContext]]
 
 log = structlog.get_logger(__name__)
 

@@ -34,16 +34,14 @@ from kumkm_shared.contracts import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
-    from contextlib import AbstractAsyncContextManager
+    from collections.abc import Iterable
     from datetime import datetime
 
     from kumkm_notifications.rendering import Rendered, TemplateCatalog
     from kumkm_notifications.settings import NotificationsSettings
-    from kumkm_shared import Clock, CommandContext, EventContext, Work
+    from kumkm_shared import Begin, Clock, CommandContext, EventContext, Work
     from kumkm_shared.contracts import Category, Envelope, EventData
 
-    Begin = Callable[[], AbstractAsyncContextManager[CommandContext]]
 
 DELIVERY_NAMESPACE = uuid.UUID("5d3a3f4e-6b1c-4c1e-9a53-4b554d4b4d01")
 

@@ -20,7 +20,7 @@ import asyncio
 import functools
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import structlog
 from prometheus_client import Counter, Histogram
@@ -41,6 +41,7 @@ from kumkm_shared.origin import Command, StreamDelivery
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
+    from contextlib import AbstractAsyncContextManager
 
     import asyncpg
     from nats.aio.client import Client
@@ -186,6 +187,11 @@ class CommandContext:
         await self.outbox.add_many(self.conn, envelopes)
         self.emitted.extend(envelopes)
         return envelopes
+
+
+# Opens one command's transaction (``ServiceRuntime.command`` with its origin bound): what a command that
+# runs in several transactions (a tick over many rows, the dispatcher's claims and outcomes) is given.
+Begin: TypeAlias = "Callable[[], AbstractAsyncContextManager[CommandContext]]"
 
 
 class Handler(Protocol):

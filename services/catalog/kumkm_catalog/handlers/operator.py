@@ -5,7 +5,7 @@ orders whose seller missed the confirmation deadline (``docs/rules/catalog.md``,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -17,15 +17,12 @@ from kumkm_shared import NotFound
 from kumkm_shared.contracts import CancelledBy, GovernmentBuyer, OrderCancelled, OrderLine, SellerSummary
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from contextlib import AbstractAsyncContextManager
     from datetime import date, datetime
 
-    from kumkm_shared import Clock, CommandContext, Work
+    from kumkm_shared import Begin, Clock, Work
 
     # Opens one unit of work (one transaction) of a command that runs in several: ``runtime.command``
     # bound to its origin, e.g. ``lambda: runtime.command(SYSTEM)``.
-    Begin: TypeAlias = Callable[[], AbstractAsyncContextManager[CommandContext]]
 
 log = structlog.get_logger(__name__)
 
