@@ -9,9 +9,13 @@ DATA   ?= .kumkm
 
 OIDC   := shared/kumkm_shared/servers/oidc_provider
 
-$(STAMP): shared/pyproject.toml services/*/pyproject.toml requirements-dev.txt $(OIDC)/package-lock.json
+# The embedded OpenID provider's npm packages (npm ci writes node_modules/.package-lock.json).
+$(OIDC)/node_modules/.package-lock.json: $(OIDC)/package-lock.json
 	@command -v npm >/dev/null || { echo "npm not found: the embedded OpenID provider needs Node.js 20+; apt-get install nodejs npm"; exit 1; }
-	@npm ci --prefix $(OIDC) --no-audit --no-fund --loglevel=error
+	@npm ci --prefix $(OIDC) --no-audit --no-fund --silent
+	@touch $@
+
+$(STAMP): shared/pyproject.toml services/*/pyproject.toml requirements-dev.txt $(OIDC)/node_modules/.package-lock.json
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv
 	@$(BIN)/python -m uv pip install -q --python $(BIN)/python \
