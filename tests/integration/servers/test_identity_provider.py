@@ -318,3 +318,14 @@ async def test_rotate_keys_changes_the_kid_and_keeps_the_old_key(server_data_dir
         kids = await published_kids(provider.issuer)
         assert len(kids) == 2
         assert old_kid not in kids
+
+
+async def test_an_issuer_path_serves_everything_under_it(server_data_dir: Path) -> None:
+    with EmbeddedIdentityProvider(server_data_dir, issuer_path="/realms/kumkm") as provider:
+        assert provider.issuer.endswith("/realms/kumkm")
+        found = await oidc.discover(provider.issuer)
+        assert found.token_endpoint == f"{provider.issuer}/token"
+        tokens = await oidc.password_token(provider.issuer, "kumkm-cli", "ministry", "kumkm-demo")
+        assert verified(tokens.bearer, provider.issuer)["kumkm_roles"] == ["monitoring-viewer"]
+        started = await oidc.start_device_login(provider.issuer, "kumkm-cli")
+        assert started.verification_uri.startswith(provider.issuer)
