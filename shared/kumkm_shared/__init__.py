@@ -5,7 +5,7 @@ Contracts live in ``kumkm_shared.contracts``; everything a service needs to run 
 
 from kumkm_shared.backoff import Backoff
 from kumkm_shared.clock import JAKARTA, Clock, FixedClock, SystemClock, business_date
-from kumkm_shared.errors import NotFound, Refusal, Retry
+from kumkm_shared.errors import Forbidden, NotFound, Refusal, Retry
 from kumkm_shared.messaging.consumer import (
     Begin,
     CommandContext,
@@ -38,6 +38,7 @@ __all__ = [
     "EventContext",
     "EventProcessor",
     "FixedClock",
+    "Forbidden",
     "Handler",
     "Inbox",
     "InfraSettings",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 if TYPE_CHECKING:
     from kumkm_shared.contracts import EventData
 
-__all__ = ["NotFound", "Refusal", "Retry"]
+__all__ = ["Forbidden", "NotFound", "Refusal", "Retry"]
 
 
 class Refusal(Exception):  # noqa: N818 - a verdict, not a crash
@@ -35,6 +35,18 @@ class Refusal(Exception):  # noqa: N818 - a verdict, not a crash
         self.code = code
         self.reason = reason
         self.outcome = outcome
+
+
+class Forbidden(Refusal):
+    """The actor may not do this: a permission its roles do not grant, a region outside its scope, or the
+    maker acting as checker. HTTP 403 naming the permission; on the bus, a dead letter like any refusal.
+    """
+
+    http_status: ClassVar[int] = 403
+
+    def __init__(self, permission: str, reason: str | None = None, *, code: str = "forbidden") -> None:
+        super().__init__(code, reason or f"this needs the permission {permission!r}")
+        self.permission = permission
 
 
 class NotFound(Refusal):

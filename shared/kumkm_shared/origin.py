@@ -9,23 +9,37 @@ actor".
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+from kumkm_shared.auth.scope import NATIONAL_SCOPE, NO_REGION, RegionScope
+
+if TYPE_CHECKING:
+    from kumkm_shared.audit.draft import AuditDraft
 
 __all__ = ["ANONYMOUS", "SYSTEM", "Actor", "Command", "Origin", "StreamDelivery"]
 
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who asked for a command: a signed-in person, an integrator's service account, or the system."""
+    """Who asked for a command: a signed-in person, an integrator's service account, or the system.
+
+    Built from a verified access token (``kumkm_shared.auth.verify``) or by the service itself, never from a
+    payload.
+    """
 
     subject: str
     kind: Literal["person", "service", "system", "anonymous"] = "person"
     roles: frozenset[str] = field(default_factory=frozenset)
     name: str | None = None
+    organisation: str | None = None
+    scope: RegionScope = NO_REGION  # the regions this actor sees and decides
+
+    def has_any(self, roles: frozenset[str]) -> bool:
+        return not self.roles.isdisjoint(roles)
 
 
-SYSTEM = Actor("system", kind="system")  # timers and ticks the service runs itself
-ANONYMOUS = Actor("anonymous", kind="anonymous")  # an HTTP caller before sign-in exists
+SYSTEM = Actor("system", kind="system", scope=NATIONAL_SCOPE)  # timers and ticks the service runs itself
+ANONYMOUS = Actor("anonymous", kind="anonymous")  # no valid token: never reaches a route
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +59,8 @@ class Command:
 
     actor: Actor
     via: Literal["http", "cli", "timer"] = "http"
+    # The HTTP request's audit record: written inside the command's transaction (``ServiceRuntime.command``).
+    trail: AuditDraft | None = field(default=None, compare=False)
 
 
 Origin = StreamDelivery | Command

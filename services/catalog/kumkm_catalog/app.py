@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kumkm_catalog import api
+from kumkm_catalog.domain import permissions
 from kumkm_catalog.handlers import CatalogService
 from kumkm_catalog.settings import CatalogSettings
 from kumkm_shared import SYSTEM, ServiceDefinition, SystemClock, business_date
@@ -46,6 +47,7 @@ def build(settings: CatalogSettings | None = None, *, clock: Clock | None = None
         migrations=MIGRATIONS,
         consumers={"catalog": service.handlers()},
         routes=api.router,
+        permissions=permissions.PERMISSIONS,
         service=service,
         workers=[daily_tick],
         publishes=[

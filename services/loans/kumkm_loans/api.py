@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kumkm_loans import progress as progress_model
 from kumkm_loans import repository as repo
-from kumkm_loans.domain import GRADE_NAMES, Terms, plan_restructuring
+from kumkm_loans.domain import GRADE_NAMES, Terms, permissions, plan_restructuring
 from kumkm_loans.handlers import LoansService
 from kumkm_shared import NotFound
 from kumkm_shared.contracts.loans import (
@@ -43,7 +43,7 @@ from kumkm_shared.contracts.types import (
     PositiveMoney,
     Text,
 )
-from kumkm_shared.service.deps import CommandDep, RuntimeDep, service_of
+from kumkm_shared.service.deps import CommandDep, Require, RuntimeDep, service_of
 
 if TYPE_CHECKING:
     import asyncpg
@@ -157,7 +157,7 @@ def request_json(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-@router.post("/tick", tags=["collectibility"])
+@router.post("/tick", tags=["collectibility"], dependencies=[Require(permissions.TICK)])
 async def tick(
     body: TickCommand, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
@@ -171,7 +171,7 @@ async def tick(
     }
 
 
-@router.get("/loans/{loan_id}", tags=["loans"])
+@router.get("/loans/{loan_id}", tags=["loans"], dependencies=[Require(permissions.READ)])
 async def get_loan(
     loan_id: Identifier,
     runtime: RuntimeDep,
@@ -230,7 +230,11 @@ _NO_SCHEME = {
 }
 
 
-@router.get("/loans/{loan_id}/restructurings/preview", tags=["restructuring"])
+@router.get(
+    "/loans/{loan_id}/restructurings/preview",
+    tags=["restructuring"],
+    dependencies=[Require(permissions.READ)],
+)
 async def preview(  # noqa: PLR0917 - one query parameter per scheme
     loan_id: Identifier,
     reschedule_from: BusinessDate,
@@ -316,7 +320,12 @@ async def preview(  # noqa: PLR0917 - one query parameter per scheme
     return response
 
 
-@router.post("/restructurings", tags=["restructuring"], status_code=201)
+@router.post(
+    "/restructurings",
+    tags=["restructuring"],
+    status_code=201,
+    dependencies=[Require(permissions.REQUEST_RESTRUCTURING)],
+)
 async def request_restructuring(
     body: RestructuringRequestBody, response: Response, runtime: RuntimeDep, command: CommandDep
 ) -> dict[str, Any]:
@@ -339,7 +348,7 @@ async def request_restructuring(
     return request_json(row)
 
 
-@router.get("/restructurings", tags=["restructuring"])
+@router.get("/restructurings", tags=["restructuring"], dependencies=[Require(permissions.READ)])
 async def list_restructurings(
     runtime: RuntimeDep, query: Annotated[RequestFilter, Query()]
 ) -> dict[str, Any]:
@@ -348,7 +357,7 @@ async def list_restructurings(
     return {"items": [request_json(r) for r in rows], "limit": query.limit, "offset": query.offset}
 
 
-@router.get("/restructurings/{request_id}", tags=["restructuring"])
+@router.get("/restructurings/{request_id}", tags=["restructuring"], dependencies=[Require(permissions.READ)])
 async def get_restructuring(request_id: Identifier, runtime: RuntimeDep) -> dict[str, Any]:
     async with runtime.pool.acquire() as conn:
         row = await repo.load_request(conn, request_id)
@@ -357,7 +366,11 @@ async def get_restructuring(request_id: Identifier, runtime: RuntimeDep) -> dict
     return request_json(row)
 
 
-@router.post("/restructurings/{request_id}/decision", tags=["restructuring"])
+@router.post(
+    "/restructurings/{request_id}/decision",
+    tags=["restructuring"],
+    dependencies=[Require(permissions.DECIDE)],
+)
 async def decide(
     request_id: Identifier, body: DecisionBody, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
@@ -377,7 +390,7 @@ async def decide(
     return request_json(row)
 
 
-@router.get("/progress", tags=["progress"])
+@router.get("/progress", tags=["progress"], dependencies=[Require(permissions.PROGRESS)])
 async def get_progress(
     runtime: RuntimeDep, province: Text | None = None, city: Text | None = None
 ) -> dict[str, Any]:

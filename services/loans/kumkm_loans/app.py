@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kumkm_loans import api
+from kumkm_loans.domain import permissions
 from kumkm_loans.handlers import LoansService
 from kumkm_loans.settings import LoansSettings
 from kumkm_shared import ServiceDefinition
@@ -80,6 +81,7 @@ def build(settings: LoansSettings | None = None, *, clock: Clock | None = None) 
             }
         },
         routes=api.router,
+        permissions=permissions.PERMISSIONS,
         service=service,
         workers=[daily_tick(service)],
         publishes=[

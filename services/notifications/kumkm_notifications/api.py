@@ -14,12 +14,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from kumkm_notifications import repository as repo
+from kumkm_notifications.domain import permissions
 from kumkm_notifications.domain.delivery import Status  # noqa: TC001 - FastAPI reads it at runtime
 from kumkm_notifications.handlers import NotificationsService
 from kumkm_shared import NotFound
 from kumkm_shared.contracts import Category, Channel, ContactUpserted, Locale, PartyKind
 from kumkm_shared.contracts.types import Identifier, validate_text
-from kumkm_shared.service.deps import CommandDep, RuntimeDep, service_of
+from kumkm_shared.service.deps import CommandDep, Require, RuntimeDep, service_of
 from kumkm_shared.service.http import validated
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def _routed(rows: list[repo.NewDelivery]) -> list[dict[str, Any]]:
 
 
 # -- contacts ------------------------------------------------------------------------------------------
-@router.put("/contacts/{party_id}", tags=["contacts"])
+@router.put("/contacts/{party_id}", tags=["contacts"], dependencies=[Require(permissions.WRITE_CONTACT)])
 async def put_contact(
     party_id: Identifier, body: ContactIn, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
@@ -117,12 +118,18 @@ async def put_contact(
     return await _contact(runtime, party_id)
 
 
-@router.get("/contacts/{party_id}", tags=["contacts"])
+@router.get(
+    "/contacts/{party_id}",
+    tags=["contacts"],
+    dependencies=[Require(permissions.READ_CONTACTS, audit_reads=True)],
+)
 async def get_contact(party_id: Identifier, runtime: RuntimeDep) -> dict[str, Any]:
     return await _contact(runtime, party_id)
 
 
-@router.get("/contacts", tags=["contacts"])
+@router.get(
+    "/contacts", tags=["contacts"], dependencies=[Require(permissions.READ_CONTACTS, audit_reads=True)]
+)
 async def list_contacts(
     runtime: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -134,7 +141,11 @@ async def list_contacts(
     ]
 
 
-@router.post("/contacts/{party_id}/webhook-secret", tags=["contacts"])
+@router.post(
+    "/contacts/{party_id}/webhook-secret",
+    tags=["contacts"],
+    dependencies=[Require(permissions.ROTATE_SECRET)],
+)
 async def rotate_webhook_secret(
     party_id: Identifier, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, str]:
@@ -144,7 +155,7 @@ async def rotate_webhook_secret(
     return {"party_id": party_id, "webhook_secret": secret}
 
 
-@router.post("/contacts/{party_id}/reroute", tags=["contacts"])
+@router.post("/contacts/{party_id}/reroute", tags=["contacts"], dependencies=[Require(permissions.REROUTE)])
 async def reroute_party(
     party_id: Identifier, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
@@ -162,7 +173,7 @@ async def reroute_party(
 
 
 # -- inbox ---------------------------------------------------------------------------------------------
-@router.get("/inbox/{party_id}", tags=["inbox"])
+@router.get("/inbox/{party_id}", tags=["inbox"], dependencies=[Require(permissions.READ_INBOX)])
 async def get_inbox(
     party_id: Identifier,
     runtime: RuntimeDep,
@@ -177,7 +188,9 @@ async def get_inbox(
     }
 
 
-@router.post("/inbox/{party_id}/{message_id}/read", tags=["inbox"])
+@router.post(
+    "/inbox/{party_id}/{message_id}/read", tags=["inbox"], dependencies=[Require(permissions.MARK_READ)]
+)
 async def mark_read(
     party_id: Identifier, message_id: UUID, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
@@ -187,7 +200,7 @@ async def mark_read(
 
 
 # -- the activity feed, and an operator's resend --------------------------------------------------------
-@router.get("/notifications", tags=["activity"])
+@router.get("/notifications", tags=["activity"], dependencies=[Require(permissions.READ_ACTIVITY)])
 async def activity(
     runtime: RuntimeDep,
     party_id: Identifier | None = None,
@@ -205,7 +218,9 @@ async def activity(
     )
 
 
-@router.post("/notifications/{notification_id}/resend", tags=["activity"])
+@router.post(
+    "/notifications/{notification_id}/resend", tags=["activity"], dependencies=[Require(permissions.RESEND)]
+)
 async def resend(
     notification_id: UUID, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from kumkm_notifications import api
 from kumkm_notifications.dispatcher import Dispatcher
+from kumkm_notifications.domain import permissions
 from kumkm_notifications.domain.subscriptions import CONSUMED, SUBSCRIPTIONS
 from kumkm_notifications.handlers import NotificationsService
 from kumkm_notifications.rendering import TemplateCatalog
@@ -59,6 +60,7 @@ def build(
             "notifications-contacts": {ContactUpserted.event_type: service.on_contact_upserted},
         },
         routes=api.router,
+        permissions=permissions.PERMISSIONS,
         service=service,
         workers=[delivery_worker],
         publishes=[NotificationDelivered, NotificationFailed],

@@ -1,4 +1,4 @@
-"""The role names a token's roles claim carries (the vocabulary; each service maps its permissions to them)."""
+"""The role names a token's roles claim carries: the vocabulary each service maps its permissions to."""
 
 from __future__ import annotations
 

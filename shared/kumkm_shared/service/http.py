@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 from kumkm_shared.contracts import ContractError
-from kumkm_shared.errors import Refusal, Retry
+from kumkm_shared.errors import Forbidden, Refusal, Retry
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -41,6 +41,14 @@ def validated(model: type[M], data: Any, *, location: Literal["body", "query", "
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path")]
     return ".".join(parts) or ".".join(str(p) for p in loc)
+
+
+def _note(request: Request, outcome: str, reason: str) -> None:
+    """Tell the request's audit record why it was refused (``signin.SignInMiddleware`` writes it)."""
+    draft = getattr(request.state, "audit", None)
+    if draft is not None:
+        draft.outcome = outcome
+        draft.reason = reason[:1000]
 
 
 def error_body(code: str, message: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -73,9 +81,10 @@ def create_http_app(
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"field": _field(tuple(e["loc"])), "message": str(e["msg"])} for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        _note(request, "invalid", detail)
         return JSONResponse(error_body("validation_failed", detail, errors), status_code=422)
 
     @app.exception_handler(HTTPException)
@@ -90,15 +99,20 @@ def create_http_app(
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(ContractError)
-    async def invalid_event(_: Request, exc: ContractError) -> JSONResponse:
+    async def invalid_event(request: Request, exc: ContractError) -> JSONResponse:
+        _note(request, "invalid", str(exc))
         return JSONResponse(
             error_body(exc.code, str(exc), [{"field": e.field, "message": e.message} for e in exc.errors]),
             status_code=422,
         )
 
     @app.exception_handler(Refusal)
-    async def refused(_: Request, exc: Refusal) -> JSONResponse:
+    async def refused(request: Request, exc: Refusal) -> JSONResponse:
         headers = {"Retry-After": "1"} if isinstance(exc, Retry) else None
-        return JSONResponse(error_body(exc.code, exc.reason), status_code=exc.http_status, headers=headers)
+        body = error_body(exc.code, exc.reason)
+        if isinstance(exc, Forbidden):
+            body["permission"] = exc.permission
+        _note(request, exc.code, exc.reason)
+        return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
     return app

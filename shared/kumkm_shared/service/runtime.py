@@ -23,6 +23,8 @@ from faststream.specification import AsyncAPI
 from nats.js import api as nats_api
 from prometheus_client import REGISTRY
 
+from kumkm_shared.audit import store as audit_store
+from kumkm_shared.auth.verify import ClaimNames, TokenVerifier
 from kumkm_shared.contracts import make_event, validate_event_payload
 from kumkm_shared.db.migrations import load_migrations, migrate
 from kumkm_shared.db.pool import create_pool
@@ -42,6 +44,7 @@ from kumkm_shared.messaging.tracing import new_traceparent
 from kumkm_shared.origin import SYSTEM, Actor, Command
 from kumkm_shared.service.http import create_http_app
 from kumkm_shared.service.logging import configure_logging
+from kumkm_shared.service.signin import SignInMiddleware
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
     from kumkm_shared.contracts import Envelope, EventData
+    from kumkm_shared.db import Conn
     from kumkm_shared.service.settings import InfraSettings
 
 log = structlog.get_logger(__name__)
@@ -75,6 +79,9 @@ class ServiceDefinition:
     # Overrides of the declared durables, by name (tests use short max_deliver and ack_wait).
     consumer_decls: Mapping[str, ConsumerDecl] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)  # service-owned objects (settings, clients)
+    # permission -> the roles that grant it; every route declares one (``deps.Require``). The service keeps
+    # its table in ``domain/permissions.py``.
+    permissions: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 async def _keep_raw(message: StreamMessage[Any]) -> bytes:
@@ -89,6 +96,18 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def _routes_of(routes: Sequence[Any], inherited: list[Any]) -> Iterator[tuple[Any, list[Any]]]:
+    """Every route of a router, through the routers it includes, with the dependencies those add."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            context = getattr(route, "include_context", None)
+            extra = list(getattr(context, "dependencies", None) or [])
+            yield from _routes_of(included.routes, [*inherited, *extra])
+        else:
+            yield route, inherited
 
 
 class ServiceRuntime:
@@ -121,8 +140,61 @@ class ServiceRuntime:
             title=definition.title, description=definition.description, readiness=self.readiness
         )
         self.http.state.runtime = self
-        if definition.routes is not None:
-            self.http.include_router(definition.routes)
+        self._verifier: TokenVerifier | None = None
+        self.permissions = self._routes()
+        self.http.add_middleware(SignInMiddleware, runtime=self)
+
+    def _routes(self) -> dict[str, frozenset[str]]:
+        """Include the service's router and the audit trail's; every route must declare a known permission."""
+        from kumkm_shared.audit import api as audit_api
+        from kumkm_shared.service.deps import permission_of
+
+        permissions = {**self.definition.permissions}
+        clash = set(permissions) & set(audit_api.PERMISSIONS)
+        if clash:
+            raise ValueError(f"{self.name}: permissions {sorted(clash)} belong to the platform")
+        permissions.update(audit_api.PERMISSIONS)
+        for router in (self.definition.routes, audit_api.router):
+            if router is None:
+                continue
+            for route, inherited in _routes_of(router.routes, []):
+                dependencies = [*inherited, *getattr(route, "dependencies", [])]
+                declared = [p for d in dependencies if (p := permission_of(d))]
+                label = f"{sorted(getattr(route, 'methods', None) or [])} {getattr(route, 'path', route)}"
+                if len(declared) != 1:
+                    msg = f"{self.name}: route {label} must declare exactly one permission (Require)"
+                    raise ValueError(msg)
+                if declared[0] not in permissions:
+                    msg = f"{self.name}: route {label} needs {declared[0]!r}, not in the permissions table"
+                    raise ValueError(msg)
+            self.http.include_router(router)
+        return permissions
+
+    @property
+    def verifier(self) -> TokenVerifier:
+        if self._verifier is None:
+            self._verifier = self._make_verifier()
+        return self._verifier
+
+    def _make_verifier(self) -> TokenVerifier:
+        infra = self.infra
+        if not infra.auth_issuer:
+            raise RuntimeError(
+                "KUMKM_AUTH_ISSUER is not set: every route needs sign-in, and there is no way to turn it off"
+            )
+        return TokenVerifier(
+            infra.auth_issuer,
+            infra.auth_audience,
+            jwks_url=infra.auth_jwks_url,
+            claims=ClaimNames(
+                roles=infra.auth_roles_claim,
+                regions=infra.auth_regions_claim,
+                organisation=infra.auth_org_claim,
+                kind=infra.auth_kind_claim,
+            ),
+            leeway=infra.auth_leeway_seconds,
+            algorithms=infra.auth_algorithms,
+        )
 
     def consumer_decl(self, durable: str) -> ConsumerDecl:
         return self.definition.consumer_decls.get(durable) or declared_consumer(durable)
@@ -200,6 +272,7 @@ class ServiceRuntime:
         return applied
 
     async def start(self) -> None:
+        self._verifier = self._make_verifier()  # no issuer, no service
         self._pool = await create_pool(
             self.infra.database_url.get_secret_value(), self.name, max_size=self.infra.db_pool_max
         )
@@ -294,8 +367,22 @@ class ServiceRuntime:
         Everything the command writes and emits commits together, or nothing does.
         """
         command = origin if isinstance(origin, Command) else Command(origin, via="timer")
-        async with self.pool.acquire() as conn, conn.transaction():
-            yield CommandContext(conn, self.outbox, command, self._source, cause=cause)
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                yield CommandContext(conn, self.outbox, command, self._source, cause=cause)
+                await self._audit(conn, command)
+            self._audited(command)
+
+    @staticmethod
+    async def _audit(conn: Conn, command: Command) -> None:
+        """A human command's audit record commits with the command itself, or neither does."""
+        if command.trail is not None:
+            await audit_store.insert(conn, command.trail, status=None, outcome="committed")
+
+    @staticmethod
+    def _audited(command: Command) -> None:
+        if command.trail is not None:
+            command.trail.written = True  # committed: the request needs no record of its own
 
     async def submit(
         self, data: EventData, *, consumer: str, origin: Command | Actor = SYSTEM
@@ -311,11 +398,14 @@ class ServiceRuntime:
         envelope = make_event(data, source=f"{self._source}/{command.via}", traceparent=new_traceparent())
         event = validate_event_payload(envelope.model_dump(mode="json"))
         handler = self.definition.consumers[consumer][envelope.type]
-        async with self.pool.acquire() as conn, conn.transaction():
-            await self.inbox.claim(conn, consumer, envelope.id, envelope.type)
-            await self.outbox.add(conn, envelope)
-            ctx = EventContext(conn, event, self.outbox, origin=command, service_source=self._source)
-            await handler(ctx)
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                await self.inbox.claim(conn, consumer, envelope.id, envelope.type)
+                await self.outbox.add(conn, envelope)
+                ctx = EventContext(conn, event, self.outbox, origin=command, service_source=self._source)
+                await handler(ctx)
+                await self._audit(conn, command)
+            self._audited(command)
         return ctx
 
     @property

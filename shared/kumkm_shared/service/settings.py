@@ -30,6 +30,23 @@ class InfraSettings(BaseSettings):
     )
     db_pool_max: int = Field(default=10, ge=2, le=200)
     drain_timeout: float = Field(default=10.0, ge=0)
+    # Sign-in (``docs/rules/access.md``). There is no switch that turns it off: a service without an issuer
+    # does not start.
+    auth_issuer: str | None = Field(
+        default=None, description="the OpenID issuer whose access tokens are accepted"
+    )
+    auth_audience: str = Field(default="kumkm", description="the audience every access token must name")
+    auth_jwks_url: str | None = Field(
+        default=None, description="the issuer's JWKS; default: from its discovery"
+    )
+    auth_roles_claim: str = "kumkm_roles"
+    auth_regions_claim: str = "kumkm_regions"
+    auth_org_claim: str = "kumkm_org"
+    auth_kind_claim: str = "kumkm_kind"
+    auth_leeway_seconds: float = Field(
+        default=30.0, ge=0, le=300, description="clock skew allowed on exp/nbf"
+    )
+    auth_algorithms: list[str] = Field(default=["RS256", "PS256", "ES256"])
 
     def nats_servers(self) -> list[str]:
         return [u.strip() for u in self.nats_url.split(",") if u.strip()]

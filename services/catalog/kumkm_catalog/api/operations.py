@@ -9,14 +9,15 @@ from fastapi import APIRouter
 from kumkm_catalog import repository as repo
 from kumkm_catalog.api.bodies import TickRequest  # noqa: TC001 - FastAPI reads the annotation at runtime
 from kumkm_catalog.api.deps import ServiceDep  # noqa: TC001 - FastAPI reads it at runtime
+from kumkm_catalog.domain import permissions
 from kumkm_catalog.domain.stats import PurchaseFact, summarize
 from kumkm_shared import business_date
-from kumkm_shared.service.deps import CommandDep, RuntimeDep  # noqa: TC001 - FastAPI reads them at runtime
+from kumkm_shared.service.deps import CommandDep, Require, RuntimeDep
 
 router = APIRouter()
 
 
-@router.post("/tick", tags=["operations"])
+@router.post("/tick", tags=["operations"], dependencies=[Require(permissions.TICK)])
 async def tick(
     runtime: RuntimeDep, service: ServiceDep, command: CommandDep, body: TickRequest | None = None
 ) -> dict[str, Any]:
@@ -26,7 +27,7 @@ async def tick(
     return {"date": day.isoformat(), "cancelled": cancelled}
 
 
-@router.get("/stats", tags=["statistics"])
+@router.get("/stats", tags=["statistics"], dependencies=[Require(permissions.STATS)])
 async def stats(runtime: RuntimeDep, service: ServiceDep) -> dict[str, Any]:
     """UMKM share of committed e-catalog purchase value, overall, by region and by category."""
     async with runtime.pool.acquire() as conn:

@@ -22,6 +22,7 @@ from kumkm_catalog.api.bodies import (
 )
 from kumkm_catalog.api.deps import CONSUMER, ServiceDep
 from kumkm_catalog.api.views import load_order, order_view
+from kumkm_catalog.domain import permissions
 from kumkm_catalog.domain.orders import OrderStatus  # noqa: TC001 - a query parameter's type
 from kumkm_shared import Refusal, business_date
 from kumkm_shared.contracts import (
@@ -35,7 +36,7 @@ from kumkm_shared.contracts import (
     SellerRef,
 )
 from kumkm_shared.contracts.types import Identifier, Nib  # noqa: TC001 - FastAPI reads them at runtime
-from kumkm_shared.service.deps import CommandDep, RuntimeDep  # noqa: TC001 - FastAPI reads them at runtime
+from kumkm_shared.service.deps import CommandDep, Require, RuntimeDep
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -60,14 +61,14 @@ def _parties(order: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.post("/orders", status_code=201)
+@router.post("/orders", status_code=201, dependencies=[Require(permissions.PLACE_ORDER)])
 async def place_order(body: OrderPlaced, runtime: RuntimeDep, command: CommandDep) -> dict[str, Any]:
     """Place an order (the same path as ``order.placed``); the answer says accepted or rejected, why."""
     await runtime.submit(body, consumer=CONSUMER, origin=command)
     return await load_order(runtime, body.order_id)
 
 
-@router.get("/orders")
+@router.get("/orders", dependencies=[Require(permissions.READ_ORDERS)])
 async def list_orders(
     runtime: RuntimeDep,
     buyer: Identifier | None = None,
@@ -89,7 +90,7 @@ async def list_orders(
     return {"items": items, "page": page, "page_size": page_size, "has_more": more}
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id}", dependencies=[Require(permissions.READ_ORDERS)])
 async def get_order(order_id: Identifier, runtime: RuntimeDep) -> dict[str, Any]:
     return await load_order(runtime, order_id)
 
@@ -168,11 +169,15 @@ _STEP_ROUTES: tuple[_StepRoute[Any], ...] = (
 )
 for _route in _STEP_ROUTES:
     router.add_api_route(
-        f"/orders/{{order_id}}/{_route.name}", _route.endpoint(), methods=["POST"], name=_route.name
+        f"/orders/{{order_id}}/{_route.name}",
+        _route.endpoint(),
+        methods=["POST"],
+        name=_route.name,
+        dependencies=[Require(permissions.ORDER_STEP)],
     )
 
 
-@router.post("/orders/{order_id}/cancel")
+@router.post("/orders/{order_id}/cancel", dependencies=[Require(permissions.CANCEL_ORDER)])
 async def cancel(
     order_id: Identifier, body: CancelRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:

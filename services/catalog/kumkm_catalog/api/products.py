@@ -15,11 +15,12 @@ from kumkm_catalog.api.bodies import (  # noqa: TC001 - FastAPI reads the annota
 )
 from kumkm_catalog.api.deps import CONSUMER, ServiceDep
 from kumkm_catalog.api.views import load_product, product_view
+from kumkm_catalog.domain import permissions
 from kumkm_shared import Refusal
 from kumkm_shared.contracts import ProductStockUpdated, ProductSubmitted, SellerRef, SellerScale
 from kumkm_shared.contracts.catalog import Category  # noqa: TC001 - FastAPI reads it at runtime
 from kumkm_shared.contracts.types import Identifier, Text  # noqa: TC001 - FastAPI reads them at runtime
-from kumkm_shared.service.deps import CommandDep, RuntimeDep  # noqa: TC001 - FastAPI reads them at runtime
+from kumkm_shared.service.deps import CommandDep, Require, RuntimeDep
 
 router = APIRouter(tags=["products"])
 
@@ -27,14 +28,14 @@ MAX_PAGE_SIZE = 100
 MAX_OFFSET = 10_000  # deeper than this, use the ``after`` cursor (keyset pagination)
 
 
-@router.post("/products", status_code=201)
+@router.post("/products", status_code=201, dependencies=[Require(permissions.SUBMIT_PRODUCT)])
 async def submit_product(body: ProductSubmitted, runtime: RuntimeDep, command: CommandDep) -> dict[str, Any]:
     """Submit a product or a new revision (the same path as ``product.submitted`` from the stream)."""
     await runtime.submit(body, consumer=CONSUMER, origin=command)
     return product_view(await load_product(runtime, body.product_id))
 
 
-@router.get("/products")
+@router.get("/products", dependencies=[Require(permissions.READ_PRODUCTS)])
 async def search_products(
     runtime: RuntimeDep,
     category: Category | None = None,
@@ -72,12 +73,12 @@ async def search_products(
     }
 
 
-@router.get("/products/{product_id}")
+@router.get("/products/{product_id}", dependencies=[Require(permissions.READ_PRODUCTS)])
 async def get_product(product_id: Identifier, runtime: RuntimeDep) -> dict[str, Any]:
     return product_view(await load_product(runtime, product_id))
 
 
-@router.get("/curation/queue")
+@router.get("/curation/queue", dependencies=[Require(permissions.CURATION_QUEUE)])
 async def curation_queue(
     runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50
 ) -> dict[str, Any]:
@@ -87,7 +88,7 @@ async def curation_queue(
     return {"items": [product_view(r) for r in rows]}
 
 
-@router.post("/products/{product_id}/curation")
+@router.post("/products/{product_id}/curation", dependencies=[Require(permissions.CURATE)])
 async def curate(
     product_id: Identifier,
     body: CurationRequest,
@@ -113,7 +114,7 @@ async def curate(
     return event.model_dump(mode="json")
 
 
-@router.post("/products/{product_id}/stock")
+@router.post("/products/{product_id}/stock", dependencies=[Require(permissions.STOCK)])
 async def update_stock(
     product_id: Identifier, body: StockRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
@@ -129,7 +130,7 @@ async def update_stock(
     return product_view(await load_product(runtime, product_id))
 
 
-@router.post("/products/{product_id}/delist")
+@router.post("/products/{product_id}/delist", dependencies=[Require(permissions.DELIST)])
 async def delist(
     product_id: Identifier, body: DelistRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:

@@ -1,0 +1,27 @@
+"""Who may use the loans service: each permission a route declares, and the roles that grant it.
+
+A supervisor is the checker and also sees and does what an officer does. Regions narrow every permission
+further (``docs/rules/access.md``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from kumkm_shared.auth.roles import LOANS_OFFICER, LOANS_SUPERVISOR, MONITORING_VIEWER, OPERATOR
+
+READ: Final = "loans.read"
+REQUEST_RESTRUCTURING: Final = "loans.restructuring.request"
+DECIDE: Final = "loans.restructuring.decide"
+PROGRESS: Final = "loans.progress.read"
+TICK: Final = "loans.tick"
+
+_STAFF = frozenset({LOANS_OFFICER, LOANS_SUPERVISOR})
+
+PERMISSIONS: Final[dict[str, frozenset[str]]] = {
+    READ: _STAFF,
+    REQUEST_RESTRUCTURING: _STAFF,
+    DECIDE: _STAFF,
+    PROGRESS: _STAFF | {MONITORING_VIEWER},
+    TICK: frozenset({OPERATOR}),
+}

@@ -1,0 +1,92 @@
+"""Writing and reading the audit trail (table ``audit_trail`` in each service's schema)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from kumkm_shared.audit.draft import AuditDraft
+    from kumkm_shared.db import Conn
+
+__all__ = ["AuditFilter", "insert", "query"]
+
+COLUMNS = (
+    "id, at, subject, actor_kind, actor_name, roles, organisation, method, route, command, target, status, "
+    "outcome, reason, request_id, client"
+)
+
+
+async def insert(conn: Conn, draft: AuditDraft, *, status: int | None, outcome: str) -> None:
+    actor = draft.actor
+    await conn.execute(
+        """INSERT INTO audit_trail (subject, actor_kind, actor_name, roles, organisation, method, route,
+                                    command, target, status, outcome, reason, request_id, client)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
+        actor.subject if actor is not None else None,
+        actor.kind if actor is not None else "anonymous",
+        actor.name if actor is not None else None,
+        sorted(actor.roles) if actor is not None else [],
+        actor.organisation if actor is not None else None,
+        draft.method,
+        draft.route or draft.path,
+        draft.command,
+        draft.target,
+        status,
+        outcome,
+        draft.reason,
+        draft.request_id,
+        draft.client,
+    )
+
+
+class AuditFilter(BaseModel):
+    """Filters of ``GET /audit`` and ``kumkm audit``; all optional, combined with AND."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str | None = Field(default=None, max_length=200)
+    outcome: str | None = Field(default=None, max_length=100)
+    command: str | None = Field(default=None, max_length=200)
+    target: str | None = Field(default=None, max_length=500, description="exact, e.g. request_id=RR-1")
+    status: int | None = Field(default=None, ge=100, le=599)
+    refused: bool | None = Field(default=None, description="only refused attempts (status 4xx)")
+    since: datetime | None = None
+    until: datetime | None = None
+    after_id: int = Field(default=0, ge=0, description="keyset paging: records after this id")
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+@dataclass(frozen=True)
+class _Clause:
+    sql: str
+    value: Any
+
+
+def _clauses(f: AuditFilter) -> list[_Clause]:
+    clauses = [_Clause("id > {}", f.after_id)]
+    for column in ("subject", "outcome", "command", "target", "status"):
+        value = getattr(f, column)
+        if value is not None:
+            clauses.append(_Clause(f"{column} = {{}}", value))
+    if f.since is not None:
+        clauses.append(_Clause("at >= {}", f.since))
+    if f.until is not None:
+        clauses.append(_Clause("at < {}", f.until))
+    if f.refused is not None:
+        clauses.append(_Clause("(coalesce(status, 200) >= 400) = {}", f.refused))
+    return clauses
+
+
+async def query(conn: Conn, f: AuditFilter) -> list[dict[str, Any]]:
+    clauses = _clauses(f)
+    where = " AND ".join(c.sql.format(f"${i}") for i, c in enumerate(clauses, start=1))
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM audit_trail WHERE {where} ORDER BY id LIMIT ${len(clauses) + 1}",
+        *[c.value for c in clauses],
+        f.limit,
+    )
+    return [{**dict(r), "at": r["at"].isoformat(), "roles": list(r["roles"])} for r in rows]
