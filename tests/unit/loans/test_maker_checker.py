@@ -56,7 +56,9 @@ def test_above_the_threshold_the_first_approval_waits_for_a_checker(roles: froze
 
 @pytest.mark.parametrize("principal", [Decimal(1), ABOVE])
 @pytest.mark.parametrize("roles", [OFFICER, SUPERVISOR])
-def test_a_rejection_of_a_referred_request_takes_one_person(principal: Decimal, roles: frozenset[str]) -> None:
+def test_a_rejection_of_a_referred_request_takes_one_person(
+    principal: Decimal, roles: frozenset[str]
+) -> None:
     assert step("referred", approve=False, principal=principal, roles=roles) is Step.REJECT
 
 
@@ -127,7 +129,9 @@ def test_the_second_approval_does_not_look_at_the_threshold_again() -> None:
 
 def test_a_request_waiting_for_its_second_approval_can_be_decided_but_not_before_the_first() -> None:
     requested, first = date(2020, 4, 20), date(2020, 5, 4)
-    check_decision("RR-1", AWAITING_SECOND_APPROVAL, requested_on=requested, decided_on=first, first_approved_on=first)
+    check_decision(
+        "RR-1", AWAITING_SECOND_APPROVAL, requested_on=requested, decided_on=first, first_approved_on=first
+    )
     with pytest.raises(DecisionRefused) as refused:
         check_decision(
             "RR-1",

@@ -86,7 +86,7 @@ def check_decision(
         )
 
 
-def decision_step(  # noqa: PLR0913 - the facts of one rule, by name
+def decision_step(
     *,
     status: str,
     approve: bool,

@@ -27,7 +27,8 @@ def _region_name(province: str | None, city: str | None) -> str:
 def check_in_scope(
     scope: RegionScope, permission: str, what: str, province: str | None, city: str | None
 ) -> None:
-    """Refuse (403 ``outside_region``) ``what`` (``loan 'LN-1'``) in ``province``/``city`` outside ``scope``."""
+    """Refuse (403 ``outside_region``) ``what`` (``loan 'LN-1'``), in ``province``/``city``, outside
+    ``scope``."""
     if not scope.allows(province, city):
         raise Forbidden(
             permission,
