@@ -377,12 +377,11 @@ async def request_restructuring(
     """
     async with runtime.pool.acquire() as conn:
         existing = await repo.load_request(conn, body.request_id)
-    if existing is not None:
-        _check_request_in_scope(command.actor, permissions.REQUEST_RESTRUCTURING, existing)
     if existing is None:
         data = RestructuringRequested.model_validate(body.model_dump())
         await runtime.submit(data, consumer=CONSUMER, origin=command)
     else:
+        _check_request_in_scope(command.actor, permissions.REQUEST_RESTRUCTURING, existing)
         response.status_code = 200
     async with runtime.pool.acquire() as conn:
         row = await repo.load_request(conn, body.request_id)
