@@ -10,7 +10,13 @@ import pytest
 
 from kumkm_shared.testing.harness import ServiceHarness
 from kumkm_shared.testing.identity import identity
-from tests.integration.auth.conftest import fresh, real_claims, signed_by_provider, signed_by_stranger, unsigned
+from tests.integration.auth.conftest import (
+    fresh,
+    real_claims,
+    signed_by_provider,
+    signed_by_stranger,
+    unsigned,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +67,9 @@ async def test_health_and_metrics_need_no_token(service: ServiceHarness) -> None
         ("no subject", "sub"),
     ],
 )
-async def test_a_bad_token_is_401_invalid_token_naming_why(service: ServiceHarness, case: str, reason: str) -> None:
+async def test_a_bad_token_is_401_invalid_token_naming_why(
+    service: ServiceHarness, case: str, reason: str
+) -> None:
     claims = real_claims()
     now = int(time.time())
     tokens = {
