@@ -2,7 +2,7 @@
 
 Sellers' and buyers' systems act through service accounts with the ``integrator`` role; curators decide
 products; operators run the tick and cancel orders. Regions narrow every permission further
-(``docs/rules/access.md``).
+(``kumkm_catalog.domain.access``; ``docs/rules/catalog.md``, section "Who may do what").
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ STOCK: Final = "catalog.products.stock"
 DELIST: Final = "catalog.products.delist"
 PLACE_ORDER: Final = "catalog.orders.place"
 READ_ORDERS: Final = "catalog.orders.read"
+ORDER_STEP: Final = "catalog.orders.step"
 CANCEL_ORDER: Final = "catalog.orders.cancel"
 STATS: Final = "catalog.stats.read"
 TICK: Final = "catalog.tick"
@@ -32,6 +33,7 @@ PERMISSIONS: Final[dict[str, frozenset[str]]] = {
     DELIST: frozenset({CATALOG_CURATOR}),
     PLACE_ORDER: frozenset({INTEGRATOR}),
     READ_ORDERS: frozenset({CATALOG_CURATOR, INTEGRATOR, OPERATOR}),
+    ORDER_STEP: frozenset({INTEGRATOR}),
     CANCEL_ORDER: frozenset({OPERATOR, INTEGRATOR}),
     STATS: frozenset({CATALOG_CURATOR, MONITORING_VIEWER, OPERATOR}),
     TICK: frozenset({OPERATOR}),
