@@ -112,6 +112,6 @@ async def listed_product(client: httpx.AsyncClient, product_id: str, **overrides
     response = await client.post("/products", json=product(product_id, **overrides))
     assert response.json()["status"] == "pending_curation", response.text
     response = await client.post(
-        f"/products/{product_id}/curation", json={"decision": "approved", "tier": "local", "curator": "CUR-1"}
+        f"/products/{product_id}/curation", json={"decision": "approved", "tier": "local"}
     )
     assert response.status_code == 200, response.text
