@@ -247,7 +247,6 @@ async def _flow(deploy_nats: DeployNats, urls: dict[str, str], smtp: SmtpSink) -
             json={
                 "decision": "approved",
                 "tier": "local",
-                "curator": "curator-compose",
                 "notes": "Lengkap; TKDN 85%.",
                 "checklist": [{"item": "documents_complete", "passed": True}],
             },
