@@ -268,7 +268,6 @@ async def _flow(deploy_nats: DeployNats, urls: dict[str, str], smtp: SmtpSink, i
             json={
                 "decision": "approved",
                 "tier": "local",
-                "curator": "curator-compose",
                 "notes": "Lengkap; TKDN 85%.",
                 "checklist": [{"item": "documents_complete", "passed": True}],
             },
