@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-import httpx
 import jwt
 import pytest
 
-from kumkm_shared.testing.harness import ServiceHarness
 from kumkm_shared.testing.identity import identity
 from tests.integration.auth.conftest import (
     fresh,
@@ -17,6 +16,11 @@ from tests.integration.auth.conftest import (
     signed_by_stranger,
     unsigned,
 )
+
+if TYPE_CHECKING:
+    import httpx
+
+    from kumkm_shared.testing.harness import ServiceHarness
 
 pytestmark = pytest.mark.integration
 
