@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
 import tempfile
 import time
@@ -34,6 +35,7 @@ from kumkm_shared import InfraSettings, ServiceRuntime
 from kumkm_shared.contracts import OrderAccepted, make_event
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.servers import free_port, obtain_servers
+from kumkm_shared.servers.oidc import EmbeddedIdentityProvider
 from kumkm_shared.service.logging import configure_logging
 
 if TYPE_CHECKING:
@@ -472,7 +474,12 @@ def main() -> None:
     for name in ("faststream", "faststream.access", "faststream.access.nats"):
         logging.getLogger(name).setLevel(logging.WARNING)
     counts = [int(x.replace("_", "")) for x in args.products.split(",") if x.strip()]
-    with tempfile.TemporaryDirectory(prefix="kumkm-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="kumkm-bench-") as tmp,
+        EmbeddedIdentityProvider(Path(tmp) / "oidc") as provider,
+    ):
+        # The service verifies tokens from the embedded provider, set as a deployment sets it: by environment.
+        os.environ["KUMKM_AUTH_ISSUER"] = provider.issuer
         raise SystemExit(
             asyncio.run(main_async(counts, args.orders, args.rounds, args.data_dir or Path(tmp)))
         )

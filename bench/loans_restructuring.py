@@ -2,7 +2,8 @@
 
     python bench/loans_restructuring.py [--loans 100000] [--requests 2000]
 
-Starts NATS and Postgres (embedded unless KUMKM_NATS_URL and KUMKM_DATABASE_URL are set), bulk-loads the
+Starts NATS, Postgres (embedded unless KUMKM_NATS_URL and KUMKM_DATABASE_URL are set) and the embedded OpenID
+provider (the service verifies tokens from it, as every service must), bulk-loads the
 loan book with COPY (loans) and one set-based INSERT (their schedules), then measures two things in the
 same run, each on its own set of loans:
 
@@ -59,6 +60,7 @@ from kumkm_shared.messaging.broker import install_uvloop
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.messaging.topology import consumer
 from kumkm_shared.servers import free_port, obtain_servers
+from kumkm_shared.servers.oidc import EmbeddedIdentityProvider
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -242,9 +244,10 @@ async def publish_and_wait(nc: Client, payloads: list[bytes], limit: float = 600
     return elapsed, others
 
 
-async def run_service(nats_url: str, dsn: str, payloads: list[bytes], *, profile: bool) -> float:
+async def run_service(nats_url: str, dsn: str, issuer: str, payloads: list[bytes], *, profile: bool) -> float:
     infra = InfraSettings(
         nats_url=nats_url,
+        auth_issuer=issuer,
         database_url=SecretStr(dsn),
         http_port=free_port(),
         consumer_batch=BATCH,
@@ -439,16 +442,23 @@ async def run_bare(nats_url: str, dsn: str, payloads: list[bytes]) -> float:
 
 
 async def bench(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory(prefix="kumkm-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="kumkm-bench-") as tmp,
+        EmbeddedIdentityProvider(Path(tmp) / "oidc") as provider,
+    ):
         handle = obtain_servers(Path(tmp), fsync=False)
         try:
-            nats_url, dsn = handle.nats_url, handle.database_url
+            nats_url, dsn, issuer = handle.nats_url, handle.database_url, provider.issuer
             nc = await nats.connect(nats_url)
             await provision(nc.jetstream())
             await nc.drain()
             # Start once to migrate the schema, then load the book.
             infra = InfraSettings(
-                nats_url=nats_url, database_url=SecretStr(dsn), http_port=free_port(), log_level="WARNING"
+                nats_url=nats_url,
+                database_url=SecretStr(dsn),
+                http_port=free_port(),
+                log_level="WARNING",
+                auth_issuer=issuer,
             )
             runtime = ServiceRuntime(build(LoansSettings(daily_tick=False)), infra)
             await runtime.start()
@@ -461,7 +471,11 @@ async def bench(args: argparse.Namespace) -> None:
             # Warm up both paths (connections, plans, caches after the bulk load); not measured.
             warm = max(50, args.requests // 10)
             await run_service(
-                nats_url, dsn, requests_for([f"LN-{next(chosen):07d}" for _ in range(warm)]), profile=False
+                nats_url,
+                dsn,
+                issuer,
+                requests_for([f"LN-{next(chosen):07d}" for _ in range(warm)]),
+                profile=False,
             )
             await run_bare(nats_url, dsn, requests_for([f"LN-{next(chosen):07d}" for _ in range(warm)]))
             for round_no in range(args.rounds):
@@ -471,7 +485,11 @@ async def bench(args: argparse.Namespace) -> None:
                     if side == "s":
                         service_rates.append(
                             await run_service(
-                                nats_url, dsn, requests_for(ids["s"]), profile=args.profile and round_no == 0
+                                nats_url,
+                                dsn,
+                                issuer,
+                                requests_for(ids["s"]),
+                                profile=args.profile and round_no == 0,
                             )
                         )
                     else:

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import platform
 import statistics
 import tempfile
@@ -42,6 +43,7 @@ from kumkm_shared import InfraSettings, ServiceRuntime
 from kumkm_shared.contracts import Channel, ContactUpserted, RestructuringApproved, make_event
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.servers import free_port, obtain_servers
+from kumkm_shared.servers.oidc import EmbeddedIdentityProvider
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -253,8 +255,11 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory(prefix="kumkm-bench-") as tmp,
         obtain_servers(Path(tmp)) as servers,
+        EmbeddedIdentityProvider(Path(tmp) / "oidc") as provider,
         contextlib.suppress(KeyboardInterrupt),
     ):
+        # The service verifies tokens from the embedded provider, set as a deployment sets it: by environment.
+        os.environ["KUMKM_AUTH_ISSUER"] = provider.issuer
         asyncio.run(run(args, servers.nats_url, servers.database_url))
 
 

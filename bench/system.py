@@ -57,6 +57,7 @@ from nats.js import api
 from bench.chaos.checker import Checker
 from bench.chaos.cluster import SERVICES, Cluster, ClusterConfig
 from bench.chaos.scenario import Scenario
+from bench.chaos.signin import CURATOR, INTEGRATOR
 from bench.chaos.sinks import SmtpSink, WebhookSink
 from bench.chaos.workload import (
     Api,
@@ -250,8 +251,9 @@ async def prepare_world(
             "catalog",
             "POST",
             f"/products/{pid}/curation",
-            {"decision": "approved", "curator": "curator-01", "tier": "local"},
+            {"decision": "approved", "tier": "local"},
             label=pid,
+            who=CURATOR,
         )
     world.products = products
     await checker.wait_quiet(120)
@@ -317,14 +319,15 @@ async def fixed_rate(  # noqa: C901 - the open-loop generator and its side flows
         seller_nib = world.sellers[k % len(world.sellers)]
         pid = f"PRD-{mix.tag}-R{rate}-{k:05d}"
         body = product(pid, seller_nib).model_dump(mode="json")
-        r = await api.command("catalog", "POST", "/products", body, label=pid)
+        r = await api.command("catalog", "POST", "/products", body, label=pid, who=INTEGRATOR)
         if r.status_code < 300:
             await api.command(
                 "catalog",
                 "POST",
                 f"/products/{pid}/curation",
-                {"decision": "approved", "curator": "curator-02", "tier": "local"},
+                {"decision": "approved", "tier": "local"},
                 label=pid,
+                who=CURATOR,
             )
 
     for k in range(total):
@@ -829,12 +832,13 @@ async def main_async(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one re
         ledger = Ledger()
         integrator = Integrator(cluster.nats_url, ledger)
         await integrator.connect()
-        api = Api({s: cluster.url(s) for s in SERVICES}, ledger)
+        api = Api({s: cluster.url(s) for s in SERVICES}, ledger, cluster.signin)
         scenario = Scenario(integrator, api, ledger, hooks.url, tag="B")
         checker = Checker(
             nats_url=cluster.nats_url,
             database_url=cluster.database_url,
             notifications_url=cluster.url("notifications"),
+            signin=cluster.signin,
             ledger=ledger,
             smtp=smtp,
             webhooks=hooks,

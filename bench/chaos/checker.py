@@ -31,10 +31,12 @@ import nats
 import nats.errors
 
 from bench.chaos.poison import POISON_HEADER
+from bench.chaos.signin import OPERATOR
 from kumkm_shared.messaging.dlq_ops import read_dead_letters
 from kumkm_shared.messaging.topology import CONSUMER_DECLS
 
 if TYPE_CHECKING:
+    from bench.chaos.signin import SignIn
     from bench.chaos.sinks import SmtpSink, WebhookSink
     from bench.chaos.workload import Ledger
 
@@ -152,6 +154,7 @@ class Checker:
         nats_url: str,
         database_url: str,
         notifications_url: str,
+        signin: SignIn,
         ledger: Ledger,
         smtp: SmtpSink,
         webhooks: WebhookSink,
@@ -159,6 +162,7 @@ class Checker:
         self.nats_url = nats_url
         self.database_url = database_url
         self.notifications_url = notifications_url
+        self.signin = signin
         self.last_busy: list[str] = []  # what kept the system busy at the last look (for the report)
         self.ledger = ledger
         self.smtp = smtp
@@ -242,7 +246,10 @@ class Checker:
                 if receipts.count(key):
                     indeterminate += 1
                     continue
-                response = await client.post(f"{self.notifications_url}/notifications/{key}/resend")
+                response = await client.post(
+                    f"{self.notifications_url}/notifications/{key}/resend",
+                    headers=await self.signin.headers(OPERATOR),
+                )
                 if response.status_code < 300:
                     resent += 1
         return indeterminate, resent

@@ -2,6 +2,8 @@
 
 Services run as ``python -m kumkm_<svc> serve`` (the way ``kumkm up`` runs them), each in its own process
 group, with its output in ``<data_dir>/logs/<svc>.log``. A service keeps its HTTP port across restarts.
+The embedded OpenID provider (``Cluster.signin``) starts first; the services verify its tokens
+(``KUMKM_AUTH_ISSUER`` in their environment) and the workload signs in through it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Self
 import nats
 import psutil
 
+from bench.chaos.signin import SignIn
 from kumkm_shared.cli.runinfo import RunInfo
 from kumkm_shared.cli.up import Child, service_env, stop_children, wait_ready
 from kumkm_shared.messaging.provision import provision
@@ -141,6 +144,7 @@ class Cluster:
         self.handle: ServerHandle | None = None
         self.services: dict[str, ServiceProcess] = {}
         self.info: RunInfo | None = None
+        self.signin = SignIn(self.data_dir / "oidc")
 
     # -- servers ------------------------------------------------------------------------------------
     @property
@@ -173,6 +177,7 @@ class Cluster:
     def start(self) -> None:
         self.handle = obtain_servers(self.data_dir, fsync=self.config.fsync, mode="embedded")
         self.info = RunInfo(nats_url=self.handle.nats_url, database_url=self.handle.database_url)
+        self.signin.start()
         asyncio.run(self._provision())
         for name in self.config.services:
             env = service_env(self.info, 0, self._service_extra(name))
@@ -185,7 +190,7 @@ class Cluster:
         self.wait_ready(list(self.services))
 
     def _service_extra(self, name: str) -> dict[str, str]:
-        extra: dict[str, str] = {}
+        extra: dict[str, str] = self.signin.env()
         if name == "loans":
             extra["KUMKM_LOANS_DAILY_TICK"] = "false"
         if name == "notifications":
@@ -233,6 +238,7 @@ class Cluster:
         if self.handle is not None:
             self.handle.stop()
             self.handle = None
+        self.signin.stop()
 
     def __enter__(self) -> Self:
         try:

@@ -116,7 +116,7 @@ async def run_chaos(config: ChaosConfig) -> Report:  # noqa: C901, PLR0915 - one
         ledger = Ledger()
         integrator = Integrator(cluster.nats_url, ledger)
         await integrator.connect()
-        api = Api({s: cluster.url(s) for s in SERVICES}, ledger)
+        api = Api({s: cluster.url(s) for s in SERVICES}, ledger, cluster.signin)
         scenario = Scenario(integrator, api, ledger, hooks.url)
         try:
             n_parties = max(2, (config.loan_flows + config.catalog_flows) // 10)
@@ -164,6 +164,7 @@ async def run_chaos(config: ChaosConfig) -> Report:  # noqa: C901, PLR0915 - one
                 nats_url=cluster.nats_url,
                 database_url=cluster.database_url,
                 notifications_url=cluster.url("notifications"),
+                signin=cluster.signin,
                 ledger=ledger,
                 smtp=smtp,
                 webhooks=hooks,

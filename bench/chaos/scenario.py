@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
+from bench.chaos.signin import CURATOR
 from bench.chaos.workload import (
     OFFICERS,
     Api,
@@ -141,7 +142,8 @@ class Scenario:
         self.expect_on_channels(borrower, outcome=(APPROVED, "request_id", request_id))
 
     async def catalog_flow(self, j: int) -> None:
-        """Submit, curate over HTTP, order, then confirm, ship, deliver and pay, each after the last."""
+        """Submit, curate over HTTP as a curator, order, then confirm, ship, deliver and pay, each after the
+        last."""
         seller_nib = self.parties.sellers[j % len(self.parties.sellers)]
         buyer = self.parties.buyers[j % len(self.parties.buyers)]
         product_id = f"PRD-{self.tag}-{j:05d}"
@@ -155,8 +157,9 @@ class Scenario:
             "catalog",
             "POST",
             f"/products/{product_id}/curation",
-            {"decision": "approved", "curator": "curator-03", "tier": "local", "notes": "Lengkap."},
+            {"decision": "approved", "tier": "local", "notes": "Lengkap."},
             label=f"curate:{product_id}",
+            who=CURATOR,
         )
         if response.status_code not in {200, 201, 409}:
             raise FlowError(f"curation of {product_id}: HTTP {response.status_code} {response.text[:300]}")

@@ -22,6 +22,7 @@ import nats
 import nats.errors
 import nats.js.errors
 
+from bench.chaos.signin import READERS
 from kumkm_shared.contracts import (
     ContactUpserted,
     EventData,
@@ -40,6 +41,8 @@ from kumkm_shared.contracts import (
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.js import JetStreamContext
+
+    from bench.chaos.signin import SignIn
 
 SOURCE = "urn:integrator:kumkm-chaos"
 OFFICERS = "officers"
@@ -189,21 +192,27 @@ class Integrator:
 
 
 class Api:
-    """HTTP commands and reads, retried through service restarts."""
+    """HTTP commands and reads, retried through service restarts, each with a real access token: a read as
+    the service's reader (``signin.READERS``), a command as the person or service account it names."""
 
-    def __init__(self, urls: dict[str, str], ledger: Ledger) -> None:
+    def __init__(self, urls: dict[str, str], ledger: Ledger, signin: SignIn) -> None:
         self.urls = urls
         self.ledger = ledger
+        self.signin = signin
         self.client = httpx.AsyncClient(timeout=10.0)
 
     async def close(self) -> None:
         await self.client.aclose()
+        await self.signin.aclose()
 
-    async def get(self, service: str, path: str, *, deadline: float = 180.0) -> httpx.Response | None:
+    async def get(
+        self, service: str, path: str, *, deadline: float = 180.0, who: str | None = None
+    ) -> httpx.Response | None:
         start = time.monotonic()
         while time.monotonic() - start < deadline:
+            headers = await self.signin.headers(who or READERS[service])
             try:
-                response = await self.client.get(self.urls[service] + path)
+                response = await self.client.get(self.urls[service] + path, headers=headers)
             except httpx.HTTPError:
                 await asyncio.sleep(0.3)
                 continue
@@ -221,16 +230,21 @@ class Api:
         body: dict[str, Any],
         *,
         label: str,
+        who: str,
         deadline: float = 180.0,
     ) -> httpx.Response:
-        """Send until a definitive answer. A 409 after an attempt whose answer was lost means it applied."""
+        """Send as `who` until a definitive answer. A 409 after an attempt whose answer was lost means it
+        applied."""
         item = Sent(f"http:{label}", f"{method} {path}", label, time.time())
         self.ledger.http_commands.append(item)
         start = time.monotonic()
         while True:
             item.attempts += 1
+            headers = await self.signin.headers(who)
             try:
-                response = await self.client.request(method, self.urls[service] + path, json=body)
+                response = await self.client.request(
+                    method, self.urls[service] + path, json=body, headers=headers
+                )
             except httpx.HTTPError:
                 item.uncertain = True
                 if time.monotonic() - start > deadline:
