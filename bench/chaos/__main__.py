@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     d = ChaosConfig()
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--loan-flows", type=int, default=d.loan_flows)
+    parser.add_argument("--decision-flows", type=int, default=d.decision_flows)
     parser.add_argument("--catalog-flows", type=int, default=d.catalog_flows)
     parser.add_argument("--concurrency", type=int, default=d.concurrency)
     parser.add_argument("--poison", type=int, default=d.poison)
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     config = ChaosConfig(
         seed=args.seed,
         loan_flows=args.loan_flows,
+        decision_flows=args.decision_flows,
         catalog_flows=args.catalog_flows,
         concurrency=args.concurrency,
         poison=args.poison,

@@ -142,6 +142,16 @@ async def read_stream_events(nc: Any, subjects: str = "kumkm.>") -> list[dict[st
     return out
 
 
+def concrete_path(route: str, target: str | None) -> str:
+    """An audit record's request path: its route (a template such as ``/products/{product_id}/curation``,
+    or the raw path) with the path parameters of ``target`` (``product_id=PRD-1``) put in."""
+    for pair in (target or "").split(","):
+        name, _, value = pair.partition("=")
+        if name:
+            route = route.replace("{" + name + "}", value)
+    return route
+
+
 def _durables_for(event_type: str) -> list[tuple[str, str]]:
     """(service schema, durable) of every durable whose filter takes ``event_type``."""
     return [(d.service, d.name) for d in CONSUMER_DECLS if event_type in d.filter_subjects]
@@ -265,6 +275,8 @@ class Checker:
             resolved = self._check_outcomes(events, report)
             await self._check_notifications(conn, events, resolved, report)
             await self._check_state(conn, report)
+            await self._check_audit(conn, report)
+            await self._check_decisions(conn, report)
             await self._check_dlq(nc, report)
             await self._check_consumers(nc, conn, report)
         finally:
@@ -400,6 +412,44 @@ class Checker:
                 )
         if self.smtp.receipts.unmarked or self.webhooks.receipts.unmarked:
             report.add("unexpected", "receipts without a delivery id")
+
+    async def _check_audit(self, conn: asyncpg.Connection, report: Report) -> None:
+        """Every human command that took effect has exactly one ``committed`` record in its service's audit
+        trail, by the person who signed in."""
+        expected = Counter((a.schema, a.path, a.actor) for a in self.ledger.audits)
+        paths = {(a.schema, a.path) for a in self.ledger.audits}
+        found: Counter[tuple[str, str, str]] = Counter()
+        for schema in sorted({schema for schema, _ in paths}):
+            rows = await conn.fetch(
+                f"SELECT route, target, actor_name, count(*) AS n FROM {schema}.audit_trail "
+                "WHERE outcome = 'committed' GROUP BY route, target, actor_name"
+            )
+            for r in rows:
+                path = concrete_path(r["route"], r["target"])
+                if (schema, path) in paths:
+                    found[(schema, path, r["actor_name"])] += r["n"]
+        for key, n in expected.items():
+            report.checked["audit"] += 1
+            got = found.get(key, 0)
+            if got < n:
+                report.add("lost", f"{key[0]} audit: no committed record of {key[1]} by {key[2]}")
+            elif got > n:
+                report.add("duplicated", f"{key[0]} audit: {got} committed records of {key[1]} by {key[2]}")
+        for key, n in found.items():
+            if key not in expected:
+                report.add("unexpected", f"{key[0]} audit: {n} committed records of {key[1]} by {key[2]}")
+
+    async def _check_decisions(self, conn: asyncpg.Connection, report: Report) -> None:
+        """Every restructuring decided over HTTP is in its final status."""
+        rows = await conn.fetch(
+            "SELECT request_id, status FROM loans.restructuring_requests WHERE request_id = ANY($1::text[])",
+            list(self.ledger.decisions),
+        )
+        status = {r["request_id"]: r["status"] for r in rows}
+        for request_id, wanted in self.ledger.decisions.items():
+            report.checked["decision"] += 1
+            if status.get(request_id) != wanted:
+                report.add("lost", f"restructuring {request_id} is {status.get(request_id)}, not {wanted}")
 
     async def _check_state(self, conn: asyncpg.Connection, report: Report) -> None:
         loans = {

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 class ChaosConfig:
     seed: int = 7
     loan_flows: int = 60
+    decision_flows: int = 12  # referred requests approved over HTTP, a third of them by one officer
     catalog_flows: int = 40
     concurrency: int = 12
     poison: int = 1000
@@ -119,7 +120,7 @@ async def run_chaos(config: ChaosConfig) -> Report:  # noqa: C901, PLR0915 - one
         api = Api({s: cluster.url(s) for s in SERVICES}, ledger, cluster.signin)
         scenario = Scenario(integrator, api, ledger, hooks.url)
         try:
-            n_parties = max(2, (config.loan_flows + config.catalog_flows) // 10)
+            n_parties = max(2, (config.loan_flows + config.decision_flows + config.catalog_flows) // 10)
             await scenario.setup_parties(n_parties, n_parties, n_parties)
             rejected = [await scenario.rejected_order(k) for k in range(config.rejected_orders)]
             log(f"chaos: {len(ledger.contacts)} contacts, {len(rejected)} rejected orders; workload starts")
@@ -127,6 +128,7 @@ async def run_chaos(config: ChaosConfig) -> Report:  # noqa: C901, PLR0915 - one
             nemesis = Nemesis(cluster, config, random.Random(config.seed + 2))
             semaphore = asyncio.Semaphore(config.concurrency)
             flows = [("loan", i) for i in range(config.loan_flows)]
+            flows += [("decision", k) for k in range(config.decision_flows)]
             flows += [("catalog", j) for j in range(config.catalog_flows)]
             rng.shuffle(flows)
             pace = config.fault_window / max(1, len(flows))

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from bench.chaos.signin import CURATOR
+from bench.chaos.signin import CURATOR, OFFICER, SECOND_SUPERVISOR, SUPERVISOR
 from bench.chaos.workload import (
     OFFICERS,
     Api,
+    ExpectedAudit,
     ExpectedNotification,
     ExpectedOutcome,
     Integrator,
@@ -41,6 +42,16 @@ ORDER_REJECTED = "kumkm.catalog.order.rejected.v1"
 STATUS_CHANGED = "kumkm.catalog.order.status_changed.v1"
 PRODUCT_STOCK = 100
 ORDER_QTY = 4
+SMALL_PRINCIPAL = "500000000.00"  # at most the second-approval threshold: one officer decides
+LARGE_PRINCIPAL = "1500000000.00"  # above it: a first approval waits for a second person (maker-checker)
+DECIDED_ON = "2020-04-20"
+# (maker, checker) of each kind of decision flow: an officer alone; an officer then a supervisor; two
+# different supervisors.
+DECIDERS: tuple[tuple[str, str | None], ...] = (
+    (OFFICER, None),
+    (OFFICER, SUPERVISOR),
+    (SUPERVISOR, SECOND_SUPERVISOR),
+)
 
 
 class FlowError(RuntimeError):
@@ -141,6 +152,53 @@ class Scenario:
         self.expect_on_channels(borrower, event_id=requested)
         self.expect_on_channels(borrower, outcome=(APPROVED, "request_id", request_id))
 
+    async def decision_flow(self, k: int) -> None:
+        """A request the policy refers (not a COVID-19 reason), approved over HTTP by the people signed in:
+        one officer for a small loan; above the second-approval threshold a maker and then a different
+        checker (an officer then a supervisor, or two supervisors)."""
+        borrower = self.parties.coops[k % len(self.parties.coops)]
+        maker, checker = DECIDERS[k % len(DECIDERS)]
+        loan_id = f"LN-{self.tag}-D-{k:05d}"
+        request_id = f"RR-{self.tag}-D-{k:05d}"
+        self.ledger.loans[loan_id] = []
+        await self.publish(
+            disbursement(loan_id, borrower, SMALL_PRINCIPAL if checker is None else LARGE_PRINCIPAL)
+        )
+        requested = await self.publish(restructuring(request_id, loan_id, reason="other"))
+        self.ledger.outcomes.append(ExpectedOutcome((REFERRED,), "request_id", request_id))
+        self.ledger.outcomes.append(ExpectedOutcome((APPROVED,), "request_id", request_id))
+        self.expect_on_channels(borrower, event_id=requested)
+        self.expect_on_channels(OFFICERS, outcome=(REFERRED, "request_id", request_id))
+        self.expect_on_channels(borrower, outcome=(APPROVED, "request_id", request_id))
+        path = f"/restructurings/{request_id}"
+        await self.wait_state("loans", path, "status", {"referred"})
+        first = "approved" if checker is None else "awaiting_second_approval"
+        await self.decide(request_id, maker, {"referred"}, first)
+        if checker is not None:
+            await self.decide(request_id, checker, {first}, "approved")
+        self.ledger.decisions[request_id] = "approved"
+
+    async def decide(self, request_id: str, who: str, before: set[str], after: str) -> None:
+        """`who` approves; an answer lost to a fault is settled by the request's state (a retry after the
+        decision took effect is refused: 409 for a decided request, 403 for the maker as checker)."""
+        path = f"/restructurings/{request_id}"
+        response = await self.api.command(
+            "loans",
+            "POST",
+            f"{path}/decision",
+            {"decision": "approve", "reason": "Dampak usaha terverifikasi.", "decided_on": DECIDED_ON},
+            label=f"decide:{request_id}:{who}",
+            who=who,
+        )
+        if response.status_code != 200 and response.status_code not in {403, 409}:
+            raise FlowError(f"{who} deciding {request_id}: HTTP {response.status_code} {response.text[:300]}")
+        state = await self.wait_state("loans", path, "status", {after, *before})
+        if state != after:
+            raise FlowError(
+                f"{who} deciding {request_id}: HTTP {response.status_code}, the request is {state}"
+            )
+        self.ledger.audits.append(ExpectedAudit("loans", f"{path}/decision", who))
+
     async def catalog_flow(self, j: int) -> None:
         """Submit, curate over HTTP as a curator, order, then confirm, ship, deliver and pay, each after the
         last."""
@@ -164,6 +222,7 @@ class Scenario:
         if response.status_code not in {200, 201, 409}:
             raise FlowError(f"curation of {product_id}: HTTP {response.status_code} {response.text[:300]}")
         await self.wait_state("catalog", f"/products/{product_id}", "status", {"listed"})
+        self.ledger.audits.append(ExpectedAudit("catalog", f"/products/{product_id}/curation", CURATOR))
         self.ledger.orders[order_id] = (product_id, ORDER_QTY, PRODUCT_STOCK)
         await self.publish(order(order_id, buyer, product_id, ORDER_QTY))
         self.ledger.outcomes.append(ExpectedOutcome((ACCEPTED, ORDER_REJECTED), "order_id", order_id))
@@ -198,6 +257,8 @@ class Scenario:
         try:
             if kind == "loan":
                 await self.loan_flow(n)
+            elif kind == "decision":
+                await self.decision_flow(n)
             else:
                 await self.catalog_flow(n)
             self.ledger.flows_done += 1

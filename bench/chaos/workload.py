@@ -92,6 +92,16 @@ class ExpectedOutcome:
 
 
 @dataclass
+class ExpectedAudit:
+    """A human command that took effect: exactly one ``committed`` record of it must be in the service's
+    audit trail (written in the command's own transaction), whatever faults hit its answer."""
+
+    schema: str  # the service's schema, where its audit_trail is
+    path: str  # the request's path, e.g. /restructurings/RR-C-D-00001/decision
+    actor: str  # the signed-in person's username
+
+
+@dataclass
 class Ledger:
     sent: list[Sent] = field(default_factory=list)
     by_id: dict[str, Sent] = field(default_factory=dict)
@@ -102,6 +112,8 @@ class Ledger:
     products: dict[str, str] = field(default_factory=dict)  # product -> seller NIB
     contacts: set[str] = field(default_factory=set)
     http_commands: list[Sent] = field(default_factory=list)
+    audits: list[ExpectedAudit] = field(default_factory=list)
+    decisions: dict[str, str] = field(default_factory=dict)  # restructuring request -> its final status
     poison: dict[str, PoisonSent] = field(default_factory=dict)  # poison id -> what was sent
     flows_done: int = 0
     flows_failed: list[str] = field(default_factory=list)
@@ -328,13 +340,15 @@ def repayment(payment_id: str, loan_id: str, paid_on: date, amount: str = "22000
     )
 
 
-def restructuring(request_id: str, loan_id: str) -> RestructuringRequested:
+def restructuring(request_id: str, loan_id: str, reason: str = "covid19_direct") -> RestructuringRequested:
+    """A request the policy approves at once; with another `reason` than COVID-19 it is referred to an
+    officer."""
     return RestructuringRequested.model_validate(
         {
             "request_id": request_id,
             "loan_id": loan_id,
             "requested_on": "2020-04-15",
-            "reason": "covid19_direct",
+            "reason": reason,
             "impact": {"revenue_drop_pct": "45", "note": "Pasar sepi selama PSBB"},
             "proposal": [{"scheme": "tenor_extension", "extra_months": 6}],
             "reschedule_from": "2020-05-01",

@@ -1,8 +1,8 @@
 """The short CI version of ``make chaos``: every fault once or twice, a smaller poison mix, < 5 minutes.
 
-Asserts the platform's guarantees under faults: after healing nothing is lost and nothing duplicated,
-nothing unexpected happened, every poison message is in the DLQ with an acceptable reason, and no consumer is
-stalled.
+Asserts the platform's guarantees under faults: after healing nothing is lost and nothing duplicated (the
+people's HTTP commands and their audit records included), nothing unexpected happened, every poison message
+is in the DLQ with an acceptable reason, and no consumer is stalled.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ async def test_short_fault_suite_loses_and_duplicates_nothing() -> None:
     config = ChaosConfig(
         seed=11,
         loan_flows=12,
+        decision_flows=6,
         catalog_flows=8,
         concurrency=10,
         poison=300,
@@ -50,6 +51,10 @@ async def test_short_fault_suite_loses_and_duplicates_nothing() -> None:
     assert not report.stalled, text
     assert not report.unpublished_outbox, text
     # the valid traffic went through: every flow finished, every effect was checked
-    assert report.checked["loan"] == 12
+    assert report.checked["loan"] == 12 + 6  # the loan flows' loans and the decision flows'
     assert report.checked["order"] == 8
+    # the people's commands: referred requests approved by one officer or by a maker and a different
+    # checker, each applied once with one committed audit record (8 curations, 2 + 2 * 4 decisions)
+    assert report.checked["decision"] == 6
+    assert report.checked["audit"] == 8 + 2 + 2 * 4
     assert elapsed < 280
