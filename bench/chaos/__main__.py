@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills-per-service", type=int, default=d.kills_per_service)
     parser.add_argument("--nats-kills", type=int, default=d.nats_kills)
     parser.add_argument("--postgres-restarts", type=int, default=d.postgres_restarts)
+    parser.add_argument("--oidc-kills", type=int, default=d.oidc_kills)
     parser.add_argument("--pauses", type=int, default=d.pauses)
     parser.add_argument("--ack-wait", type=float, default=d.ack_wait)
     parser.add_argument("--fault-window", type=float, default=d.fault_window)
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         kills_per_service=args.kills_per_service,
         nats_kills=args.nats_kills,
         postgres_restarts=args.postgres_restarts,
+        oidc_kills=args.oidc_kills,
         pauses=args.pauses,
         ack_wait=args.ack_wait,
         fault_window=args.fault_window,

@@ -284,6 +284,14 @@ class Cluster:
         self.postgres.kill()
         self.postgres.start()
 
+    def kill_identity_provider(self) -> None:
+        """kill -9 of the OpenID provider: services keep the keys they have read; new sign-ins wait."""
+        self.signin.provider.kill()
+
+    def start_identity_provider(self) -> None:
+        """Start it again on the same port with the same signing keys."""
+        self.signin.provider.start()
+
     def sample_rss(self) -> dict[str, int]:
         return {name: svc.sample_rss() for name, svc in self.services.items()}
 

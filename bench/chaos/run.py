@@ -33,6 +33,7 @@ class ChaosConfig:
     kills_per_service: int = 3
     nats_kills: int = 1
     postgres_restarts: int = 1
+    oidc_kills: int = 1  # kill -9 of the OpenID provider, restarted on the same port with the same keys
     pauses: int = 1
     ack_wait: float = 10.0  # the durables' ack_wait for this run; a pause lasts longer than this
     fault_window: float = 60.0  # seconds over which faults are spread
@@ -56,6 +57,7 @@ class Nemesis:
         plan += [("kill", s) for s in SERVICES for _ in range(c.kills_per_service)]
         plan += [("nats", "")] * c.nats_kills
         plan += [("postgres", "")] * c.postgres_restarts
+        plan += [("oidc", "")] * c.oidc_kills
         plan += [("pause", self.rng.choice(["notifications", "catalog", "loans"])) for _ in range(c.pauses)]
         self.rng.shuffle(plan)
         return plan
@@ -88,6 +90,12 @@ class Nemesis:
             await asyncio.sleep(self.rng.uniform(0.5, 3.0))
             await asyncio.to_thread(c.start_nats)
             self.note("nats-server restarted on the same store")
+        elif action == "oidc":
+            self.note("kill -9 the OpenID provider")
+            await asyncio.to_thread(c.kill_identity_provider)
+            await asyncio.sleep(self.rng.uniform(1.0, 4.0))
+            await asyncio.to_thread(c.start_identity_provider)
+            self.note("OpenID provider restarted (same port, same keys)")
         elif action == "postgres":
             self.note("postgres restart (fast shutdown)")
             await asyncio.to_thread(c.restart_postgres)

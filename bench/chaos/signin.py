@@ -41,6 +41,7 @@ SECOND_SUPERVISOR = "supervisor.national"
 CURATOR = "curator.bekasi"
 OPERATOR = "operator"
 RENEW_BEFORE = 60.0  # seconds before its expiry a cached token is replaced
+SIGN_IN_DEADLINE = 60.0  # seconds a sign-in is retried while the provider does not answer
 
 # Who reads each service's resources in the workload (its ``Api.get`` calls).
 READERS = {"loans": OFFICER, "catalog": INTEGRATOR, "notifications": OPERATOR}
@@ -108,8 +109,21 @@ class SignIn:
         async with lock:
             cached = self._tokens.get(who)
             if cached is None or cached.expires_at - time.time() <= RENEW_BEFORE:
-                cached = self._tokens[who] = await self._fetch(who)
+                cached = self._tokens[who] = await self._fetch_until(who)
             return cached.bearer
+
+    async def _fetch_until(self, who: str) -> TokenSet:
+        """Sign in, retrying while the provider does not answer or fails (the fault suite kills it), up to
+        `SIGN_IN_DEADLINE`; a refusal (a wrong password, an unknown client) is raised at once."""
+        start = time.monotonic()
+        while True:
+            try:
+                return await self._fetch(who)
+            except oidc.TokenError as exc:
+                unavailable = not exc.error or exc.error.startswith("HTTP 5")
+                if not unavailable or time.monotonic() - start > SIGN_IN_DEADLINE:
+                    raise
+            await asyncio.sleep(0.5)
 
     async def headers(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {await self.bearer(who)}"}

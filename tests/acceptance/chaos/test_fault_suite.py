@@ -29,6 +29,7 @@ async def test_short_fault_suite_loses_and_duplicates_nothing() -> None:
         kills_per_service=1,
         nats_kills=1,
         postgres_restarts=1,
+        oidc_kills=1,
         pauses=1,
         ack_wait=5.0,
         fault_window=35.0,
