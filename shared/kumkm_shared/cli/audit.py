@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 AUDITED_SERVICES = ("loans", "catalog", "notifications")
-COLUMNS = ("at", "service", "subject", "roles", "request", "command", "target", "status", "outcome", "reason")
+COLUMNS = ("at", "service", "subject", "request", "command", "target", "status", "outcome", "reason")
 
 
 def read_trail(
@@ -37,8 +37,8 @@ def read_trail(
 def _cell(record: dict[str, Any], column: str) -> str:
     if column == "request":
         return f"{record.get('method') or ''} {record.get('route') or ''}".strip()
-    if column == "roles":
-        return ",".join(record.get("roles") or [])
+    if column == "at":
+        return str(record.get("at") or "")[:19].replace("T", " ")
     if column == "subject":
         subject = record.get("subject") or "-"
         kind = record.get("actor_kind")
