@@ -539,6 +539,7 @@ class Tally:
     """The cells run so far, for the summary (and the figures printed at the end of the session)."""
 
     attempts: list[Attempt] = field(default_factory=list)
+    audited: int | None = None  # the refusals found in the audit trails, once the summary has looked
 
     def add(self, attempt: Attempt) -> None:
         self.attempts.append(attempt)
@@ -550,7 +551,7 @@ class Tally:
             "wrongly allowed": sum(a.wrongly_allowed for a in self.attempts),
             "wrongly denied": sum(a.wrongly_denied for a in self.attempts),
             "denied (403)": sum(a.status == 403 for a in self.attempts),
-        }
+        } | ({} if self.audited is None else {"403s found in the audit trail": self.audited})
 
 
 TALLY: Final = Tally()

@@ -242,11 +242,20 @@ def _subject(who: Persona) -> str:
     return str(claims_of(who)["sub"])
 
 
-async def _refusals_recorded(world: World, service: Service, subject: str) -> set[tuple[str, str]]:
+Refusal = tuple[str, str, str]  # method, route template, outcome (forbidden, outside_region)
+
+
+def _refusal(attempt: Attempt) -> Refusal:
+    error = attempt.body.get("error") if isinstance(attempt.body, dict) else None
+    return (attempt.cell.route.method, attempt.cell.route.path, str(error))
+
+
+async def _refusals_recorded(world: World, service: Service, subject: str) -> set[Refusal]:
+    """The 403s the service's audit trail holds for ``subject``, read by the auditor."""
     auditor = world.client(service, persona("auditor"))
-    params = {"status": 403, "subject": subject, "limit": 1000}
+    params: dict[str, str | int] = {"status": 403, "subject": subject, "limit": 1000}
     items: list[dict[str, Any]] = _ok(await auditor.get("/audit", params=params), 200)["items"]
-    return {(str(r["method"]), str(r["route"])) for r in items}
+    return {(str(r["method"]), str(r["route"]), str(r["outcome"])) for r in items}
 
 
 async def test_the_figures_and_every_refusal_in_the_audit_trail(world: World) -> None:
@@ -266,17 +275,18 @@ async def test_the_figures_and_every_refusal_in_the_audit_trail(world: World) ->
     missing: list[str] = []
     for (service, name), group in sorted(refused.items()):
         subject = _subject(persona(name))
-        wanted = {(a.cell.route.method, a.cell.route.path) for a in group}
+        wanted = {_refusal(a) for a in group}
 
         async def recorded(
-            service: Service = service, subject: str = subject, wanted: set[tuple[str, str]] = wanted
+            service: Service = service, subject: str = subject, wanted: set[Refusal] = wanted
         ) -> bool:
             return wanted <= await _refusals_recorded(world, service, subject)
 
         with contextlib.suppress(TimeoutError, AssertionError):
             await wait_for(recorded, AUDIT_WAIT, message=f"{service}: refusals of {name}")
         have = await _refusals_recorded(world, service, subject)
-        missing += [a.cell.id for a in group if (a.cell.route.method, a.cell.route.path) not in have]
+        missing += [a.cell.id for a in group if _refusal(a) not in have]
+    TALLY.audited = sum(len(g) for g in refused.values()) - len(missing)
     assert not missing, "refused attempts missing from the audit trail:\n" + "\n".join(missing)
     assert figures["denied (403)"] == sum(len(g) for g in refused.values())
 
