@@ -7,7 +7,15 @@ DATA   ?= .kumkm
 
 .PHONY: install up test test-unit lint typecheck docs bench chaos clean
 
-$(STAMP): shared/pyproject.toml services/*/pyproject.toml requirements-dev.txt
+OIDC   := shared/kumkm_shared/servers/oidc_provider
+
+# The embedded OpenID provider's npm packages (npm ci writes node_modules/.package-lock.json).
+$(OIDC)/node_modules/.package-lock.json: $(OIDC)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: the embedded OpenID provider needs Node.js 20+; apt-get install nodejs npm"; exit 1; }
+	@npm ci --prefix $(OIDC) --no-audit --no-fund --silent
+	@touch $@
+
+$(STAMP): shared/pyproject.toml services/*/pyproject.toml requirements-dev.txt $(OIDC)/node_modules/.package-lock.json
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv
 	@$(BIN)/python -m uv pip install -q --python $(BIN)/python \
@@ -58,4 +66,4 @@ chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos
 
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache $(OIDC)/node_modules

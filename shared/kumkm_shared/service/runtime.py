@@ -98,6 +98,18 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
+def _routes_of(routes: Sequence[Any], inherited: list[Any]) -> Iterator[tuple[Any, list[Any]]]:
+    """Every route of a router, through the routers it includes, with the dependencies those add."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            context = getattr(route, "include_context", None)
+            extra = list(getattr(context, "dependencies", None) or [])
+            yield from _routes_of(included.routes, [*inherited, *extra])
+        else:
+            yield route, inherited
+
+
 class ServiceRuntime:
     def __init__(self, definition: ServiceDefinition, infra: InfraSettings) -> None:
         self.definition = definition
@@ -145,17 +157,16 @@ class ServiceRuntime:
         for router in (self.definition.routes, audit_api.router):
             if router is None:
                 continue
-            for route in router.routes:
-                declared = [p for d in getattr(route, "dependencies", []) if (p := permission_of(d))]
+            for route, inherited in _routes_of(router.routes, []):
+                dependencies = [*inherited, *getattr(route, "dependencies", [])]
+                declared = [p for d in dependencies if (p := permission_of(d))]
                 label = f"{sorted(getattr(route, 'methods', None) or [])} {getattr(route, 'path', route)}"
                 if len(declared) != 1:
-                    raise ValueError(
-                        f"{self.name}: route {label} must declare exactly one permission (Require)"
-                    )
+                    msg = f"{self.name}: route {label} must declare exactly one permission (Require)"
+                    raise ValueError(msg)
                 if declared[0] not in permissions:
-                    raise ValueError(
-                        f"{self.name}: route {label} needs {declared[0]!r}, not in the permissions table"
-                    )
+                    msg = f"{self.name}: route {label} needs {declared[0]!r}, not in the permissions table"
+                    raise ValueError(msg)
             self.http.include_router(router)
         return permissions
 

@@ -3,8 +3,11 @@
 ``ServiceHarness.start(definition, nats_url, database_url)`` provisions every stream and the service's
 durables (with the definition's overrides, so the server and the consumer wrapper agree on ``max_deliver``
 and ``ack_wait``), starts ``ServiceRuntime``, and gives an HTTP client bound to the app and an integrator's
-own NATS connection. It publishes the way integrators do, waits until the service has settled (every
-durable idle, the outbox on the stream), and reads what the service put on the streams and in the DLQ.
+own NATS connection. The HTTP client signs in through the session's real OpenID provider
+(``kumkm_shared.testing.identity``) as ``it-all``, a test user with every role; ``client(username)`` acts
+as any other user, ``service_client(client_id)`` as a service account, ``anonymous()`` with no token. It
+publishes the way integrators do, waits until the service has settled (every durable idle, the outbox on
+the stream), and reads what the service put on the streams and in the DLQ.
 
 The module-level functions are the same readers for a test that holds only a NATS connection.
 """
@@ -55,6 +58,7 @@ __all__ = [
     "stream_events",
 ]
 
+TEST_USER = "it-all"  # every role, national scope (tests/support/realm-test.json)
 PUBLISHER_SOURCE = "tests/publisher"  # the envelope ``source`` of contract events the harness wraps
 
 
@@ -113,6 +117,13 @@ async def provision_service(js: JetStreamContext, definition: ServiceDefinition)
             await js.add_consumer(decl.stream, config=decl.config())
 
 
+def identity() -> Any:
+    """The session's OpenID provider (imported late: it starts a Node.js process on first use)."""
+    from kumkm_shared.testing.identity import identity as session_identity
+
+    return session_identity()
+
+
 class ServiceHarness:
     """A running service (``runtime``), its HTTP client (``http``) and an integrator's connection (``nc``)."""
 
@@ -120,6 +131,7 @@ class ServiceHarness:
         self.runtime = runtime
         self.http = http
         self.nc = nc
+        self._clients: list[httpx.AsyncClient] = []
         # The started runtime's relay task, kept to tell when it has finished (``stop_relay``).
         name = f"{runtime.name}-outbox-relay"
         self._relay_tasks = [t for t in asyncio.all_tasks() if t.get_name() == name]
@@ -136,6 +148,7 @@ class ServiceHarness:
         nc = await nats.connect(nats_url)
         try:
             await provision_service(nc.jetstream(), definition)
+            infra.setdefault("auth_issuer", identity().issuer)
             settings = InfraSettings(
                 nats_url=nats_url, database_url=database_url, http_port=free_port(), **infra
             )
@@ -143,12 +156,39 @@ class ServiceHarness:
             try:
                 await runtime.start()
                 transport = httpx.ASGITransport(app=runtime.http)
-                async with httpx.AsyncClient(transport=transport, base_url="http://service") as http:
-                    yield cls(runtime, http, nc)
+                async with httpx.AsyncClient(
+                    transport=transport, base_url="http://service", headers=identity().headers(TEST_USER)
+                ) as http:
+                    harness = cls(runtime, http, nc)
+                    try:
+                        yield harness
+                    finally:
+                        for client in harness._clients:
+                            await client.aclose()
             finally:
                 await runtime.stop()
         finally:
             await nc.drain()
+
+    # -- who calls it ---------------------------------------------------------------------------------
+    def _client(self, headers: dict[str, str]) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.runtime.http), base_url="http://service", headers=headers
+        )
+        self._clients.append(client)
+        return client
+
+    def client(self, username: str) -> httpx.AsyncClient:
+        """An HTTP client signed in as ``username`` (a demo or test user) through the real provider."""
+        return self._client(identity().headers(username))
+
+    def service_client(self, client_id: str) -> httpx.AsyncClient:
+        """An HTTP client holding a service account's token (client credentials)."""
+        return self._client({"Authorization": f"Bearer {identity().service_token(client_id)}"})
+
+    def anonymous(self) -> httpx.AsyncClient:
+        """An HTTP client with no token at all."""
+        return self._client({})
 
     # -- what the service is --------------------------------------------------------------------------
     @property

@@ -1,4 +1,5 @@
-# pytest plugin (entry point `kumkm`): real NATS and Postgres for integration and acceptance tests.
+# pytest plugin (entry point `kumkm`): real NATS, Postgres and OpenID provider for integration and
+# acceptance tests.
 #
 # Servers start only when a test asks for them, once per session. Isolation:
 # - `database_url`: a fresh database per test, dropped afterwards (with roles the test created, when the
@@ -24,6 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from kumkm_shared.servers import EmbeddedNats, EmbeddedPostgres, Servers, obtain_servers
+from kumkm_shared.testing.identity import TestIdentity, stop_identity
+from kumkm_shared.testing.identity import identity as session_identity
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Iterator
@@ -71,6 +74,18 @@ def kumkm_servers() -> Iterator[Servers]:
     """NATS and Postgres for the whole session: given URLs, else containers, else embedded (no fsync)."""
     with server_folder("kumkm-servers-") as folder, obtain_servers(folder, fsync=False) as handle:
         yield handle.servers
+
+
+@pytest.fixture(scope="session", name="identity")
+def identity_fixture() -> TestIdentity:
+    """The session's real OpenID provider (demo and test realms): `.issuer`, `.token(username)`,
+    `.service_token(client_id)`, `.headers(username)`, `.provider`."""
+    return session_identity()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:  # noqa: ARG001 - hook signature
+    """Stop the session's OpenID provider if a test started it."""
+    stop_identity()
 
 
 @pytest.fixture(scope="session")

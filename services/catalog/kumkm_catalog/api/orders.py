@@ -169,7 +169,11 @@ _STEP_ROUTES: tuple[_StepRoute[Any], ...] = (
 )
 for _route in _STEP_ROUTES:
     router.add_api_route(
-        f"/orders/{{order_id}}/{_route.name}", _route.endpoint(), methods=["POST"], name=_route.name
+        f"/orders/{{order_id}}/{_route.name}",
+        _route.endpoint(),
+        methods=["POST"],
+        name=_route.name,
+        dependencies=[Require(permissions.ORDER_STEP)],
     )
 
 

@@ -19,6 +19,7 @@ STOCK: Final = "catalog.products.stock"
 DELIST: Final = "catalog.products.delist"
 PLACE_ORDER: Final = "catalog.orders.place"
 READ_ORDERS: Final = "catalog.orders.read"
+ORDER_STEP: Final = "catalog.orders.step"  # confirm, ship (the seller's); deliver, pay (the buyer's)
 CANCEL_ORDER: Final = "catalog.orders.cancel"
 STATS: Final = "catalog.stats.read"
 TICK: Final = "catalog.tick"
@@ -32,6 +33,7 @@ PERMISSIONS: Final[dict[str, frozenset[str]]] = {
     DELIST: frozenset({CATALOG_CURATOR}),
     PLACE_ORDER: frozenset({INTEGRATOR}),
     READ_ORDERS: frozenset({CATALOG_CURATOR, INTEGRATOR, OPERATOR}),
+    ORDER_STEP: frozenset({INTEGRATOR}),
     CANCEL_ORDER: frozenset({OPERATOR, INTEGRATOR}),
     STATS: frozenset({CATALOG_CURATOR, MONITORING_VIEWER, OPERATOR}),
     TICK: frozenset({OPERATOR}),
