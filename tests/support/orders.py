@@ -21,7 +21,7 @@ async def accepted_order(http: httpx.AsyncClient) -> tuple[str, str]:
     response = await http.post("/products", json=product)
     assert response.json()["status"] == "pending_curation", response.text
     response = await http.post(
-        f"/products/{product_id}/curation", json={"decision": "approved", "tier": "local", "curator": "CUR-1"}
+        f"/products/{product_id}/curation", json={"decision": "approved", "tier": "local"}
     )
     assert response.status_code == 200, response.text
     placed = SAMPLES["kumkm.catalog.order.placed.v1"]

@@ -49,7 +49,6 @@ def tick(
 def curate(  # noqa: PLR0917 - one typer option per parameter
     product_id: str,
     decision: Annotated[str, typer.Option(help="approved, revision_requested or rejected")],
-    curator: Annotated[str, typer.Option(help="the curator's id")] = "cli",
     tier: Annotated[
         str | None, typer.Option(help="national, sectoral or local (required to approve)")
     ] = None,
@@ -57,13 +56,17 @@ def curate(  # noqa: PLR0917 - one typer option per parameter
     price: Annotated[str | None, typer.Option(help="listed price, default the submitted price")] = None,
     revision: Annotated[int | None, typer.Option(help="refuse if this revision was superseded")] = None,
     lift_sanction: Annotated[
-        bool, typer.Option(help="approve a product once delisted as sanctioned (needs --notes)")
+        bool,
+        typer.Option(
+            help="approve a product once delisted as sanctioned (needs --notes); a second, different "
+            "curator must lift it too"
+        ),
     ] = False,
     url: UrlOption = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
-    """Decide a product waiting for curation."""
-    payload: dict[str, Any] = {"decision": decision, "curator": curator, "notes": notes}
+    """Decide a product waiting for curation, as the signed-in curator."""
+    payload: dict[str, Any] = {"decision": decision, "notes": notes}
     if tier:
         payload["tier"] = tier
     if price:
@@ -73,6 +76,11 @@ def curate(  # noqa: PLR0917 - one typer option per parameter
     if lift_sanction:
         payload["lift_sanction"] = True
     body = _api("POST", url, data_dir, f"/products/{product_id}/curation", json=payload)
+    if "decision" not in body:  # the first curator's lift of a sanction: the product's view
+        typer.echo(
+            f"{product_id} revision {body['revision']}: {body['status']} (a second curator must lift it)"
+        )
+        return
     listed = ""
     if body.get("listed_price"):
         listed = f" at {format_rupiah(body['listed_price'], 'en')} ({body['tier']})"

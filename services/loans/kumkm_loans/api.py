@@ -1,5 +1,9 @@
 """The loans HTTP API: commands (tick, restructuring requests, officers' decisions) and the read model.
 
+Who acts is the verified actor (``CommandDep``, ``ActorDep``), never a field of a body. Everyone sees and
+decides only their regions (``kumkm_loans.domain.regions``): lists are filtered by the actor's scope in SQL,
+and a single loan or request outside it answers 403 ``outside_region``.
+
 A module-level router; each route gets the runtime, the ``LoansService`` and the command's origin by
 ``Depends``. Routes neither open a command's transaction themselves (``runtime.command`` and
 ``runtime.submit`` do) nor translate errors: a ``Refusal`` raised below becomes its HTTP answer in
@@ -20,7 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kumkm_loans import progress as progress_model
 from kumkm_loans import repository as repo
-from kumkm_loans.domain import GRADE_NAMES, Terms, permissions, plan_restructuring
+from kumkm_loans.domain import (
+    GRADE_NAMES,
+    Terms,
+    check_in_scope,
+    permissions,
+    plan_restructuring,
+    progress_region,
+)
 from kumkm_loans.handlers import LoansService
 from kumkm_shared import NotFound
 from kumkm_shared.contracts.loans import (
@@ -43,12 +54,13 @@ from kumkm_shared.contracts.types import (
     PositiveMoney,
     Text,
 )
-from kumkm_shared.service.deps import CommandDep, Require, RuntimeDep, service_of
+from kumkm_shared.service.deps import ActorDep, CommandDep, Require, RuntimeDep, service_of
 
 if TYPE_CHECKING:
     import asyncpg
 
     from kumkm_loans.domain import Installment
+    from kumkm_shared.origin import Actor
 
 CONSUMER = "loans"
 MAX_OFFSET = 1_000_000  # deeper than a million requests, filter by status, region or loan
@@ -82,17 +94,18 @@ class RestructuringRequestBody(RestructuringRequested):
 
 
 class DecisionBody(BaseModel):
+    """A decision; who takes it is the signed-in person (their token), not a field."""
+
     model_config = ConfigDict(extra="forbid")
     decision: Literal["approve", "reject"]
     reason: Annotated[Text, Field(min_length=1)]
-    officer: Identifier
     decided_on: BusinessDate | None = Field(default=None, description="defaults to today (Asia/Jakarta)")
 
 
 class RequestFilter(BaseModel):
     """The query parameters of ``GET /restructurings``."""
 
-    status: Literal["approved", "rejected", "referred"] | None = None
+    status: Literal["approved", "rejected", "referred", "awaiting_second_approval"] | None = None
     region: Annotated[Text | None, Field(description="a province or a city")] = None
     province: Text | None = None
     city: Text | None = None
@@ -154,7 +167,30 @@ def request_json(row: asyncpg.Record) -> dict[str, Any]:
         "decided_at": row["decided_at"].isoformat() if row["decided_at"] else None,
         "decided_on": row["decided_on"].isoformat() if row["decided_on"] else None,
         "decision_note": row["decision_note"],
+        "first_approval": _first_approval_json(row),
     }
+
+
+def _first_approval_json(row: asyncpg.Record) -> dict[str, Any] | None:
+    """The maker's approval (maker-checker): who, when, on which business date and why; else ``None``."""
+    if row["first_approved_by"] is None:
+        return None
+    return {
+        "by": row["first_approved_by"],
+        "at": row["first_approved_at"].isoformat(),
+        "on": row["first_approved_on"].isoformat(),
+        "reason": row["first_approval_note"],
+    }
+
+
+def _check_request_in_scope(actor: Actor, permission: str, row: asyncpg.Record) -> None:
+    what = f"restructuring request {row['request_id']!r}"
+    check_in_scope(actor.scope, permission, what, row["province"], row["city"])
+
+
+def _check_loan_in_scope(actor: Actor, permission: str, record: repo.LoanRecord) -> None:
+    region = record.borrower.region
+    check_in_scope(actor.scope, permission, f"loan {record.loan.loan_id!r}", region.province, region.city)
 
 
 @router.post("/tick", tags=["collectibility"], dependencies=[Require(permissions.TICK)])
@@ -176,6 +212,7 @@ async def get_loan(
     loan_id: Identifier,
     runtime: RuntimeDep,
     service: ServiceDep,
+    actor: ActorDep,
     as_of: Annotated[date | None, Query(description="arrears as of (default: last tick)")] = None,
 ) -> dict[str, Any]:
     """The loan with its current schedule and its arrears."""
@@ -183,6 +220,7 @@ async def get_loan(
         record = await repo.load_loan(conn, loan_id)
         if record is None:
             raise NotFound("loan", loan_id)
+        _check_loan_in_scope(actor, permissions.READ, record)
         when = as_of or await repo.last_tick(conn) or service.today()
     row, loan = record.row, record.loan
     arrears = loan.arrears(when)
@@ -240,6 +278,7 @@ async def preview(  # noqa: PLR0917 - one query parameter per scheme
     reschedule_from: BusinessDate,
     runtime: RuntimeDep,
     service: ServiceDep,
+    actor: ActorDep,
     extra_months: Annotated[int | None, Query(ge=1, le=MAX_PREVIEW_MONTHS)] = None,
     grace_months: Annotated[int | None, Query(ge=1, le=MAX_PREVIEW_MONTHS)] = None,
     grace_on: GraceOn = GraceOn.PRINCIPAL,
@@ -280,6 +319,7 @@ async def preview(  # noqa: PLR0917 - one query parameter per scheme
         record = await repo.load_loan(conn, loan_id)
         if record is None:
             raise NotFound("loan", loan_id)
+        _check_loan_in_scope(actor, permissions.READ, record)
         assessment, facts = await service.assess(conn, record, data)
     response: dict[str, Any] = {
         "loan_id": loan_id,
@@ -332,7 +372,8 @@ async def request_restructuring(
     """Ask for a restructuring; handled exactly like the event, and decided at once by the policy.
 
     An unknown loan is a 404 here (the handler knows the request came with a command); the same event
-    from the stream is retried until the disbursement arrives.
+    from the stream is retried until the disbursement arrives. A loan outside the asker's regions is a 403
+    (the handler checks the command's actor).
     """
     async with runtime.pool.acquire() as conn:
         existing = await repo.load_request(conn, body.request_id)
@@ -340,6 +381,7 @@ async def request_restructuring(
         data = RestructuringRequested.model_validate(body.model_dump())
         await runtime.submit(data, consumer=CONSUMER, origin=command)
     else:
+        _check_request_in_scope(command.actor, permissions.REQUEST_RESTRUCTURING, existing)
         response.status_code = 200
     async with runtime.pool.acquire() as conn:
         row = await repo.load_request(conn, body.request_id)
@@ -350,19 +392,22 @@ async def request_restructuring(
 
 @router.get("/restructurings", tags=["restructuring"], dependencies=[Require(permissions.READ)])
 async def list_restructurings(
-    runtime: RuntimeDep, query: Annotated[RequestFilter, Query()]
+    runtime: RuntimeDep, actor: ActorDep, query: Annotated[RequestFilter, Query()]
 ) -> dict[str, Any]:
+    """Restructuring requests inside the caller's regions, filtered by status, region or loan."""
     async with runtime.pool.acquire() as conn:
-        rows = await repo.list_requests(conn, **query.model_dump())
+        rows = await repo.list_requests(conn, scope=actor.scope, **query.model_dump())
     return {"items": [request_json(r) for r in rows], "limit": query.limit, "offset": query.offset}
 
 
 @router.get("/restructurings/{request_id}", tags=["restructuring"], dependencies=[Require(permissions.READ)])
-async def get_restructuring(request_id: Identifier, runtime: RuntimeDep) -> dict[str, Any]:
+async def get_restructuring(request_id: Identifier, runtime: RuntimeDep, actor: ActorDep) -> dict[str, Any]:
+    """A request with its status, the decider and, after a first approval, the maker."""
     async with runtime.pool.acquire() as conn:
         row = await repo.load_request(conn, request_id)
     if row is None:
         raise NotFound("restructuring request", request_id)
+    _check_request_in_scope(actor, permissions.READ, row)
     return request_json(row)
 
 
@@ -374,14 +419,16 @@ async def get_restructuring(request_id: Identifier, runtime: RuntimeDep) -> dict
 async def decide(
     request_id: Identifier, body: DecisionBody, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
-    """An officer approves or rejects a referred request, with a reason. Other states get 409."""
+    """The signed-in officer approves or rejects a referred request, with a reason; above the
+    second-approval threshold an approval waits for a second person, a supervisor (maker-checker).
+    Other states get 409; a request outside the caller's regions, or the maker as checker, 403."""
     async with runtime.command(command) as work:
         await service.decide(
             work,
             request_id,
             approve=body.decision == "approve",
             reason=body.reason,
-            officer=body.officer,
+            actor=command.actor,
             decided_on=body.decided_on or service.today(),
         )
         row = await repo.load_request(work.conn, request_id)
@@ -392,10 +439,14 @@ async def decide(
 
 @router.get("/progress", tags=["progress"], dependencies=[Require(permissions.PROGRESS)])
 async def get_progress(
-    runtime: RuntimeDep, province: Text | None = None, city: Text | None = None
+    runtime: RuntimeDep, actor: ActorDep, province: Text | None = None, city: Text | None = None
 ) -> dict[str, Any]:
     """Restructuring progress: requests by status, principal restructured, approval rate, median days
-    to decision and the share of restructured borrowers performing now; by region and by cooperative."""
+    to decision and the share of restructured borrowers performing now; by region and by cooperative.
+
+    Only for a region inside the caller's scope; the whole country (no province) for a national scope. A
+    caller whose scope is one province or one city gets that region when asking for none."""
+    province, city = progress_region(actor.scope, permissions.PROGRESS, province, city)
     async with runtime.pool.acquire() as conn:
         requests = await repo.progress_of_requests(conn, province, city)
         borrowers = await repo.progress_of_borrowers(conn, province, city)

@@ -61,24 +61,28 @@ def decide(
     request_id: Annotated[str, typer.Argument(help="the referred restructuring request")],
     approve: Annotated[bool | None, typer.Option("--approve/--reject", help="the decision")] = None,
     reason: Annotated[str, typer.Option(help="why (kept with the decision)")] = "",
-    officer: Annotated[str, typer.Option(help="your officer id")] = "",
     decided_on: Annotated[str | None, typer.Option(help="decision date YYYY-MM-DD (default: today)")] = None,
     url: Url = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Approve or reject a request referred to an officer."""
-    if approve is None or not reason.strip() or not officer.strip():
-        typer.echo("give --approve or --reject, a --reason and your --officer id", err=True)
+    """Approve or reject a request referred to an officer, as the person signed in.
+
+    Above the second-approval threshold an approval waits for a second person, a supervisor.
+    """
+    if approve is None or not reason.strip():
+        typer.echo("give --approve or --reject and a --reason", err=True)
         raise typer.Exit(2)
-    body: dict[str, Any] = {
-        "decision": "approve" if approve else "reject",
-        "reason": reason,
-        "officer": officer,
-    }
+    body: dict[str, Any] = {"decision": "approve" if approve else "reject", "reason": reason}
     if decided_on:
         body["decided_on"] = decided_on
     result = _api("POST", url, data_dir, f"/restructurings/{request_id}/decision", json=body)
-    typer.echo(f"{request_id}: {result['status']} by {result['decided_by']}")
+    status, first = result["status"], result.get("first_approval")
+    if status == "awaiting_second_approval" and first:
+        typer.echo(f"{request_id}: approved once by {first['by']}; waiting for a supervisor")
+    elif first:
+        typer.echo(f"{request_id}: {status} by {result['decided_by']} (first approval by {first['by']})")
+    else:
+        typer.echo(f"{request_id}: {status} by {result['decided_by']}")
 
 
 @app.command()
@@ -95,7 +99,9 @@ def loan(
 
 @app.command()
 def requests(
-    status: Annotated[str | None, typer.Option(help="approved, rejected or referred")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="approved, rejected, referred or awaiting_second_approval")
+    ] = None,
     region: Annotated[str | None, typer.Option(help="a province or a city")] = None,
     url: Url = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,

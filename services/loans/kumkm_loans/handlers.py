@@ -17,15 +17,20 @@ import structlog
 
 from kumkm_loans import repository as repo
 from kumkm_loans.domain import (
+    AWAITING_SECOND_APPROVAL,
     Assessment,
     Outcome,
     PolicyReason,
     RequestFacts,
     RestructuringPolicy,
+    Step,
     Terms,
     build_schedule,
     check_decision,
+    check_in_scope,
     check_still_eligible,
+    decision_step,
+    permissions,
     plan_restructuring,
     position_at,
 )
@@ -46,12 +51,13 @@ from kumkm_shared.contracts.loans import (
 )
 
 if TYPE_CHECKING:
-    from datetime import date
+    from datetime import date, datetime
 
     from kumkm_loans.repository import Conn, LoanRecord
     from kumkm_loans.settings import LoansSettings
     from kumkm_shared import Begin, EventContext, Work
     from kumkm_shared.clock import Clock
+    from kumkm_shared.origin import Actor
 
 log = structlog.get_logger(__name__)
 
@@ -239,6 +245,13 @@ class LoansService:
                 raise NotFound("loan", data.loan_id)
             # From the stream the disbursement may still be on its way; its outcome events need the borrower.
             raise Retry("loan_unknown", f"loan {data.loan_id!r} is not on the book (yet)")
+        if ctx.actor is not None:
+            # A person asks for their own region's borrowers only; the stream's integrators are not limited.
+            region = record.borrower.region
+            what = f"loan {data.loan_id!r}"
+            check_in_scope(
+                ctx.actor.scope, permissions.REQUEST_RESTRUCTURING, what, region.province, region.city
+            )
         terms = Terms.from_schemes(data.proposal)
         facts = await self._facts(conn, record, data, terms)
         assessment = self.policy.assess(facts)
@@ -332,6 +345,7 @@ class LoansService:
         reason_codes: list[str],
         note: str,
         proposal: list[Any],
+        maker: FirstApproval | None = None,
     ) -> None:
         conn, loan = work.conn, record.loan
         plan = plan_restructuring(loan, terms, reschedule_from)
@@ -372,6 +386,8 @@ class LoansService:
                 reschedule_from=reschedule_from,
                 summary=summary,
                 note=note,
+                first_approved_by=maker.subject if maker else None,
+                first_approved_at=maker.at if maker else None,
             ),
         )
         if previous_grade != 1:
@@ -409,15 +425,37 @@ class LoansService:
         *,
         approve: bool,
         reason: str,
-        officer: str,
+        actor: Actor,
         decided_on: date,
     ) -> None:
-        """An officer's decision on a referred request, in the command's transaction (``work``)."""
+        """A person's decision on a request waiting for one, in the command's transaction (``work``).
+
+        The decider is the verified ``actor``; their region must cover the request, and above the
+        second-approval threshold an approval takes two people (``decision_step``).
+        """
         conn = work.conn
         row = await repo.load_request(conn, request_id, lock=True)
         if row is None:
             raise NotFound("restructuring request", request_id)
-        check_decision(request_id, row["status"], requested_on=row["requested_on"], decided_on=decided_on)
+        what = f"restructuring request {request_id!r}"
+        check_in_scope(actor.scope, permissions.DECIDE, what, row["province"], row["city"])
+        maker = _first_approval(row)
+        check_decision(
+            request_id,
+            row["status"],
+            requested_on=row["requested_on"],
+            decided_on=decided_on,
+            first_approved_on=maker.on if maker else None,
+        )
+        step = decision_step(
+            status=row["status"],
+            approve=approve,
+            outstanding_principal=row["outstanding_principal"],
+            second_approval_above=self.settings.second_approval_above,
+            decider=actor.subject,
+            decider_roles=actor.roles,
+            maker=maker.subject if maker else None,
+        )
         record = await repo.load_loan(conn, row["loan_id"], lock=True)
         if record is None:  # pragma: no cover - a referred request has a loan
             raise NotFound("loan", row["loan_id"])
@@ -431,27 +469,35 @@ class LoansService:
             reschedule_from=row["reschedule_from"],
         )
         referral_codes = list(row["reason_codes"])
-        if approve:
+        decider = actor.subject
+        if step is not Step.REJECT:
             terms = Terms.from_schemes(data.proposal)
             facts = await self._facts(conn, record, data, terms)
             check_still_eligible(self.policy.rejections(facts))
+            if step is Step.FIRST_APPROVAL:
+                await repo.record_first_approval(
+                    conn, request_id, by=decider, at=self.clock.now(), on=decided_on, note=reason
+                )
+                log.info("first approval recorded; waiting for a checker", request_id=request_id)
+                return
             await self._approve(
                 work,
                 record,
                 request_id,
                 terms,
                 data.reschedule_from,
-                decided_by=officer,
+                decided_by=decider,
                 decided_on=decided_on,
                 reason_codes=referral_codes,
                 note=reason,
                 proposal=list(data.proposal),
+                maker=maker,
             )
             return
         officer_reason = Reason(
             code="officer_rejected",
-            text_id=_clip(f"Ditolak oleh petugas {officer}: {reason}"),
-            text_en=_clip(f"Rejected by officer {officer}: {reason}"),
+            text_id=_clip(f"Ditolak oleh petugas {decider}: {reason}"),
+            text_en=_clip(f"Rejected by officer {decider}: {reason}"),
         )
         now = self.clock.now()
         await work.emit(
@@ -459,10 +505,12 @@ class LoansService:
                 request_id=request_id,
                 loan_id=record.loan.loan_id,
                 borrower=record.borrower,
-                decided_by=officer,
+                decided_by=decider,
                 decided_at=now,
                 reason_codes=["officer_rejected"],
                 reasons=[officer_reason],
+                first_approved_by=maker.subject if maker else None,
+                first_approved_at=maker.at if maker else None,
             ),
         )
         await repo.record_decision(
@@ -472,11 +520,26 @@ class LoansService:
             borrower=record.borrower,
             reasons=[officer_reason.model_dump(mode="json", exclude_none=True)],
             outstanding_principal=row["outstanding_principal"],
-            decided_by=officer,
+            decided_by=decider,
             decided_at=now,
             decided_on=decided_on,
             note=reason,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class FirstApproval:
+    """The maker's approval a request waiting for its second approval carries."""
+
+    subject: str
+    at: datetime
+    on: date
+
+
+def _first_approval(row: Any) -> FirstApproval | None:
+    if row["status"] != AWAITING_SECOND_APPROVAL or row["first_approved_by"] is None:
+        return None
+    return FirstApproval(row["first_approved_by"], row["first_approved_at"], row["first_approved_on"])
 
 
 def _reasons(assessment: Assessment) -> list[Reason]:

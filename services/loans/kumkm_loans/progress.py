@@ -29,7 +29,7 @@ def _key(row: Row) -> Key:
 
 def _empty() -> dict[str, Any]:
     return {
-        "requests": {"approved": 0, "rejected": 0, "referred": 0, "total": 0},
+        "requests": {"approved": 0, "rejected": 0, "referred": 0, "awaiting_second_approval": 0, "total": 0},
         "outstanding_principal_restructured": "0.00",
         "approval_rate": None,
         "median_days_to_decision": None,
@@ -57,11 +57,13 @@ def report(
         key = _key(row)
         m = metrics.setdefault(key, _empty())
         approved, rejected, referred = row["approved"], row["rejected"], row["referred"]
+        awaiting = row["awaiting_second_approval"]
         m["requests"] = {
             "approved": approved,
             "rejected": rejected,
             "referred": referred,
-            "total": approved + rejected + referred,
+            "awaiting_second_approval": awaiting,
+            "total": approved + rejected + referred + awaiting,
         }
         m["outstanding_principal_restructured"] = f"{Decimal(row['restructured_principal']):.2f}"
         m["approval_rate"] = _ratio(approved, approved + rejected)

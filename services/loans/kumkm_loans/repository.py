@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import asyncpg
     from asyncpg.pool import PoolConnectionProxy
 
+    from kumkm_shared.auth.scope import RegionScope
     from kumkm_shared.contracts.loans import LoanDisbursed, RepaymentReceived, RestructuringRequested
 
     Conn = asyncpg.Connection | PoolConnectionProxy
@@ -375,9 +376,10 @@ async def claim_request(conn: Conn, data: RestructuringRequested, event_id: UUID
 
 
 async def open_requests(conn: Conn, loan_id: str, *, other_than: str) -> int:
+    """The loan's other requests waiting for a person: referred, or approved once, waiting for a checker."""
     count: int = await conn.fetchval(
         "SELECT count(*) FROM restructuring_requests "
-        "WHERE loan_id = $1 AND status = 'referred' AND request_id <> $2",
+        "WHERE loan_id = $1 AND status IN ('referred', 'awaiting_second_approval') AND request_id <> $2",
         loan_id,
         other_than,
     )
@@ -430,9 +432,25 @@ async def record_decision(
     )
 
 
+async def record_first_approval(
+    conn: Conn, request_id: str, *, by: str, at: datetime, on: date, note: str
+) -> None:
+    """The maker's approval: the request waits for a second person (``awaiting_second_approval``)."""
+    await conn.execute(
+        "UPDATE restructuring_requests SET status = 'awaiting_second_approval', first_approved_by = $2, "
+        "first_approved_at = $3, first_approved_on = $4, first_approval_note = $5 WHERE request_id = $1",
+        request_id,
+        by,
+        at,
+        on,
+        note,
+    )
+
+
 async def list_requests(
     conn: Conn,
     *,
+    scope: RegionScope,
     status: str | None,
     region: str | None,
     province: str | None,
@@ -441,12 +459,15 @@ async def list_requests(
     limit: int,
     offset: int,
 ) -> list[asyncpg.Record]:
+    """Requests matching the filters, inside ``scope`` only."""
+    in_scope, scope_params = scope.sql("province", "city", 8)
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT * FROM restructuring_requests WHERE ($1::text IS NULL OR status = $1) "
         "AND ($2::text IS NULL OR lower(province) = lower($2) OR lower(city) = lower($2)) "
         "AND ($3::text IS NULL OR lower(province) = lower($3)) "
         "AND ($4::text IS NULL OR lower(city) = lower($4)) "
         "AND ($5::text IS NULL OR loan_id = $5) "
+        f"AND {in_scope} "
         "ORDER BY received_at, request_id LIMIT $6 OFFSET $7",
         status,
         region,
@@ -455,6 +476,7 @@ async def list_requests(
         loan_id,
         limit,
         offset,
+        *scope_params,
     )
     return rows
 
@@ -471,6 +493,7 @@ SELECT grouping(province, city) AS all_regions, grouping(borrower_id) AS all_bor
        count(*) FILTER (WHERE status = 'approved') AS approved,
        count(*) FILTER (WHERE status = 'rejected') AS rejected,
        count(*) FILTER (WHERE status = 'referred') AS referred,
+       count(*) FILTER (WHERE status = 'awaiting_second_approval') AS awaiting_second_approval,
        coalesce(sum(outstanding_principal) FILTER (WHERE status = 'approved'), 0) AS restructured_principal,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY decided_on - requested_on)
            FILTER (WHERE status IN ('approved', 'rejected')) AS median_days

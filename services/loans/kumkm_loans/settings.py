@@ -1,7 +1,7 @@
 """The loans service's domain settings (env prefix ``KUMKM_LOANS_``); every policy threshold is here.
 
-The thresholds' defaults are defined once, by the domain's ``PolicyLimits``; the settings only let the
-environment override them.
+The thresholds' defaults are defined once, by the domain (``PolicyLimits``, and ``SECOND_APPROVAL_ABOVE``
+for maker-checker); the settings only let the environment override them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from decimal import Decimal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kumkm_loans.domain import PolicyLimits
+from kumkm_loans.domain import SECOND_APPROVAL_ABOVE, PolicyLimits
 
 _DEFAULTS = PolicyLimits()
 
@@ -24,6 +24,12 @@ class LoansSettings(BaseSettings):
         default=_DEFAULTS.auto_approval_limit,
         gt=0,
         description="highest outstanding principal approved without an officer",
+    )
+    second_approval_above: Decimal = Field(
+        default=SECOND_APPROVAL_ABOVE,
+        ge=0,
+        description="an officer's approval of a referred request with an outstanding principal above this "
+        "waits for a second person with the supervisor role (maker-checker)",
     )
     policy_window_start: date = Field(
         default=_DEFAULTS.window_start, description="first request date (POJK 11/2020)"

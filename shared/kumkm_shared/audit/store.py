@@ -56,7 +56,7 @@ class AuditFilter(BaseModel):
     refused: bool | None = Field(default=None, description="only refused attempts (status 4xx)")
     since: datetime | None = None
     until: datetime | None = None
-    after_id: int = Field(default=0, ge=0, description="keyset paging: records after this id")
+    after_id: int = Field(default=0, ge=0, le=2**63 - 1, description="keyset paging: records after this id")
     limit: int = Field(default=100, ge=1, le=1000)
 
 

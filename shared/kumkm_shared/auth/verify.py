@@ -109,6 +109,7 @@ class TokenVerifier:
         self._monotonic = monotonic
         self._keys: dict[str, _Key] = {}
         self._fetched_at: float | None = None
+        self._refetched_at: float | None = None  # the last fetch caused by an unknown kid
         self._lock = asyncio.Lock()
 
     # -- keys -----------------------------------------------------------------------------------
@@ -154,11 +155,13 @@ class TokenVerifier:
         async with self._lock:
             now = self._monotonic()
             fetched = self._fetched_at
-            if (
-                fetched is None
-                or now - fetched > self._max_key_age
-                or (kid not in self._keys and now - fetched >= self._refetch_interval)
+            if fetched is None or now - fetched > self._max_key_age:
+                await self._fetch()
+            elif kid not in self._keys and (
+                self._refetched_at is None or now - self._refetched_at >= self._refetch_interval
             ):
+                # An unknown key: fetch once more (a rotation), at most once per interval.
+                self._refetched_at = now
                 await self._fetch()
         key = self._keys.get(kid)
         if key is None:

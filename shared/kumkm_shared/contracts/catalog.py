@@ -53,6 +53,7 @@ __all__ = [
     "ProductDelisted",
     "ProductStockUpdated",
     "ProductSubmitted",
+    "SanctionLift",
     "Seller",
     "SellerRef",
     "SellerScale",
@@ -208,6 +209,24 @@ class ChecklistItem(BaseModel):
     note: Text = ""
 
 
+class SanctionLift(BaseModel):
+    """A sanction lifted by two different curators: the first asked for it, the second agreed and listed the
+    product (the second is the event's ``curator``)."""
+
+    model_config = _MODEL
+    first_curator: Annotated[Identifier, Field(description="Subject of the curator who lifted it first")]
+    first_notes: Annotated[Text, Field(description="Why the first curator lifted it")] = ""
+    first_decided_at: UtcDateTime
+    second_curator: Annotated[Identifier, Field(description="Subject of the curator who completed the lift")]
+
+    @model_validator(mode="after")
+    def _two_curators(self) -> Self:
+        if self.first_curator == self.second_curator:
+            msg = "a sanction is lifted by two different curators"
+            raise ValueError(msg)
+        return self
+
+
 class ProductCurated(EventData):
     """The curator's decision on a product revision: approved (listed at a price and tier), revision
     requested, or rejected, with the checklist results and notes."""
@@ -225,8 +244,17 @@ class ProductCurated(EventData):
     notes: Text = ""
     listed_price: Annotated[Money | None, Field(description="Required when approved")] = None
     tier: Annotated[CatalogTier | None, Field(description="Required when approved")] = None
-    curator: Annotated[Identifier, Field(description="Curator id, or 'policy' for an automatic decision")]
+    curator: Annotated[
+        Identifier,
+        Field(
+            description="The curator's subject (from their sign-in), or 'policy' for an automatic decision"
+        ),
+    ]
     decided_at: UtcDateTime
+    sanction_lift: Annotated[
+        SanctionLift | None,
+        Field(description="Both curators, when this approval lifts a sanction; absent otherwise"),
+    ] = None
 
     @model_validator(mode="after")
     def _approval_has_listing(self) -> Self:
@@ -239,6 +267,12 @@ class ProductCurated(EventData):
             msg = (
                 f"listed_price and tier are only set when the decision is approved, not {self.decision.value}"
             )
+            raise ValueError(msg)
+        if self.sanction_lift is not None and (
+            self.decision is not CurationDecision.APPROVED
+            or self.sanction_lift.second_curator != self.curator
+        ):
+            msg = "sanction_lift comes only with an approval, and its second_curator is the event's curator"
             raise ValueError(msg)
         return self
 
@@ -254,6 +288,9 @@ class ProductDelisted(EventData):
     reason: DelistReason
     note: Text = ""
     delisted_at: UtcDateTime
+    delisted_by: Annotated[
+        Identifier | None, Field(description="The delisting curator's subject (from their sign-in)")
+    ] = None
 
 
 class ProductStockUpdated(EventData):

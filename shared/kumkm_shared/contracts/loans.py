@@ -62,7 +62,8 @@ _MODEL = ConfigDict(extra="ignore", frozen=True)
 DecidedBy = Annotated[
     Identifier,
     Field(
-        description='"policy" when the rules decided automatically, otherwise the officer id.',
+        description='"policy" when the rules decided automatically, otherwise the signed-in person who '
+        "decided (the subject of their verified token); after a first approval, the checker.",
         examples=["policy"],
     ),
 ]
@@ -376,6 +377,15 @@ class _RestructuringDecision(_RestructuringOutcome):
 
     decided_by: DecidedBy
     decided_at: UtcDateTime
+    # Added optional fields in v1 (maker-checker): absent when one person decided.
+    first_approved_by: Identifier | None = Field(
+        default=None,
+        description="The maker: the person whose first approval this decision completes or rejects "
+        "(maker-checker, above the second-approval threshold); absent when one person decided.",
+    )
+    first_approved_at: UtcDateTime | None = Field(
+        default=None, description="When the maker approved first; absent when one person decided."
+    )
 
 
 class RestructuringApproved(_RestructuringDecision):

@@ -96,21 +96,25 @@ def new_signing_key() -> dict[str, str]:
 class EmbeddedIdentityProvider(EmbeddedServer):
     """The OpenID provider on a local port (free unless given), issuer ``http://127.0.0.1:<port>``,
     its keys and log in `data_dir`, configured from `realms` (Keycloak realm exports, read in order;
-    the repository's ``deploy/keycloak/kumkm-realm.json`` by default)."""
+    the repository's ``deploy/keycloak/kumkm-realm.json`` by default). With `issuer_path` (e.g.
+    ``/realms/kumkm``, Keycloak's) the issuer and every endpoint are under that path."""
 
     log_name = "oidc-provider.log"
     start_timeout = START_TIMEOUT
     stop_timeout = STOP_TIMEOUT
     stop_signal = signal.SIGTERM
 
-    def __init__(self, data_dir: Path, realms: Sequence[Path] = (), port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, realms: Sequence[Path] = (), port: int | None = None, *, issuer_path: str = ""
+    ) -> None:
         self.data_dir = data_dir.absolute()
+        self.issuer_path = issuer_path.rstrip("/")
         self.realms = tuple(path.absolute() for path in realms) or (DEFAULT_REALM,)
         self.port = port or free_port()
 
     @property
     def issuer(self) -> str:
-        return f"http://{LOCALHOST}:{self.port}"
+        return f"http://{LOCALHOST}:{self.port}{self.issuer_path}"
 
     @property
     def keys_path(self) -> Path:

@@ -1,6 +1,9 @@
 """The whole docker-compose system without Docker: every service of docker-compose.yml, run with its own
 command and its own environment, then a cross-service flow driven by the integrator users of deploy/nats.
 
+- `keycloak` is the embedded OpenID provider run from the realm Keycloak imports
+  (deploy/keycloak/kumkm-realm.json, plus the test users), with Keycloak's issuer path /realms/kumkm; the
+  HTTP calls of the flow carry a token of `it-all` from it.
 - NATS is started with deploy/nats/nats-server.conf and Postgres is initialised by deploy/postgres/initdb,
   both with the environment docker-compose.yml gives their containers (passwords generated from
   .env.example's variable names); `mailpit` is an aiosmtpd sink. Compose host names (`nats:4222`,
@@ -33,10 +36,13 @@ import nats.errors
 import pytest
 from nats.js.api import DeliverPolicy
 
+from kumkm_shared.auth.client import password_token
 from kumkm_shared.cli.demo import demo_events, lifecycle_events, order_event
 from kumkm_shared.contracts import validate_event_payload
 from kumkm_shared.messaging.outbox import nats_headers
+from kumkm_shared.servers.oidc import DEFAULT_REALM, EmbeddedIdentityProvider
 from kumkm_shared.testing import free_port
+from kumkm_shared.testing.identity import TEST_REALM
 from tests.integration.deploy.compose_run import run_one_shots, running_services, wait_healthy
 from tests.integration.deploy.conftest import deploy_nats_server, deploy_postgres_server
 from tests.integration.notifications.sinks import smtp_sink
@@ -60,7 +66,10 @@ STATUS_CHANGED = "kumkm.catalog.order.status_changed.v1"
 
 APPS = ("loans", "catalog", "notifications")
 # Images we do not build: stood in for by embedded NATS and Postgres and an SMTP sink.
-STAND_INS = {"nats", "postgres", "mailpit"}
+STAND_INS = {"nats", "postgres", "mailpit", "keycloak"}
+KEYCLOAK_PORT = 8080
+REALM_PATH = "/realms/kumkm"  # Keycloak's issuer path of the realm
+FLOW_USER = ("it-all", "kumkm-test")  # every role (tests/support/realm-test.json)
 WAIT = 20.0
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - docker-compose.yml's KUMKM_HTTP_HOST, kept as it is
 
@@ -76,11 +85,17 @@ def test_compose_services_run_with_their_own_commands_and_environments(
         deploy_nats = stack.enter_context(deploy_nats_server("compose", compose_services))
         postgres = stack.enter_context(deploy_postgres_server("compose-initdb", compose_services))
         smtp = stack.enter_context(smtp_sink())
+        keycloak = stack.enter_context(
+            EmbeddedIdentityProvider(
+                tmp_path / "keycloak", [DEFAULT_REALM, TEST_REALM], issuer_path=REALM_PATH
+            )
+        )
         nats_host, nats_port = deploy_nats.url.removeprefix("nats://").split(":")
         endpoints = {
             ("nats", 4222): (nats_host, int(nats_port)),
             ("postgres", 5432): (postgres.host, postgres.port),
             ("mailpit", 1025): (smtp.host, smtp.port),
+            ("keycloak", KEYCLOAK_PORT): ("127.0.0.1", keycloak.port),
         }
 
         one_shots = [localize(compose_services[name], endpoints) for name in ours]
@@ -101,12 +116,14 @@ def test_compose_services_run_with_their_own_commands_and_environments(
         for service in long_running:
             assert compose_hosts_in(service, compose_services) == {}, service.name
             assert service.environment["KUMKM_HTTP_HOST"] == ALL_INTERFACES
+            assert service.environment["KUMKM_AUTH_ISSUER"] == keycloak.issuer
         with running_services(long_running, tmp_path) as processes:
             wait_healthy(processes.values(), timeout=60)
             # Subscriptions are made before a service reports ready: a denied one is in the log by now.
             _assert_no_permission_violations(processes)
             try:
-                asyncio.run(_flow(deploy_nats, {n: p.base_url for n, p in processes.items()}, smtp))
+                urls = {n: p.base_url for n, p in processes.items()}
+                asyncio.run(_flow(deploy_nats, urls, smtp, keycloak.issuer))
             except BaseException as exc:
                 tails = "\n\n".join(f"--- {p.name}:\n{p.log_tail(60)}" for p in processes.values())
                 exc.add_note(f"service logs:\n{tails}")
@@ -192,7 +209,7 @@ async def _email_to(smtp: SmtpSink, address: str, *words: str, timeout: float = 
     raise AssertionError(f"no email to {address} about {words} within {timeout}s; got {got}")
 
 
-async def _flow(deploy_nats: DeployNats, urls: dict[str, str], smtp: SmtpSink) -> None:
+async def _flow(deploy_nats: DeployNats, urls: dict[str, str], smtp: SmtpSink, issuer: str) -> None:
     suffix = uuid.uuid4().hex[:6].upper()
     coop_contact, seller_contact, disbursed, requested, submitted = demo_events(suffix)
     loan_id, request_id = disbursed["data"]["loan_id"], requested["data"]["request_id"]
@@ -200,7 +217,11 @@ async def _flow(deploy_nats: DeployNats, urls: dict[str, str], smtp: SmtpSink) -
     operator = await nats.connect(
         deploy_nats.url, user="operator", password=deploy_nats.passwords["operator"], allow_reconnect=False
     )
-    clients = {app: httpx.AsyncClient(base_url=url, timeout=10) for app, url in urls.items()}
+    tokens = await password_token(issuer, "kumkm-cli", *FLOW_USER)
+    signed_in = {"Authorization": f"Bearer {tokens.bearer}"}
+    clients = {
+        app: httpx.AsyncClient(base_url=url, timeout=10, headers=signed_in) for app, url in urls.items()
+    }
     try:
         js = operator.jetstream()
         # What Prometheus scrapes (deploy/prometheus/prometheus.yml); /metrics redirects to /metrics/, which
@@ -247,7 +268,6 @@ async def _flow(deploy_nats: DeployNats, urls: dict[str, str], smtp: SmtpSink) -
             json={
                 "decision": "approved",
                 "tier": "local",
-                "curator": "curator-compose",
                 "notes": "Lengkap; TKDN 85%.",
                 "checklist": [{"item": "documents_complete", "passed": True}],
             },

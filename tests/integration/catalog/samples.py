@@ -107,11 +107,14 @@ def paid(order_id: str, amount: str = "18000000.00") -> dict[str, Any]:
     )
 
 
-async def listed_product(client: httpx.AsyncClient, product_id: str, **overrides: Any) -> None:
-    """Submit ``product(product_id, **overrides)`` and have a curator approve it: listed, ready to order."""
+async def listed_product(
+    client: httpx.AsyncClient, product_id: str, *, curator: httpx.AsyncClient | None = None, **overrides: Any
+) -> None:
+    """Submit ``product(product_id, **overrides)`` and have a curator (``curator``, else the same client)
+    approve it: listed, ready to order."""
     response = await client.post("/products", json=product(product_id, **overrides))
     assert response.json()["status"] == "pending_curation", response.text
-    response = await client.post(
-        f"/products/{product_id}/curation", json={"decision": "approved", "tier": "local", "curator": "CUR-1"}
+    response = await (curator or client).post(
+        f"/products/{product_id}/curation", json={"decision": "approved", "tier": "local"}
     )
     assert response.status_code == 200, response.text

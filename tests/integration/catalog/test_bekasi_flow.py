@@ -42,7 +42,6 @@ async def test_bekasi_furniture_from_submission_to_payment(  # noqa: PLR0915 - o
         json={
             "decision": "approved",
             "tier": "local",
-            "curator": "CUR-017",
             "notes": "SNI sesuai",
             "revision": 1,
         },

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from kumkm_shared.testing.harness import dead_letters, stream_events
+from kumkm_shared.testing.harness import ServiceHarness, dead_letters, stream_events
 from tests.integration.catalog import samples
 from tests.integration.catalog.conftest import publish, settled
 
@@ -52,9 +52,7 @@ async def test_revisions_go_back_to_curation_and_late_old_revisions_are_ignored(
 ) -> None:
     runtime, client = service
     await client.post("/products", json=samples.product("PRD-REV"))
-    await client.post(
-        "/products/PRD-REV/curation", json={"decision": "approved", "tier": "national", "curator": "C"}
-    )
+    await client.post("/products/PRD-REV/curation", json={"decision": "approved", "tier": "national"})
     revised = samples.product("PRD-REV", revision=2, unit_price="475000.00", name="Kursi siswa jati v2")
     await publish(nc, samples.ev("product.submitted", revised))
     await settled(runtime, nc)
@@ -68,13 +66,13 @@ async def test_revisions_go_back_to_curation_and_late_old_revisions_are_ignored(
     # A curator deciding on the superseded revision is told so.
     response = await client.post(
         "/products/PRD-REV/curation",
-        json={"decision": "approved", "tier": "local", "curator": "C", "revision": 1},
+        json={"decision": "approved", "tier": "local", "revision": 1},
     )
     assert response.status_code == 409
     assert response.json()["error"] == "stale_revision"
     response = await client.post(
         "/products/PRD-REV/curation",
-        json={"decision": "approved", "tier": "local", "curator": "C", "revision": 2},
+        json={"decision": "approved", "tier": "local", "revision": 2},
     )
     assert response.json()["listed_price"] == "475000.00"
     # Over the API an old revision is refused outright.
@@ -86,28 +84,24 @@ async def test_revisions_go_back_to_curation_and_late_old_revisions_are_ignored(
 async def test_curation_rules(service: Service, nc: Client) -> None:
     _, client = service
     await client.post("/products", json=samples.product("PRD-CUR"))
-    response = await client.post("/products/PRD-CUR/curation", json={"decision": "approved", "curator": "C"})
+    response = await client.post("/products/PRD-CUR/curation", json={"decision": "approved"})
     assert response.status_code == 409
     assert response.json()["error"] == "tier_required"
     response = await client.post(
         "/products/PRD-CUR/curation",
-        json={"decision": "revision_requested", "curator": "C", "notes": "foto kurang"},
+        json={"decision": "revision_requested", "notes": "foto kurang"},
     )
     assert response.json()["decision"] == "revision_requested"
-    again = await client.post("/products/PRD-CUR/curation", json={"decision": "rejected", "curator": "C"})
+    again = await client.post("/products/PRD-CUR/curation", json={"decision": "rejected"})
     assert again.status_code == 409
     assert again.json()["error"] == "not_pending_curation"
-    assert (
-        await client.post("/products/NOPE/curation", json={"decision": "rejected", "curator": "C"})
-    ).status_code == 404
+    assert (await client.post("/products/NOPE/curation", json={"decision": "rejected"})).status_code == 404
 
 
 async def test_stock_updates_and_delisting(service: Service, nc: Client) -> None:
     runtime, client = service
     await client.post("/products", json=samples.product("PRD-STK"))
-    await client.post(
-        "/products/PRD-STK/curation", json={"decision": "approved", "tier": "local", "curator": "C"}
-    )
+    await client.post("/products/PRD-STK/curation", json={"decision": "approved", "tier": "local"})
     newer = {
         "product_id": "PRD-STK",
         "seller": {"nib": samples.FURNITURE_MAKER["nib"]},
@@ -164,9 +158,7 @@ async def test_command_bodies_are_checked_as_the_event_would_be_422_naming_the_f
     # field (before: the event failed to build and the caller got a 500).
     _, client = service
     await client.post("/products", json=samples.product("PRD-BODY"))
-    await client.post(
-        "/products/PRD-BODY/curation", json={"decision": "approved", "tier": "local", "curator": "C"}
-    )
+    await client.post("/products/PRD-BODY/curation", json={"decision": "approved", "tier": "local"})
     naive = await client.post("/products/PRD-BODY/stock", json={"stock": 5, "as_of": "2024-09-12T10:00:00"})
     assert naive.status_code == 422, naive.text
     assert [e["field"] for e in naive.json()["errors"]] == ["as_of"]
@@ -182,12 +174,12 @@ async def test_command_bodies_are_checked_as_the_event_would_be_422_naming_the_f
     assert (await client.get(f"/orders/{order['order_id']}")).json()["status"] == "accepted"
 
 
-async def test_a_sanctioned_product_comes_back_only_when_a_curator_lifts_the_sanction(
-    service: Service, nc: Client
+async def test_a_sanctioned_product_comes_back_only_when_two_curators_lift_the_sanction(
+    catalog: ServiceHarness, service: Service, nc: Client
 ) -> None:
-    runtime, client = service
+    runtime, client = service  # it-all: every role
     await client.post("/products", json=samples.product("PRD-SANK"))
-    approve = {"decision": "approved", "tier": "local", "curator": "CUR-1"}
+    approve = {"decision": "approved", "tier": "local"}
     assert (await client.post("/products/PRD-SANK/curation", json=approve)).status_code == 200
     delisted = await client.post(
         "/products/PRD-SANK/delist", json={"reason": "sanctioned", "note": "LKPP: dokumen TKDN palsu"}
@@ -210,13 +202,14 @@ async def test_a_sanctioned_product_comes_back_only_when_a_curator_lifts_the_san
     assert no_note.json()["error"] == "note_required"
     assert (await client.get("/products/PRD-SANK")).json()["status"] == "pending_curation"
 
-    lifted = await client.post(
-        "/products/PRD-SANK/curation",
-        json=approve | {"lift_sanction": True, "notes": "Sanksi dicabut: surat LKPP 12/2024"},
-    )
-    assert lifted.status_code == 200, lifted.text
+    lift = approve | {"lift_sanction": True, "notes": "Sanksi dicabut: surat LKPP 12/2024"}
+    first = await client.post("/products/PRD-SANK/curation", json=lift)
+    assert first.status_code == 202, first.text
+    assert first.json()["status"] == "awaiting_second_curator"
+    second = await catalog.client("curator.national").post("/products/PRD-SANK/curation", json=lift)
+    assert second.status_code == 200, second.text
     product = (await client.get("/products/PRD-SANK")).json()
-    assert (product["status"], product["sanction"]) == ("listed", None)
+    assert (product["status"], product["sanction"], product["sanction_lift"]) == ("listed", None, None)
     await settled(runtime, nc)
     decisions = [
         e["data"]
@@ -224,6 +217,8 @@ async def test_a_sanctioned_product_comes_back_only_when_a_curator_lifts_the_san
         if e["data"]["revision"] == 2
     ]
     assert [d["decision"] for d in decisions] == ["approved"]
+    assert decisions[0]["sanction_lift"]["second_curator"] == decisions[0]["curator"]
+    assert decisions[0]["sanction_lift"]["first_curator"] != decisions[0]["curator"]
     assert {
         "item": "sanction_lifted",
         "passed": True,
@@ -284,7 +279,7 @@ async def test_input_no_store_can_hold_is_a_422_naming_the_field(service: Servic
     product = f"/products/{listed['product_id']}"
     # The stock body once took any int and failed building the event (a 500): it has the contract's type.
     _names(await client.post(f"{product}/stock", json={"stock": 2**40}), "stock")
-    curation = {"decision": "approved", "tier": "local", "curator": "CUR-1", "notes": "ok\x00"}
+    curation = {"decision": "approved", "tier": "local", "notes": "ok\x00"}
     _names(await client.post(f"{product}/curation", json=curation), "notes")
     _names(await client.get("/products/PRD%00X"), "product_id")
     _names(await client.post("/products/PRD%00X/delist", json={"reason": "sanctioned"}), "product_id")

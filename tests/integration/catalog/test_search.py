@@ -10,6 +10,7 @@ import pytest
 
 from kumkm_catalog.app import MIGRATIONS
 from kumkm_catalog.repository import ProductQuery, search_products, search_sql
+from kumkm_shared.auth.scope import NATIONAL_SCOPE, RegionScope
 from kumkm_shared.db.migrations import load_migrations, migrate
 from kumkm_shared.service.runtime import PLATFORM_MIGRATIONS
 
@@ -40,19 +41,31 @@ SELECT 'P' || lpad(i::text, 8, '0'), 1,
 FROM generate_series(1, $1) AS i
 """
 
+CITY_CURATOR = RegionScope.parse(["Provinsi 5/Kota 13"])  # Kota 13 is in Provinsi 5 (13 % 8)
+PROVINCE_CURATOR = RegionScope.parse(["provinsi 3"])
+
+
+def _query(**fields: Any) -> ProductQuery:
+    """A search as a national reader makes it, unless ``scope`` says otherwise."""
+    return ProductQuery(**{"scope": NATIONAL_SCOPE, **fields})
+
+
 HOT_QUERIES = {
-    "first page": ProductQuery(),
-    "deep keyset page": ProductQuery(after="P00120000"),
-    "category": ProductQuery(category="category_7"),
-    "city": ProductQuery(region="Kota 13"),
-    "province": ProductQuery(region="provinsi 3"),
-    "scale": ProductQuery(scale="micro"),
-    "text": ProductQuery(q="lemari model 42"),
-    "text prefix": ProductQuery(q="kurs"),
-    "category and city": ProductQuery(category="category_5", region="kota 17"),
-    "everything": ProductQuery(category="category_4", region="Provinsi 4", scale="small", q="pulpen"),
-    "rare category": ProductQuery(category="category_none"),
-    "second page of a city": ProductQuery(region="kota 9", offset=20),
+    "first page": _query(),
+    "deep keyset page": _query(after="P00120000"),
+    "category": _query(category="category_7"),
+    "city": _query(region="Kota 13"),
+    "province": _query(region="provinsi 3"),
+    "scale": _query(scale="micro"),
+    "text": _query(q="lemari model 42"),
+    "text prefix": _query(q="kurs"),
+    "category and city": _query(category="category_5", region="kota 17"),
+    "everything": _query(category="category_4", region="Provinsi 4", scale="small", q="pulpen"),
+    "rare category": _query(category="category_none"),
+    "second page of a city": _query(region="kota 9", offset=20),
+    "a city's curator": _query(scope=CITY_CURATOR),
+    "a province's curator, by category": _query(scope=PROVINCE_CURATOR, category="category_3"),
+    "a city's curator, by text": _query(scope=CITY_CURATOR, q="meja"),
 }
 
 
@@ -92,13 +105,13 @@ async def test_hot_search_queries_use_indexes_and_page_correctly(big_catalog: as
     # Known limit: a combination of filters that matches nothing, or almost nothing, still walks the
     # product_id index until it ends (the planner assumes independent filters). It is an index scan, never a
     # table scan, but it costs milliseconds per 10,000 listed products.
-    sql, args = search_sql(ProductQuery(category="category_3", region="Provinsi 3", scale="small", q="meja"))
+    sql, args = search_sql(_query(category="category_3", region="Provinsi 3", scale="small", q="meja"))
     raw = await big_catalog.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *args)
     explained = json.loads(raw) if isinstance(raw, str) else raw
     assert "Seq Scan" not in list(_node_types(explained[0]["Plan"]))
 
     # The same table answers correctly, in product id order, page after page.
-    rows, more = await search_products(big_catalog, ProductQuery(region="KOTA 14", q="lemari", limit=5))
+    rows, more = await search_products(big_catalog, _query(region="KOTA 14", q="lemari", limit=5))
     assert more
     assert len(rows) == 5
     assert all(
@@ -107,6 +120,13 @@ async def test_hot_search_queries_use_indexes_and_page_correctly(big_catalog: as
     assert [r["product_id"] for r in rows] == sorted(r["product_id"] for r in rows)
     after = rows[-1]["product_id"]
     following, _ = await search_products(
-        big_catalog, ProductQuery(region="KOTA 14", q="lemari", limit=5, after=after)
+        big_catalog, _query(region="KOTA 14", q="lemari", limit=5, after=after)
     )
     assert following[0]["product_id"] > after
+
+    # A regional reader sees only products whose seller is in their region.
+    rows, _ = await search_products(big_catalog, _query(scope=CITY_CURATOR, limit=50))
+    assert rows
+    assert {(r["province"], r["city"]) for r in rows} == {("Provinsi 5", "Kota 13")}
+    rows, _ = await search_products(big_catalog, _query(scope=CITY_CURATOR, region="Kota 14"))
+    assert rows == []

@@ -51,8 +51,14 @@ async def test_decisions_are_stamped_by_the_injected_clock(clocked: tuple[Loans,
     # A day later an officer decides without a date: today is the clock's business date in Jakarta
     # (2020-05-05 there, while it is still 2020-05-04 in UTC).
     clock.advance(days=1)
-    decision = {"decision": "approve", "reason": "Dampak COVID terverifikasi", "officer": "OFC-9"}
-    decided = await loans.http.post("/restructurings/RR-CLOCK-BIG/decision", json=decision)
+    # Above the second-approval threshold: the maker's approval and the checker's, both stamped by the clock.
+    decision = {"decision": "approve", "reason": "Dampak COVID terverifikasi"}
+    made = await loans.client("officer.bekasi").post("/restructurings/RR-CLOCK-BIG/decision", json=decision)
+    assert made.status_code == 200, made.text
+    assert made.json()["first_approval"]["on"] == "2020-05-05"
+    assert moment(made.json()["first_approval"]["at"]) == clock.now()
+    checker = loans.client("supervisor.bekasi")
+    decided = await checker.post("/restructurings/RR-CLOCK-BIG/decision", json=decision)
     assert decided.status_code == 200, decided.text
     assert decided.json()["decided_on"] == "2020-05-05"
     assert moment(decided.json()["decided_at"]) == clock.now()

@@ -162,7 +162,13 @@ async def test_kranggan_loan_is_restructured_and_progress_reflects_it(loans: Loa
 
     # 6. The progress read model reflects it.
     progress = (await loans.http.get("/progress", params={"city": "Kota Bekasi"})).json()
-    assert progress["requests"] == {"approved": 1, "rejected": 0, "referred": 0, "total": 1}
+    assert progress["requests"] == {
+        "approved": 1,
+        "rejected": 0,
+        "referred": 0,
+        "awaiting_second_approval": 0,
+        "total": 1,
+    }
     assert progress["outstanding_principal_restructured"] == f"{outstanding:.2f}"
     assert progress["approval_rate"] == 1.0
     assert progress["median_days_to_decision"] == 0

@@ -1,4 +1,4 @@
-"""Referral and officers' decisions, rejection at the cut-off, duplicates and invalid requests."""
+"""Referral and decisions by officers and supervisors, rejection at the cut-off, duplicates, invalid input."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ def request_body(loan_id: str, **overrides: object) -> dict[str, object]:
     return body
 
 
-async def test_a_request_above_the_limit_is_referred_then_decided_by_an_officer(loans: Loans) -> None:
+async def test_a_request_above_the_limit_is_referred_then_decided_by_two_people(  # noqa: PLR0915
+    loans: Loans,
+) -> None:
     await loans.publish(loan_disbursed("LN-BIG-1", principal="12000000000.00"))
     await loans.publish(loan_disbursed("LN-BIG-2", principal="15000000000.00"))
     await loans.settle()
@@ -40,52 +42,69 @@ async def test_a_request_above_the_limit_is_referred_then_decided_by_an_officer(
     listed = (await loans.http.get("/restructurings", params={"status": "referred"})).json()["items"]
     assert {r["request_id"] for r in listed} == {"RR-BIG-1", "RR-BIG-2"}
 
-    # The officer approves one and rejects the other, with a reason.
-    approve = {
-        "decision": "approve",
-        "reason": "Dampak COVID terverifikasi",
-        "officer": "OFC-017",
-        "decided_on": "2020-05-04",
-    }
-    decided = await loans.http.post("/restructurings/RR-BIG-1/decision", json=approve)
+    # Above the second-approval threshold (Rp1,000,000,000) the officer's approval is the maker's: it
+    # waits for a supervisor. A rejection takes one person.
+    officer, supervisor = loans.client("officer.bekasi"), loans.client("supervisor.national")
+    approve = {"decision": "approve", "reason": "Dampak COVID terverifikasi", "decided_on": "2020-05-04"}
+    made = await officer.post("/restructurings/RR-BIG-1/decision", json=approve)
+    assert made.status_code == 200, made.text
+    assert made.json()["status"] == "awaiting_second_approval"
+    assert made.json()["decided_by"] is None
+    assert made.json()["first_approval"]["by"] == "officer.bekasi"
+    assert made.json()["first_approval"]["on"] == "2020-05-04"
+    assert made.json()["first_approval"]["reason"] == "Dampak COVID terverifikasi"
+    await loans.settle()
+    assert await loans.events("restructuring.approved.v1") == []
+    checked = {"decision": "approve", "reason": "Disetujui kedua", "decided_on": "2020-05-05"}
+    decided = await supervisor.post("/restructurings/RR-BIG-1/decision", json=checked)
     assert decided.status_code == 200, decided.text
     assert decided.json()["status"] == "approved"
-    reject = {
-        "decision": "reject",
-        "reason": "Usaha sudah tidak beroperasi",
-        "officer": "OFC-017",
-        "decided_on": "2020-05-24",
-    }
-    rejected = await loans.http.post("/restructurings/RR-BIG-2/decision", json=reject)
+    assert decided.json()["decided_by"] == "supervisor.national"
+    assert decided.json()["first_approval"]["by"] == "officer.bekasi"
+    reject = {"decision": "reject", "reason": "Usaha sudah tidak beroperasi", "decided_on": "2020-05-24"}
+    rejected = await officer.post("/restructurings/RR-BIG-2/decision", json=reject)
     assert rejected.json()["status"] == "rejected"
+    assert rejected.json()["first_approval"] is None
     await loans.settle()
     [approved] = await loans.events("restructuring.approved.v1")
-    assert approved["data"]["decided_by"] == "OFC-017"
+    assert approved["data"]["decided_by"] == "supervisor.national"
+    assert approved["data"]["first_approved_by"] == "officer.bekasi"
+    assert approved["data"]["first_approved_at"]
     assert approved["data"]["reason_codes"] == ["above_auto_approval_limit"]
-    assert approved["data"]["note"] == "Dampak COVID terverifikasi"
+    assert approved["data"]["note"] == "Disetujui kedua"
     assert approved["data"]["summary"]["installments"] == 6 + 50 + 12
     [refused] = await loans.events("restructuring.rejected.v1")
+    assert refused["data"]["decided_by"] == "officer.bekasi"
+    assert refused["data"]["first_approved_by"] is None
     assert refused["data"]["reason_codes"] == ["officer_rejected"]
     assert "Usaha sudah tidak beroperasi" in refused["data"]["reasons"][0]["text_en"]
+    assert "officer.bekasi" in refused["data"]["reasons"][0]["text_en"]
 
     # Only referred requests take a decision: anything else is a 409 with a clear message.
-    again = await loans.http.post("/restructurings/RR-BIG-1/decision", json=approve)
+    again = await supervisor.post("/restructurings/RR-BIG-1/decision", json=approve)
     assert again.status_code == 409
     assert again.json()["error"] == "not_referred"
     assert "RR-BIG-1" in again.json()["message"]
     assert "approved, not referred" in again.json()["message"]
-    missing = await loans.http.post("/restructurings/RR-NOPE/decision", json=approve)
+    missing = await officer.post("/restructurings/RR-NOPE/decision", json=approve)
     assert missing.status_code == 404
-    invalid = await loans.http.post(
+    # The decider comes from the token: a body naming an officer is refused, naming the field.
+    invalid = await officer.post(
         "/restructurings/RR-BIG-2/decision", json={"decision": "maybe", "officer": "x"}
     )
     assert invalid.status_code == 422
-    assert {e["field"] for e in invalid.json()["errors"]} == {"decision", "reason"}
+    assert {e["field"] for e in invalid.json()["errors"]} == {"decision", "reason", "officer"}
 
     progress = (await loans.http.get("/progress")).json()
-    assert progress["requests"] == {"approved": 1, "rejected": 1, "referred": 0, "total": 2}
+    assert progress["requests"] == {
+        "approved": 1,
+        "rejected": 1,
+        "referred": 0,
+        "awaiting_second_approval": 0,
+        "total": 2,
+    }
     assert progress["approval_rate"] == 0.5
-    assert progress["median_days_to_decision"] == 24.0  # 14 and 34 days
+    assert progress["median_days_to_decision"] == 24.5  # 15 (the checker's date) and 34 days
 
 
 async def test_a_loan_graded_4_at_the_cutoff_is_rejected_with_its_code(loans: Loans) -> None:

@@ -142,7 +142,11 @@ def test_only_a_pending_current_revision_can_be_curated() -> None:
     check_can_curate(ProductStatus.PENDING_CURATION, 2, 2)
     with pytest.raises(CurationRefusal, match="stale_revision"):
         check_can_curate(ProductStatus.PENDING_CURATION, 2, 1)
-    for status in set(ProductStatus) - {ProductStatus.PENDING_CURATION}:
+    check_can_curate(ProductStatus.AWAITING_SECOND_CURATOR, 2, 2)
+    for status in set(ProductStatus) - {
+        ProductStatus.PENDING_CURATION,
+        ProductStatus.AWAITING_SECOND_CURATOR,
+    }:
         with pytest.raises(CurationRefusal, match="not_pending_curation"):
             check_can_curate(status, 1, None)
 

@@ -27,6 +27,7 @@ ENDPOINTS = {
     ("nats", 4222): ("127.0.0.1", 14222),
     ("postgres", 5432): ("127.0.0.1", 15432),
     ("mailpit", 1025): ("127.0.0.1", 11025),
+    ("keycloak", 8080): ("127.0.0.1", 18180),
 }
 
 
@@ -112,6 +113,8 @@ def test_localize_maps_every_compose_host_to_local_endpoints(name: str) -> None:
     assert compose_hosts_in(local, services) == {}
     env = local.environment
     assert env["KUMKM_NATS_URL"] == "nats://127.0.0.1:14222"
+    if "KUMKM_AUTH_ISSUER" in env:
+        assert env["KUMKM_AUTH_ISSUER"] == "http://127.0.0.1:18180/realms/kumkm"
     if "KUMKM_DATABASE_URL" in env:
         user = env["KUMKM_NATS_USER"]
         password = services[name].environment["KUMKM_DATABASE_URL"].split(":")[2].split("@")[0]

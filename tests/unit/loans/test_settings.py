@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from kumkm_loans.domain import PolicyLimits, RestructuringPolicy
+from kumkm_loans.domain import SECOND_APPROVAL_ABOVE, PolicyLimits, RestructuringPolicy
 from kumkm_loans.settings import LoansSettings
 
 pytestmark = pytest.mark.unit
@@ -45,3 +45,11 @@ def test_an_environment_override_still_works(monkeypatch: pytest.MonkeyPatch) ->
         )
         == PolicyLimits()
     )
+
+
+def test_the_second_approval_threshold_defaults_to_the_domain_and_reads_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert LoansSettings().second_approval_above == SECOND_APPROVAL_ABOVE == Decimal(1_000_000_000)
+    monkeypatch.setenv("KUMKM_LOANS_SECOND_APPROVAL_ABOVE", "250000000")
+    assert LoansSettings().second_approval_above == Decimal(250_000_000)

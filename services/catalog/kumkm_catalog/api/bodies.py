@@ -19,9 +19,10 @@ _BODY = ConfigDict(extra="forbid")
 
 
 class CurationRequest(BaseModel):
+    """A curator's decision. The curator is whoever signed in (the token's subject), never a body field."""
+
     model_config = _BODY
     decision: CurationDecision
-    curator: Identifier
     tier: CatalogTier | None = None
     notes: Text = ""
     listed_price: PositiveMoney | None = None
@@ -31,7 +32,8 @@ class CurationRequest(BaseModel):
     )
     lift_sanction: bool = Field(
         default=False,
-        description="Approve a product once delisted as sanctioned, lifting the sanction (needs notes)",
+        description="Approve a product once delisted as sanctioned, lifting the sanction (needs notes); "
+        "the first curator's lift waits for a second, different curator's",
     )
 
 
@@ -42,6 +44,8 @@ class StockRequest(BaseModel):
 
 
 class DelistRequest(BaseModel):
+    """Delisting; the curator who delists is whoever signed in (``delisted_by``)."""
+
     model_config = _BODY
     reason: DelistReason
     note: Text = ""

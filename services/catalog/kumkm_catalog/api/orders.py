@@ -23,7 +23,9 @@ from kumkm_catalog.api.bodies import (
 from kumkm_catalog.api.deps import CONSUMER, ServiceDep
 from kumkm_catalog.api.views import load_order, order_view
 from kumkm_catalog.domain import permissions
+from kumkm_catalog.domain.access import check_in_scope
 from kumkm_catalog.domain.orders import OrderStatus  # noqa: TC001 - a query parameter's type
+from kumkm_catalog.domain.placement import purchase_region
 from kumkm_shared import Refusal, business_date
 from kumkm_shared.contracts import (
     BuyerRef,
@@ -36,7 +38,7 @@ from kumkm_shared.contracts import (
     SellerRef,
 )
 from kumkm_shared.contracts.types import Identifier, Nib  # noqa: TC001 - FastAPI reads them at runtime
-from kumkm_shared.service.deps import CommandDep, Require, RuntimeDep
+from kumkm_shared.service.deps import ActorDep, CommandDep, Require, RuntimeDep
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
     from kumkm_shared import Clock
     from kumkm_shared.contracts.catalog import OrderStep
+    from kumkm_shared.origin import Actor
 
 router = APIRouter(tags=["orders"])
 
@@ -61,9 +64,27 @@ def _parties(order: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _order_in_scope(actor: Actor, permission: str, order: dict[str, Any]) -> dict[str, Any]:
+    """The order, or 403 ``outside_region`` when its purchase region is outside the actor's regions."""
+    check_in_scope(actor.scope, permission, "order", order["region_province"], order["region_city"])
+    return order
+
+
 @router.post("/orders", status_code=201, dependencies=[Require(permissions.PLACE_ORDER)])
 async def place_order(body: OrderPlaced, runtime: RuntimeDep, command: CommandDep) -> dict[str, Any]:
-    """Place an order (the same path as ``order.placed``); the answer says accepted or rejected, why."""
+    """Place an order (the same path as ``order.placed``); the answer says accepted or rejected, why.
+
+    The order must be in the integrator's regions by the buyer's or the delivery's region (national
+    integrators place any order). Which buyers an integrator may order for is its organisation's mandate,
+    not checked here yet (``docs/rules/catalog.md``, section "Who may do what")."""
+    region = purchase_region(body.buyer.region, body.delivery.region)
+    check_in_scope(
+        command.actor.scope,
+        permissions.PLACE_ORDER,
+        "order",
+        region.province if region else None,
+        region.city if region else None,
+    )
     await runtime.submit(body, consumer=CONSUMER, origin=command)
     return await load_order(runtime, body.order_id)
 
@@ -71,15 +92,18 @@ async def place_order(body: OrderPlaced, runtime: RuntimeDep, command: CommandDe
 @router.get("/orders", dependencies=[Require(permissions.READ_ORDERS)])
 async def list_orders(
     runtime: RuntimeDep,
+    actor: ActorDep,
     buyer: Identifier | None = None,
     seller: Nib | None = None,
     status: OrderStatus | None = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
 ) -> dict[str, Any]:
+    """Orders in the reader's regions (by purchase region), newest first."""
     async with runtime.pool.acquire() as conn:
         rows, more = await repo.list_orders(
             conn,
+            scope=actor.scope,
             buyer=buyer,
             seller=seller,
             status=status.value if status else None,
@@ -91,8 +115,8 @@ async def list_orders(
 
 
 @router.get("/orders/{order_id}", dependencies=[Require(permissions.READ_ORDERS)])
-async def get_order(order_id: Identifier, runtime: RuntimeDep) -> dict[str, Any]:
-    return await load_order(runtime, order_id)
+async def get_order(order_id: Identifier, runtime: RuntimeDep, actor: ActorDep) -> dict[str, Any]:
+    return _order_in_scope(actor, permissions.READ_ORDERS, await load_order(runtime, order_id))
 
 
 def _confirmed(body: ConfirmRequest, order: dict[str, Any], clock: Clock) -> OrderStep:
@@ -151,7 +175,9 @@ class _StepRoute(Generic[StepBody]):
             service: ServiceDep,
             command: CommandDep,
         ) -> dict[str, Any]:
-            order = await load_order(runtime, order_id)
+            order = _order_in_scope(
+                command.actor, permissions.ORDER_STEP, await load_order(runtime, order_id)
+            )
             step = self.step(cast("StepBody", body), order, service.clock)
             await runtime.submit(step, consumer=CONSUMER, origin=command)
             return await load_order(runtime, order_id)
@@ -182,6 +208,7 @@ async def cancel(
     order_id: Identifier, body: CancelRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
     """The buyer cancels an accepted or confirmed order; its reserved stock is released."""
+    _order_in_scope(command.actor, permissions.CANCEL_ORDER, await load_order(runtime, order_id))
     async with runtime.command(command) as work:
         await service.cancel(work, order_id, by=CancelledBy.BUYER, reason=body.reason)
     return await load_order(runtime, order_id)

@@ -3,9 +3,9 @@ curators' and operators' commands (curate, delist)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from kumkm_catalog import repository as repo
 from kumkm_catalog.api.bodies import (  # noqa: TC001 - FastAPI reads the annotations at runtime
@@ -16,11 +16,15 @@ from kumkm_catalog.api.bodies import (  # noqa: TC001 - FastAPI reads the annota
 from kumkm_catalog.api.deps import CONSUMER, ServiceDep
 from kumkm_catalog.api.views import load_product, product_view
 from kumkm_catalog.domain import permissions
+from kumkm_catalog.domain.access import check_in_scope
 from kumkm_shared import Refusal
 from kumkm_shared.contracts import ProductStockUpdated, ProductSubmitted, SellerRef, SellerScale
 from kumkm_shared.contracts.catalog import Category  # noqa: TC001 - FastAPI reads it at runtime
 from kumkm_shared.contracts.types import Identifier, Text  # noqa: TC001 - FastAPI reads them at runtime
-from kumkm_shared.service.deps import CommandDep, Require, RuntimeDep
+from kumkm_shared.service.deps import ActorDep, CommandDep, Require, RuntimeDep
+
+if TYPE_CHECKING:
+    from kumkm_shared.origin import Actor
 
 router = APIRouter(tags=["products"])
 
@@ -28,16 +32,27 @@ MAX_PAGE_SIZE = 100
 MAX_OFFSET = 10_000  # deeper than this, use the ``after`` cursor (keyset pagination)
 
 
+def _in_scope(actor: Actor, permission: str, product: repo.Record) -> repo.Record:
+    """The product, or 403 ``outside_region`` when its seller is outside the actor's regions."""
+    check_in_scope(actor.scope, permission, "product", product["province"], product["city"])
+    return product
+
+
 @router.post("/products", status_code=201, dependencies=[Require(permissions.SUBMIT_PRODUCT)])
 async def submit_product(body: ProductSubmitted, runtime: RuntimeDep, command: CommandDep) -> dict[str, Any]:
-    """Submit a product or a new revision (the same path as ``product.submitted`` from the stream)."""
+    """Submit a product or a new revision (the same path as ``product.submitted`` from the stream), for a
+    seller in the integrator's regions. Which sellers an integrator may act for is its organisation's
+    mandate, not checked here yet (``docs/rules/catalog.md``, section "Who may do what")."""
+    region = body.seller.region
+    check_in_scope(command.actor.scope, permissions.SUBMIT_PRODUCT, "seller", region.province, region.city)
     await runtime.submit(body, consumer=CONSUMER, origin=command)
     return product_view(await load_product(runtime, body.product_id))
 
 
 @router.get("/products", dependencies=[Require(permissions.READ_PRODUCTS)])
-async def search_products(
+async def search_products(  # noqa: PLR0917 - one query parameter per filter
     runtime: RuntimeDep,
+    actor: ActorDep,
     category: Category | None = None,
     region: Annotated[Text | None, Query(description="city or province, case-insensitive")] = None,
     q: Annotated[str | None, Query(max_length=200, description="words in the name or description")] = None,
@@ -48,11 +63,13 @@ async def search_products(
         Identifier | None, Query(description="keyset cursor: the last product_id of the previous page")
     ] = None,
 ) -> dict[str, Any]:
-    """Search listed products, in product id order. Use ``next_after`` to page deeply."""
+    """Search listed products whose seller is in the reader's regions, in product id order. Use
+    ``next_after`` to page deeply."""
     offset = 0 if after else (page - 1) * page_size
     if offset > MAX_OFFSET:
         raise Refusal("page_too_deep", f"page beyond {MAX_OFFSET} results; continue with the 'after' cursor")
     query = repo.ProductQuery(
+        scope=actor.scope,
         category=category,
         region=region,
         q=q,
@@ -74,17 +91,19 @@ async def search_products(
 
 
 @router.get("/products/{product_id}", dependencies=[Require(permissions.READ_PRODUCTS)])
-async def get_product(product_id: Identifier, runtime: RuntimeDep) -> dict[str, Any]:
-    return product_view(await load_product(runtime, product_id))
+async def get_product(product_id: Identifier, runtime: RuntimeDep, actor: ActorDep) -> dict[str, Any]:
+    return product_view(_in_scope(actor, permissions.READ_PRODUCTS, await load_product(runtime, product_id)))
 
 
 @router.get("/curation/queue", dependencies=[Require(permissions.CURATION_QUEUE)])
 async def curation_queue(
-    runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50
+    runtime: RuntimeDep, actor: ActorDep, limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50
 ) -> dict[str, Any]:
-    """Products that passed the pre-checks and wait for a curator, oldest first."""
+    """Products in the curator's regions that passed the pre-checks and wait for a curator (status
+    ``pending_curation``) or for a second curator to lift a sanction (``awaiting_second_curator``), oldest
+    first."""
     async with runtime.pool.acquire() as conn:
-        rows = await repo.curation_queue(conn, limit)
+        rows = await repo.curation_queue(conn, actor.scope, limit)
     return {"items": [product_view(r) for r in rows]}
 
 
@@ -95,15 +114,17 @@ async def curate(
     runtime: RuntimeDep,
     service: ServiceDep,
     command: CommandDep,
+    response: Response,
 ) -> dict[str, Any]:
-    """A curator's decision: approved (with a tier), revision_requested or rejected. The answer is the
-    ``product.curated`` event."""
+    """A curator's decision: approved (with a tier), revision_requested or rejected; the curator is the
+    signed-in actor. The answer is the ``product.curated`` event; or, for the first curator's lift of a
+    sanction, 202 with the product, awaiting a second curator."""
     async with runtime.command(command) as work:
         event = await service.curate(
             work,
             product_id,
+            actor=command.actor,
             decision=body.decision,
-            curator=body.curator,
             notes=body.notes,
             tier=body.tier,
             listed_price=body.listed_price,
@@ -111,6 +132,9 @@ async def curate(
             revision=body.revision,
             lift_sanction=body.lift_sanction,
         )
+    if event is None:
+        response.status_code = 202
+        return product_view(await load_product(runtime, product_id))
     return event.model_dump(mode="json")
 
 
@@ -119,7 +143,7 @@ async def update_stock(
     product_id: Identifier, body: StockRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
     """The seller sets the stock available to new orders (``product.stock_updated``)."""
-    product = await load_product(runtime, product_id)
+    product = _in_scope(command.actor, permissions.STOCK, await load_product(runtime, product_id))
     stock = ProductStockUpdated(
         product_id=product_id,
         seller=SellerRef(nib=product["seller_nib"], name=product["seller_name"]),
@@ -134,7 +158,10 @@ async def update_stock(
 async def delist(
     product_id: Identifier, body: DelistRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
-    """Take a listed product out of the catalog; the answer is the ``product.delisted`` event."""
+    """Take a listed product out of the catalog, as the signed-in curator (``delisted_by``); the answer is
+    the ``product.delisted`` event."""
     async with runtime.command(command) as work:
-        event = await service.delist(work, product_id, reason=body.reason, note=body.note)
+        event = await service.delist(
+            work, product_id, actor=command.actor, reason=body.reason, note=body.note
+        )
     return event.model_dump(mode="json")

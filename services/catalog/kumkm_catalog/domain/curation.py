@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from kumkm_shared.contracts import CatalogTier, CurationDecision
-from kumkm_shared.errors import Refusal
+from kumkm_shared.errors import Forbidden, Refusal
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -212,6 +212,7 @@ def run_prechecks(submission: Submission, rules: CurationRules) -> PrecheckOutco
 
 class ProductStatus(StrEnum):
     PENDING_CURATION = "pending_curation"
+    AWAITING_SECOND_CURATOR = "awaiting_second_curator"  # one curator lifted a sanction; a second must agree
     LISTED = "listed"
     REVISION_REQUESTED = "revision_requested"
     REJECTED = "rejected"
@@ -244,9 +245,13 @@ class CurationRefusal(Refusal):
     """A curation or delisting decision the product's state does not allow (409 over HTTP)."""
 
 
+DECIDABLE = frozenset({ProductStatus.PENDING_CURATION, ProductStatus.AWAITING_SECOND_CURATOR})
+
+
 def check_can_curate(status: ProductStatus, product_revision: int, decided_revision: int | None) -> None:
-    """A curator decides only a revision that waits for curation, and only the current one."""
-    if status is not ProductStatus.PENDING_CURATION:
+    """A curator decides only a revision that waits for curation (or for a second curator), and only the
+    current one."""
+    if status not in DECIDABLE:
         raise CurationRefusal("not_pending_curation", f"the product is {status.value}, not pending curation")
     if decided_revision is not None and decided_revision != product_revision:
         raise CurationRefusal(
@@ -280,6 +285,54 @@ def check_sanction(sanction: Mapping[str, Any] | None, *, approved: bool, lift: 
         )
     if lift and not notes.strip():
         raise CurationRefusal("note_required", "lifting a sanction needs a note saying why")
+
+
+MAKER_IS_CHECKER = "maker_is_checker"
+
+
+class CurationStep(StrEnum):
+    """What a curator's decision does, given the product's sanction and a first curator's lift."""
+
+    DECIDE = "decide"  # an ordinary decision: the product's status follows it, product.curated now
+    FIRST_LIFT = "first_lift"  # the first curator lifts the sanction: recorded, the product awaits a second
+    SECOND_LIFT = "second_lift"  # a different curator lifts it too: approved and listed, both named
+
+
+def curation_step(
+    permission: str,
+    *,
+    curator: str,
+    first_lift_by: str | None,
+    sanction: Mapping[str, Any] | None,
+    approved: bool,
+    lift: bool,
+    notes: str,
+) -> CurationStep:
+    """The two-curator rule for lifting a sanction (maker and checker).
+
+    A sanction is lifted by two different curators: the first curator's lift (an approval with
+    ``lift_sanction`` and a note) only records them and leaves the product awaiting a second curator; a
+    different curator's lift completes it. While a lift waits, the curator who made it decides nothing more
+    on the product (403 ``maker_is_checker``, whatever roles they hold); another curator may complete the
+    lift, or refuse it by requesting a revision or rejecting. ``first_lift_by`` is the subject of the first
+    curator, ``None`` when no lift waits. ``check_sanction``'s refusals apply to every lift.
+    """
+    if first_lift_by is not None and first_lift_by == curator:
+        raise Forbidden(
+            permission,
+            "you lifted this sanction already; a second, different curator must decide it",
+            code=MAKER_IS_CHECKER,
+        )
+    check_sanction(sanction, approved=approved, lift=lift, notes=notes)
+    if not (approved and lift):
+        return CurationStep.DECIDE
+    return CurationStep.FIRST_LIFT if first_lift_by is None else CurationStep.SECOND_LIFT
+
+
+def status_after_step(step: CurationStep, decision: CurationDecision) -> ProductStatus:
+    if step is CurationStep.FIRST_LIFT:
+        return ProductStatus.AWAITING_SECOND_CURATOR
+    return status_after_decision(decision)
 
 
 def approval_price(

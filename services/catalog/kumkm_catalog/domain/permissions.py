@@ -2,7 +2,7 @@
 
 Sellers' and buyers' systems act through service accounts with the ``integrator`` role; curators decide
 products; operators run the tick and cancel orders. Regions narrow every permission further
-(``docs/rules/access.md``).
+(``kumkm_catalog.domain.access``; ``docs/rules/catalog.md``, section "Who may do what").
 """
 
 from __future__ import annotations

@@ -11,17 +11,21 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from kumkm_catalog import repository as repo
+from kumkm_catalog.domain import permissions
+from kumkm_catalog.domain.access import check_in_scope
 from kumkm_catalog.domain.curation import (
+    CurationStep,
     ProductStatus,
     RevisionVerdict,
     Submission,
     approval_price,
     check_can_curate,
     check_can_delist,
-    check_sanction,
     classify_revision,
+    curation_step,
     run_prechecks,
     status_after_decision,
+    status_after_step,
 )
 from kumkm_catalog.domain.orders import Verdict
 from kumkm_catalog.handlers.strictness import Handling, handling
@@ -34,6 +38,7 @@ from kumkm_shared.contracts import (
     ProductDelisted,
     ProductStockUpdated,
     ProductSubmitted,
+    SanctionLift,
     SellerSummary,
 )
 from kumkm_shared.contracts.types import Region
@@ -44,6 +49,7 @@ if TYPE_CHECKING:
     from kumkm_catalog.domain.curation import CurationRules
     from kumkm_shared import Clock, EventContext, Work
     from kumkm_shared.contracts import CatalogTier
+    from kumkm_shared.origin import Actor
 
 log = structlog.get_logger(__name__)
 
@@ -138,26 +144,61 @@ class ProductHandlers:
         work: Work,
         product_id: str,
         *,
+        actor: Actor,
         decision: CurationDecision,
-        curator: str,
         notes: str,
         tier: CatalogTier | None,
         listed_price: Decimal | None,
         checklist: list[ChecklistItem],
         revision: int | None,
         lift_sanction: bool = False,
-    ) -> ProductCurated:
-        """A curator's decision on the product's current revision; ``CurationRefusal`` when not allowed."""
+    ) -> ProductCurated | None:
+        """A curator's decision on the product's current revision, as ``actor`` (the verified token's
+        subject is the event's ``curator``). ``None`` when it is the first curator's lift of a sanction: the
+        lift is recorded and the product awaits a second curator. ``CurationRefusal`` when the product's
+        state does not allow it, ``Forbidden`` outside the actor's regions or for the same curator twice."""
         product = await repo.get_product(work.conn, product_id, for_update=True)
         if product is None:
             raise NotFound("product", product_id)
+        check_in_scope(actor.scope, permissions.CURATE, "product", product["province"], product["city"])
         check_can_curate(ProductStatus(product["status"]), product["revision"], revision)
         approved = decision is CurationDecision.APPROVED
-        check_sanction(product["sanction"], approved=approved, lift=lift_sanction, notes=notes)
+        first_lift = product["sanction_lift"]
+        curator = actor.subject
+        step = curation_step(
+            permissions.CURATE,
+            curator=curator,
+            first_lift_by=None if first_lift is None else first_lift["curator"],
+            sanction=product["sanction"],
+            approved=approved,
+            lift=lift_sanction,
+            notes=notes,
+        )
         price = approval_price(decision, tier=tier, requested=listed_price, submitted=product["unit_price"])
+        now = self.clock.now()
+        if step is CurationStep.FIRST_LIFT:
+            lift = {
+                "curator": curator,
+                "at": now.isoformat(),
+                "notes": notes,
+                "revision": product["revision"],
+                "tier": None if tier is None else tier.value,
+                "listed_price": None if price is None else str(price),
+            }
+            await repo.request_sanction_lift(
+                work.conn, product_id, status=status_after_step(step, decision).value, lift=lift
+            )
+            return None
         items = _checklist(product["precheck"]) + list(checklist)
-        if approved and lift_sanction:  # on the record, for every subscriber of product.curated
+        sanction_lift = None
+        if step is CurationStep.SECOND_LIFT:  # on the record, for every subscriber of product.curated
             items.append(ChecklistItem(item="sanction_lifted", passed=True, note=notes))
+            sanction_lift = SanctionLift(
+                first_curator=first_lift["curator"],
+                first_notes=first_lift.get("notes", ""),
+                first_decided_at=first_lift["at"],
+                second_curator=curator,
+            )
         event = ProductCurated(
             product_id=product_id,
             revision=product["revision"],
@@ -170,16 +211,20 @@ class ProductHandlers:
             listed_price=price,
             tier=tier if approved else None,
             curator=curator,
-            decided_at=self.clock.now(),
+            decided_at=now,
+            sanction_lift=sanction_lift,
         )
+        curation: dict[str, Any] = {"decision": decision.value, "curator": curator, "notes": notes}
+        if first_lift is not None:
+            curation["sanction_lift"] = first_lift  # completed or refused by this decision
         await repo.save_curation(
             work.conn,
             product_id,
-            status=status_after_decision(decision).value,
+            status=status_after_step(step, decision).value,
             listed_price=price,
             tier=event.tier.value if event.tier else None,
-            curation={"decision": decision.value, "curator": curator, "notes": notes},
-            lift_sanction=approved and lift_sanction,
+            curation=curation,
+            lift_sanction=step is CurationStep.SECOND_LIFT,
         )
         await work.emit(event)
         return event
@@ -204,17 +249,24 @@ class ProductHandlers:
         await repo.set_stock(ctx.conn, data.product_id, data.stock, data.as_of)
 
     async def delist(
-        self, work: Work, product_id: str, *, reason: DelistReason, note: str
+        self, work: Work, product_id: str, *, actor: Actor, reason: DelistReason, note: str
     ) -> ProductDelisted:
-        """Take a listed product out of the catalog; a sanction is remembered through later revisions."""
+        """Take a listed product out of the catalog, as ``actor`` (recorded as ``delisted_by``); a sanction
+        is remembered through later revisions."""
         product = await repo.get_product(work.conn, product_id, for_update=True)
         if product is None:
             raise NotFound("product", product_id)
+        check_in_scope(actor.scope, permissions.DELIST, "product", product["province"], product["city"])
         check_can_delist(ProductStatus(product["status"]))
         now = self.clock.now()
         sanction = None
         if reason is DelistReason.SANCTIONED:
-            sanction = {"at": now.isoformat(), "note": note, "revision": product["revision"]}
+            sanction = {
+                "at": now.isoformat(),
+                "note": note,
+                "revision": product["revision"],
+                "by": actor.subject,
+            }
         await repo.delist(work.conn, product_id, reason.value, sanction=sanction)
         event = ProductDelisted(
             product_id=product_id,
@@ -222,6 +274,7 @@ class ProductHandlers:
             reason=reason,
             note=note,
             delisted_at=now,
+            delisted_by=actor.subject,
         )
         await work.emit(event)
         return event

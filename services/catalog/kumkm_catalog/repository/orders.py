@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from datetime import date
 
     from kumkm_catalog.repository._rows import Record
+    from kumkm_shared.auth.scope import RegionScope
     from kumkm_shared.db import Conn
 
 
@@ -103,6 +104,7 @@ async def transition_order(
 async def list_orders(
     conn: Conn,
     *,
+    scope: RegionScope,
     buyer: str | None,
     seller: str | None,
     status: str | None,
@@ -115,7 +117,10 @@ async def list_orders(
         if value:
             args.append(value)
             conds.append(f"{column} = ${len(args)}")
-    where = f"WHERE {' AND '.join(conds)}" if conds else ""
+    in_scope, scope_args = scope.sql("region_province", "region_city", len(args) + 1)
+    conds.append(in_scope)
+    args += scope_args
+    where = f"WHERE {' AND '.join(conds)}"
     args += [limit + 1, offset]
     rows = await conn.fetch(
         f"SELECT * FROM orders {where} ORDER BY placed_at DESC, order_id "
@@ -136,12 +141,19 @@ async def overdue_orders(conn: Conn, last_missed: date, limit: int) -> list[Reco
     )
 
 
-async def purchase_facts(conn: Conn) -> list[Record]:
-    """Committed purchase value per region, category, seller scale and paid-or-not."""
+async def purchase_facts(conn: Conn, *, province: str | None = None, city: str | None = None) -> list[Record]:
+    """Committed purchase value per region, category, seller scale and paid-or-not; only in ``province``
+    (and ``city``) when given, compared without regard to case."""
+    conds = ["o.status = ANY($1::text[])"]
+    args: list[Any] = [sorted(s.value for s in COMMITTED)]
+    for column, value in (("o.region_province", province), ("o.region_city", city)):
+        if value is not None:
+            args.append(value)
+            conds.append(f"lower({column}) = lower(${len(args)})")
     return await conn.fetch(
         "SELECT o.region_province AS province, o.region_city AS city, l.category, o.seller_scale AS scale, "
         "o.status = 'paid' AS paid, sum(l.line_total) AS value, count(DISTINCT o.order_id) AS orders "
-        "FROM orders o JOIN order_lines l USING (order_id) WHERE o.status = ANY($1::text[]) "
+        f"FROM orders o JOIN order_lines l USING (order_id) WHERE {' AND '.join(conds)} "
         "GROUP BY 1, 2, 3, 4, 5",
-        sorted(s.value for s in COMMITTED),
+        *args,
     )

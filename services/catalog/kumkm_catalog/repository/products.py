@@ -11,13 +11,14 @@ if TYPE_CHECKING:
     from decimal import Decimal
 
     from kumkm_catalog.repository._rows import Record
+    from kumkm_shared.auth.scope import RegionScope
     from kumkm_shared.contracts import ProductSubmitted
     from kumkm_shared.db import Conn
 
 _PRODUCT_COLUMNS = """product_id, revision, status, seller_nib, seller_name, seller_scale,
     seller_cooperative_id, province, city, name, category, unit, unit_price, listed_price, tier,
     min_order_qty, stock_available, stock_reserved, stock_as_of, tkdn_pct, certifications, description,
-    precheck, curation, delist_reason, sanction, submitted_at, updated_at"""
+    precheck, curation, delist_reason, sanction, sanction_lift, submitted_at, updated_at"""
 
 
 async def get_product(conn: Conn, product_id: str, *, for_update: bool = False) -> Record | None:
@@ -55,8 +56,8 @@ async def save_submission(
             min_order_qty = EXCLUDED.min_order_qty, stock_available = EXCLUDED.stock_available,
             tkdn_pct = EXCLUDED.tkdn_pct, certifications = EXCLUDED.certifications,
             description = EXCLUDED.description, precheck = EXCLUDED.precheck, curation = EXCLUDED.curation,
-            delist_reason = NULL, search_tsv = EXCLUDED.search_tsv, submitted_at = EXCLUDED.submitted_at,
-            updated_at = EXCLUDED.updated_at
+            delist_reason = NULL, sanction_lift = NULL, search_tsv = EXCLUDED.search_tsv,
+            submitted_at = EXCLUDED.submitted_at, updated_at = EXCLUDED.updated_at
         """,
         data.product_id,
         data.revision,
@@ -92,9 +93,10 @@ async def save_curation(
     curation: dict[str, Any],
     lift_sanction: bool = False,
 ) -> None:
+    """Record a decision; any first curator's lift waiting on the product is completed or refused by it."""
     await conn.execute(
         "UPDATE products SET status = $2, listed_price = $3, tier = $4, curation = $5, updated_at = now(), "
-        "sanction = CASE WHEN $6 THEN NULL ELSE sanction END "
+        "sanction = CASE WHEN $6 THEN NULL ELSE sanction END, sanction_lift = NULL "
         "WHERE product_id = $1",
         product_id,
         status,
@@ -102,6 +104,16 @@ async def save_curation(
         tier,
         curation,
         lift_sanction,
+    )
+
+
+async def request_sanction_lift(conn: Conn, product_id: str, *, status: str, lift: dict[str, Any]) -> None:
+    """Record the first curator's lift of a sanction; the product waits for a second curator."""
+    await conn.execute(
+        "UPDATE products SET status = $2, sanction_lift = $3, updated_at = now() WHERE product_id = $1",
+        product_id,
+        status,
+        lift,
     )
 
 
@@ -128,6 +140,7 @@ async def delist(conn: Conn, product_id: str, reason: str, *, sanction: dict[str
 
 @dataclass(frozen=True)
 class ProductQuery:
+    scope: RegionScope  # the reader's regions: only products whose seller is in them
     category: str | None = None
     region: str | None = None
     q: str | None = None
@@ -167,6 +180,9 @@ def search_sql(query: ProductQuery) -> tuple[str, list[Any]]:
         conds.append(f"search_tsv @@ to_tsquery('simple', {arg(tsq)})")
     if query.after:
         conds.append(f"product_id > {arg(query.after)}")
+    in_scope, scope_args = query.scope.sql("province", "city", len(args) + 1)
+    conds.append(in_scope)
+    args += scope_args
     sql = (
         f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE {' AND '.join(conds)} "
         f"ORDER BY product_id LIMIT {arg(query.limit + 1)} OFFSET {arg(query.offset)}"
@@ -180,9 +196,13 @@ async def search_products(conn: Conn, query: ProductQuery) -> tuple[list[Record]
     return rows[: query.limit], len(rows) > query.limit
 
 
-async def curation_queue(conn: Conn, limit: int) -> list[Record]:
+async def curation_queue(conn: Conn, scope: RegionScope, limit: int) -> list[Record]:
+    """Products waiting for a curator (or for a second curator's lift) inside ``scope``, oldest first."""
+    in_scope, scope_args = scope.sql("province", "city", 2)
     return await conn.fetch(
-        f"SELECT {_PRODUCT_COLUMNS} FROM products WHERE status = 'pending_curation' "
-        "ORDER BY submitted_at, product_id LIMIT $1",
+        f"SELECT {_PRODUCT_COLUMNS} FROM products "
+        f"WHERE status IN ('pending_curation', 'awaiting_second_curator') AND {in_scope} "
+        f"ORDER BY submitted_at, product_id LIMIT $1",
         limit,
+        *scope_args,
     )

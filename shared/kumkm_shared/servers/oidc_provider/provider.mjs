@@ -61,6 +61,8 @@ function readJson(path, what) {
 }
 
 const jwks = readJson(args.keys, 'key file');
+// An issuer with a path (Keycloak's /realms/<name>) serves every endpoint under that path.
+const PREFIX = new URL(args.issuer).pathname.replace(/\/$/, '');
 if (!Array.isArray(jwks.keys) || jwks.keys.length === 0) fail(`${args.keys} holds no keys`);
 
 // ---- the realm ---------------------------------------------------------------------------------------
@@ -346,12 +348,12 @@ function loginPage(uid, clientName, error) {
   return page('Sign in to KUMKM', `
 <p>${escape(clientName)}</p>
 ${error ? `<p class="error" role="alert">${escape(error)}</p>` : ''}
-<form id="login" method="post" action="/interaction/${escape(uid)}/login" autocomplete="off">
+<form id="login" method="post" action="${PREFIX}/interaction/${escape(uid)}/login" autocomplete="off">
 <label>Username <input name="username" required autofocus></label>
 <label>Password <input name="password" type="password" required></label>
 <button type="submit">Sign in</button>
 </form>
-<form method="post" action="/interaction/${escape(uid)}/abort"><button type="submit">Cancel</button></form>`);
+<form method="post" action="${PREFIX}/interaction/${escape(uid)}/abort"><button type="submit">Cancel</button></form>`);
 }
 
 // ---- the provider ------------------------------------------------------------------------------------
@@ -420,7 +422,7 @@ const configuration = {
   expiresWithSession: async () => false,
   rotateRefreshToken: true,
   loadExistingGrant,
-  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  interactions: { url: (ctx, interaction) => `${PREFIX}/interaction/${interaction.uid}` },
   ttl: {
     AccessToken: ACCESS_TOKEN_TTL,
     ClientCredentials: ACCESS_TOKEN_TTL,
@@ -638,6 +640,15 @@ async function loadExistingGrantFor(details) {
 
 const callback = provider.callback();
 const server = createServer(async (req, res) => {
+  if (PREFIX) {
+    const url = req.url ?? '/';
+    if (url !== PREFIX && !url.startsWith(`${PREFIX}/`) && !url.startsWith(`${PREFIX}?`)) {
+      return send(res, 404, page('Not found', `<p>Everything is under ${escape(PREFIX)}.</p>`));
+    }
+    // As a mounted app: oidc-provider builds its URLs from originalUrl minus url.
+    req.originalUrl = url;
+    req.url = url.slice(PREFIX.length) || '/';
+  }
   const match = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login|abort))?\/?(?:\?.*)?$/.exec(req.url ?? '');
   if (!match) return callback(req, res);
   try {
