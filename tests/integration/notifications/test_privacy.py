@@ -16,7 +16,7 @@ import structlog
 from kumkm_notifications.app import build
 from kumkm_shared.testing import wait_for
 from kumkm_shared.testing.harness import ServiceHarness, stream_events
-from tests.integration.notifications.conftest import publish, settings_for
+from tests.integration.notifications.conftest import settings_for
 from tests.integration.notifications.test_delivery import put_contact, receipts, settled
 from tests.support.notifications import KRANGGAN_ID, sample
 
