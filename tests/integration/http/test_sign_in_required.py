@@ -37,12 +37,12 @@ def alg_none() -> str:
 
 
 def operations(document: dict[str, Any]) -> list[tuple[str, str]]:
-    found = []
-    for path, item in document["paths"].items():
-        for method in item:
-            if method in {"get", "post", "put", "delete", "patch"}:
-                found.append((method.upper(), re.sub(r"\{[^}]+\}", "X-1", path)))
-    return found
+    return [
+        (method.upper(), re.sub(r"\{[^}]+\}", "X-1", path))
+        for path, item in document["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "delete", "patch"}
+    ]
 
 
 @pytest.mark.parametrize("service_name", sorted(SERVICES))
