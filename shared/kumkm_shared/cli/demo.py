@@ -43,6 +43,14 @@ COOPERATIVE = {
     "name": "Koperasi Pedagang Pasar Kranggan",
     "region": REGION,
 }
+# A second cooperative of the city, whose large loan's request is referred to an officer: above the
+# second-approval threshold, the officer's approval waits for a supervisor (maker-checker).
+JATISAMPURNA = {
+    "kind": "cooperative",
+    "id": "3275010101010002",
+    "name": "Koperasi Simpan Pinjam Jatisampurna",
+    "region": REGION,
+}
 SELLER = {
     "nib": "9120001234567",
     "name": "CV Meubel Jati Kranggan",
@@ -70,6 +78,40 @@ def _event(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         "datacontenttype": "application/json",
         "data": data,
     }
+
+
+def maker_checker_events(suffix: str) -> list[dict[str, Any]]:
+    """A Rp1.8 billion loan and a request the policy refers (not a COVID-19 reason), for the demo's
+    maker-checker: officer.bekasi approves first, supervisor.bekasi second."""
+    loan_id = f"LN-DEMO-{suffix}-2"
+    return [
+        _event(
+            "kumkm.loans.loan.disbursed.v1",
+            {
+                "loan_id": loan_id,
+                "lender": "LPDB-KUMKM",
+                "borrower": JATISAMPURNA,
+                "principal": "1800000000.00",
+                "annual_rate": "0.06",
+                "tenor_months": 48,
+                "method": "annuity",
+                "disbursed_on": "2019-03-01",
+                "first_due_on": "2019-04-01",
+            },
+        ),
+        _event(
+            "kumkm.loans.restructuring.requested.v1",
+            {
+                "request_id": f"RR-DEMO-{suffix}-2",
+                "loan_id": loan_id,
+                "requested_on": "2020-05-04",
+                "reason": "other",
+                "impact": {"revenue_drop_pct": "30", "note": "Anggota menunda angsuran"},
+                "proposal": [{"scheme": "tenor_extension", "extra_months": 12}],
+                "reschedule_from": "2020-06-01",
+            },
+        ),
+    ]
 
 
 def demo_events(suffix: str) -> list[dict[str, Any]]:
@@ -381,6 +423,15 @@ async def _demo(info: RunInfo, console: Console) -> None:
                 console,
                 "kumkm.loans.restructuring.approved.v1",
                 _restructure(actors, loans, request, console),
+            )
+            large, large_request = maker_checker_events(suffix)
+            await _publish(js, large, console)
+            await _wait_for_loan(actors, loans, large["data"]["loan_id"])
+            await _step(
+                js,
+                console,
+                "kumkm.loans.restructuring.approved.v1",
+                _restructure(actors, loans, large_request["data"], console),
             )
         catalog = info.services.get("catalog")
         if catalog:

@@ -175,6 +175,8 @@ def test_up_demo_signs_in_as_the_demo_users() -> None:
             for step in (
                 "→ integrator-demo PUT /contacts/",
                 "→ officer.bekasi POST /restructurings",
+                "answered 200 awaiting_second_approval",  # the large loan: the officer is the maker
+                "→ supervisor.bekasi POST /restructurings/RR-DEMO-",  # and the supervisor the checker
                 "→ integrator-demo POST /products",
                 "→ curator.bekasi POST /products/PRD-DEMO-",
                 "→ integrator-demo POST /orders",
@@ -197,6 +199,7 @@ def test_up_demo_signs_in_as_the_demo_users() -> None:
                 (r["service"], r["subject"]) for r in records if r["status"] is None or r["status"] < 400
             }
             assert ("loans", "officer.bekasi") in actors
+            assert ("loans", "supervisor.bekasi") in actors
             assert ("catalog", "curator.bekasi") in actors
             assert ("catalog", "service-account-integrator-demo") in actors
             assert ("notifications", "service-account-integrator-demo") in actors
