@@ -2,6 +2,10 @@
 
 Reads go to the repository through the pool; every write is a command of the service, in the one
 transaction ``runtime.command`` opens for it. Refusals answer by the one mapping in ``kumkm_shared``.
+
+Personal data: only the contact routes show e-mail addresses and phone numbers, to the roles that read
+contacts (each read audited); every other answer masks them (``domain.privacy``). A webhook signing secret
+is in one answer only, the rotation's; every other answer says whether one is set.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from kumkm_notifications import repository as repo
-from kumkm_notifications.domain import permissions
+from kumkm_notifications.domain import permissions, privacy
 from kumkm_notifications.domain.delivery import Status  # noqa: TC001 - FastAPI reads it at runtime
 from kumkm_notifications.handlers import NotificationsService
 from kumkm_shared import NotFound
@@ -25,7 +29,8 @@ from kumkm_shared.service.http import validated
 
 if TYPE_CHECKING:
     from kumkm_notifications.domain.contacts import Contact
-    from kumkm_shared import ServiceRuntime
+    from kumkm_shared import Actor, ServiceRuntime
+    from kumkm_shared.contracts import Envelope
 
 CONTACTS_DURABLE = "notifications-contacts"
 MAX_OFFSET = 1_000_000  # deeper than a million contacts, page with a larger limit
@@ -59,13 +64,18 @@ class ContactIn(BaseModel):
     )
 
 
-def contact_view(contact: Contact, *, secret_set: bool) -> dict[str, Any]:
+def contact_view(contact: Contact, *, secret_set: bool, reveal: bool = True) -> dict[str, Any]:
+    """A contact as an answer; ``reveal=False`` (a caller who may not read contacts) masks its addresses."""
+    email, phone = contact.email, contact.phone
+    if not reveal:
+        email = None if email is None else privacy.mask_email(email)
+        phone = None if phone is None else privacy.mask_phone(phone)
     return {
         "party_id": contact.party_id,
         "party_kind": contact.party_kind,
         "name": contact.name,
-        "email": contact.email,
-        "phone": contact.phone,
+        "email": email,
+        "phone": phone,
         "webhook_url": contact.webhook_url,
         "webhook_secret_set": secret_set,
         "locale": contact.locale.value,
@@ -76,7 +86,26 @@ def contact_view(contact: Contact, *, secret_set: bool) -> dict[str, Any]:
 
 
 def _inbox_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "unread": row["read_at"] is None}
+    texts = {key: privacy.scrub(row[key]) for key in ("subject", "body_text", "body_html")}
+    return {**row, **texts, "unread": row["read_at"] is None}
+
+
+def _feed_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A notification of the activity feed: its address masked, and any address quoted in a provider's
+    response or an error."""
+    return {
+        **row,
+        "address": privacy.mask_address(row["channel"], row["address"]),
+        "last_error": privacy.scrub(row["last_error"]),
+        "detail": privacy.scrub(row["detail"]),
+        "attempt_log": [
+            {**attempt, "response": privacy.scrub(attempt["response"])} for attempt in row["attempt_log"]
+        ],
+    }
+
+
+def _reads_contacts(runtime: ServiceRuntime, actor: Actor) -> bool:
+    return actor.has_any(runtime.permissions[permissions.READ_CONTACTS])
 
 
 def _service(request: Request) -> NotificationsService:
@@ -104,18 +133,25 @@ def _routed(rows: list[repo.NewDelivery]) -> list[dict[str, Any]]:
 async def put_contact(
     party_id: Identifier, body: ContactIn, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
-    """Create or replace a contact. Published as ``contact.upserted`` for every other subscriber."""
+    """Create or replace a contact. Published as ``contact.upserted`` for every other subscriber.
+
+    The secret, the contact and the event commit together, or none does. The answer never holds the
+    secret (``webhook_secret_set`` says there is one); a caller who may not read contacts (an integrator)
+    gets the addresses masked."""
     fields = body.model_dump(exclude={"webhook_secret"}, exclude_none=True)
     event = validated(
         ContactUpserted,
         {**fields, "party_id": party_id, "updated_at": body.updated_at or service.clock.now()},
     )
-    if body.webhook_secret is not None:
-        # Before the upsert, so no webhook is ever signed with a generated secret in between.
-        async with runtime.command(command) as work:
-            await service.set_webhook_secret(work, party_id, body.webhook_secret.get_secret_value())
-    await runtime.submit(event, consumer=CONTACTS_DURABLE, origin=command)
-    return await _contact(runtime, party_id)
+    secret = None if body.webhook_secret is None else body.webhook_secret.get_secret_value()
+    async with runtime.command(command) as work:
+
+        async def claim(envelope: Envelope) -> None:
+            await runtime.inbox.claim(work.conn, CONTACTS_DURABLE, envelope.id, envelope.type)
+
+        contact = await service.put_contact(work, event, secret=secret, claim=claim)
+        secret_set = await repo.has_webhook_secret(work.conn, party_id)
+    return contact_view(contact, secret_set=secret_set, reveal=_reads_contacts(runtime, command.actor))
 
 
 @router.get(
@@ -180,6 +216,7 @@ async def get_inbox(
     unread_only: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
+    """A party's messages. Any address quoted in a message is masked, for every reader."""
     messages = await repo.inbox(runtime.pool, party_id, unread_only=unread_only, limit=limit)
     return {
         "party_id": party_id,
@@ -208,14 +245,16 @@ async def activity(
     event_id: UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
-    """The activity feed: every notification with every attempt and the provider's response."""
-    return await repo.feed(
+    """The activity feed: every notification with every attempt and the provider's response, addresses
+    masked (the contact routes show them)."""
+    rows = await repo.feed(
         runtime.pool,
         party_id=party_id,
         status=status.value if status else None,
         event_id=event_id,
         limit=limit,
     )
+    return [_feed_view(row) for row in rows]
 
 
 @router.post(

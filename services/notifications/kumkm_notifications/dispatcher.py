@@ -6,6 +6,7 @@ Per delivery:
 2. send through the channel;
 3. record the outcome and, when final, emit ``notification.delivered`` or ``notification.failed`` to the
    outbox, in one transaction (group commit: outcomes that finish together share it, two statements).
+   A receipt's provider response has every address in it masked (``domain.privacy.scrub``).
 
 A process that dies between 2 and 3 leaves the row in 'sending'. When its lease runs out, ``reconcile``
 repeats the send only on channels whose receiver de-duplicates on the delivery id (webhooks, and the
@@ -36,6 +37,7 @@ from kumkm_notifications.channels.email import EmailSender
 from kumkm_notifications.channels.gateway import GatewaySender
 from kumkm_notifications.channels.webhook import WebhookSender
 from kumkm_notifications.domain.delivery import Outcome, RetryPolicy, Status, after_lost_outcome
+from kumkm_notifications.domain.privacy import scrub
 from kumkm_shared import SYSTEM, Backoff
 from kumkm_shared.contracts import Channel, NotificationDelivered, NotificationFailed, caused_by
 
@@ -57,10 +59,16 @@ ATTEMPTS = Counter(
 SEND_SECONDS = Histogram("kumkm_notification_send_seconds", "Time of one send attempt", ["channel"])
 RECORD_BATCH = 200  # outcomes per recording transaction
 RECORD_TRIES = 3
+RESPONSE_LIMIT = 4000  # characters of a provider's response in a receipt
 
 RECONCILED = Counter(
     "kumkm_notification_reconciled", "Orphaned sends settled after a crash", ["channel", "status"]
 )
+
+
+def _public(response: str) -> str | None:
+    """A provider's response as a receipt carries it: addresses masked, within the contract's length."""
+    return (scrub(response[:RESPONSE_LIMIT]) or "")[:RESPONSE_LIMIT] or None
 
 
 class Dispatcher:
@@ -151,7 +159,7 @@ class Dispatcher:
         self._inflight.discard(task)
         self._wake.set()
         if not task.cancelled() and task.exception() is not None:
-            log.error("delivery task failed", error=repr(task.exception()))
+            log.error("delivery task failed", error=scrub(repr(task.exception())))
 
     async def _deliver(self, item: repo.Claimed) -> None:
         sender = self.senders.get(item.channel)
@@ -205,7 +213,7 @@ class Dispatcher:
                             done.set_exception(exc)
                         batch = []
                         break
-                    log.warning("recording outcomes failed; trying again", error=repr(exc))
+                    log.warning("recording outcomes failed; trying again", error=scrub(repr(exc)))
                     await asyncio.sleep(0.5 * attempt)
             for _, _, done in batch:
                 if not done.done():
@@ -265,7 +273,7 @@ class Dispatcher:
                     "delivery failed",
                     delivery=str(item.id),
                     code=reason_code,
-                    response=outcome.response[:200],
+                    response=scrub(outcome.response[:200]),
                 )
 
     def _delivered(self, item: repo.Claimed, outcome: Outcome) -> NotificationDelivered:
@@ -278,7 +286,7 @@ class Dispatcher:
             category=item.category,
             attempts=item.attempt,
             delivered_at=self.clock.now(),
-            provider_response=outcome.response[:4000] or None,
+            provider_response=_public(outcome.response),
         )
 
     def _failed(self, item: repo.Claimed, outcome: Outcome, reason_code: str) -> NotificationFailed:
@@ -299,7 +307,7 @@ class Dispatcher:
             failed_at=self.clock.now(),
             reason_code=reason_code,
             reason=reason,
-            provider_response=outcome.response[:4000] or None,
+            provider_response=_public(outcome.response),
         )
 
     # -- after a crash ----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from kumkm_notifications import repository as repo
 from kumkm_notifications.domain.contacts import Contact, route
@@ -34,7 +34,7 @@ from kumkm_shared.contracts import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Awaitable, Callable, Iterable
     from datetime import datetime
 
     from kumkm_notifications.rendering import Rendered, TemplateCatalog
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from kumkm_shared import Begin, Clock, CommandContext, EventContext, Work
     from kumkm_shared.contracts import Category, Envelope, EventData
 
+
+# Marks an event as handled by one of the service's durables, in the caller's transaction.
+Claim: TypeAlias = "Callable[[Envelope], Awaitable[object]]"
 
 DELIVERY_NAMESPACE = uuid.UUID("5d3a3f4e-6b1c-4c1e-9a53-4b554d4b4d01")
 
@@ -106,9 +109,11 @@ class NotificationsService:
     # -- events ---------------------------------------------------------------------------------------
 
     async def on_contact_upserted(self, ctx: EventContext) -> None:
-        data = ctx.event.data_as(ContactUpserted)
-        if await repo.upsert_contact(ctx.conn, data, ctx.envelope.id) and Channel.WEBHOOK in data.channels:
-            await repo.ensure_webhook_secret(ctx.conn, data.party_id)
+        await self._store_contact(ctx, ctx.event.data_as(ContactUpserted), ctx.envelope.id)
+
+    async def _store_contact(self, work: Work, data: ContactUpserted, event_id: uuid.UUID) -> None:
+        if await repo.upsert_contact(work.conn, data, event_id) and Channel.WEBHOOK in data.channels:
+            await repo.ensure_webhook_secret(work.conn, data.party_id)
 
     async def on_event(self, ctx: EventContext) -> None:
         envelope = ctx.envelope
@@ -224,8 +229,23 @@ class NotificationsService:
             rerouted.append((notification_id, rows))
         return PartyRerouted(rerouted, skipped)
 
-    async def set_webhook_secret(self, work: Work, party_id: str, secret: str) -> None:
-        await repo.set_webhook_secret(work.conn, party_id, secret)
+    async def put_contact(
+        self, work: CommandContext, data: ContactUpserted, *, secret: str | None, claim: Claim
+    ) -> Contact:
+        """A contact written through the API, in the command's one transaction: the signing secret given
+        (before the contact, so no webhook is ever signed with a generated one), the contact, and
+        ``contact.upserted`` in the outbox for every other subscriber. ``claim`` records the event as
+        handled by this service's own durable, so the copy that comes back from the stream is a duplicate.
+        Returns the contact as stored (a newer one stays: an older update is ignored)."""
+        if secret is not None:
+            await repo.set_webhook_secret(work.conn, data.party_id, secret)
+        envelope = await work.emit(data)
+        await claim(envelope)
+        await self._store_contact(work, data, envelope.id)
+        stored = await repo.get_contact(work.conn, data.party_id)
+        if stored is None:  # pragma: no cover - written just above, in this transaction
+            raise NotFound("contact", data.party_id)
+        return stored
 
     async def rotate_webhook_secret(self, work: Work, party_id: str) -> str:
         """A new signing secret for the party's webhooks, returned once."""

@@ -4,7 +4,7 @@ transaction; the pool's search path puts the schema first."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kumkm_notifications.domain.contacts import Contact
@@ -255,14 +255,14 @@ class Claimed:
     party_id: str
     channel: Channel
     category: Category
-    address: str
+    address: str = field(repr=False)  # personal data, and the secret: never in a repr, so never logged
     subject: str
     body_text: str
     body_html: str
-    payload: bytes
+    payload: bytes = field(repr=False)
     attempt: int
     name: str
-    secret: str | None
+    secret: str | None = field(repr=False)
 
 
 async def claim_due(conn: Conn, limit: int, lease_seconds: float) -> list[Claimed]:

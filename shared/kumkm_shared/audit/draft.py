@@ -41,8 +41,8 @@ class AuditDraft:
 
     def needs_record(self, status: int) -> bool:
         """Whether the finished request still needs its record written (outside any transaction)."""
-        if self.written:
-            return False
+        if self.written:  # a command committed; record a failure that came after it too
+            return status >= HTTPStatus.BAD_REQUEST
         if status in ALWAYS_RECORDED:
             return True
         return self.method not in SAFE_METHODS or self.audit_read

@@ -1,8 +1,12 @@
-"""The demo flow of ``kumkm up --demo``: the Kranggan story, as integrators and officers would drive it.
+"""The demo flow of ``kumkm up --demo``: the Kranggan story, as integrators, officers and curators would
+drive it, each signed in through the OpenID provider as a demo user of the realm.
 
-It publishes integrator events (validated against the contracts first), drives the curator's step over
-HTTP, and prints every consequence as it lands on the streams. It contains no business rules: every
-decision shown is made by the services.
+The core banking system's disbursement is published on the stream (no route takes it); everything else goes
+through the services' HTTP APIs with the bearer token of whoever would do it: the ``integrator-demo`` service
+account (client credentials) writes contacts, submits the product, places the order and reports its steps;
+``officer.bekasi`` files the restructuring request and decides it if the policy refers it, and
+``supervisor.bekasi`` gives the second approval when one is needed; ``curator.bekasi`` curates. It contains
+no business rules: every decision shown is made by the services, and no superuser takes part.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import contextlib
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from kumkm_shared.cli.connect import connect
 from kumkm_shared.cli.follow import follow
+from kumkm_shared.cli.signin import DemoRealm, demo_tokens
 from kumkm_shared.contracts import spec_for, validate_event_payload
 from kumkm_shared.messaging.outbox import nats_headers
 
@@ -27,6 +33,7 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
     from rich.console import Console
 
+    from kumkm_shared.auth.client import TokenSet
     from kumkm_shared.cli.runinfo import RunInfo
 
 REGION = {"province": "Jawa Barat", "city": "Kota Bekasi"}
@@ -34,6 +41,14 @@ COOPERATIVE = {
     "kind": "cooperative",
     "id": "3275010101010001",
     "name": "Koperasi Pedagang Pasar Kranggan",
+    "region": REGION,
+}
+# A second cooperative of the city, whose large loan's request is referred to an officer: above the
+# second-approval threshold, the officer's approval waits for a supervisor (maker-checker).
+JATISAMPURNA = {
+    "kind": "cooperative",
+    "id": "3275010101010002",
+    "name": "Koperasi Simpan Pinjam Jatisampurna",
     "region": REGION,
 }
 SELLER = {
@@ -63,6 +78,40 @@ def _event(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         "datacontenttype": "application/json",
         "data": data,
     }
+
+
+def maker_checker_events(suffix: str) -> list[dict[str, Any]]:
+    """A Rp1.8 billion loan and a request the policy refers (not a COVID-19 reason), for the demo's
+    maker-checker: officer.bekasi approves first, supervisor.bekasi second."""
+    loan_id = f"LN-DEMO-{suffix}-2"
+    return [
+        _event(
+            "kumkm.loans.loan.disbursed.v1",
+            {
+                "loan_id": loan_id,
+                "lender": "LPDB-KUMKM",
+                "borrower": JATISAMPURNA,
+                "principal": "1800000000.00",
+                "annual_rate": "0.06",
+                "tenor_months": 48,
+                "method": "annuity",
+                "disbursed_on": "2019-03-01",
+                "first_due_on": "2019-04-01",
+            },
+        ),
+        _event(
+            "kumkm.loans.restructuring.requested.v1",
+            {
+                "request_id": f"RR-DEMO-{suffix}-2",
+                "loan_id": loan_id,
+                "requested_on": "2020-05-04",
+                "reason": "other",
+                "impact": {"revenue_drop_pct": "30", "note": "Anggota menunda angsuran"},
+                "proposal": [{"scheme": "tenor_extension", "extra_months": 12}],
+                "reschedule_from": "2020-06-01",
+            },
+        ),
+    ]
 
 
 def demo_events(suffix: str) -> list[dict[str, Any]]:
@@ -176,6 +225,11 @@ def lifecycle_events(suffix: str, now: datetime | None = None) -> list[dict[str,
     ]
 
 
+INTEGRATOR = "integrator-demo"
+OFFICER, SUPERVISOR, CURATOR = "officer.bekasi", "supervisor.bekasi", "curator.bekasi"
+LOAN_WAIT = 20.0  # seconds the demo waits for the loans service to take in the disbursement
+
+
 async def _publish(js: JetStreamContext, obj: dict[str, Any], console: Console) -> None:
     event = validate_event_payload(obj)
     env = event.envelope
@@ -183,6 +237,47 @@ async def _publish(js: JetStreamContext, obj: dict[str, Any], console: Console) 
     await js.publish(
         env.type, env.to_json_bytes(), headers=nats_headers(env), stream=spec_for(env.type).stream
     )
+
+
+class DemoError(RuntimeError):
+    """A demo step was refused; the message names who asked what and what the service answered."""
+
+
+class Actors:
+    """The demo's people and service account, each signed in through the provider on first use."""
+
+    def __init__(self, issuer: str, realm: DemoRealm, http: httpx.AsyncClient, console: Console) -> None:
+        self.issuer, self.realm, self.http, self.console = issuer, realm, http, console
+        self._tokens: dict[str, TokenSet] = {}
+
+    async def token(self, name: str) -> str:
+        tokens = self._tokens.get(name)
+        if tokens is None or tokens.expires_within(30):
+            tokens = self._tokens[name] = await demo_tokens(self.issuer, self.realm, name, http=self.http)
+        return tokens.bearer
+
+    async def call(
+        self, name: str, method: str, url: str, path: str, *, quiet: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        if not quiet:
+            self.console.print(f"[bold yellow]→ {name}[/] {method} {path}")
+        headers = {"Authorization": f"Bearer {await self.token(name)}"}
+        response = await self.http.request(method, f"{url}{path}", headers=headers, **kwargs)
+        if not quiet:
+            status = ""
+            with contextlib.suppress(ValueError):
+                body = response.json()
+                status = body.get("status", "") if isinstance(body, dict) else ""
+            self.console.print(f"[bold yellow]  {name}[/] answered {response.status_code} {status}".rstrip())
+        return response
+
+    async def command(self, name: str, method: str, url: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """A command that must succeed: its JSON answer, or a `DemoError` naming what was refused."""
+        response = await self.call(name, method, url, path, **kwargs)
+        if response.is_error:
+            raise DemoError(f"{name} {method} {path}: {response.status_code} {response.text[:300]}")
+        body: dict[str, Any] = response.json()
+        return body
 
 
 _DETAIL = (
@@ -226,54 +321,133 @@ async def _step(js: JetStreamContext, console: Console, until: str, action: Awai
     """Watch the streams, run ``action``, and print consequences until ``until`` appears (or 20 s pass)."""
     watcher = asyncio.create_task(_watch(js, console, 20.0, {until}))
     await asyncio.sleep(0.3)  # the watcher is subscribed before anything is published
-    await action
-    await watcher
+    try:
+        await action
+    finally:
+        await watcher
 
 
-async def _curate(catalog: str, product_id: str, console: Console) -> None:
-    console.print(f"[bold yellow]→ curator[/] POST /products/{product_id}/curation (approve, tier local)")
-    async with httpx.AsyncClient(base_url=catalog, timeout=10) as http:
-        response = await http.post(
-            f"/products/{product_id}/curation",
-            json={
-                "decision": "approved",
-                "tier": "local",
-                "curator": "curator-demo",
-                "notes": "Lengkap; TKDN 85%.",
-                "checklist": [{"item": "documents_complete", "passed": True}],
-            },
+def _contact_body(event: dict[str, Any]) -> dict[str, Any]:
+    data = dict(event["data"])
+    data.pop("party_id")
+    data.pop("updated_at", None)
+    return data
+
+
+async def _contacts(actors: Actors, notifications: str, events: list[dict[str, Any]]) -> None:
+    for event in events:
+        party = event["data"]["party_id"]
+        await actors.command(
+            INTEGRATOR, "PUT", notifications, f"/contacts/{party}", json=_contact_body(event)
         )
-    console.print(f"[bold yellow]  curator[/] answered {response.status_code}")
 
 
-async def _publish_all(js: JetStreamContext, events: list[dict[str, Any]], console: Console) -> None:
-    for obj in events:
-        await _publish(js, obj, console)
+async def _wait_for_loan(actors: Actors, loans: str, loan_id: str) -> None:
+    deadline = asyncio.get_running_loop().time() + LOAN_WAIT
+    while True:
+        response = await actors.call(OFFICER, "GET", loans, f"/loans/{loan_id}", quiet=True)
+        if response.status_code == httpx.codes.OK:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise DemoError(f"the loans service did not take in {loan_id} within {LOAN_WAIT:.0f}s")
+        await asyncio.sleep(0.3)
+
+
+async def _restructure(actors: Actors, loans: str, request: dict[str, Any], console: Console) -> None:
+    """The officer files the request; the policy decides it at once, or refers it to the officer; an
+    approval above the second-approval threshold waits for a supervisor (maker-checker)."""
+    answer = await actors.command(OFFICER, "POST", loans, "/restructurings", json=request)
+    path = f"/restructurings/{answer['request_id']}/decision"
+    if answer["status"] == "referred":
+        decision = {"decision": "approve", "reason": "Dampak COVID-19 terverifikasi saat kunjungan lapangan."}
+        answer = await actors.command(OFFICER, "POST", loans, path, json=decision)
+    if answer["status"] == "awaiting_second_approval":
+        decision = {"decision": "approve", "reason": "Disetujui sebagai pemeriksa kedua."}
+        answer = await actors.command(SUPERVISOR, "POST", loans, path, json=decision)
+    console.print(f"[bold]restructuring {answer['request_id']}: {answer['status']}[/]")
+
+
+async def _curate(actors: Actors, catalog: str, product_id: str) -> None:
+    await actors.command(
+        CURATOR,
+        "POST",
+        catalog,
+        f"/products/{product_id}/curation",
+        json={
+            "decision": "approved",
+            "tier": "local",
+            "notes": "Lengkap; TKDN 85%.",
+            "checklist": [{"item": "documents_complete", "passed": True}],
+        },
+    )
+
+
+def order_steps(suffix: str, now: datetime | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """The HTTP form of `lifecycle_events`: each route of the order's steps and its body."""
+    today = (now or datetime.now(UTC)).date().isoformat()
+    return [
+        ("confirm", {}),
+        ("ship", {"carrier": "JNE"}),
+        (
+            "deliver",
+            {"bast_number": f"BAST/DISDIK/{suffix}", "delivered_on": today, "received_by": "Rina W."},
+        ),
+        ("pay", {"payment_reference": f"SP2D/{suffix}", "paid_on": today}),
+    ]
 
 
 async def _demo(info: RunInfo, console: Console) -> None:
+    if not info.auth_issuer or not info.auth_realm:
+        console.print("[yellow]demo skipped: it signs in as the demo users of the embedded provider[/]")
+        return
     suffix = uuid.uuid4().hex[:6].upper()
-    async with connect(info, name="kumkm-demo") as nc:
+    contacts, disbursed, requested, product = demo_events(suffix)[:2], *demo_events(suffix)[2:]
+    realm = DemoRealm.read(Path(info.auth_realm))
+    async with (
+        connect(info, name="kumkm-demo") as nc,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
         js = nc.jetstream()
+        actors = Actors(info.auth_issuer, realm, http, console)
         console.rule("[bold]demo: the Kranggan visit[/]")
-        await _step(
-            js,
-            console,
-            "kumkm.loans.restructuring.approved.v1",
-            _publish_all(js, demo_events(suffix), console),
-        )
+        notifications = info.services.get("notifications")
+        if notifications:
+            await _contacts(actors, notifications, contacts)
+        loans = info.services.get("loans")
+        await _publish(js, disbursed, console)
+        if loans:
+            await _wait_for_loan(actors, loans, disbursed["data"]["loan_id"])
+            request = requested["data"]
+            await _step(
+                js,
+                console,
+                "kumkm.loans.restructuring.approved.v1",
+                _restructure(actors, loans, request, console),
+            )
+            large, large_request = maker_checker_events(suffix)
+            await _publish(js, large, console)
+            await _wait_for_loan(actors, loans, large["data"]["loan_id"])
+            await _step(
+                js,
+                console,
+                "kumkm.loans.restructuring.approved.v1",
+                _restructure(actors, loans, large_request["data"], console),
+            )
         catalog = info.services.get("catalog")
         if catalog:
             product_id = f"PRD-DEMO-{suffix}"
-            await _step(
-                js, console, "kumkm.catalog.product.curated.v1", _curate(catalog, product_id, console)
-            )
-            await _step(
-                js, console, "kumkm.catalog.order.accepted.v1", _publish(js, order_event(suffix), console)
-            )
+            submit = actors.command(INTEGRATOR, "POST", catalog, "/products", json=product["data"])
+            await _step(js, console, "kumkm.catalog.product.submitted.v1", submit)
+            await _step(js, console, "kumkm.catalog.product.curated.v1", _curate(actors, catalog, product_id))
+            place = actors.command(INTEGRATOR, "POST", catalog, "/orders", json=order_event(suffix)["data"])
+            await _step(js, console, "kumkm.catalog.order.accepted.v1", place)
             # Each step is the integrator's claim; the catalog's order.status_changed says it took effect.
-            for step in lifecycle_events(suffix):
-                await _step(js, console, "kumkm.catalog.order.status_changed.v1", _publish(js, step, console))
+            order_id = f"ORD-DEMO-{suffix}"
+            for step, step_body in order_steps(suffix):
+                call = actors.command(
+                    INTEGRATOR, "POST", catalog, f"/orders/{order_id}/{step}", json=step_body
+                )
+                await _step(js, console, "kumkm.catalog.order.status_changed.v1", call)
         console.rule("[bold]demo done[/] — `kumkm tail` follows new events; Ctrl-C stops everything")
 
 

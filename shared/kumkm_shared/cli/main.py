@@ -1,4 +1,5 @@
-"""The ``kumkm`` command: run the system, publish and inspect events, operate streams and the DLQ.
+"""The ``kumkm`` command: run the system, sign in, publish and inspect events, operate streams and the DLQ,
+read the audit trail.
 
 Service-specific commands (``kumkm loans tick``, ``kumkm catalog tick``, ...) are contributed by each
 installed service through the ``kumkm.cli`` entry point group, so this package imports no service.
@@ -11,13 +12,16 @@ import contextlib
 import json
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR, running_system
+
+if TYPE_CHECKING:
+    from kumkm_shared.auth.client import DeviceAuthorization
 
 app = typer.Typer(
     name="kumkm",
@@ -30,6 +34,159 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[Path, typer.Option("--data-dir", help="where run.json (and embedded server data) live")]
+Issuer = Annotated[
+    str | None,
+    typer.Option("--issuer", help="the OpenID issuer (default: KUMKM_AUTH_ISSUER, else run.json's)"),
+]
+Client = Annotated[str, typer.Option("--client", help="the OpenID client the command line signs in through")]
+AsUser = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="a demo user (password grant) or service account (client credentials) of the embedded "
+        "provider `kumkm up` started; no prompt",
+    ),
+]
+
+
+@app.callback()
+def root(
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="KUMKM_TOKEN",
+            show_envvar=True,
+            help="the access token service calls send (default: the stored login of `kumkm login`)",
+        ),
+    ] = None,
+) -> None:
+    """KUMKM event platform: run, publish, inspect and operate."""
+    from kumkm_shared.cli.service_api import use_token
+
+    use_token(token)
+
+
+def _signin_failed(exc: Exception) -> typer.Exit:
+    err.print(f"[red]{exc}[/]", highlight=False)
+    return typer.Exit(1)
+
+
+@app.command()
+def login(
+    issuer: Issuer = None,
+    client: Client = "kumkm-cli",
+    as_: AsUser = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Sign in (device code: open the address shown and enter the code), and keep the tokens (mode 0600)."""
+    from kumkm_shared.auth.client import TokenError, device_login
+    from kumkm_shared.cli import signin
+
+    def show(started: DeviceAuthorization) -> None:
+        typer.echo(f"To sign in, open {started.verification_uri} and enter the code {started.user_code}")
+        if started.verification_uri_complete:
+            typer.echo(f"  (or open {started.verification_uri_complete})")
+        typer.echo("waiting for the sign-in to complete...")
+
+    async def run() -> Path:
+        found = signin.resolve_issuer(issuer, data_dir)
+        if as_:
+            realm = signin.embedded_realm(found, data_dir)
+            tokens = await signin.demo_tokens(found, realm, as_, client_id=client)
+        else:
+            tokens = await device_login(found, client, show)
+        stored = signin.StoredLogin.of(found, client, tokens)
+        path = signin.save_login(signin.login_path(data_dir), stored)
+        roles = ", ".join(signin.claims_of(tokens.bearer).get("kumkm_roles") or []) or "no roles"
+        typer.echo(f"signed in as {stored.username} ({roles}) at {found}; login kept in {path}")
+        return path
+
+    try:
+        asyncio.run(run())
+    except (signin.SignInError, TokenError) as exc:
+        raise _signin_failed(exc) from None
+
+
+@app.command()
+def logout(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Forget the stored login."""
+    from kumkm_shared.cli.signin import remove_logins
+
+    removed = remove_logins(data_dir)
+    if not removed:
+        typer.echo("not signed in (no login kept)")
+    for path in removed:
+        typer.echo(f"signed out: removed {path}")
+
+
+@app.command()
+def token(
+    as_: AsUser = None,
+    issuer: Issuer = None,
+    client: Client = "kumkm-cli",
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Print an access token (for curl): of a demo user with --as, else of the stored login."""
+    from kumkm_shared.auth.client import TokenError
+    from kumkm_shared.cli import signin
+
+    async def run() -> str | None:
+        if as_:
+            found = signin.resolve_issuer(issuer, data_dir)
+            realm = signin.embedded_realm(found, data_dir)
+            return (await signin.demo_tokens(found, realm, as_, client_id=client)).bearer
+        return await signin.stored_token(data_dir)
+
+    try:
+        bearer = asyncio.run(run())
+    except (signin.SignInError, TokenError) as exc:
+        raise _signin_failed(exc) from None
+    if bearer is None:
+        raise _signin_failed(signin.SignInError(signin.SIGN_IN_HINT))
+    typer.echo(bearer)
+
+
+@app.command()
+def audit(  # noqa: PLR0917 - one typer option per filter
+    service: Annotated[str, typer.Option(help="loans, catalog, notifications or all")] = "all",
+    subject: Annotated[str | None, typer.Option(help="who acted (the token's subject)")] = None,
+    outcome: Annotated[str | None, typer.Option(help="e.g. ok, forbidden, unauthenticated")] = None,
+    command: Annotated[str | None, typer.Option(help="the command, e.g. loans.restructuring.decide")] = None,
+    target: Annotated[str | None, typer.Option(help="exact, e.g. request_id=RR-1")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO date-time, inclusive")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO date-time, exclusive")] = None,
+    refused: Annotated[bool, typer.Option("--refused", help="only refused attempts (4xx)")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="records per service")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    url: Annotated[str | None, typer.Option(help="the service's base URL (one --service only)")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Read the audit trail (needs the auditor role): who did what, refused attempts too."""
+    from kumkm_shared.cli.audit import AUDITED_SERVICES, read_trail, trail_table
+
+    chosen = list(AUDITED_SERVICES) if service == "all" else [service]
+    if any(s not in AUDITED_SERVICES for s in chosen):
+        err.print(f"[red]--service: choose one of {', '.join(AUDITED_SERVICES)} or all, not {service!r}[/]")
+        raise typer.Exit(2)
+    if url and len(chosen) != 1:
+        err.print("[red]--url needs one --service[/]")
+        raise typer.Exit(2)
+    params = {
+        "subject": subject,
+        "outcome": outcome,
+        "command": command,
+        "target": target,
+        "since": since,
+        "until": until,
+        "refused": True if refused else None,
+        "limit": limit,
+    }
+    records = read_trail(chosen, params, url=url, data_dir=data_dir)
+    if as_json:
+        typer.echo(json.dumps(records, indent=2, ensure_ascii=False))
+    else:
+        console.print(trail_table(records))
 
 
 @app.command()

@@ -26,6 +26,11 @@ class RunInfo:
     services: dict[str, str] = field(default_factory=dict)  # name -> HTTP base URL
     mode: str = "env"
     pid: int | None = None
+    # Sign-in: the OpenID issuer the services accept tokens of, and (only when `kumkm up` started the
+    # embedded provider) the realm file it was configured from, where `--as USER` reads demo passwords.
+    auth_issuer: str | None = None
+    auth_audience: str = "kumkm"
+    auth_realm: str | None = None
 
     def write(self, data_dir: Path) -> Path:
         path = data_dir / "run.json"
@@ -54,7 +59,12 @@ def nats_credentials() -> tuple[str | None, str | None]:
 def find_system(data_dir: Path | None = None) -> RunInfo:
     env_nats = os.environ.get("KUMKM_NATS_URL")
     if env_nats:
-        return RunInfo(nats_url=env_nats, database_url=os.environ.get("KUMKM_DATABASE_URL", ""))
+        return RunInfo(
+            nats_url=env_nats,
+            database_url=os.environ.get("KUMKM_DATABASE_URL", ""),
+            auth_issuer=os.environ.get("KUMKM_AUTH_ISSUER"),
+            auth_audience=os.environ.get("KUMKM_AUTH_AUDIENCE", "kumkm"),
+        )
     directory = data_dir or DEFAULT_DATA_DIR
     if not (directory / "run.json").exists():
         hint = f"set KUMKM_NATS_URL, or start one with `kumkm up --data-dir {directory}`"

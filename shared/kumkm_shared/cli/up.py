@@ -1,4 +1,9 @@
-"""``kumkm up``: servers, streams, migrations and the services as child processes, with prefixed logs."""
+"""``kumkm up``: servers (NATS, Postgres, the OpenID provider), streams, migrations and the services as
+child processes, with prefixed logs.
+
+The embedded OpenID provider starts unless ``KUMKM_AUTH_ISSUER`` names one; either way the services get its
+issuer and audience, and run.json records them (with the realm file of an embedded provider, where
+``kumkm login --as`` and ``kumkm token --as`` find the demo users)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from http import HTTPStatus
+from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from rich.console import Console
@@ -23,7 +29,7 @@ from kumkm_shared.servers import free_port, obtain_servers
 from kumkm_shared.servers.mail import MailSink
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Iterator
 
 ALL_SERVICES = ("loans", "catalog", "notifications")
 COLOURS = {"loans": "cyan", "catalog": "magenta", "notifications": "green"}
@@ -54,9 +60,12 @@ def service_env(info: RunInfo, port: int, extra: dict[str, str] | None = None) -
             "KUMKM_HTTP_HOST": "127.0.0.1",
             "KUMKM_HTTP_PORT": str(port),
             "KUMKM_LOG_FORMAT": env.get("KUMKM_LOG_FORMAT", "console"),
+            "KUMKM_AUTH_AUDIENCE": info.auth_audience,
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if info.auth_issuer:
+        env["KUMKM_AUTH_ISSUER"] = info.auth_issuer
     env.update(extra or {})
     return env
 
@@ -139,6 +148,50 @@ def _mail_sink(data_dir: Path) -> MailSink | None:
     return sink
 
 
+@dataclass(frozen=True)
+class SignIn:
+    """The issuer the services trust; `realm` only when `kumkm up` runs the provider itself."""
+
+    issuer: str
+    audience: str
+    realm: Path | None = None
+
+
+@contextlib.contextmanager
+def identity_provider(data_dir: Path) -> Iterator[SignIn]:
+    """``KUMKM_AUTH_ISSUER`` when given; else the embedded provider, configured from the demo realm (or the
+    realm file ``KUMKM_AUTH_REALM`` names), its keys and log under ``<data_dir>/oidc``."""
+    audience = os.environ.get("KUMKM_AUTH_AUDIENCE") or "kumkm"
+    given = os.environ.get("KUMKM_AUTH_ISSUER")
+    if given:
+        yield SignIn(given.rstrip("/"), audience)
+        return
+    from kumkm_shared.servers.oidc import DEFAULT_REALM, EmbeddedIdentityProvider
+
+    realm = Path(os.environ.get("KUMKM_AUTH_REALM") or DEFAULT_REALM).absolute()
+    provider = EmbeddedIdentityProvider(data_dir / "oidc", realms=(realm,))
+    provider.start()
+    try:
+        yield SignIn(provider.issuer, audience, realm)
+    finally:
+        provider.stop()
+
+
+def print_demo_users(realm: Path) -> None:
+    """The realm's people and service accounts with their roles and regions (never a password)."""
+    from kumkm_shared.cli.signin import DemoRealm
+
+    found = DemoRealm.read(realm)
+    console.print(f"demo users (realm {realm}; the password of each is in the README's quick start):")
+    for user in [*found.people(), *found.service_accounts()]:
+        name = user.service_account_of or user.username
+        kind = " (service account, client credentials)" if user.service_account_of else ""
+        roles, regions = ", ".join(user.roles), ", ".join(user.regions) or "no region"
+        console.print(f"  {name:>20}: {roles} [{regions}] {user.organisation or ''}{kind}", markup=False)
+    example = 'curl -H "Authorization: Bearer $(kumkm token --as officer.bekasi)" ...'
+    console.print(f"  sign in with `kumkm login --as officer.bekasi`, or {example}", markup=False)
+
+
 def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
     ensure_directory(data_dir)
     stop_requested = threading.Event()
@@ -150,14 +203,19 @@ def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     console.print(f"[bold]kumkm up[/]: data in {data_dir.resolve()}")
-    with obtain_servers(data_dir) as servers:
+    with obtain_servers(data_dir) as servers, identity_provider(data_dir) as signin:
         info = RunInfo(
             nats_url=servers.nats_url,
             database_url=servers.database_url,
             mode=str(servers.mode),
             pid=os.getpid(),
+            auth_issuer=signin.issuer,
+            auth_audience=signin.audience,
+            auth_realm=str(signin.realm) if signin.realm else None,
         )
         console.print(f"servers ({info.mode}): NATS {info.nats_url}  Postgres {info.database_url}")
+        embedded = "embedded" if signin.realm else "given"
+        console.print(f"sign-in ({embedded}): OpenID issuer {signin.issuer}, audience {signin.audience}")
         console.print(f"provisioned: {provision_streams(info)}")
         sink = _mail_sink(data_dir)
         extra_env = (
@@ -177,6 +235,8 @@ def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
             console.print(f"[bold green]ready[/]: {path}")
             for child in children:
                 console.print(f"  {child.name:>13}: {child.url}  (docs {child.url}/docs)")
+            if signin.realm is not None:
+                print_demo_users(signin.realm)
             if demo:
                 from kumkm_shared.cli.demo import run_demo
 

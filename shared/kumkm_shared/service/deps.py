@@ -9,13 +9,16 @@ runtime refuses to serve a router with a route that declares none or one the ser
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 
 from kumkm_shared.errors import Forbidden
 from kumkm_shared.origin import ANONYMOUS, Actor, Command
 from kumkm_shared.service.runtime import ServiceRuntime
+
+if TYPE_CHECKING:
+    from kumkm_shared.audit.draft import AuditDraft
 
 __all__ = ["ActorDep", "CommandDep", "Require", "RuntimeDep", "permission_of", "service_of"]
 
@@ -38,8 +41,16 @@ def _actor(request: Request) -> Actor:
     return actor
 
 
+def _trail(request: Request) -> AuditDraft | None:
+    """The request's audit record, with its route named (routing is done once a dependency runs)."""
+    draft: AuditDraft | None = getattr(request.state, "audit", None)
+    if draft is not None and draft.route is None and "route" in request.scope:
+        draft.name_route(request.scope["route"], dict(request.path_params))
+    return draft
+
+
 def _command(request: Request, actor: Annotated[Actor, Depends(_actor)]) -> Command:
-    return Command(actor, via="http", trail=getattr(request.state, "audit", None))
+    return Command(actor, via="http", trail=_trail(request))
 
 
 def Require(permission: str, *, audit_reads: bool = False) -> Any:  # noqa: N802 - reads as a declaration
@@ -53,7 +64,8 @@ def Require(permission: str, *, audit_reads: bool = False) -> Any:  # noqa: N802
         runtime: ServiceRuntime = request.app.state.runtime
         if not actor.has_any(runtime.permissions[permission]):
             raise Forbidden(permission)
-        if audit_reads and (draft := getattr(request.state, "audit", None)) is not None:
+        draft = _trail(request)
+        if audit_reads and draft is not None:
             draft.audit_read = True
         return actor
 

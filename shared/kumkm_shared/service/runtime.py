@@ -376,7 +376,7 @@ class ServiceRuntime:
     @staticmethod
     async def _audit(conn: Conn, command: Command) -> None:
         """A human command's audit record commits with the command itself, or neither does."""
-        if command.trail is not None:
+        if command.trail is not None and not command.trail.written:  # one record per request
             await audit_store.insert(conn, command.trail, status=None, outcome="committed")
 
     @staticmethod

@@ -121,7 +121,7 @@ class SignInMiddleware:
             state["actor"] = actor
             await self.app(scope, receive, send_with_id)
         finally:
-            if "route" in scope:
+            if draft.route is None and "route" in scope:
                 draft.name_route(scope["route"], scope.get("path_params") or {})
             if draft.needs_record(status):
                 await self._record(draft, status)

@@ -1,4 +1,6 @@
-"""`kumkm up`: everything starts, run.json tells where, SIGTERM leaves nothing running, data survives."""
+"""`kumkm up`: everything starts (the OpenID provider too), run.json tells where, services accept the demo
+users' tokens from `kumkm token --as`, SIGTERM leaves nothing running, data survives; `--demo` runs the
+Kranggan story signed in as the demo users."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import nats
 import psutil
 import pytest
 
+from kumkm_shared.servers.oidc import DEFAULT_REALM
 from tests.support.events import loan_disbursed
 
 pytestmark = pytest.mark.acceptance
@@ -30,10 +34,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _start(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+def _start(data_dir: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [str(BIN / "kumkm"), "up", "--data-dir", str(data_dir)],
+            [str(BIN / "kumkm"), "up", "--data-dir", str(data_dir), *extra],
             env=_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -53,6 +57,28 @@ def _wait_run_json(
             return json.loads(path.read_text())  # type: ignore[no-any-return]
         time.sleep(0.3)
     pytest.fail(f"no run.json after {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+def _kumkm(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(BIN / "kumkm"), *args, "--data-dir", str(data_dir)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def _get(url: str, token: str | None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as refused:
+        return refused.code
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -89,6 +115,18 @@ def test_up_runs_everything_stops_cleanly_and_keeps_data() -> None:
             names = {psutil.Process(p).name() for p in family if psutil.pid_exists(p)}
             assert "nats-server" in names
             assert "postgres" in names
+            assert "node" in names, "the embedded OpenID provider runs"
+            issuer = str(info["auth_issuer"])
+            assert issuer.startswith("http://127.0.0.1:")
+            assert info["auth_realm"] == str(DEFAULT_REALM)
+            token = _kumkm("token", "--as", "officer.bekasi", data_dir=data_dir).stdout.strip()
+            loans = f"{services['loans']}/restructurings"
+            assert _get(loans, token) == 200, "the services accept the provider's tokens"
+            assert _get(loans, None) == 401
+            printed = log.read_text()
+            assert "officer.bekasi: loans-officer [Jawa Barat/Kota Bekasi]" in printed
+            assert "kumkm-demo" not in printed, "the demo password is in the README, not the log"
+            assert token not in printed
             event = loan_disbursed()
             event_file = Path(tmp) / "event.json"
             event_file.write_text(json.dumps(event))
@@ -119,3 +157,52 @@ def test_up_runs_everything_stops_cleanly_and_keeps_data() -> None:
         finally:
             _stop(again)
         assert again.returncode == 0
+
+
+def test_up_demo_signs_in_as_the_demo_users() -> None:
+    with tempfile.TemporaryDirectory(prefix="kumkm-up-") as tmp:
+        data_dir, log = Path(tmp) / "data", Path(tmp) / "up.log"
+        proc = _start(data_dir, log, "--demo")
+        try:
+            _wait_run_json(data_dir, proc, log)
+            deadline = time.monotonic() + 180
+            while "demo done" not in log.read_text() and "demo failed" not in log.read_text():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the demo did not finish:\n{log.read_text()[-4000:]}")
+                time.sleep(0.5)
+            printed = log.read_text()
+            assert "demo failed" not in printed, printed[-4000:]
+            for step in (
+                "→ integrator-demo PUT /contacts/",
+                "→ officer.bekasi POST /restructurings",
+                "answered 200 awaiting_second_approval",  # the large loan: the officer is the maker
+                "→ supervisor.bekasi POST /restructurings/RR-DEMO-",  # and the supervisor the checker
+                "→ integrator-demo POST /products",
+                "→ curator.bekasi POST /products/PRD-DEMO-",
+                "→ integrator-demo POST /orders",
+                "answered 200 paid",
+            ):
+                assert step in printed, step
+            assert "it-all" not in printed, "no superuser takes part"
+            auditor = _kumkm("token", "--as", "auditor", data_dir=data_dir).stdout.strip()
+            records = json.loads(
+                subprocess.run(
+                    [str(BIN / "kumkm"), "--token", auditor, "audit", "--json", "--data-dir", str(data_dir)],
+                    env=_env(),
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=True,
+                ).stdout
+            )
+            actors = {
+                (r["service"], r["subject"]) for r in records if r["status"] is None or r["status"] < 400
+            }
+            assert ("loans", "officer.bekasi") in actors
+            assert ("loans", "supervisor.bekasi") in actors
+            assert ("catalog", "curator.bekasi") in actors
+            assert ("catalog", "service-account-integrator-demo") in actors
+            assert ("notifications", "service-account-integrator-demo") in actors
+        finally:
+            _stop(proc)
+        assert proc.returncode == 0, log.read_text()[-4000:]

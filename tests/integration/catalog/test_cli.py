@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from kumkm_catalog.cli import app
 from kumkm_shared.testing import wait_for
+from kumkm_shared.testing.identity import identity
 from tests.integration.catalog import samples
 
 if TYPE_CHECKING:
@@ -35,8 +36,10 @@ async def test_cli_curates_and_ticks(service: tuple[ServiceRuntime, httpx.AsyncC
         url = f"http://127.0.0.1:{runtime.infra.http_port}"
         runner = CliRunner()
 
-        def cli(*args: str) -> tuple[int, str]:
-            result = runner.invoke(app, [*args, "--url", url])
+        def cli(*args: str, user: str = "curator.bekasi") -> tuple[int, str]:
+            # The token a signed-in session sends, given as KUMKM_TOKEN (real, from the test provider).
+            env = {"KUMKM_TOKEN": identity().token(user)}
+            result = runner.invoke(app, [*args, "--url", url], env=env)
             return result.exit_code, result.output
 
         await client.post("/products", json=samples.product("PRD-CLI"))
@@ -51,11 +54,14 @@ async def test_cli_curates_and_ticks(service: tuple[ServiceRuntime, httpx.AsyncC
 
         order = (await client.post("/orders", json=samples.order("PRD-CLI"))).json()
         code, out = await asyncio.to_thread(cli, "tick", "--date", "2024-09-18")
+        assert code == 1
+        assert "missing permission: catalog.tick" in out
+        code, out = await asyncio.to_thread(cli, "tick", "--date", "2024-09-18", user="operator")
         assert (code, out.splitlines()[0]) == (0, "2024-09-18: 0 order(s) cancelled for seller timeout")
-        code, out = await asyncio.to_thread(cli, "tick", "--date", "2024-09-19")
+        code, out = await asyncio.to_thread(cli, "tick", "--date", "2024-09-19", user="operator")
         assert code == 0
         assert order["order_id"] in out
-        code, out = await asyncio.to_thread(cli, "tick", "--date", "19-09-2024")
+        code, out = await asyncio.to_thread(cli, "tick", "--date", "19-09-2024", user="operator")
         assert code == 2
     finally:
         server.should_exit = True

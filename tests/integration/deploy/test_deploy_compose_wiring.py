@@ -53,13 +53,14 @@ async def test_provision_one_shot_runs_with_its_compose_environment(
 async def test_migrate_one_shots_run_with_each_service_role(
     deploy_postgres: DeployPostgres, compose_services: dict[str, ComposeService]
 ) -> None:
-    # `migrate` connects to Postgres only: NATS and SMTP point at a closed local port, so no compose host
-    # name is left in the environment.
+    # `migrate` connects to Postgres only: NATS, SMTP and the identity provider point at a closed local port,
+    # so no compose host name is left in the environment.
     closed = ("127.0.0.1", free_port())
     endpoints = {
         ("postgres", 5432): (deploy_postgres.host, deploy_postgres.port),
         ("nats", 4222): closed,
         ("mailpit", 1025): closed,
+        ("keycloak", 8080): closed,
     }
     one_shots = [localize(compose_services[f"{name}-migrate"], endpoints) for name in SERVICES]
     for service in one_shots:

@@ -289,6 +289,14 @@ def test_provision_job_creates_replicated_streams() -> None:
     assert container["command"] == ["kumkm", "provision"]
 
 
+def test_the_services_in_kubernetes_verify_tokens_of_the_kumkm_realm() -> None:
+    docs = {(doc["kind"], doc["metadata"]["name"]): doc for _, doc in _k8s_documents()}
+    config = docs[("ConfigMap", "kumkm-config")]["data"]
+    assert config["KUMKM_AUTH_ISSUER"].startswith("https://")  # tokens over TLS only in a cluster
+    assert config["KUMKM_AUTH_ISSUER"].endswith("/realms/kumkm")
+    assert config["KUMKM_AUTH_AUDIENCE"] == "kumkm"
+
+
 def test_every_declared_consumer_belongs_to_a_service_user() -> None:
     # The NATS permissions are written per (stream, consumer) pair; a new consumer needs new rules.
     accounts = ACCOUNTS_CONF.read_text()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -18,14 +18,14 @@ class OutgoingMessage:
     channel: Channel
     party_id: str
     name: str  # the recipient's display name
-    address: str
+    address: str = field(repr=False)  # personal data: never in a repr, so never in a log line
     event_type: str
     subject: str
     text: str
     html: str
-    payload: bytes  # the webhook body, identical on every attempt
+    payload: bytes = field(repr=False)  # the webhook body, identical on every attempt
     attempt: int
-    secret: str | None = None  # webhook signing secret
+    secret: str | None = field(default=None, repr=False)  # webhook signing secret
 
 
 class Sender(Protocol):
