@@ -57,11 +57,11 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/outbox_relay.py
 	$(BIN)/python -m bench.system
-	@for b in loans_restructuring catalog_orders notifications_delivery; do \
+	@for b in loans_restructuring catalog_orders notifications_delivery http_signin; do \
 		if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; fi; \
 	done
 
-## The full fault suite (kills, NATS and Postgres restarts, a pause, 1,000 poison messages); fails unless lost=0 duplicated=0.
+## The full fault suite (kills, NATS, Postgres and OpenID provider restarts, a pause, 1,000 poison messages, maker-checker decisions); fails unless lost=0 duplicated=0.
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos
 
