@@ -76,7 +76,9 @@ def contact_view(contact: Contact, *, secret_set: bool, reveal: bool = True) -> 
         "name": contact.name,
         "email": email,
         "phone": phone,
-        "webhook_url": contact.webhook_url,
+        "webhook_url": contact.webhook_url
+        if reveal or contact.webhook_url is None
+        else privacy.mask_url(contact.webhook_url),
         "webhook_secret_set": secret_set,
         "locale": contact.locale.value,
         "channels": [c.value for c in contact.channels],

@@ -236,15 +236,16 @@ class NotificationsService:
         (before the contact, so no webhook is ever signed with a generated one), the contact, and
         ``contact.upserted`` in the outbox for every other subscriber. ``claim`` records the event as
         handled by this service's own durable, so the copy that comes back from the stream is a duplicate.
-        Returns the contact as stored (a newer one stays: an older update is ignored)."""
-        if secret is not None:
-            await repo.set_webhook_secret(work.conn, data.party_id, secret)
+        Returns the contact as stored (a newer one stays: an older update is ignored, and so is its secret:
+        a back-dated update changes nothing)."""
         envelope = await work.emit(data)
         await claim(envelope)
         await self._store_contact(work, data, envelope.id)
         stored = await repo.get_contact(work.conn, data.party_id)
         if stored is None:  # pragma: no cover - written just above, in this transaction
             raise NotFound("contact", data.party_id)
+        if secret is not None and stored.updated_at == data.updated_at:
+            await repo.set_webhook_secret(work.conn, data.party_id, secret)
         return stored
 
     async def rotate_webhook_secret(self, work: Work, party_id: str) -> str:

@@ -20,26 +20,38 @@ COLUMNS = (
 )
 
 
+LIMIT = 1000  # characters kept of any text a caller chose (a path, a reason naming its fields)
+
+
+def _text(value: str | None) -> str | None:
+    """Text as Postgres stores it: no NUL (``text`` refuses it, which would lose the record), no lone
+    surrogate, and at most ``LIMIT`` characters."""
+    if value is None:
+        return None
+    cleaned = value.replace("\x00", "\\0").encode("utf-8", "replace").decode("utf-8")
+    return cleaned if len(cleaned) <= LIMIT else cleaned[: LIMIT - 1] + "…"
+
+
 async def insert(conn: Conn, draft: AuditDraft, *, status: int | None, outcome: str) -> None:
     actor = draft.actor
     await conn.execute(
         """INSERT INTO audit_trail (subject, actor_kind, actor_name, roles, organisation, method, route,
                                     command, target, status, outcome, reason, request_id, client)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
-        actor.subject if actor is not None else None,
+        _text(actor.subject) if actor is not None else None,
         actor.kind if actor is not None else "anonymous",
-        actor.name if actor is not None else None,
-        sorted(actor.roles) if actor is not None else [],
-        actor.organisation if actor is not None else None,
-        draft.method,
-        draft.route or draft.path,
-        draft.command,
-        draft.target,
+        _text(actor.name) if actor is not None else None,
+        [_text(r) for r in sorted(actor.roles)] if actor is not None else [],
+        _text(actor.organisation) if actor is not None else None,
+        _text(draft.method),
+        _text(draft.route or draft.path),
+        _text(draft.command),
+        _text(draft.target),
         status,
-        outcome,
-        draft.reason,
+        _text(outcome),
+        _text(draft.reason),
         draft.request_id,
-        draft.client,
+        _text(draft.client),
     )
 
 

@@ -155,8 +155,10 @@ class TokenVerifier:
         async with self._lock:
             now = self._monotonic()
             fetched = self._fetched_at
-            if fetched is None or now - fetched > self._max_key_age:
+            if fetched is None:
                 await self._fetch()
+            elif now - fetched > self._max_key_age:
+                await self._refresh_stale(now)
             elif kid not in self._keys and (
                 self._refetched_at is None or now - self._refetched_at >= self._refetch_interval
             ):
@@ -167,6 +169,16 @@ class TokenVerifier:
         if key is None:
             raise InvalidToken("the token is signed with a key the issuer does not publish")
         return key
+
+    async def _refresh_stale(self, now: float) -> None:
+        """Keys older than their age: fetch them again, but keep verifying with the ones we hold while the
+        issuer cannot be reached (trying again after ``refetch_interval``), rather than refusing everyone."""
+        try:
+            await self._fetch()
+        except Retry:
+            if not self._keys:
+                raise
+            self._fetched_at = now - self._max_key_age + self._refetch_interval
 
     # -- tokens ---------------------------------------------------------------------------------
     async def verify(self, token: str) -> Actor:  # noqa: C901 - one except per reason a token is refused
@@ -207,6 +219,11 @@ class TokenVerifier:
             raise InvalidToken(f"the token has no {exc.claim} claim") from None
         except jwt.PyJWTError:
             raise InvalidToken("the token is invalid") from None
+        if claims.get("typ") not in (None, "Bearer", "at+jwt") or str(header.get("typ", "")).lower() in {
+            "id+jwt",
+            "logout+jwt",
+        }:
+            raise InvalidToken("the token is not an access token")
         return self.actor(claims)
 
     def actor(self, claims: dict[str, Any]) -> Actor:

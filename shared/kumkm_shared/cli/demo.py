@@ -227,6 +227,7 @@ def lifecycle_events(suffix: str, now: datetime | None = None) -> list[dict[str,
 
 INTEGRATOR = "integrator-demo"
 OFFICER, SUPERVISOR, CURATOR = "officer.bekasi", "supervisor.bekasi", "curator.bekasi"
+OPERATOR = "operator"  # writes the parties' contacts (personal data)
 LOAN_WAIT = 20.0  # seconds the demo waits for the loans service to take in the disbursement
 
 
@@ -337,9 +338,7 @@ def _contact_body(event: dict[str, Any]) -> dict[str, Any]:
 async def _contacts(actors: Actors, notifications: str, events: list[dict[str, Any]]) -> None:
     for event in events:
         party = event["data"]["party_id"]
-        await actors.command(
-            INTEGRATOR, "PUT", notifications, f"/contacts/{party}", json=_contact_body(event)
-        )
+        await actors.command(OPERATOR, "PUT", notifications, f"/contacts/{party}", json=_contact_body(event))
 
 
 async def _wait_for_loan(actors: Actors, loans: str, loan_id: str) -> None:

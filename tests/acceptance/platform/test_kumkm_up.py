@@ -173,7 +173,7 @@ def test_up_demo_signs_in_as_the_demo_users() -> None:
             printed = log.read_text()
             assert "demo failed" not in printed, printed[-4000:]
             for step in (
-                "→ integrator-demo PUT /contacts/",
+                "→ operator PUT /contacts/",
                 "→ officer.bekasi POST /restructurings",
                 "answered 200 awaiting_second_approval",  # the large loan: the officer is the maker
                 "→ supervisor.bekasi POST /restructurings/RR-DEMO-",  # and the supervisor the checker
@@ -202,7 +202,7 @@ def test_up_demo_signs_in_as_the_demo_users() -> None:
             assert ("loans", "supervisor.bekasi") in actors
             assert ("catalog", "curator.bekasi") in actors
             assert ("catalog", "service-account-integrator-demo") in actors
-            assert ("notifications", "service-account-integrator-demo") in actors
+            assert ("notifications", "operator") in actors
         finally:
             _stop(proc)
         assert proc.returncode == 0, log.read_text()[-4000:]

@@ -419,7 +419,7 @@ ROUTES: Final[tuple[Route, ...]] = (
         "PUT",
         "/contacts/{party_id}",
         "contacts.write",
-        OPERATOR_OR_INTEGRATOR,
+        ONLY_OPERATOR,
         args={"party_id": PARTY},
         body=CONTACT,
     ),
@@ -435,14 +435,12 @@ ROUTES: Final[tuple[Route, ...]] = (
     _notifications(
         "POST", "/contacts/{party_id}/reroute", "contacts.reroute", ONLY_OPERATOR, args={"party_id": PARTY}
     ),
-    _notifications(
-        "GET", "/inbox/{party_id}", "inbox.read", OPERATOR_OR_INTEGRATOR, args={"party_id": PARTY}
-    ),
+    _notifications("GET", "/inbox/{party_id}", "inbox.read", ONLY_OPERATOR, args={"party_id": PARTY}),
     _notifications(
         "POST",
         "/inbox/{party_id}/{message_id}/read",
         "inbox.mark_read",
-        OPERATOR_OR_INTEGRATOR,
+        ONLY_OPERATOR,
         args={"party_id": PARTY, "message_id": MESSAGE},
     ),
     _notifications("GET", "/notifications", "notifications.read", ONLY_OPERATOR, params={"party_id": PARTY}),

@@ -120,3 +120,13 @@ async def test_the_services_own_role_may_insert_and_read_but_not_update_or_delet
                 await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def test_an_attempt_with_a_nul_in_its_path_is_still_recorded(service: ServiceHarness) -> None:
+    """Postgres text refuses NUL: a path (or a path parameter) carrying one must not keep a refusal out."""
+    response = await service.client("curator.bekasi").get("/restructurings/RR%00X")
+    assert response.status_code == 403
+    assert (await service.anonymous().get("/x%00y")).status_code == 401
+    records = await trail(service, refused=True)
+    assert any(r["status"] == 403 and "\\0" in (r["target"] or "") for r in records), records
+    assert any(r["status"] == 401 and "\\0" in r["route"] for r in records), records

@@ -69,6 +69,7 @@ async def test_health_and_metrics_need_no_token(service: ServiceHarness) -> None
         ("alg HS256 keyed with the public key", "algorithm 'HS256'"),
         ("tampered claims", "signature"),
         ("no subject", "sub"),
+        ("an ID token, not an access token", "not an access token"),
     ],
 )
 async def test_a_bad_token_is_401_invalid_token_naming_why(
@@ -89,6 +90,7 @@ async def test_a_bad_token_is_401_invalid_token_naming_why(
         ),
         "tampered claims": lambda: _tampered(identity().token("officer.bekasi")),
         "no subject": lambda: signed_by_provider({k: v for k, v in fresh(claims).items() if k != "sub"}),
+        "an ID token, not an access token": lambda: signed_by_provider(fresh(claims, typ="ID")),
     }
     response = await call(service, tokens[case]())
     assert response.status_code == 401, response.text

@@ -195,28 +195,51 @@ async def _feed_inbox_receipts_text(harness: ServiceHarness) -> str:
     return "\n".join(parts)
 
 
-async def test_an_integrator_reads_its_inbox_without_any_address_and_no_contact(
+async def test_an_integrator_writes_no_contact_and_reads_no_inbox_without_a_mandate(
     harness: ServiceHarness,
 ) -> None:
+    """Nothing yet binds an integrator to the parties it acts for: it could take over another party's
+    webhook (and its signing secret) or read its messages, so it may do neither."""
     integrator: httpx.AsyncClient = harness.service_client("integrator-demo")
     put = await integrator.put(
         f"/contacts/{KRANGGAN_ID}",
         json={"name": "Koperasi Pedagang Pasar Kranggan", "email": EMAIL, "phone": PHONE},
     )
-    assert put.status_code == 200, put.text
-    assert (put.json()["email"], put.json()["phone"]) == ("p***@kranggan.coop.id", "+62***1234")
-    await harness.publish(_rejection_quoting_the_addresses())
-    await settled(harness.http, 1, party_id=KRANGGAN_ID)
-    box = await integrator.get(f"/inbox/{KRANGGAN_ID}")
-    assert box.status_code == 200, box.text
-    assert len(box.json()["messages"]) == 1, "its messages"
-    assert EMAIL not in box.text
-    assert PHONE not in box.text
-    for path in (f"/contacts/{KRANGGAN_ID}", "/contacts", "/notifications"):
+    assert put.status_code == 403, put.text
+    assert put.json()["permission"] == "contacts.write"
+    for path in (f"/inbox/{KRANGGAN_ID}", f"/contacts/{KRANGGAN_ID}", "/contacts", "/notifications"):
         refused = await integrator.get(path)
         assert refused.status_code == 403, path
-        assert refused.json()["permission"] in {"contacts.read", "notifications.read"}
+        assert refused.json()["permission"] in {"inbox.read", "contacts.read", "notifications.read"}
     assert (await integrator.post(f"/contacts/{KRANGGAN_ID}/webhook-secret")).status_code == 403
+
+
+async def test_a_back_dated_contact_changes_neither_the_contact_nor_its_secret(
+    harness: ServiceHarness,
+) -> None:
+    http = harness.http
+    hook = "https://hooks.kranggan.coop.id/kumkm?token=abc123"
+    body = {"name": "Koperasi Pedagang Pasar Kranggan", "email": EMAIL, "channels": ["webhook"]}
+    first = await http.put(
+        f"/contacts/{KRANGGAN_ID}",
+        json={**body, "webhook_url": hook, "webhook_secret": "the-first-secret-0123456789"},
+    )
+    assert first.status_code == 200, first.text
+    assert first.json()["webhook_url"] == hook  # an operator sees the address it wrote
+    stale = await http.put(
+        f"/contacts/{KRANGGAN_ID}",
+        json={
+            **body,
+            "webhook_url": "https://attacker.example/hook",
+            "webhook_secret": "a-secret-chosen-by-someone-else",
+            "updated_at": "1970-01-01T00:00:00Z",
+        },
+    )
+    assert stale.status_code == 200, stale.text
+    assert stale.json()["webhook_url"] == hook
+    async with harness.runtime.pool.acquire() as conn:
+        secret = await conn.fetchval("SELECT secret FROM webhook_secrets WHERE party_id = $1", KRANGGAN_ID)
+    assert secret == "the-first-secret-0123456789"
 
 
 async def test_a_contact_put_writes_its_secret_contact_and_event_in_one_transaction(
