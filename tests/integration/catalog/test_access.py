@@ -196,3 +196,26 @@ async def test_orders_and_figures_by_region(catalog: ServiceHarness) -> None:
     assert len(everything["by_region"]) == 2
     dki = (await ministry.get("/stats", params={"province": "DKI Jakarta"})).json()
     assert [(r["province"], r["city"]) for r in dki["by_region"]] == [("DKI Jakarta", "Jakarta Timur")]
+
+
+async def test_a_regional_integrator_cannot_take_another_regions_product_by_a_revision(
+    catalog: ServiceHarness,
+) -> None:
+    """The region check of a submission looks at the product as stored too, not only at the body: a
+    revision claiming the integrator's own region for another region's product is refused and changes
+    nothing."""
+    product_id = "PRD-REGION-MOVE"
+    national = catalog.service_client("integrator-demo")
+    assert (await national.post("/products", json=samples.product(product_id))).status_code == 201
+    surabaya = catalog.service_client("it-integrator-sby")
+    seller = samples.FURNITURE_MAKER | {"region": {"province": "Jawa Timur", "city": "Kota Surabaya"}}
+    moved = await surabaya.post(
+        "/products", json=samples.product(product_id, revision=2, seller=seller, name="Diambil alih")
+    )
+    _error(moved, 403, "outside_region")
+    stored = (await catalog.http.get(f"/products/{product_id}")).json()
+    assert stored["revision"] == 1
+    assert stored["seller"]["region"]["city"] == "Kota Bekasi"
+    # Its own region's products it submits as before.
+    own = await surabaya.post("/products", json=samples.product("PRD-SBY-OWN", seller=seller))
+    assert own.status_code == 201, own.text

@@ -45,6 +45,10 @@ async def submit_product(body: ProductSubmitted, runtime: RuntimeDep, command: C
     mandate, not checked here yet (``docs/rules/catalog.md``, section "Who may do what")."""
     region = body.seller.region
     check_in_scope(command.actor.scope, permissions.SUBMIT_PRODUCT, "seller", region.province, region.city)
+    async with runtime.pool.acquire() as conn:
+        current = await repo.get_product(conn, body.product_id)
+    if current is not None:  # a revision may not take another region's product into one's own
+        _in_scope(command.actor, permissions.SUBMIT_PRODUCT, current)
     await runtime.submit(body, consumer=CONSUMER, origin=command)
     return product_view(await load_product(runtime, body.product_id))
 
