@@ -94,9 +94,11 @@ def _inbox_view(row: dict[str, Any]) -> dict[str, Any]:
 
 def _feed_view(row: dict[str, Any]) -> dict[str, Any]:
     """A notification of the activity feed: its address masked, and any address quoted in a provider's
-    response or an error."""
+    response, an error or a subject."""
+    texts: dict[str, Any] = {key: privacy.scrub(row[key]) for key in ("subject", "body_text") if key in row}
     return {
         **row,
+        **texts,
         "address": privacy.mask_address(row["channel"], row["address"]),
         "last_error": privacy.scrub(row["last_error"]),
         "detail": privacy.scrub(row["detail"]),
