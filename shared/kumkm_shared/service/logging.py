@@ -106,14 +106,16 @@ def _clean(key: object, value: Any, depth: int = 0) -> Any:
         cleaned = _mask_address(value)
     elif isinstance(value, str):
         cleaned = _scrub(value)
-    elif depth > _MAX_DEPTH:
+    elif value is None or isinstance(value, (bool, int, float)):
         cleaned = value
+    elif depth > _MAX_DEPTH:
+        cleaned = MASK  # too deep to look through: masked, never passed on unread
     elif isinstance(value, dict):
         cleaned = {k: _clean(k, v, depth + 1) for k, v in value.items()}
     elif isinstance(value, (list, tuple)):
         cleaned = [_clean("", v, depth + 1) for v in value]
     else:
-        cleaned = value
+        cleaned = _scrub(repr(value))  # bytes, models, exceptions: rendered as repr, so scrub that
     return cleaned
 
 

@@ -162,3 +162,17 @@ def test_the_delivery_workers_log_lines_hold_no_address_or_secret() -> None:
     for secret in (EMAIL, PHONE, FAKE_SECRET):
         assert secret not in text, text
     assert "b***@kranggan.coop.id" in text
+
+
+def test_values_that_are_not_text_or_too_deep_are_scrubbed_or_masked() -> None:
+    from kumkm_shared.service.logging import redact
+
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvZmZpY2VyIn0.c2lnbmF0dXJl"
+    deep: dict[str, object] = {"a": {"b": {"c": {"d": {"e": {"f": "budi@example.co.id"}}}}}}
+    event = redact(
+        None, "info", {"event": "x", "headers": (b"authorization", f"Bearer {token}".encode()), **deep}
+    )
+    rendered = repr(event)
+    assert token not in rendered
+    assert "budi@example.co.id" not in rendered
+    assert event["event"] == "x"
