@@ -18,7 +18,6 @@ fault suite longer), so a long run never sends an expired token.
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import tempfile
 import time
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Self
 import httpx
 
 from kumkm_shared.auth import client as oidc
+from kumkm_shared.cli.signin import DemoRealm
 from kumkm_shared.servers.oidc import DEFAULT_REALM, EmbeddedIdentityProvider
 
 if TYPE_CHECKING:
@@ -57,14 +57,9 @@ class SignIn:
         self.provider = EmbeddedIdentityProvider(self.data_dir, (realm,))
         self.passwords: dict[str, str] = {}
         self.secrets: dict[str, str] = {}
-        document = json.loads(realm.read_text())
-        for user in document.get("users", []):
-            for credential in user.get("credentials", []):
-                if credential.get("type") == "password" and "value" in credential:
-                    self.passwords[str(user["username"]).lower()] = str(credential["value"])
-        for entry in document.get("clients", []):
-            if entry.get("secret"):
-                self.secrets[str(entry["clientId"])] = str(entry["secret"])
+        credentials = DemoRealm.read(realm)
+        self.passwords.update({k: v.get_secret_value() for k, v in credentials.passwords.items()})
+        self.secrets.update({k: v.get_secret_value() for k, v in credentials.secrets.items()})
         self._tokens: dict[str, TokenSet] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._http: httpx.AsyncClient | None = None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import json
 import shutil
 import tempfile
 import threading
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kumkm_shared.auth import client as oidc
+from kumkm_shared.cli.signin import DemoRealm
 from kumkm_shared.servers.oidc import DEFAULT_REALM, REPO_ROOT, EmbeddedIdentityProvider
 
 if TYPE_CHECKING:
@@ -62,14 +62,9 @@ class TestIdentity:
         self._lock = threading.Lock()
 
     def _read_realm(self, path: Path) -> None:
-        realm = json.loads(path.read_text())
-        for user in realm.get("users", []):
-            for credential in user.get("credentials", []):
-                if credential.get("type") == "password" and "value" in credential:
-                    self.passwords[str(user["username"]).lower()] = credential["value"]
-        for client in realm.get("clients", []):
-            if client.get("secret"):
-                self.secrets[client["clientId"]] = client["secret"]
+        realm = DemoRealm.read(path)
+        self.passwords.update({k: v.get_secret_value() for k, v in realm.passwords.items()})
+        self.secrets.update({k: v.get_secret_value() for k, v in realm.secrets.items()})
 
     @property
     def issuer(self) -> str:

@@ -28,7 +28,7 @@ from kumkm_shared.cli.signin import claims_of
 from kumkm_shared.servers.oidc import DEFAULT_REALM
 from kumkm_shared.testing import wait_for
 from kumkm_shared.testing.harness import ServiceHarness
-from tests.integration.cli.pages import sign_in_on_device_page
+from tests.support.provider_pages import sign_in_on_device_page
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -18,6 +17,7 @@ from kumkm_shared.auth import client as oidc
 from kumkm_shared.auth.roles import ALL_ROLES, INTEGRATOR, LOANS_OFFICER
 from kumkm_shared.servers.oidc import DEFAULT_REALM, EmbeddedIdentityProvider
 from kumkm_shared.testing.identity import TEST_REALM, TestIdentity
+from tests.support.provider_pages import submit
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -39,37 +39,6 @@ def verified(token: str, issuer: str) -> dict[str, Any]:
         token, key, algorithms=["RS256"], audience="kumkm", issuer=issuer, options={"require": ["exp", "iat"]}
     )
     return claims
-
-
-class Forms(HTMLParser):
-    """The forms of a page: id (or action) -> (action, hidden and named input values)."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.forms: dict[str, tuple[str, dict[str, str]]] = {}
-        self._current: str | None = None
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = {name: value or "" for name, value in attrs}
-        if tag == "form":
-            self._current = found.get("id") or found.get("action", "")
-            self.forms[self._current] = (found.get("action", ""), {})
-        elif tag == "input" and self._current is not None and "name" in found:
-            self.forms[self._current][1][found["name"]] = found.get("value", "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._current = None
-
-
-async def submit(
-    http: httpx.AsyncClient, page: httpx.Response, form_id: str, **values: str
-) -> httpx.Response:
-    forms = Forms(page.text).forms
-    assert form_id in forms, f"no form {form_id!r} on {page.url}: {sorted(forms)}"
-    action, fields = forms[form_id]
-    return await http.post(urljoin(str(page.url), action), data={**fields, **values})
 
 
 async def follow_within(http: httpx.AsyncClient, response: httpx.Response, issuer: str) -> httpx.Response:
