@@ -1,0 +1,131 @@
+"""Integrator organisations' mandates: which parties each organisation may act for, in a JetStream KV bucket.
+
+Written only by the operator's ``kumkm integrators add|revoke``; read by every service when an
+organisation's event (or HTTP command) claims a party. A put is visible to the next read once acknowledged,
+so an organisation's first event never races its mandate, and a revocation applies to the very next event.
+Rules: ``docs/rules/access.md``, "Integrator organisations".
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal, Protocol
+
+import nats.js.errors
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from kumkm_shared.integrators import ORG_ID_PATTERN, IntegratorRole
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+    from nats.js.kv import KeyValue
+
+__all__ = ["ALL_PARTIES", "BUCKET", "Mandate", "MandateBook", "MandateLookup"]
+
+BUCKET = "KUMKM_MANDATES"
+HISTORY = 64  # revisions kept per organisation: the bucket is also the mandates' history
+MAX_PARTY_LENGTH = 128
+ALL_PARTIES = "*"  # every party of the role (a national payment channel or registry): granted explicitly
+
+
+class Mandate(BaseModel):
+    """One organisation: its role, the parties it may act for, and its NATS users."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    organisation: str = Field(pattern=ORG_ID_PATTERN)
+    role: IntegratorRole
+    parties: tuple[str, ...] = ()
+    name: str | None = None
+    status: Literal["active", "revoked"] = "active"
+    granted_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    granted_by: str | None = None
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+    user_keys: tuple[str, ...] = ()  # public nkeys of the NATS users issued to it
+
+    @field_validator("parties")
+    @classmethod
+    def _parties(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(dict.fromkeys(p.strip() for p in value))
+        if any(not p or len(p) > MAX_PARTY_LENGTH for p in cleaned):
+            raise ValueError("a party is 1 to 128 characters")
+        return cleaned
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+    def covers(self, party: str) -> bool:
+        """The mandate is active and names ``party`` (or every party)."""
+        return self.active and (ALL_PARTIES in self.parties or party in self.parties)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class MandateLookup(Protocol):
+    """What a service needs: the current mandate of one organisation (``None`` when it has none)."""
+
+    async def get(self, organisation: str, /) -> Mandate | None: ...
+
+
+class MandateBook:
+    """The KV bucket of mandates, over one JetStream context."""
+
+    def __init__(self, js: JetStreamContext, *, bucket: str = BUCKET) -> None:
+        self._js = js
+        self._bucket = bucket
+        self._kv: KeyValue | None = None
+
+    async def ensure_bucket(self, *, replicas: int = 1) -> None:
+        """Create the bucket when it is missing (the provisioner's job)."""
+        try:
+            await self._js.key_value(self._bucket)
+        except nats.js.errors.BucketNotFoundError:
+            await self._js.create_key_value(
+                bucket=self._bucket,
+                history=HISTORY,
+                replicas=replicas,
+                description="Integrator organisations' mandates (kumkm integrators)",
+                direct=True,
+            )
+
+    async def _bucket_kv(self) -> KeyValue:
+        if self._kv is None:
+            self._kv = await self._js.key_value(self._bucket)
+        return self._kv
+
+    async def get(self, organisation: str) -> Mandate | None:
+        kv = await self._bucket_kv()
+        try:
+            entry = await kv.get(organisation)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        if entry.value is None:
+            return None
+        return Mandate.model_validate(json.loads(entry.value))
+
+    async def put(self, mandate: Mandate) -> int:
+        """Store ``mandate`` as its organisation's current one; returns the KV revision."""
+        kv = await self._bucket_kv()
+        return await kv.put(mandate.organisation, mandate.to_bytes())
+
+    async def list(self) -> list[Mandate]:
+        kv = await self._bucket_kv()
+        try:
+            keys = await kv.keys()
+        except nats.js.errors.NoKeysError:
+            return []
+        found = [await self.get(key) for key in sorted(keys)]
+        return [m for m in found if m is not None]
+
+    async def history(self, organisation: str) -> list[Mandate]:
+        """Every stored revision of one organisation's mandate, oldest first."""
+        kv = await self._bucket_kv()
+        try:
+            entries = await kv.history(organisation)
+        except nats.js.errors.NoKeysError:
+            return []
+        return [Mandate.model_validate(json.loads(e.value)) for e in entries if e.value]
