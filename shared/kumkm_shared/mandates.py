@@ -112,7 +112,7 @@ class MandateBook:
         kv = await self._bucket_kv()
         return await kv.put(mandate.organisation, mandate.to_bytes())
 
-    async def list(self) -> list[Mandate]:
+    async def all(self) -> list[Mandate]:
         kv = await self._bucket_kv()
         try:
             keys = await kv.keys()
