@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import nats
 
-from kumkm_shared.cli.runinfo import RunInfo, nats_credentials
+from kumkm_shared.cli.runinfo import RunInfo, nats_credentials, nats_creds_file
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -25,7 +25,10 @@ async def connect(info: RunInfo, *, name: str = "kumkm-cli") -> AsyncIterator[Cl
         "connect_timeout": 5,
         "max_reconnect_attempts": 3,
     }
-    if user:
+    creds = nats_creds_file(info)
+    if creds is not None:
+        options["user_credentials"] = str(creds)
+    elif user:
         options["user"] = user
         options["password"] = password or ""
     inbox_prefix = os.environ.get("KUMKM_NATS_INBOX_PREFIX")

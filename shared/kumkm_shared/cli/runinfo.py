@@ -31,6 +31,9 @@ class RunInfo:
     auth_issuer: str | None = None
     auth_audience: str = "kumkm"
     auth_realm: str | None = None
+    # NATS in operator mode: the auth directory (`kumkm nats init`) whose creds the CLI connects with
+    # (creds/operator.creds, or KUMKM_NATS_CREDS), whose keys `kumkm integrators` signs users with.
+    nats_auth_dir: str | None = None
 
     def write(self, data_dir: Path) -> Path:
         path = data_dir / "run.json"
@@ -56,6 +59,16 @@ def nats_credentials() -> tuple[str | None, str | None]:
     return os.environ.get("KUMKM_NATS_USER"), os.environ.get("KUMKM_NATS_PASSWORD")
 
 
+def nats_creds_file(info: RunInfo | None = None) -> Path | None:
+    """The .creds file the CLI connects with: KUMKM_NATS_CREDS, else the operator's of run.json's auth dir."""
+    given = os.environ.get("KUMKM_NATS_CREDS")
+    if given:
+        return Path(given)
+    if info is not None and info.nats_auth_dir:
+        return Path(info.nats_auth_dir) / "creds" / "operator.creds"
+    return None
+
+
 def find_system(data_dir: Path | None = None) -> RunInfo:
     env_nats = os.environ.get("KUMKM_NATS_URL")
     if env_nats:
@@ -64,6 +77,7 @@ def find_system(data_dir: Path | None = None) -> RunInfo:
             database_url=os.environ.get("KUMKM_DATABASE_URL", ""),
             auth_issuer=os.environ.get("KUMKM_AUTH_ISSUER"),
             auth_audience=os.environ.get("KUMKM_AUTH_AUDIENCE", "kumkm"),
+            nats_auth_dir=os.environ.get("KUMKM_NATS_AUTH_DIR"),
         )
     directory = data_dir or DEFAULT_DATA_DIR
     if not (directory / "run.json").exists():

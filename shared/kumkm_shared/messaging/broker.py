@@ -1,4 +1,5 @@
-"""The broker factory: reconnects forever, optional credentials and inbox prefix, uvloop where available."""
+"""The broker factory: reconnects forever, optional credentials (a .creds file, or user and password) and
+inbox prefix, uvloop where available."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from nats.js.client import JetStreamContext
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
+    from pathlib import Path
 
     from faststream._internal.middlewares import BaseMiddleware
     from nats.aio.client import Client
@@ -108,6 +110,7 @@ def make_broker(
     user: str | None = None,
     password: str | None = None,
     inbox_prefix: str | None = None,
+    creds: Path | None = None,
     middlewares: Sequence[type[BaseMiddleware] | Any] = (),
     publish_window: int = 256,
     on_error: Callable[[Exception], Awaitable[None]] | None = None,
@@ -120,6 +123,9 @@ def make_broker(
     extra: dict[str, Any] = {}
     if inbox_prefix:
         extra["inbox_prefix"] = inbox_prefix.encode()
+    if creds is not None:
+        # Read at every (re)connect: a replaced file is picked up without a restart.
+        extra["user_credentials"] = str(creds)
     security = SASLPlaintext(username=user, password=password or "") if user else None
     return KumkmNatsBroker(
         list(servers),

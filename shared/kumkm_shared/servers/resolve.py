@@ -17,6 +17,8 @@ from kumkm_shared.servers.postgres import EmbeddedPostgres
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from kumkm_shared.natsauth import AuthDir
+
 Mode = Literal["env", "testcontainers", "embedded"]
 
 NATS_URL_ENV = "KUMKM_NATS_URL"
@@ -86,13 +88,16 @@ def docker_available(timeout: float = DOCKER_PROBE_TIMEOUT) -> bool:
     return result.returncode == 0 and bool(result.stdout.strip())
 
 
-def obtain_servers(data_dir: Path, *, fsync: bool = True, mode: Mode | None = None) -> ServerHandle:
+def obtain_servers(
+    data_dir: Path, *, fsync: bool = True, mode: Mode | None = None, nats_auth: AuthDir | None = None
+) -> ServerHandle:
     """NATS and Postgres, from the first source that works (or from `mode` when given).
 
     1. `KUMKM_NATS_URL` and `KUMKM_DATABASE_URL` both set: use them, start nothing;
     2. a Docker engine answers: NATS and Postgres containers (testcontainers);
     3. embedded servers with their data in `data_dir/nats` and `data_dir/postgres`; a later call with the
-       same `data_dir` reuses the data (on new ports).
+       same `data_dir` reuses the data (on new ports). With `nats_auth`, the embedded NATS runs in operator
+       mode from that auth directory (the other modes ignore it: their servers are configured elsewhere).
     """
     if mode is None:
         mode = _choose_mode()
@@ -103,7 +108,7 @@ def obtain_servers(data_dir: Path, *, fsync: bool = True, mode: Mode | None = No
         return ServerHandle(Servers(nats_url=nats_url, database_url=database_url, mode="env"))
     if mode == "testcontainers":
         return _start_containers()
-    return _start_embedded(data_dir, fsync=fsync)
+    return _start_embedded(data_dir, fsync=fsync, nats_auth=nats_auth)
 
 
 def _choose_mode() -> Mode:
@@ -119,8 +124,8 @@ def _choose_mode() -> Mode:
     return "embedded"
 
 
-def _start_embedded(data_dir: Path, *, fsync: bool) -> ServerHandle:
-    nats = EmbeddedNats(data_dir / "nats")
+def _start_embedded(data_dir: Path, *, fsync: bool, nats_auth: AuthDir | None = None) -> ServerHandle:
+    nats = EmbeddedNats(data_dir / "nats", auth=nats_auth)
     postgres = EmbeddedPostgres(data_dir / "postgres", fsync=fsync)
     handle = ServerHandle(Servers(nats.url, postgres.dsn, "embedded", nats=nats, postgres=postgres))
     try:

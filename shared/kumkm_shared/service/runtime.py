@@ -123,6 +123,7 @@ class ServiceRuntime:
             user=infra.nats_user,
             password=infra.nats_password.get_secret_value() if infra.nats_password else None,
             inbox_prefix=infra.nats_inbox_prefix,
+            creds=infra.nats_creds,
             middlewares=(NatsPrometheusMiddleware(registry=REGISTRY, app_name=f"kumkm-{definition.name}"),),
             on_error=self._on_nats_error,
         )

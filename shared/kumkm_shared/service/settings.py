@@ -5,6 +5,7 @@ Domain settings of one service live in that service, with the prefix ``KUMKM_<SE
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -15,6 +16,10 @@ class InfraSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KUMKM_", extra="ignore")
 
     nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS URL(s), comma-separated")
+    nats_creds: Path | None = Field(
+        default=None, description="the service's NATS .creds file (operator mode, JWT + nkey seed)"
+    )
+    # User and password: only for a server configured with plain users (none of deploy/ is).
     nats_user: str | None = None
     nats_password: SecretStr | None = None
     nats_inbox_prefix: str | None = Field(default=None, description="private inbox prefix, e.g. _INBOX_loans")
