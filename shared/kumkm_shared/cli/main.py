@@ -365,6 +365,12 @@ def _mount_plugins() -> None:
     from kumkm_shared.cli.schemas import app as schemas_app
 
     app.add_typer(schemas_app, name="schemas", help="Export or check the JSON Schemas of every event.")
+    from kumkm_shared.cli.integrators import integrators_app, nats_app
+
+    app.add_typer(
+        integrators_app, name="integrators", help="Integrator organisations: credentials, mandates."
+    )
+    app.add_typer(nats_app, name="nats", help="The NATS operator, accounts and signing keys (operator mode).")
     try:
         from kumkm_shared.cli.dlq import app as dlq_app
     except ImportError:  # pragma: no cover - the DLQ commands ship with shared; keep the CLI usable

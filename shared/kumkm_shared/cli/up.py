@@ -1,6 +1,11 @@
 """``kumkm up``: servers (NATS, Postgres, the OpenID provider), streams, migrations and the services as
 child processes, with prefixed logs.
 
+Embedded NATS runs in operator mode (decentralised JWT auth) from an auth directory kept under
+``<data_dir>/nats-auth`` (created on the first run, like ``kumkm nats init``): each service connects with its
+own creds and private inbox, and run.json records the directory (``nats_auth_dir``) for the CLI (``kumkm
+publish``, ``kumkm integrators``). NATS given by URL (or a container) runs as configured there.
+
 The embedded OpenID provider starts unless ``KUMKM_AUTH_ISSUER`` names one; either way the services get its
 issuer and audience, and run.json records them (with the realm file of an embedded provider, where
 ``kumkm login --as`` and ``kumkm token --as`` find the demo users)."""
@@ -70,13 +75,27 @@ def service_env(info: RunInfo, port: int, extra: dict[str, str] | None = None) -
     return env
 
 
+def nats_env(info: RunInfo, user: str) -> dict[str, str]:
+    """The NATS identity of a platform user (a service, or provision) when NATS runs in operator mode."""
+    if not info.nats_auth_dir:
+        return {}
+    from kumkm_shared.natsauth import AuthDir
+    from kumkm_shared.natsauth.permissions import INBOX_PREFIX
+
+    env = {"KUMKM_NATS_CREDS": str(AuthDir(Path(info.nats_auth_dir)).creds_path(user))}
+    prefix = INBOX_PREFIX.get(user)
+    if prefix:
+        env["KUMKM_NATS_INBOX_PREFIX"] = prefix
+    return env
+
+
 def start_service(
     name: str, info: RunInfo, port: int | None = None, extra_env: dict[str, str] | None = None
 ) -> Child:
     port = port or free_port()
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", f"kumkm_{name}", "serve"],
-        env=service_env(info, port, extra_env),
+        env=service_env(info, port, {**nats_env(info, name), **(extra_env or {})}),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches the supervisor, which stops children in order
@@ -203,7 +222,10 @@ def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     console.print(f"[bold]kumkm up[/]: data in {data_dir.resolve()}")
-    with obtain_servers(data_dir) as servers, identity_provider(data_dir) as signin:
+    from kumkm_shared.natsauth import AuthDir
+
+    nats_auth = AuthDir.init(data_dir / "nats-auth")
+    with obtain_servers(data_dir, nats_auth=nats_auth) as servers, identity_provider(data_dir) as signin:
         info = RunInfo(
             nats_url=servers.nats_url,
             database_url=servers.database_url,
@@ -212,8 +234,11 @@ def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
             auth_issuer=signin.issuer,
             auth_audience=signin.audience,
             auth_realm=str(signin.realm) if signin.realm else None,
+            nats_auth_dir=str(nats_auth.root) if servers.mode == "embedded" else None,
         )
         console.print(f"servers ({info.mode}): NATS {info.nats_url}  Postgres {info.database_url}")
+        if info.nats_auth_dir:
+            console.print(f"NATS operator mode: auth directory {info.nats_auth_dir} (keys and creds, 0600)")
         embedded = "embedded" if signin.realm else "given"
         console.print(f"sign-in ({embedded}): OpenID issuer {signin.issuer}, audience {signin.audience}")
         console.print(f"provisioned: {provision_streams(info)}")

@@ -1,14 +1,17 @@
 """Real NATS and Postgres configured exactly as deploy/ configures them, for the permission and role tests.
 
-- NATS runs twice per module: with deploy/nats/nats-server.conf (docker-compose), and with the accounts of
-  the Helm values (deploy/k8s/nats/values.yaml, `config.merge`) rendered into a config file.
+- NATS runs twice per module, in operator mode (decentralised JWT auth) from an auth directory created by
+  `kumkm nats init` (kumkm_shared.natsauth.AuthDir): with deploy/nats/nats-server.conf (docker-compose), and
+  with the Helm values (deploy/k8s/nats/values.yaml, `config.merge` and `config.resolver`) rendered into a
+  config file. Each config includes the directory's server/auth.conf, as deployed.
 - Postgres runs twice: initialised by deploy/postgres/initdb (as the official image does), and by the
   CloudNativePG bootstrap SQL plus the managed roles of deploy/k8s/postgres/cluster.yaml.
 
-The passwords are generated per session and reach the servers through the environment that
-docker-compose.yml gives the nats and postgres containers (read with compose_env), so the variable names
-are checked too. After initialisation, Postgres requires passwords over TCP (scram-sha-256) for every role
-but the superuser.
+The Postgres passwords are generated per session and reach the server through the environment that
+docker-compose.yml gives the postgres container (read with compose_env), so the variable names are checked
+too. After initialisation, Postgres requires passwords over TCP (scram-sha-256) for every role but the
+superuser. NATS users connect with the creds files of the auth directory; the compose services' creds paths
+(/run/secrets/nats-<user>) are mapped to them by `with_local_creds`.
 
 `deploy_nats_server` and `deploy_postgres_server` are the same servers as context managers, for a test that
 needs one of each for itself (tests/acceptance/deploy runs the whole compose system on them).
@@ -21,7 +24,7 @@ import re
 import secrets
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +32,7 @@ import asyncpg
 import pytest
 import yaml
 
+from kumkm_shared.natsauth import AuthDir
 from kumkm_shared.servers import EmbeddedNats, EmbeddedPostgres
 from kumkm_shared.testing.plugin import run_async, server_folder
 from tests.support.compose_env import ComposeService, load_compose, read_env_file
@@ -42,12 +46,32 @@ SERVICES = ("loans", "catalog", "notifications")
 DATABASE = "kumkm"
 
 
+COMPOSE_CREDS = re.compile(r"^/run/secrets/nats-(?P<user>[a-z]+)$")
+
+
 @dataclass(frozen=True)
 class DeployNats:
     kind: str
     url: str
-    # NATS user name -> password
-    passwords: dict[str, str]
+    auth: AuthDir
+    monitor_url: str = ""
+
+    def creds(self, user: str) -> Path:
+        """The creds file of a platform user (kumkm_shared.natsauth.permissions.PLATFORM_USERS)."""
+        return self.auth.creds_path(user)
+
+
+def with_local_creds(service: ComposeService, deploy: DeployNats) -> ComposeService:
+    """The compose service with its KUMKM_NATS_CREDS (a compose secret, /run/secrets/nats-<user>) pointing at
+    the same user's creds in the test's auth directory."""
+    env = dict(service.environment)
+    match = COMPOSE_CREDS.match(env.get("KUMKM_NATS_CREDS", ""))
+    if match is None:
+        raise AssertionError(
+            f"{service.name}: KUMKM_NATS_CREDS is not a compose secret /run/secrets/nats-<user>"
+        )
+    env["KUMKM_NATS_CREDS"] = str(deploy.creds(match.group("user")))
+    return replace(service, environment=env)
 
 
 @dataclass(frozen=True)
@@ -79,49 +103,58 @@ def compose_services(deploy_env: dict[str, str]) -> dict[str, ComposeService]:
     return load_compose(deploy_env)
 
 
-def _nats_passwords(compose_services: dict[str, ComposeService]) -> dict[str, str]:
-    # The nats container's NATS_<USER>_PASSWORD variables name the users of deploy/nats/accounts.conf.
-    env = compose_services["nats"].environment
-    return {key.removeprefix("NATS_").removesuffix("_PASSWORD").lower(): value for key, value in env.items()}
-
-
-def render_helm_accounts(values_file: Path = DEPLOY / "k8s" / "nats" / "values.yaml") -> str:
-    """The Helm values' `config.merge` as a NATS config file (the chart writes it as JSON the same way)."""
-    merge = yaml.safe_load(values_file.read_text())["config"]["merge"]
+def render_helm_config(values_file: Path = DEPLOY / "k8s" / "nats" / "values.yaml") -> str:
+    """What the chart adds to its nats.conf from the values: `config.merge` (written as JSON, a `$include`
+    key as an include directive) and the resolver of `config.resolver` (type full, its `dir`, `merge`)."""
+    config = yaml.safe_load(values_file.read_text())["config"]
     lines = []
-    for key, value in merge.items():
+    for key, value in config["merge"].items():
+        if key.endswith("$include"):
+            lines.append(f"include {json.dumps(value)}")
+            continue
         text = json.dumps(value, indent=2)
         # `<< $VAR >>` is the chart's marker for an unquoted value: a NATS variable reference.
         lines.append(f"{key}: " + re.sub(r'"<< (\$[A-Za-z0-9_]+) >>"', r"\1", text))
+    resolver = config.get("resolver") or {}
+    if resolver.get("enabled"):
+        block = {
+            "type": "full",
+            "dir": resolver.get("dir", "/data/resolver"),
+            **(resolver.get("merge") or {}),
+        }
+        lines.append("resolver: " + json.dumps(block, indent=2))
     return "\n".join(lines) + "\n"
 
 
 @contextmanager
-def deploy_nats_server(kind: str, compose_services: dict[str, ComposeService]) -> Iterator[DeployNats]:
-    """NATS started with deploy/nats/nats-server.conf ("compose") or the Helm values' accounts ("helm"),
-    given the environment docker-compose.yml gives the nats container."""
+def deploy_nats_server(kind: str) -> Iterator[DeployNats]:
+    """NATS started with deploy/nats/nats-server.conf ("compose") or the Helm values ("helm"), in operator
+    mode from a fresh auth directory (`kumkm nats init`), which the config includes as ./auth/auth.conf."""
     with server_folder(f"kumkm-deploy-nats-{kind}-") as folder:
-        if kind == "compose":
-            config = DEPLOY / "nats" / "nats-server.conf"
-        else:
-            config = folder / "helm-accounts.conf"
-            config.write_text(render_helm_accounts())
+        auth = AuthDir.init(folder / "nats-auth")
+        conf_dir = folder / "conf"
+        conf_dir.mkdir()
+        # As mounted in the container: the config next to auth/ (the auth directory's server/ folder).
+        (conf_dir / "auth").symlink_to(auth.server_dir)
+        config = conf_dir / "nats-server.conf"
+        text = (
+            (DEPLOY / "nats" / "nats-server.conf").read_text() if kind == "compose" else render_helm_config()
+        )
+        # The resolver's store goes under the test's data folder instead of the container's /data.
+        deployed_dir = re.search(r'^\s*"?dir"?:\s*"(/data/[^"]+)"', text, re.MULTILINE)
+        assert deployed_dir is not None, "the deploy config has no resolver dir under /data"
+        config.write_text(text.replace(deployed_dir.group(1), str(folder / "data" / "resolver")))
         server = EmbeddedNats(folder / "data", config_file=config)
-        with pytest.MonkeyPatch.context() as env:
-            for key, value in compose_services["nats"].environment.items():
-                env.setenv(key, value)
-            server.start()
+        server.start()
         try:
-            yield DeployNats(kind=kind, url=server.url, passwords=_nats_passwords(compose_services))
+            yield DeployNats(kind=kind, url=server.url, auth=auth, monitor_url=server.monitor_url)
         finally:
             server.stop()
 
 
 @pytest.fixture(scope="module", params=["compose", "helm"])
-def deploy_nats(
-    request: pytest.FixtureRequest, compose_services: dict[str, ComposeService]
-) -> Iterator[DeployNats]:
-    with deploy_nats_server(request.param, compose_services) as server:
+def deploy_nats(request: pytest.FixtureRequest) -> Iterator[DeployNats]:
+    with deploy_nats_server(request.param) as server:
         yield server
 
 

@@ -1,8 +1,12 @@
-"""NATS users and permissions of deploy/ against a real nats-server (compose config and Helm values).
+"""NATS identities and permissions of deploy/ against a real nats-server in operator mode (compose config and
+Helm values).
 
-Integrators may publish only their role's "ext" events (docs/rules/messaging.md, "Who publishes what") and
-read nothing; services publish only their own context and DLQ subject and use only their own durable
-consumers; the provision user can run the real provisioner. Every check runs against both the
+Integrator organisations publish only their role's "ext" events on subjects ending with their OWN
+organisation id (docs/rules/messaging.md, "Who publishes what"), get PubAcks only on `_INBOX_<org>` and read
+nothing else: their role's scoped signing key decides, whatever their user JWT says. Services publish only
+their own context and DLQ subject, use only their own durable consumers and read the mandates bucket; the
+provision user can run the real provisioner. Revoking an organisation cuts its open connection at once and
+refuses new ones; retiring a role's signing key cuts every user it signed. Every check runs against both the
 docker-compose config and the Helm values (see conftest.py).
 """
 
@@ -17,12 +21,20 @@ from typing import TYPE_CHECKING
 import nats
 import nats.errors
 import pytest
+from nats.aio.client import RawCredentials
 
+from kumkm_shared.integrators import ROLE_EVENTS, IntegratorRole, sender_subject
+from kumkm_shared.mandates import Mandate, MandateBook
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.messaging.topology import CONSUMER_DECLS, STREAM_DECLS, consumers_of
+from kumkm_shared.natsauth import AuthDir, creds_jwt, decode
+from kumkm_shared.natsauth.jwt import creds_text, encode, new_key, public_key
+from kumkm_shared.natsauth.permissions import PLATFORM_USERS
+from kumkm_shared.natsauth.push import account_connections, push_account
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
     from nats.aio.client import Client
     from nats.js.api import PubAck
@@ -31,24 +43,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-# The "ext" events, by integrator role (docs/rules/messaging.md, "Who publishes what").
-EXT_BY_ROLE = {
-    "lender": ["kumkm.loans.loan.disbursed.v1"],
-    "cooperative": ["kumkm.loans.restructuring.requested.v1", "kumkm.loans.repayment.received.v1"],
-    "buyer": [
-        "kumkm.catalog.order.placed.v1",
-        "kumkm.catalog.order.delivered.v1",
-        "kumkm.catalog.order.paid.v1",
-    ],
-    "seller": [
-        "kumkm.catalog.product.submitted.v1",
-        "kumkm.catalog.product.stock_updated.v1",
-        "kumkm.catalog.order.confirmed.v1",
-        "kumkm.catalog.order.shipped.v1",
-    ],
-    "registry": ["kumkm.notifications.contact.upserted.v1"],
-}
-ALL_EXT = sorted(s for subjects in EXT_BY_ROLE.values() for s in subjects)
+ROLES = sorted(IntegratorRole, key=str)
+ALL_EXT = sorted({t for types in ROLE_EVENTS.values() for t in types})
 # Events only the owning service publishes.
 SERVICE_ONLY = [
     "kumkm.loans.restructuring.approved.v1",
@@ -69,12 +65,18 @@ ADMIN_API = [
     "$JS.API.CONSUMER.DURABLE.CREATE.KUMKM_LOANS.spy",
     "$JS.API.CONSUMER.DELETE.KUMKM_LOANS.loans",
 ]
+REVOKE_DEADLINE = 10.0  # generous: the server closes the connection as it applies the update
+
+
+def org_of(role: IntegratorRole, suffix: str = "a") -> str:
+    return f"{role.value.replace('_', '-')}-{suffix}"
 
 
 @dataclass
 class Conn:
     nc: Client
     errors: list[Exception] = field(default_factory=list)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def violations(self, kind: str, subject: str) -> list[str]:
         """Server errors saying `kind` ("Publish" or "Subscription") to `subject` was not permitted."""
@@ -107,29 +109,46 @@ class Conn:
         return await self.nc.jetstream().publish(subject, b'{"test": true}', headers=headers, timeout=5)
 
 
-def inbox_prefix(user: str) -> str | None:
-    return None if user == "operator" else f"_INBOX_{user}"
-
-
-@asynccontextmanager
-async def connect(deploy: DeployNats, user: str, *, prefix: str | None = "default") -> AsyncIterator[Conn]:
+async def _open(url: str, creds: Path | RawCredentials, prefix: str | None) -> Conn:
     conn = Conn(nc=None)  # type: ignore[arg-type]
 
     async def on_error(error: Exception) -> None:
         conn.errors.append(error)
 
-    chosen = inbox_prefix(user) if prefix == "default" else prefix
-    options = {"inbox_prefix": chosen} if chosen else {}
+    async def on_closed() -> None:
+        conn.closed.set()
+
+    options = {"inbox_prefix": prefix.encode()} if prefix else {}
     conn.nc = await nats.connect(
-        deploy.url,
-        user=user,
-        password=deploy.passwords[user],
+        url,
+        user_credentials=creds,  # type: ignore[arg-type]
         error_cb=on_error,
+        closed_cb=on_closed,
         allow_reconnect=False,
         max_reconnect_attempts=0,
         connect_timeout=5,
         **options,
     )
+    return conn
+
+
+@asynccontextmanager
+async def connect(deploy: DeployNats, user: str, *, prefix: str | None = "default") -> AsyncIterator[Conn]:
+    """A platform user, with its creds from the auth directory and its private inbox."""
+    chosen = (None if user == "operator" else f"_INBOX_{user}") if prefix == "default" else prefix
+    conn = await _open(deploy.url, deploy.creds(user), chosen)
+    try:
+        yield conn
+    finally:
+        await conn.nc.close()
+
+
+@asynccontextmanager
+async def connect_org(
+    deploy: DeployNats, creds: str, org: str, *, prefix: str | None = "default"
+) -> AsyncIterator[Conn]:
+    """An integrator organisation, with the creds `kumkm integrators add` issued and inbox `_INBOX_<org>`."""
+    conn = await _open(deploy.url, RawCredentials(creds), f"_INBOX_{org}" if prefix == "default" else prefix)
     try:
         yield conn
     finally:
@@ -141,33 +160,68 @@ async def provisioned(deploy_nats: DeployNats) -> DeployNats:
     """The streams and consumers, created by the real provisioner with the provision user's rights."""
     async with connect(deploy_nats, "provision") as conn:
         await provision(conn.nc.jetstream(), replicas=1)
+        await MandateBook(conn.nc.jetstream()).ensure_bucket()
+        await conn.nc.flush()
         assert conn.errors == []
     return deploy_nats
+
+
+@pytest.fixture(scope="module")
+def org_creds(deploy_nats: DeployNats) -> dict[IntegratorRole, str]:
+    """One organisation per role, `<role>-a`, issued as `kumkm integrators add` issues it."""
+    return {role: deploy_nats.auth.issue_integrator(org_of(role), role).creds for role in ROLES}
 
 
 # ---- authentication --------------------------------------------------------------------------------------
 
 
-async def test_unknown_users_and_wrong_passwords_are_refused(deploy_nats: DeployNats) -> None:
-    attempts = [
-        {"user": "seller", "password": "wrong-password"},
-        {"user": "nobody", "password": "whatever"},
+def _foreign_creds(tmp: Path) -> str:
+    """Creds with the same layout, signed by another installation's operator and account."""
+    other = AuthDir.init(tmp / "other-auth")
+    return other.issue_integrator("bank-x", IntegratorRole.LENDER).creds
+
+
+def _self_signed_creds() -> str:
+    """A user JWT signed with its own key (no account), claiming every permission."""
+    seed = new_key("user")
+    token = encode("user", public_key(seed), "bank-x", {"pub": {}, "sub": {}}, signer=seed)
+    return creds_text(token, seed)
+
+
+async def test_connections_without_valid_creds_are_refused(deploy_nats: DeployNats, tmp_path: Path) -> None:
+    attempts: list[dict[str, object]] = [
         {},
+        {"user": "operator", "password": "whatever"},
+        {"user_credentials": RawCredentials(_foreign_creds(tmp_path))},
+        {"user_credentials": RawCredentials(_self_signed_creds())},
     ]
-    for credentials in attempts:
+    # A platform user's JWT with another user's seed: the nonce signature does not match.
+    mixed = (
+        deploy_nats.creds("loans")
+        .read_text()
+        .replace(
+            creds_jwt(deploy_nats.creds("loans").read_text()),
+            creds_jwt(deploy_nats.creds("operator").read_text()),
+        )
+    )
+    attempts.append({"user_credentials": RawCredentials(mixed)})
+    for options in attempts:
         with pytest.raises((nats.errors.Error, OSError)):
             await nats.connect(
                 deploy_nats.url,
                 allow_reconnect=False,
                 max_reconnect_attempts=0,
                 connect_timeout=3,
-                **credentials,
+                **options,  # type: ignore[arg-type]
             )
 
 
-async def test_every_user_logs_in_with_its_password(deploy_nats: DeployNats) -> None:
-    assert set(deploy_nats.passwords) == {*SERVICES, "provision", "operator", *EXT_BY_ROLE}
-    for user in deploy_nats.passwords:
+async def test_every_platform_user_connects_with_its_creds(deploy_nats: DeployNats) -> None:
+    assert set(PLATFORM_USERS) == {*SERVICES, "provision", "operator", "sys"}
+    for user in PLATFORM_USERS:
+        token = decode(creds_jwt(deploy_nats.creds(user).read_text()))
+        assert token.claims["name"] == user
+        assert deploy_nats.creds(user).stat().st_mode & 0o777 == 0o600
         async with connect(deploy_nats, user) as conn:
             assert conn.nc.is_connected
 
@@ -190,52 +244,182 @@ async def test_provision_user_creates_every_stream_and_consumer(provisioned: Dep
         assert await conn.publish_denied("kumkm.loans.loan.disbursed.v1")
 
 
-# ---- integrators -----------------------------------------------------------------------------------------
+# ---- integrator organisations ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", sorted(EXT_BY_ROLE))
-async def test_integrator_publishes_its_ext_events_and_gets_pub_acks(
-    provisioned: DeployNats, role: str
+@pytest.mark.parametrize("role", ROLES, ids=str)
+async def test_organisation_publishes_its_role_events_on_its_own_token_and_gets_pub_acks(
+    provisioned: DeployNats, org_creds: dict[IntegratorRole, str], role: IntegratorRole
 ) -> None:
-    async with connect(provisioned, role) as conn:
-        for subject in EXT_BY_ROLE[role]:
-            ack = await conn.js_publish(subject)
-            assert ack.stream == STREAM_OF[subject.split(".")[1]]
+    org = org_of(role)
+    async with connect_org(provisioned, org_creds[role], org) as conn:
+        for event_type in ROLE_EVENTS[role]:
+            ack = await conn.js_publish(sender_subject(event_type, org))
+            assert ack.stream == STREAM_OF[event_type.split(".")[1]]
         assert conn.errors == []
 
 
-@pytest.mark.parametrize("role", sorted(EXT_BY_ROLE))
-async def test_integrator_cannot_publish_anything_else(provisioned: DeployNats, role: str) -> None:
-    forbidden = [s for s in ALL_EXT if s not in EXT_BY_ROLE[role]] + SERVICE_ONLY
+@pytest.mark.parametrize("role", ROLES, ids=str)
+async def test_organisation_cannot_publish_as_another_or_anything_else(
+    provisioned: DeployNats, org_creds: dict[IntegratorRole, str], role: IntegratorRole
+) -> None:
+    org = org_of(role)
+    own = list(ROLE_EVENTS[role])
+    # its own types: bare (a service's subject), on another organisation's token, on its role's name
+    forbidden = own + [sender_subject(t, org_of(role, "b")) for t in own] + [f"{t}.{role.value}" for t in own]
+    forbidden += [f"{t}.{org}.x" for t in own] + [f"{t}.*" for t in own] + [f"{t}.>" for t in own]
+    # every other role's types, on its own token too
+    others = [t for t in ALL_EXT if t not in own]
+    forbidden += others + [sender_subject(t, org) for t in others]
+    forbidden += SERVICE_ONLY + [sender_subject(t, org) for t in SERVICE_ONLY]
     forbidden += ["kumkm.catalog.order.placed.v2", "kumkm.loans.>", "$JS.API.INFO", *ADMIN_API]
-    async with connect(provisioned, role) as conn:
+    forbidden += ["$KV.KUMKM_MANDATES." + org, "$SYS.REQ.CLAIMS.UPDATE"]
+    async with connect_org(provisioned, org_creds[role], org) as conn:
         allowed = [subject for subject in forbidden if not await conn.publish_denied(subject)]
     assert allowed == []
 
 
-@pytest.mark.parametrize("role", sorted(EXT_BY_ROLE))
-async def test_integrator_reads_nothing_but_its_private_inbox(provisioned: DeployNats, role: str) -> None:
-    targets = ["kumkm.>", ">", "_INBOX.>", "_INBOX_loans.>", "$JS.EVENT.>", "kumkm.dlq.>"]
-    targets += [f"_INBOX_{other}.>" for other in EXT_BY_ROLE if other != role]
-    async with connect(provisioned, role) as conn:
+@pytest.mark.parametrize("role", ROLES, ids=str)
+async def test_organisation_reads_nothing_but_its_private_inbox(
+    provisioned: DeployNats, org_creds: dict[IntegratorRole, str], role: IntegratorRole
+) -> None:
+    org = org_of(role)
+    targets = ["kumkm.>", ">", "_INBOX.>", "_INBOX_loans.>", "$JS.EVENT.>", "kumkm.dlq.>", "$KV.>"]
+    targets += [f"_INBOX_{org_of(other)}.>" for other in ROLES if other != role]
+    targets += [f"_INBOX_{org_of(role, 'b')}.>", f"_INBOX_{role.value}.>"]
+    async with connect_org(provisioned, org_creds[role], org) as conn:
         readable = [subject for subject in targets if not await conn.subscribe_denied(subject)]
+        await conn.nc.subscribe(f"_INBOX_{org}.x")
+        await conn.nc.flush()
+        assert not conn.violations("Subscription", f"_INBOX_{org}.x")
     assert readable == []
 
 
-async def test_integrator_without_its_inbox_prefix_gets_no_pub_ack(provisioned: DeployNats) -> None:
-    async with connect(provisioned, "buyer", prefix=None) as conn:
+async def test_organisation_without_its_inbox_prefix_gets_no_pub_ack(
+    provisioned: DeployNats, org_creds: dict[IntegratorRole, str]
+) -> None:
+    org = org_of(IntegratorRole.BUYER)
+    async with connect_org(provisioned, org_creds[IntegratorRole.BUYER], org, prefix=None) as conn:
         with pytest.raises(nats.errors.TimeoutError):
-            await conn.nc.jetstream().publish("kumkm.catalog.order.placed.v1", b"{}", timeout=1)
+            await conn.nc.jetstream().publish(
+                sender_subject("kumkm.catalog.order.placed.v1", org), b"{}", timeout=1
+            )
         # The client's reply subscription on _INBOX.<id>.* is refused, so the PubAck never arrives.
         assert any('subscription to "_inbox.' in str(e).lower() for e in conn.errors)
 
 
-async def test_seller_cannot_place_orders_but_can_submit_products(provisioned: DeployNats) -> None:
-    async with connect(provisioned, "seller") as conn:
-        assert await conn.publish_denied("kumkm.catalog.order.placed.v1")
-        ack = await conn.js_publish("kumkm.catalog.product.submitted.v1")
+async def test_user_jwt_permissions_do_not_widen_the_role(provisioned: DeployNats) -> None:
+    """A scoped key's user claiming permissions of its own is refused: only the role's template applies."""
+    auth = provisioned.auth
+    key = auth.role_keys(IntegratorRole.SELLER)[-1]
+    signer = (auth.keys_dir / "signing" / f"{key}.nk").read_bytes().strip()
+    seed = new_key("user")
+    wide = {"pub": {"allow": [">"]}, "sub": {"allow": [">"]}, "issuer_account": auth.account_key("KUMKM")}
+    token = encode("user", public_key(seed), "seller-a", wide, signer=signer)
+    with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+        await nats.connect(
+            provisioned.url,
+            user_credentials=RawCredentials(creds_text(token, seed)),  # type: ignore[arg-type]
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+            connect_timeout=3,
+        )
+
+
+async def test_seller_cannot_place_orders_but_can_submit_products(
+    provisioned: DeployNats, org_creds: dict[IntegratorRole, str]
+) -> None:
+    org = org_of(IntegratorRole.SELLER)
+    async with connect_org(provisioned, org_creds[IntegratorRole.SELLER], org) as conn:
+        assert await conn.publish_denied(sender_subject("kumkm.catalog.order.placed.v1", org))
+        ack = await conn.js_publish(sender_subject("kumkm.catalog.product.submitted.v1", org))
         assert ack.stream == "KUMKM_CATALOG"
         assert not ack.duplicate
+
+
+async def test_cooperative_cannot_report_repayments(
+    provisioned: DeployNats, org_creds: dict[IntegratorRole, str]
+) -> None:
+    org = org_of(IntegratorRole.COOPERATIVE)
+    async with connect_org(provisioned, org_creds[IntegratorRole.COOPERATIVE], org) as conn:
+        assert await conn.publish_denied(sender_subject("kumkm.loans.repayment.received.v1", org))
+        assert await conn.publish_denied("kumkm.loans.repayment.received.v1")
+
+
+# ---- revocation and signing-key rotation -----------------------------------------------------------------
+
+
+async def _cut_within(conn: Conn, deadline: float = REVOKE_DEADLINE) -> None:
+    await asyncio.wait_for(conn.closed.wait(), deadline)
+
+
+async def test_revoking_an_organisation_cuts_its_open_connection_and_refuses_it(
+    provisioned: DeployNats,
+) -> None:
+    auth = provisioned.auth
+    bad = auth.issue_integrator("bank-revoked", IntegratorRole.LENDER)
+    good = auth.issue_integrator("bank-kept", IntegratorRole.LENDER)
+    subject = "kumkm.loans.loan.disbursed.v1"
+    sys_creds = provisioned.creds("sys")
+    async with (
+        connect_org(provisioned, bad.creds, "bank-revoked") as revoked,
+        connect_org(provisioned, good.creds, "bank-kept") as kept,
+    ):
+        await revoked.js_publish(sender_subject(subject, "bank-revoked"))
+        await kept.js_publish(sender_subject(subject, "bank-kept"))
+        before = await account_connections([provisioned.url], sys_creds, auth.account_key("KUMKM"))
+        assert bad.public_key in {c.get("authorized_user") for c in before}
+
+        reply = await push_account([provisioned.url], sys_creds, auth.revoke([bad.public_key]))
+        assert reply["data"]["code"] == 200
+
+        await _cut_within(revoked)
+        assert not revoked.nc.is_connected
+        with pytest.raises(nats.errors.ConnectionClosedError):
+            await revoked.js_publish(sender_subject(subject, "bank-revoked"))
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await _open(provisioned.url, RawCredentials(bad.creds), "_INBOX_bank-revoked")
+        # Another organisation of the same role keeps working, on the same connection and a new one.
+        assert (await kept.js_publish(sender_subject(subject, "bank-kept"))).stream == "KUMKM_LOANS"
+        async with connect_org(provisioned, good.creds, "bank-kept") as again:
+            assert (await again.js_publish(sender_subject(subject, "bank-kept"))).stream == "KUMKM_LOANS"
+        after = await account_connections([provisioned.url], sys_creds, auth.account_key("KUMKM"))
+        assert bad.public_key not in {c.get("authorized_user") for c in after}
+    assert bad.public_key in auth.revocations()
+    # The preloaded account JWT is the revoking one too: a restart from auth.conf keeps the revocation.
+    assert auth.account_jwt("KUMKM") in auth.server_config.read_text()
+
+
+async def test_rotating_a_role_key_keeps_old_users_until_it_is_retired(provisioned: DeployNats) -> None:
+    auth = provisioned.auth
+    role = IntegratorRole.REGISTRY
+    subject = "kumkm.notifications.contact.upserted.v1"
+    sys_creds = provisioned.creds("sys")
+    old_user = auth.issue_integrator("registry-old", role)
+    old_key, new_key_ = old_user.signing_key, None
+    new_key_, token = auth.rotate_role_key(role)
+    await push_account([provisioned.url], sys_creds, token)
+    new_user = auth.issue_integrator("registry-new", role)
+    assert new_user.signing_key == new_key_ != old_key
+    async with (
+        connect_org(provisioned, old_user.creds, "registry-old") as old_conn,
+        connect_org(provisioned, new_user.creds, "registry-new") as new_conn,
+    ):
+        # Both keys sign valid users with the same template.
+        await old_conn.js_publish(sender_subject(subject, "registry-old"))
+        await new_conn.js_publish(sender_subject(subject, "registry-new"))
+        assert await new_conn.publish_denied(sender_subject(subject, "registry-old"))
+
+        retired, token = auth.retire_role_key(role)
+        assert retired == old_key
+        await push_account([provisioned.url], sys_creds, token)
+        await _cut_within(old_conn)
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await _open(provisioned.url, RawCredentials(old_user.creds), "_INBOX_registry-old")
+        assert (
+            await new_conn.js_publish(sender_subject(subject, "registry-new"))
+        ).stream == "KUMKM_NOTIFICATIONS"
+    assert auth.role_keys(role) == [new_key_]
 
 
 # ---- services --------------------------------------------------------------------------------------------
@@ -269,6 +453,21 @@ async def test_service_cannot_administer_streams(provisioned: DeployNats, servic
     async with connect(provisioned, service) as conn:
         allowed = [subject for subject in ADMIN_API if not await conn.publish_denied(subject)]
     assert allowed == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_service_reads_mandates_but_cannot_write_them(provisioned: DeployNats, service: str) -> None:
+    async with connect(provisioned, "operator") as operator:
+        mandate = Mandate(organisation="bank-reads", role=IntegratorRole.LENDER, parties=("LENDER-1",))
+        await MandateBook(operator.nc.jetstream()).put(mandate)
+    async with connect(provisioned, service) as conn:
+        found = await MandateBook(conn.nc.jetstream()).get("bank-reads")
+        assert found is not None
+        assert found.covers("LENDER-1")
+        assert await MandateBook(conn.nc.jetstream()).get("nobody-here") is None
+        assert await conn.publish_denied("$KV.KUMKM_MANDATES.bank-reads")
+        assert await conn.publish_denied("$JS.API.STREAM.PURGE.KV_KUMKM_MANDATES")
+        assert await conn.publish_denied("$JS.API.STREAM.DELETE.KV_KUMKM_MANDATES")
 
 
 @pytest.mark.parametrize("decl", CONSUMER_DECLS, ids=lambda d: d.name)
@@ -325,3 +524,12 @@ async def test_operator_has_full_rights(provisioned: DeployNats) -> None:
         assert info.state.messages > 0
         await conn.nc.flush()
         assert conn.errors == []
+
+
+async def test_sys_user_only_pushes_accounts_and_lists_connections(provisioned: DeployNats) -> None:
+    async with connect(provisioned, "sys") as conn:
+        denied = ["$SYS.REQ.SERVER.PING.KICK", "$SYS.REQ.ACCOUNT.PING.STATZ", "kumkm.loans.loan.disbursed.v1"]
+        allowed = [subject for subject in denied if not await conn.publish_denied(subject)]
+        readable = [s for s in ["$SYS.>", ">"] if not await conn.subscribe_denied(s)]
+    assert allowed == []
+    assert readable == []
