@@ -18,6 +18,7 @@ import pytest
 from kumkm_shared.messaging.topology import CONSUMER_DECLS, STREAM_DECLS
 from kumkm_shared.testing import free_port
 from tests.integration.deploy.compose_run import run_one_shots
+from tests.integration.deploy.conftest import with_local_creds
 from tests.support.compose_env import compose_hosts_in, localize
 
 if TYPE_CHECKING:
@@ -35,10 +36,11 @@ async def test_provision_one_shot_runs_with_its_compose_environment(
 ) -> None:
     host, port = deploy_nats.url.removeprefix("nats://").split(":")
     provision = localize(compose_services["provision"], {("nats", 4222): (host, int(port))})
+    provision = with_local_creds(provision, deploy_nats)
     assert compose_hosts_in(provision, compose_services) == {}
     result = run_one_shots([provision])["provision"]
     assert result.returncode == 0, result.stdout + result.stderr
-    nc = await nats.connect(deploy_nats.url, user="operator", password=deploy_nats.passwords["operator"])
+    nc = await nats.connect(deploy_nats.url, user_credentials=str(deploy_nats.creds("operator")))
     try:
         js = nc.jetstream()
         for stream in STREAM_DECLS:

@@ -73,7 +73,10 @@ def test_load_compose_with_the_example_env() -> None:
     services = load_compose()
     loans = services["loans"]
     assert loans.command == ("kumkm-loans", "serve")
-    assert loans.environment["KUMKM_NATS_PASSWORD"] == read_env_file()["NATS_LOANS_PASSWORD"]
+    assert (
+        loans.environment["KUMKM_DATABASE_URL"].split(":")[2].startswith(read_env_file()["LOANS_DB_PASSWORD"])
+    )
+    assert loans.environment["KUMKM_NATS_CREDS"] == "/run/secrets/nats-loans"
     assert loans.built_here
     assert not services["nats"].built_here
     assert services["provision"].one_shot
@@ -82,8 +85,8 @@ def test_load_compose_with_the_example_env() -> None:
 
 def test_load_compose_refuses_a_missing_secret() -> None:
     env = read_env_file()
-    del env["NATS_LOANS_PASSWORD"]
-    with pytest.raises(ComposeError, match="NATS_LOANS_PASSWORD"):
+    del env["LOANS_DB_PASSWORD"]
+    with pytest.raises(ComposeError, match="LOANS_DB_PASSWORD"):
         load_compose(env)
 
 
@@ -116,7 +119,7 @@ def test_localize_maps_every_compose_host_to_local_endpoints(name: str) -> None:
     if "KUMKM_AUTH_ISSUER" in env:
         assert env["KUMKM_AUTH_ISSUER"] == "http://127.0.0.1:18180/realms/kumkm"
     if "KUMKM_DATABASE_URL" in env:
-        user = env["KUMKM_NATS_USER"]
+        user = env["KUMKM_NATS_CREDS"].removeprefix("/run/secrets/nats-")
         password = services[name].environment["KUMKM_DATABASE_URL"].split(":")[2].split("@")[0]
         assert env["KUMKM_DATABASE_URL"] == f"postgresql://{user}:{password}@127.0.0.1:15432/kumkm"
     if "KUMKM_HTTP_PORT" in env:

@@ -5,7 +5,6 @@ check-jsonschema (the Compose specification), hadolint, kubernetes-validate and 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -16,6 +15,8 @@ import pytest
 import yaml
 
 from kumkm_shared.messaging.topology import CONSUMER_DECLS
+from kumkm_shared.natsauth import AuthDir
+from kumkm_shared.natsauth.permissions import PLATFORM_USERS, SERVICE_CONSUMERS
 from tests.support.compose_env import load_compose, read_env_file
 
 pytestmark = pytest.mark.unit
@@ -25,7 +26,6 @@ BIN = Path(sys.executable).parent
 DEPLOY = ROOT / "deploy"
 COMPOSE = ROOT / "docker-compose.yml"
 NATS_CONF = DEPLOY / "nats" / "nats-server.conf"
-ACCOUNTS_CONF = DEPLOY / "nats" / "accounts.conf"
 K8S = DEPLOY / "k8s"
 KUBERNETES_VERSION = "1.30.0"  # the oldest version the manifests support (preStop sleep)
 SERVICES = ("loans", "catalog", "notifications")
@@ -41,10 +41,6 @@ def _tool(name: str) -> str:
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, check=False, env=env, cwd=ROOT, timeout=120)
-
-
-def _nats_password_variables() -> list[str]:
-    return sorted(set(re.findall(r"password:\s*\$([A-Z0-9_]+)", ACCOUNTS_CONF.read_text())))
 
 
 def _k8s_documents() -> list[tuple[Path, dict[str, object]]]:
@@ -112,15 +108,16 @@ def test_compose_resolves_with_the_example_env() -> None:
         assert migrate.command == (f"kumkm-{service}", "migrate")
         assert migrate.environment == app.environment
         env = app.environment
-        assert env["KUMKM_NATS_USER"] == service
+        assert env["KUMKM_NATS_CREDS"] == f"/run/secrets/nats-{service}"
         assert env["KUMKM_NATS_INBOX_PREFIX"] == f"_INBOX_{service}"
+        assert "KUMKM_NATS_PASSWORD" not in env
         assert env["KUMKM_DATABASE_URL"].startswith(f"postgresql://{service}:")
         assert env["KUMKM_DATABASE_URL"].endswith("@postgres:5432/kumkm")
         assert env["KUMKM_HTTP_HOST"] == "0.0.0.0"  # noqa: S104 - inside the container
         assert env["KUMKM_HTTP_PORT"] == "8080"
         assert env["KUMKM_LOG_FORMAT"] == "json"
     assert services["provision"].command == ("kumkm", "provision")
-    assert services["provision"].environment["KUMKM_NATS_USER"] == "provision"
+    assert services["provision"].environment["KUMKM_NATS_CREDS"] == "/run/secrets/nats-provision"
     assert "KUMKM_DATABASE_URL" not in services["provision"].environment
     assert services["prometheus"].profiles == ("observability",)
     smtp = services["notifications"].environment
@@ -135,9 +132,22 @@ def test_compose_sets_resource_limits_and_restart_policies() -> None:
         assert "restart" in service, name
 
 
-def test_nats_container_gets_exactly_the_passwords_the_nats_config_reads() -> None:
-    nats_env = load_compose()["nats"].environment
-    assert sorted(nats_env) == _nats_password_variables()
+def test_each_container_gets_only_its_own_nats_creds() -> None:
+    raw = yaml.safe_load(COMPOSE.read_text())
+    secrets = raw["secrets"]
+    assert set(secrets) == {f"nats-{user}" for user in (*SERVICES, "provision")}
+    for name, secret in secrets.items():
+        assert (
+            secret["file"]
+            == "${NATS_AUTH_DIR:-./deploy/nats/auth}/creds/" + name.removeprefix("nats-") + ".creds"
+        )
+    for name, service in raw["services"].items():
+        user = name.removesuffix("-migrate")
+        expected = [f"nats-{user}"] if user in {*SERVICES, "provision"} else None
+        assert service.get("secrets") == expected, name
+    nats = raw["services"]["nats"]
+    assert "environment" not in nats  # no password any more: operator mode
+    assert "${NATS_AUTH_DIR:-./deploy/nats/auth}/server:/etc/nats/auth:ro" in nats["volumes"]
 
 
 def test_prometheus_scrapes_every_service() -> None:
@@ -174,19 +184,38 @@ def test_dockerignore_keeps_secrets_and_the_venv_out_of_the_build_context() -> N
 # ---- NATS --------------------------------------------------------------------------------------------------
 
 
-def test_nats_config_is_valid_with_every_password_set() -> None:
-    env = {**os.environ, **{name: f"pw{name.lower()}" for name in _nats_password_variables()}}
-    result = _run(_tool("nats-server"), "-c", str(NATS_CONF), "-t", env=env)
+def _config_beside_auth(tmp_path: Path) -> Path:
+    """deploy/nats/nats-server.conf next to auth/ (a fresh `kumkm nats init`), as the container sees them."""
+    auth = AuthDir.init(tmp_path / "nats-auth")
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "auth").symlink_to(auth.server_dir)
+    config = tmp_path / "conf" / "nats-server.conf"
+    config.write_text(NATS_CONF.read_text())
+    return config
+
+
+def test_nats_config_is_valid_in_operator_mode(tmp_path: Path) -> None:
+    result = _run(_tool("nats-server"), "-c", str(_config_beside_auth(tmp_path)), "-t")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_nats_config_refuses_to_start_without_a_password() -> None:
-    names = _nats_password_variables()
-    env = {k: v for k, v in os.environ.items() if k not in names}
-    env |= {name: f"pw{name.lower()}" for name in names[1:]}
-    result = _run(_tool("nats-server"), "-c", str(NATS_CONF), "-t", env=env)
+def test_nats_config_refuses_to_start_without_the_auth_directory(tmp_path: Path) -> None:
+    config = _config_beside_auth(tmp_path)
+    (config.parent / "auth").unlink()
+    result = _run(_tool("nats-server"), "-c", str(config), "-t")
     assert result.returncode != 0
-    assert names[0] in result.stdout + result.stderr
+    assert "auth.conf" in result.stdout + result.stderr
+
+
+def test_nats_config_uses_the_full_resolver_without_deletes_and_no_plain_users() -> None:
+    text = NATS_CONF.read_text()
+    assert re.search(r"^include \./auth/auth\.conf$", text, re.MULTILINE)
+    resolver = re.search(r"^resolver \{(?P<body>[^}]*)\}", text, re.MULTILINE | re.DOTALL)
+    assert resolver is not None
+    assert re.search(r"^\s*type: full$", resolver["body"], re.MULTILINE)
+    assert re.search(r"^\s*allow_delete: false$", resolver["body"], re.MULTILINE)
+    assert not re.search(r"^\s*(accounts|authorization|users)\s*[:{]", text, re.MULTILINE)
+    assert not (DEPLOY / "nats" / "accounts.conf").exists()
 
 
 def test_nats_config_keeps_fsync_always() -> None:
@@ -195,18 +224,22 @@ def test_nats_config_keeps_fsync_always() -> None:
     assert values["config"]["merge"]["jetstream"]["sync_interval"] == "always"
 
 
-def test_nats_helm_values_run_a_three_node_jetstream_cluster_with_the_same_users() -> None:
+def test_nats_helm_values_run_a_three_node_jetstream_cluster_in_operator_mode() -> None:
     values = yaml.safe_load((K8S / "nats" / "values.yaml").read_text())
     config = values["config"]
     assert config["cluster"] == {"enabled": True, "replicas": 3}
     assert config["jetstream"]["enabled"] is True
     assert config["jetstream"]["fileStore"]["enabled"] is True
-    users = config["merge"]["accounts"]["KUMKM"]["users"]
-    passwords = {u["password"].removeprefix("<< $").removesuffix(" >>") for u in users}
-    assert sorted(passwords) == _nats_password_variables()
-    assert sorted(values["container"]["env"]) == _nats_password_variables()
-    conf_users = set(re.findall(r"\{\s*user:\s*([a-z]+),", ACCOUNTS_CONF.read_text()))
-    assert {u["user"] for u in users} == conf_users
+    assert "accounts" not in config["merge"]
+    assert config["merge"]["$include"] == "./auth/auth.conf"
+    resolver = config["resolver"]
+    assert resolver["enabled"] is True
+    assert resolver["merge"]["allow_delete"] is False
+    assert resolver["pvc"]["enabled"] is True
+    (mount,) = [p["value"] for p in values["container"]["patch"] if p["value"]["name"] == "nats-auth"]
+    assert mount["mountPath"] == "/etc/nats-config/auth"
+    (volume,) = [p["value"] for p in values["podTemplate"]["patch"] if p["value"]["name"] == "nats-auth"]
+    assert volume["secret"]["secretName"] == "kumkm-nats-auth"
 
 
 # ---- Kubernetes --------------------------------------------------------------------------------------------
@@ -270,8 +303,13 @@ def test_each_service_deployment_is_replicated_probed_and_protected() -> None:
         (migrate,) = pod["initContainers"]
         assert migrate["command"] == [f"kumkm-{service}", "migrate"]
         env = {e["name"]: e for e in container["env"]}
-        assert env["KUMKM_NATS_USER"]["value"] == service
+        assert env["KUMKM_NATS_CREDS"]["value"] == "/etc/kumkm/nats/nats.creds"
         assert env["KUMKM_NATS_INBOX_PREFIX"]["value"] == f"_INBOX_{service}"
+        assert "KUMKM_NATS_PASSWORD" not in env
+        (creds,) = [v for v in pod["volumes"] if v["name"] == "nats-creds"]
+        assert creds["secret"]["secretName"] == "kumkm-nats-creds"
+        assert creds["secret"]["items"] == [{"key": f"{service}.creds", "path": "nats.creds"}]
+        assert pod["securityContext"]["fsGroup"] == 10001
         assert env["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == f"kumkm-{service}-db"
         assert env["KUMKM_DATABASE_URL"]["value"].startswith(f"postgresql://{service}:$(DB_PASSWORD)@")
         literal = [e["name"] for e in env.values() if "PASSWORD" in e["name"] and "value" in e]
@@ -299,7 +337,10 @@ def test_the_services_in_kubernetes_verify_tokens_of_the_kumkm_realm() -> None:
 
 def test_every_declared_consumer_belongs_to_a_service_user() -> None:
     # The NATS permissions are written per (stream, consumer) pair; a new consumer needs new rules.
-    accounts = ACCOUNTS_CONF.read_text()
+    assert {(d.service, d.stream, d.name) for d in CONSUMER_DECLS} == {
+        (service, stream, name) for service, pairs in SERVICE_CONSUMERS.items() for stream, name in pairs
+    }
     for decl in CONSUMER_DECLS:
-        assert f'"$JS.API.CONSUMER.MSG.NEXT.{decl.stream}.{decl.name}"' in accounts, decl.name
-        assert f'"$JS.ACK.{decl.stream}.{decl.name}.>"' in accounts, decl.name
+        allow = PLATFORM_USERS[decl.service][1]["pub"]["allow"]
+        assert f"$JS.API.CONSUMER.MSG.NEXT.{decl.stream}.{decl.name}" in allow, decl.name
+        assert f"$JS.ACK.{decl.stream}.{decl.name}.>" in allow, decl.name
