@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -248,7 +249,8 @@ def list_(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
             m.granted_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
             ", ".join(k[:10] + "..." for k in m.user_keys),
         )
-    console.print(table)
+    # A table piped to a file or a test keeps its rows on one line each.
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
 
 
 @integrators_app.command("revoke")
