@@ -79,8 +79,8 @@ class MandateBook:
         self._bucket = bucket
         self._kv: KeyValue | None = None
 
-    async def ensure_bucket(self, *, replicas: int = 1) -> None:
-        """Create the bucket when it is missing (the provisioner's job)."""
+    async def ensure_bucket(self, *, replicas: int = 1) -> bool:
+        """Create the bucket when it is missing (the provisioner's job); True when it was created."""
         try:
             await self._js.key_value(self._bucket)
         except nats.js.errors.BucketNotFoundError:
@@ -91,6 +91,8 @@ class MandateBook:
                 description="Integrator organisations' mandates (kumkm integrators)",
                 direct=True,
             )
+            return True
+        return False
 
     async def _bucket_kv(self) -> KeyValue:
         if self._kv is None:
@@ -98,7 +100,11 @@ class MandateBook:
         return self._kv
 
     async def get(self, organisation: str) -> Mandate | None:
-        kv = await self._bucket_kv()
+        """The current mandate; ``None`` when the organisation has none (or there is no bucket at all)."""
+        try:
+            kv = await self._bucket_kv()
+        except nats.js.errors.BucketNotFoundError:
+            return None
         try:
             entry = await kv.get(organisation)
         except nats.js.errors.KeyNotFoundError:

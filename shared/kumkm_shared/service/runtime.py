@@ -28,6 +28,7 @@ from kumkm_shared.auth.verify import ClaimNames, TokenVerifier
 from kumkm_shared.contracts import make_event, validate_event_payload
 from kumkm_shared.db.migrations import load_migrations, migrate
 from kumkm_shared.db.pool import create_pool
+from kumkm_shared.mandates import MandateBook
 from kumkm_shared.messaging.broker import make_broker
 from kumkm_shared.messaging.consumer import (
     AdvisoryWatcher,
@@ -133,6 +134,7 @@ class ServiceRuntime:
         self._js: JetStreamContext | None = None
         self.processors: dict[str, EventProcessor] = {}
         self.relay: OutboxRelay | None = None
+        self.mandates: MandateBook | None = None  # integrators' mandates, once connected
         self._advisories: AdvisoryWatcher | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._bind_subscribers()
@@ -278,6 +280,7 @@ class ServiceRuntime:
         )
         await self.migrate()
         await self.broker.connect()
+        self.mandates = MandateBook(self.jetstream())
         for durable, handlers in self.definition.consumers.items():
             self.processors[durable] = EventProcessor(
                 service=self.name,
@@ -287,6 +290,7 @@ class ServiceRuntime:
                 inbox=self.inbox,
                 outbox=self.outbox,
                 jetstream=self.jetstream,
+                mandates=self.mandates,
             )
         await self.broker.start()
         self._advisories = AdvisoryWatcher(
@@ -402,7 +406,14 @@ class ServiceRuntime:
             async with conn.transaction():
                 await self.inbox.claim(conn, consumer, envelope.id, envelope.type)
                 await self.outbox.add(conn, envelope)
-                ctx = EventContext(conn, event, self.outbox, origin=command, service_source=self._source)
+                ctx = EventContext(
+                    conn,
+                    event,
+                    self.outbox,
+                    origin=command,
+                    service_source=self._source,
+                    mandates=self.mandates,
+                )
                 await handler(ctx)
                 await self._audit(conn, command)
             self._audited(command)

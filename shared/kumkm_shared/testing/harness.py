@@ -26,6 +26,9 @@ import nats.js.errors
 
 from kumkm_shared.cli.follow import subjects_overlap
 from kumkm_shared.contracts import DLQ_STREAM, Envelope, EventData, make_event
+from kumkm_shared.integrators import IntegratorRole, roles_for, sender_subject
+from kumkm_shared.mandates import ALL_PARTIES, Mandate, MandateBook
+from kumkm_shared.mandates import BUCKET as MANDATES_BUCKET
 from kumkm_shared.messaging.dlq import DeadLetter
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.messaging.topology import CONSUMER_DECLS, STREAM_DECLS, ConsumerDecl
@@ -63,6 +66,20 @@ PUBLISHER_SOURCE = "tests/publisher"  # the envelope ``source`` of contract even
 
 
 UNDECODABLE_KEY = "<undecodable>"  # the key of outcomes of messages without a readable event id
+
+
+# A test's integrator organisation per role, holding a mandate for every party of its role ("*"), so a test
+# about something else publishes as an organisation would. Tests of mandates name their own organisations.
+TEST_SENDERS: dict[IntegratorRole, str] = {
+    role: "it-" + role.value.replace("_", "-") for role in IntegratorRole
+}
+
+
+class _Default:
+    pass
+
+
+DEFAULT_SENDER: Any = _Default()
 
 
 @contextlib.contextmanager
@@ -202,14 +219,22 @@ class ServiceHarness:
 
     # -- driving it like an integrator ----------------------------------------------------------------
     @overload
-    async def publish(self, event: dict[str, Any], *, msg_id: str | None = None) -> dict[str, Any]: ...
-    @overload
-    async def publish(self, event: EventData | Envelope, *, msg_id: str | None = None) -> Envelope: ...
     async def publish(
-        self, event: dict[str, Any] | EventData | Envelope, *, msg_id: str | None = None
+        self, event: dict[str, Any], *, msg_id: str | None = None, sender: str | None = DEFAULT_SENDER
+    ) -> dict[str, Any]: ...
+    @overload
+    async def publish(
+        self, event: EventData | Envelope, *, msg_id: str | None = None, sender: str | None = DEFAULT_SENDER
+    ) -> Envelope: ...
+    async def publish(
+        self,
+        event: dict[str, Any] | EventData | Envelope,
+        *,
+        msg_id: str | None = None,
+        sender: str | None = DEFAULT_SENDER,
     ) -> dict[str, Any] | Envelope:
         """``publish_event`` on the harness's connection (see there)."""
-        return await publish_event(self.nc, event, msg_id=msg_id)
+        return await publish_event(self.nc, event, msg_id=msg_id, sender=sender)
 
     async def publish_raw(self, subject: str, data: bytes, msg_id: str | None = None) -> PubAck:
         """Publish bytes as they are (undecodable ones too); ``Nats-Msg-Id`` only when ``msg_id`` is given."""
@@ -258,16 +283,43 @@ class ServiceHarness:
         return await dead_letters(self.nc)
 
 
+async def grant_mandate(
+    nc: Client, organisation: str, role: IntegratorRole, parties: tuple[str, ...] = (ALL_PARTIES,)
+) -> None:
+    """Record ``organisation``'s mandate in the KV bucket (created when missing), as the operator would."""
+    data = Mandate(organisation=organisation, role=role, parties=parties, granted_by="test").to_bytes()
+    js = nc.jetstream()
+    try:
+        await js.publish(f"$KV.{MANDATES_BUCKET}.{organisation}", data)
+    except nats.errors.NoRespondersError:
+        await MandateBook(js).ensure_bucket()
+        await js.publish(f"$KV.{MANDATES_BUCKET}.{organisation}", data)
+
+
+async def _subject_for(nc: Client, event_type: str, sender: str | _Default | None) -> str:
+    if isinstance(sender, _Default):
+        roles = [role for role in IntegratorRole if role in roles_for(event_type)]
+        if not roles:
+            return event_type
+        sender = TEST_SENDERS[roles[0]]
+        await grant_mandate(nc, sender, roles[0])
+    return event_type if sender is None else sender_subject(event_type, sender)
+
+
 @overload
 async def publish_event(
-    nc: Client, event: dict[str, Any], *, msg_id: str | None = None
+    nc: Client, event: dict[str, Any], *, msg_id: str | None = None, sender: str | None = DEFAULT_SENDER
 ) -> dict[str, Any]: ...
 @overload
 async def publish_event(
-    nc: Client, event: EventData | Envelope, *, msg_id: str | None = None
+    nc: Client, event: EventData | Envelope, *, msg_id: str | None = None, sender: str | None = DEFAULT_SENDER
 ) -> Envelope: ...
 async def publish_event(
-    nc: Client, event: dict[str, Any] | EventData | Envelope, *, msg_id: str | None = None
+    nc: Client,
+    event: dict[str, Any] | EventData | Envelope,
+    *,
+    msg_id: str | None = None,
+    sender: str | None = DEFAULT_SENDER,
 ) -> dict[str, Any] | Envelope:
     """Publish on the event's type, with the envelope id as ``Nats-Msg-Id`` unless ``msg_id`` is given.
 
@@ -275,15 +327,22 @@ async def publish_event(
     wrapped in a new envelope; an ``Envelope`` is published again as it is. Returns what was published.
     A ``msg_id`` other than the envelope id defeats the broker's de-duplication, as an integrator's
     re-publish after the duplicate window would.
+
+    ``sender``: the organisation whose token the subject carries (``<type>.<org>``); ``None`` publishes on
+    the bare type (as a service's own relay does). By default an event integrators publish is sent by the
+    role's test organisation (``TEST_SENDERS``), whose mandate covers every party.
     """
     if isinstance(event, dict):
         ident = event.get("id")
+        kind = event.get("type")
+        subject = await _subject_for(nc, str(kind), sender) if isinstance(kind, str) else str(kind)
         await publish_bytes(
-            nc, str(event["type"]), json.dumps(event).encode(), msg_id or (str(ident) if ident else None)
+            nc, subject, json.dumps(event).encode(), msg_id or (str(ident) if ident else None)
         )
         return event
     envelope = event if isinstance(event, Envelope) else make_event(event, source=PUBLISHER_SOURCE)
-    await publish_bytes(nc, envelope.type, envelope.to_json_bytes(), msg_id or str(envelope.id))
+    subject = await _subject_for(nc, envelope.type, sender)
+    await publish_bytes(nc, subject, envelope.to_json_bytes(), msg_id or str(envelope.id))
     return envelope
 
 
