@@ -153,9 +153,11 @@ class EventContext:
             return f"organisation {organisation!r} holds no mandate"
         if not mandate.active:
             return f"the mandate of organisation {organisation!r} was revoked"
-        if mandate.role not in roles_for(event_type):
-            return f"organisation {organisation!r} is a {mandate.role}, which may not send {event_type}"
-        if party is not None and not mandate.covers(party):
+        allowed = roles_for(event_type)
+        if mandate.roles.isdisjoint(allowed):
+            played = ", ".join(sorted(mandate.roles)) or "no role"
+            return f"organisation {organisation!r} plays {played}, which may not send {event_type}"
+        if party is not None and not mandate.covers(allowed, party):
             return f"organisation {organisation!r} holds no mandate for party {party!r}"
         return None
 

@@ -28,6 +28,7 @@ from kumkm_shared.auth.verify import ClaimNames, TokenVerifier
 from kumkm_shared.contracts import make_event, validate_event_payload
 from kumkm_shared.db.migrations import load_migrations, migrate
 from kumkm_shared.db.pool import create_pool
+from kumkm_shared.integrators import roles_for
 from kumkm_shared.mandates import MandateBook
 from kumkm_shared.messaging.broker import make_broker
 from kumkm_shared.messaging.consumer import (
@@ -39,7 +40,7 @@ from kumkm_shared.messaging.consumer import (
 )
 from kumkm_shared.messaging.inbox import Inbox
 from kumkm_shared.messaging.outbox import Outbox, OutboxRelay
-from kumkm_shared.messaging.topology import ConsumerDecl
+from kumkm_shared.messaging.topology import ConsumerDecl, with_senders
 from kumkm_shared.messaging.topology import consumer as declared_consumer
 from kumkm_shared.messaging.tracing import new_traceparent
 from kumkm_shared.origin import SYSTEM, Actor, Command
@@ -217,11 +218,15 @@ class ServiceRuntime:
         for durable in self.definition.consumers:
             decl = self.consumer_decl(durable)
             types = ", ".join(sorted(self.definition.consumers[durable]))
-            subject = (
-                decl.filter_subjects[0]
-                if len(decl.filter_subjects) == 1
-                else f"kumkm.{decl.stream.split('_')[1].lower()}.>"
-            )
+            filters = with_senders(decl.filter_subjects)
+            subject = filters[0] if len(filters) == 1 else f"kumkm.{decl.stream.split('_')[1].lower()}.>"
+            sent_by = [t for t in sorted(self.definition.consumers[durable]) if roles_for(t)]
+            if sent_by:
+                types += (
+                    "; integrator organisations send "
+                    + ", ".join(sent_by)
+                    + " on `<type>.<organisation>` (docs/rules/access.md)"
+                )
 
             self.broker.subscriber(
                 subject,

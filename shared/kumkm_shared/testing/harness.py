@@ -27,7 +27,7 @@ import nats.js.errors
 from kumkm_shared.cli.follow import subjects_overlap
 from kumkm_shared.contracts import DLQ_STREAM, Envelope, EventData, make_event
 from kumkm_shared.integrators import IntegratorRole, roles_for, sender_subject
-from kumkm_shared.mandates import ALL_PARTIES, Mandate, MandateBook
+from kumkm_shared.mandates import ALL_PARTIES, Grant, Mandate, MandateBook
 from kumkm_shared.mandates import BUCKET as MANDATES_BUCKET
 from kumkm_shared.messaging.dlq import DeadLetter
 from kumkm_shared.messaging.provision import provision
@@ -81,6 +81,10 @@ class _Default:
 
 DEFAULT_SENDER: Any = _Default()
 
+# The organisations of the realms' service accounts the tests sign in as (integrator-demo, it-integrator-sby):
+# mandated for every role and party, so HTTP tests about other rules are not refused for their mandate.
+TEST_SERVICE_ACCOUNT_ORGS = ("integrator-demo", "it-integrator-sby")
+
 
 @contextlib.contextmanager
 def record_outcomes(runtime: ServiceRuntime, durable: str) -> Iterator[dict[str, list[str]]]:
@@ -124,6 +128,9 @@ async def provision_service(js: JetStreamContext, definition: ServiceDefinition)
     """
     own = service_decls(definition)
     await provision(js, streams=STREAM_DECLS, consumers=own)
+    book = MandateBook(js)
+    for organisation in TEST_SERVICE_ACCOUNT_ORGS:
+        await book.put(mandate_for(organisation, *IntegratorRole))
     names = {decl.name for decl in own}
     for decl in CONSUMER_DECLS:
         if decl.name in names:
@@ -283,11 +290,19 @@ class ServiceHarness:
         return await dead_letters(self.nc)
 
 
+def mandate_for(
+    organisation: str, *roles: IntegratorRole, parties: tuple[str, ...] = (ALL_PARTIES,)
+) -> Mandate:
+    grants = tuple(Grant(role=role, parties=parties) for role in roles)
+    return Mandate(organisation=organisation, grants=grants, granted_by="test")
+
+
 async def grant_mandate(
-    nc: Client, organisation: str, role: IntegratorRole, parties: tuple[str, ...] = (ALL_PARTIES,)
+    nc: Client, organisation: str, *roles: IntegratorRole, parties: tuple[str, ...] = (ALL_PARTIES,)
 ) -> None:
-    """Record ``organisation``'s mandate in the KV bucket (created when missing), as the operator would."""
-    data = Mandate(organisation=organisation, role=role, parties=parties, granted_by="test").to_bytes()
+    """Record ``organisation``'s mandate (each of ``roles`` for ``parties``) in the KV bucket (created when
+    missing), as the operator's ``kumkm integrators add`` would."""
+    data = mandate_for(organisation, *roles, parties=parties).to_bytes()
     js = nc.jetstream()
     try:
         await js.publish(f"$KV.{MANDATES_BUCKET}.{organisation}", data)
@@ -393,6 +408,17 @@ async def running_service(
         yield harness.runtime, harness.http
 
 
+def subject_matches(pattern: str, subject: str) -> bool:
+    """Whether ``subject`` matches the NATS filter ``pattern`` (``*`` one token, ``>`` the rest)."""
+    tp, ts = pattern.split("."), subject.split(".")
+    for i, part in enumerate(tp):
+        if part == ">":
+            return len(ts) > i
+        if i >= len(ts) or (part not in ("*", ts[i])):
+            return False
+    return len(ts) == len(tp)
+
+
 async def stream_events(
     nc: Client,
     subjects: str = "kumkm.>",
@@ -403,23 +429,32 @@ async def stream_events(
 
     An ordered consumer reads one stream, and a filter such as ``kumkm.>`` spans several: read each stream
     the filter overlaps, in stream order within each stream. Messages that are not JSON are left out.
+    A filter that names a type also matches that type sent by an organisation (``<type>.<org>``).
     """
     js = nc.jetstream()
     events: list[dict[str, Any]] = []
+    sent_by = f"{subjects}.*"  # the same type with an organisation's token
     for info in await js.streams_info():
         if info.config.name == DLQ_STREAM or not any(
             subjects_overlap(subjects, s) for s in info.config.subjects or []
         ):
             continue
-        sub = await js.subscribe(subjects, stream=info.config.name, ordered_consumer=True)
+        # Read the whole stream when the filter is a type, and keep what matches either form.
+        read = subjects if subjects.endswith(">") else (info.config.subjects or [subjects])[0]
+        sub = await js.subscribe(read, stream=info.config.name, ordered_consumer=True)
         try:
             while True:
                 try:
                     msg = await sub.next_msg(timeout=timeout)
                 except (TimeoutError, nats.errors.TimeoutError):
                     break
-                with contextlib.suppress(ValueError):
-                    events.append(json.loads(msg.data))
+                if (
+                    read == subjects
+                    or subject_matches(subjects, msg.subject)
+                    or subject_matches(sent_by, msg.subject)
+                ):
+                    with contextlib.suppress(ValueError):
+                        events.append(json.loads(msg.data))
                 if msg.metadata.num_pending == 0:
                     break
         finally:
