@@ -105,7 +105,7 @@ class LoansService:
             repayment = RepaymentReceived.model_validate(parked.data)
             if parked.sender is not None:
                 # Parked before anyone knew the loan's lender: the sender's mandate is checked now.
-                refusal = await ctx.mandate_refusal(parked.sender, data.lender)
+                refusal = await ctx.mandate_refusal(parked.sender, data.lender, RepaymentReceived.event_type)
                 if refusal is not None:
                     await self._refuse_parked(ctx, parked, refusal)
                     continue
@@ -113,14 +113,15 @@ class LoansService:
 
     async def _refuse_parked(self, ctx: EventContext, parked: repo.ParkedRepayment, reason: str) -> None:
         """A parked repayment whose sender turned out not to act for the loan's lender: never applied."""
-        ctx.count_denial()
+        ctx.count_denial(RepaymentReceived.event_type)
         await repo.record_refused_repayment(ctx.conn, parked, NOT_AUTHORISED_FOR_PARTY, reason)
         await audit_denial(
             ctx.conn,
             subject=f"{RepaymentReceived.event_type}.{parked.sender}",
             request_id=f"parked:{parked.event_id}",
             sender=parked.sender,
-            envelope=ctx.envelope,
+            event_type=RepaymentReceived.event_type,
+            target=str(parked.data["loan_id"]),
             reason=f"parked repayment {parked.data['payment_id']}: {reason}",
         )
         log.warning("parked repayment refused", code=NOT_AUTHORISED_FOR_PARTY, reason=reason)

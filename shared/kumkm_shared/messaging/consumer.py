@@ -143,9 +143,12 @@ class EventContext:
         if reason is not None:
             self._deny(reason)
 
-    async def mandate_refusal(self, organisation: str | None, party: str | None) -> str | None:
-        """Why ``organisation`` may not send this event for ``party``, or ``None`` when it may."""
-        event_type = self.envelope.type
+    async def mandate_refusal(
+        self, organisation: str | None, party: str | None, event_type: str | None = None
+    ) -> str | None:
+        """Why ``organisation`` may not send this event (or one of ``event_type``) for ``party``, or ``None``
+        when it may."""
+        event_type = event_type or self.envelope.type
         if organisation is None:
             return "the subject names no sending organisation"
         mandate = await self.mandates.get(organisation) if self.mandates is not None else None
@@ -161,9 +164,10 @@ class EventContext:
             return f"organisation {organisation!r} holds no mandate for party {party!r}"
         return None
 
-    def count_denial(self) -> None:
+    def count_denial(self, event_type: str | None = None) -> None:
         via = "http" if isinstance(self.origin, Command) else "bus"
-        NOT_AUTHORISED.labels(self.service_source.removeprefix("kumkm/"), self.envelope.type, via).inc()
+        service = self.service_source.removeprefix("kumkm/")
+        NOT_AUTHORISED.labels(service, event_type or self.envelope.type, via).inc()
 
     def _deny(self, reason: str) -> NoReturn:
         self.count_denial()
@@ -266,7 +270,14 @@ class Handler(Protocol):
 
 
 async def audit_denial(
-    conn: Conn, *, subject: str, request_id: str, sender: str | None, envelope: Envelope, reason: str
+    conn: Conn,
+    *,
+    subject: str,
+    request_id: str,
+    sender: str | None,
+    event_type: str,
+    target: str | None,
+    reason: str,
 ) -> None:
     """The audit record of an organisation's event refused for its mandate (``not_authorised_for_party``)."""
     actor = Actor(f"organisation:{sender}" if sender else "nats:unnamed", kind="service", organisation=sender)
@@ -277,8 +288,8 @@ async def audit_denial(
         client=None,
         actor=actor,
         route=subject,
-        command=envelope.type,
-        target=envelope.subject,
+        command=event_type,
+        target=target,
         reason=reason,
     )
     await insert_audit(conn, draft, status=403, outcome=NOT_AUTHORISED_FOR_PARTY)
@@ -421,7 +432,8 @@ class EventProcessor:
                     subject=msg.subject,
                     request_id=f"{meta.stream}:{meta.sequence.stream}",
                     sender=sender,
-                    envelope=envelope,
+                    event_type=envelope.type,
+                    target=envelope.subject,
                     reason=reason,
                 )
 
