@@ -94,10 +94,9 @@ async def test_each_organisation_acts_only_for_its_own_parties(loans: Loans, dat
     finally:
         await conn.close()
     # One record per refused event (handled concurrently, so in any order).
-    assert sorted((str(r["organisation"]), r["method"], r["status"]) for r in audit) == sorted(
-        [(BANK, "PUBLISH", 403), (BANK, "PUBLISH", 403), (COOP, "PUBLISH", 403), (COOP, "PUBLISH", 403)]
-        + [("None", "PUBLISH", 403)]
-    )
+    refused_by = sorted((str(r["organisation"]), r["method"], r["status"]) for r in audit)
+    expected = [BANK, BANK, "None", COOP, COOP]
+    assert refused_by == sorted((org, "PUBLISH", 403) for org in expected)
     assert f"kumkm.loans.loan.disbursed.v1.{BANK}" in {r["route"] for r in audit}
     assert lpdb_loan["data"]["lender"] == "LPDB-KUMKM"
 
