@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
     from nats.js.kv import KeyValue
 
-__all__ = ["ALL_PARTIES", "BUCKET", "Mandate", "MandateBook", "MandateLookup"]
+__all__ = ["ALL_PARTIES", "BUCKET", "Grant", "Mandate", "MandateBook", "MandateLookup"]
 
 BUCKET = "KUMKM_MANDATES"
 HISTORY = 64  # revisions kept per organisation: the bucket is also the mandates' history
@@ -29,37 +29,68 @@ MAX_PARTY_LENGTH = 128
 ALL_PARTIES = "*"  # every party of the role (a national payment channel or registry): granted explicitly
 
 
-class Mandate(BaseModel):
-    """One organisation: its role, the parties it may act for, and its NATS users."""
+class Grant(BaseModel):
+    """One role an organisation plays, the parties it may act for in it, and the NATS users issued for it."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    organisation: str = Field(pattern=ORG_ID_PATTERN)
     role: IntegratorRole
     parties: tuple[str, ...] = ()
-    name: str | None = None
-    status: Literal["active", "revoked"] = "active"
-    granted_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    granted_by: str | None = None
-    revoked_at: datetime | None = None
-    revoked_by: str | None = None
-    user_keys: tuple[str, ...] = ()  # public nkeys of the NATS users issued to it
+    user_keys: tuple[str, ...] = ()  # public nkeys of the NATS users issued for this role
 
     @field_validator("parties")
     @classmethod
     def _parties(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         cleaned = tuple(dict.fromkeys(p.strip() for p in value))
         if any(not p or len(p) > MAX_PARTY_LENGTH for p in cleaned):
-            raise ValueError("a party is 1 to 128 characters")
+            raise ValueError(f"a party is 1 to {MAX_PARTY_LENGTH} characters")
         return cleaned
+
+    def covers(self, party: str) -> bool:
+        return ALL_PARTIES in self.parties or party in self.parties
+
+
+class Mandate(BaseModel):
+    """One organisation: the roles it plays, for which parties, and whether it is still active.
+
+    Usually one role (a lender, a buyer's procurement system); a bank may be a lender and a payment channel,
+    a marketplace a seller system for many NIBs. Each role has its own NATS user (its own scoped signing key).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    organisation: str = Field(pattern=ORG_ID_PATTERN)
+    grants: tuple[Grant, ...] = ()
+    name: str | None = None
+    status: Literal["active", "revoked"] = "active"
+    granted_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    granted_by: str | None = None
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
 
     @property
     def active(self) -> bool:
         return self.status == "active"
 
-    def covers(self, party: str) -> bool:
-        """The mandate is active and names ``party`` (or every party)."""
-        return self.active and (ALL_PARTIES in self.parties or party in self.parties)
+    @property
+    def roles(self) -> frozenset[IntegratorRole]:
+        return frozenset(g.role for g in self.grants)
+
+    @property
+    def user_keys(self) -> tuple[str, ...]:
+        return tuple(k for g in self.grants for k in g.user_keys)
+
+    def grant(self, role: IntegratorRole) -> Grant | None:
+        return next((g for g in self.grants if g.role == role), None)
+
+    def covers(self, roles: frozenset[IntegratorRole], party: str) -> bool:
+        """Active, and one of ``roles`` is granted for ``party`` (or for every party)."""
+        return self.active and any(g.role in roles and g.covers(party) for g in self.grants)
+
+    def with_grant(self, grant: Grant) -> Mandate:
+        """This mandate with ``grant`` replacing the role's earlier grant, if any."""
+        others = tuple(g for g in self.grants if g.role != grant.role)
+        return self.model_copy(update={"grants": (*others, grant)})
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -79,8 +110,8 @@ class MandateBook:
         self._bucket = bucket
         self._kv: KeyValue | None = None
 
-    async def ensure_bucket(self, *, replicas: int = 1) -> None:
-        """Create the bucket when it is missing (the provisioner's job)."""
+    async def ensure_bucket(self, *, replicas: int = 1) -> bool:
+        """Create the bucket when it is missing (the provisioner's job); True when it was created."""
         try:
             await self._js.key_value(self._bucket)
         except nats.js.errors.BucketNotFoundError:
@@ -91,6 +122,8 @@ class MandateBook:
                 description="Integrator organisations' mandates (kumkm integrators)",
                 direct=True,
             )
+            return True
+        return False
 
     async def _bucket_kv(self) -> KeyValue:
         if self._kv is None:
@@ -98,7 +131,11 @@ class MandateBook:
         return self._kv
 
     async def get(self, organisation: str) -> Mandate | None:
-        kv = await self._bucket_kv()
+        """The current mandate; ``None`` when the organisation has none (or there is no bucket at all)."""
+        try:
+            kv = await self._bucket_kv()
+        except nats.js.errors.BucketNotFoundError:
+            return None
         try:
             entry = await kv.get(organisation)
         except nats.js.errors.KeyNotFoundError:

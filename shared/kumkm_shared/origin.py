@@ -51,6 +51,9 @@ class StreamDelivery:
     stream_seq: int = 0
     delivered: int = 1
     last_attempt: bool = False  # this delivery is the last: a Retry now ends in the DLQ
+    # The integrator organisation that published it: the subject's last token, which the NATS server lets
+    # only that organisation's users write (``kumkm_shared.integrators``). None: a bare type, a service's own.
+    sender: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ from kumkm_shared.contracts.loans import (
     RestructuringRequested,
     ScheduleSummary,
 )
+from kumkm_shared.messaging.consumer import NOT_AUTHORISED_FOR_PARTY, audit_denial
 
 if TYPE_CHECKING:
     from datetime import date, datetime
@@ -91,6 +92,7 @@ class LoansService:
 
     async def on_disbursed(self, ctx: EventContext) -> None:
         data = ctx.event.data_as(LoanDisbursed)
+        await ctx.require_mandate(data.lender)  # a lender disburses only in its own name
         # A repayment handled concurrently would otherwise park after this looked for parked payments.
         await ctx.lock(f"loan:{data.loan_id}")
         schedule = build_schedule(
@@ -99,15 +101,41 @@ class LoansService:
         if not await repo.insert_loan(ctx.conn, data, schedule.installments):
             log.info("loan already on the book; disbursement ignored", loan_id=data.loan_id)
             return
-        for event_id, parked in await repo.take_parked(ctx.conn, data.loan_id):
-            await self._apply_repayment(ctx.conn, RepaymentReceived.model_validate(parked), event_id)
+        for parked in await repo.take_parked(ctx.conn, data.loan_id):
+            repayment = RepaymentReceived.model_validate(parked.data)
+            if parked.sender is not None:
+                # Parked before anyone knew the loan's lender: the sender's mandate is checked now.
+                refusal = await ctx.mandate_refusal(parked.sender, data.lender, RepaymentReceived.event_type)
+                if refusal is not None:
+                    await self._refuse_parked(ctx, parked, refusal)
+                    continue
+            await self._apply_repayment(ctx.conn, repayment, parked.event_id)
+
+    async def _refuse_parked(self, ctx: EventContext, parked: repo.ParkedRepayment, reason: str) -> None:
+        """A parked repayment whose sender turned out not to act for the loan's lender: never applied."""
+        ctx.count_denial(RepaymentReceived.event_type)
+        await repo.record_refused_repayment(ctx.conn, parked, NOT_AUTHORISED_FOR_PARTY, reason)
+        await audit_denial(
+            ctx.conn,
+            subject=f"{RepaymentReceived.event_type}.{parked.sender}",
+            request_id=f"parked:{parked.event_id}",
+            sender=parked.sender,
+            event_type=RepaymentReceived.event_type,
+            target=str(parked.data["loan_id"]),
+            reason=f"parked repayment {parked.data['payment_id']}: {reason}",
+        )
+        log.warning("parked repayment refused", code=NOT_AUTHORISED_FOR_PARTY, reason=reason)
 
     async def on_repayment(self, ctx: EventContext) -> None:
         data = ctx.event.data_as(RepaymentReceived)
         await ctx.lock(f"loan:{data.loan_id}")
-        if not await repo.loan_exists(ctx.conn, data.loan_id):
-            # It may arrive before the disbursement: kept, and applied when the loan arrives.
-            await repo.park_repayment(ctx.conn, data, ctx.envelope.id)
+        lender = await repo.loan_lender(ctx.conn, data.loan_id)
+        # Only the loan's lender, or a payment channel collecting for it, reports repayments.
+        await ctx.require_mandate(lender)
+        if lender is None:
+            # It may arrive before the disbursement: kept, and applied when the loan arrives (its sender's
+            # mandate for the loan's lender is checked then).
+            await repo.park_repayment(ctx.conn, data, ctx.envelope.id, ctx.sender)
             log.info(
                 "repayment parked until its loan is disbursed",
                 loan_id=data.loan_id,
@@ -245,6 +273,8 @@ class LoansService:
                 raise NotFound("loan", data.loan_id)
             # From the stream the disbursement may still be on its way; its outcome events need the borrower.
             raise Retry("loan_unknown", f"loan {data.loan_id!r} is not on the book (yet)")
+        # A cooperative's system asks only for its own loans.
+        await ctx.require_mandate(record.borrower.id)
         if ctx.actor is not None:
             # A person asks for their own region's borrowers only; the stream's integrators are not limited.
             region = record.borrower.region

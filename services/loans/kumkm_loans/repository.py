@@ -152,6 +152,12 @@ async def loan_exists(conn: Conn, loan_id: str) -> bool:
     return bool(await conn.fetchval("SELECT true FROM loans WHERE loan_id = $1", loan_id))
 
 
+async def loan_lender(conn: Conn, loan_id: str) -> str | None:
+    """The loan's lender, ``None`` when the loan is not on the book."""
+    lender: str | None = await conn.fetchval("SELECT lender FROM loans WHERE loan_id = $1", loan_id)
+    return lender
+
+
 async def update_loan_state(conn: Conn, loan: Loan, *, unapplied: Decimal = Decimal(0), **extra: Any) -> None:
     """Write the loan's derived columns; ``extra`` names more columns to set (trusted names only)."""
     columns = {
@@ -252,23 +258,46 @@ async def record_allocation(
     )
 
 
-async def park_repayment(conn: Conn, data: RepaymentReceived, event_id: UUID) -> None:
+async def park_repayment(conn: Conn, data: RepaymentReceived, event_id: UUID, sender: str | None) -> None:
     await conn.execute(
-        "INSERT INTO parked_repayments (payment_id, loan_id, event_id, data) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (payment_id) DO NOTHING",
+        "INSERT INTO parked_repayments (payment_id, loan_id, event_id, data, sender) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING",
         data.payment_id,
         data.loan_id,
         event_id,
         data.model_dump(mode="json"),
+        sender,
     )
 
 
-async def take_parked(conn: Conn, loan_id: str) -> list[tuple[UUID, dict[str, Any]]]:
+@dataclass(frozen=True)
+class ParkedRepayment:
+    event_id: UUID
+    data: dict[str, Any]
+    sender: str | None  # the organisation that sent it; None for a repayment that came with a command
+
+
+async def take_parked(conn: Conn, loan_id: str) -> list[ParkedRepayment]:
     rows = await conn.fetch(
-        "DELETE FROM parked_repayments WHERE loan_id = $1 RETURNING event_id, data, parked_at", loan_id
+        "DELETE FROM parked_repayments WHERE loan_id = $1 RETURNING event_id, data, sender, parked_at",
+        loan_id,
     )
     ordered = sorted(rows, key=lambda r: (r["data"]["paid_on"], r["parked_at"]))
-    return [(r["event_id"], r["data"]) for r in ordered]
+    return [ParkedRepayment(r["event_id"], r["data"], r["sender"]) for r in ordered]
+
+
+async def record_refused_repayment(conn: Conn, parked: ParkedRepayment, code: str, reason: str) -> None:
+    await conn.execute(
+        "INSERT INTO refused_repayments (payment_id, loan_id, event_id, data, sender, code, reason) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id) DO NOTHING",
+        parked.data["payment_id"],
+        parked.data["loan_id"],
+        parked.event_id,
+        parked.data,
+        parked.sender,
+        code,
+        reason,
+    )
 
 
 # -- collectibility -------------------------------------------------------------------------------------

@@ -109,7 +109,9 @@ class NotificationsService:
     # -- events ---------------------------------------------------------------------------------------
 
     async def on_contact_upserted(self, ctx: EventContext) -> None:
-        await self._store_contact(ctx, ctx.event.data_as(ContactUpserted), ctx.envelope.id)
+        data = ctx.event.data_as(ContactUpserted)
+        await ctx.require_mandate(data.party_id)  # a registry keeps only its mandate's parties' contacts
+        await self._store_contact(ctx, data, ctx.envelope.id)
 
     async def _store_contact(self, work: Work, data: ContactUpserted, event_id: uuid.UUID) -> None:
         if await repo.upsert_contact(work.conn, data, event_id) and Channel.WEBHOOK in data.channels:

@@ -25,6 +25,8 @@ from kumkm_shared.cli.connect import connect
 from kumkm_shared.cli.follow import follow
 from kumkm_shared.cli.signin import DemoRealm, demo_tokens
 from kumkm_shared.contracts import spec_for, validate_event_payload
+from kumkm_shared.integrators import IntegratorRole, sender_subject
+from kumkm_shared.mandates import Grant, Mandate, MandateBook
 from kumkm_shared.messaging.outbox import nats_headers
 
 if TYPE_CHECKING:
@@ -58,6 +60,12 @@ SELLER = {
     "cooperative_id": "3275010101010001",
     "region": REGION,
 }
+LENDER = "LPDB-KUMKM"
+# The demo's integrator organisations and their mandates (``kumkm integrators add`` records the same):
+# LPDB-KUMKM's core banking system publishes disbursements on the bus as ``lpdb-kumkm``; the
+# ``integrator-demo`` service account (HTTP) is the seller's and the buyer's procurement system.
+LENDER_ORG = "lpdb-kumkm"
+INTEGRATOR_ORG = "integrator-demo"
 BUYER = {
     "id": "DISDIK-KOTA-BEKASI",
     "name": "Dinas Pendidikan Kota Bekasi",
@@ -89,7 +97,7 @@ def maker_checker_events(suffix: str) -> list[dict[str, Any]]:
             "kumkm.loans.loan.disbursed.v1",
             {
                 "loan_id": loan_id,
-                "lender": "LPDB-KUMKM",
+                "lender": LENDER,
                 "borrower": JATISAMPURNA,
                 "principal": "1800000000.00",
                 "annual_rate": "0.06",
@@ -148,7 +156,7 @@ def demo_events(suffix: str) -> list[dict[str, Any]]:
             "kumkm.loans.loan.disbursed.v1",
             {
                 "loan_id": loan_id,
-                "lender": "LPDB-KUMKM",
+                "lender": LENDER,
                 "borrower": COOPERATIVE,
                 "principal": "2500000000.00",
                 "annual_rate": "0.06",
@@ -225,18 +233,51 @@ def lifecycle_events(suffix: str, now: datetime | None = None) -> list[dict[str,
     ]
 
 
-INTEGRATOR = "integrator-demo"
+INTEGRATOR = INTEGRATOR_ORG  # the service account's client id, whose token carries the same organisation
 OFFICER, SUPERVISOR, CURATOR = "officer.bekasi", "supervisor.bekasi", "curator.bekasi"
 OPERATOR = "operator"  # writes the parties' contacts (personal data)
 LOAN_WAIT = 20.0  # seconds the demo waits for the loans service to take in the disbursement
 
 
-async def _publish(js: JetStreamContext, obj: dict[str, Any], console: Console) -> None:
+def demo_mandates() -> list[Mandate]:
+    """The mandates the demo's organisations hold: each acts only for its own parties."""
+    return [
+        Mandate(
+            organisation=LENDER_ORG,
+            name="LPDB-KUMKM core banking",
+            grants=(Grant(role=IntegratorRole.LENDER, parties=(LENDER,)),),
+            granted_by="kumkm up --demo",
+        ),
+        Mandate(
+            organisation=INTEGRATOR_ORG,
+            name="Demo seller and buyer systems",
+            grants=(
+                Grant(role=IntegratorRole.SELLER, parties=(SELLER["nib"],)),
+                Grant(role=IntegratorRole.BUYER, parties=(BUYER["id"],)),
+            ),
+            granted_by="kumkm up --demo",
+        ),
+    ]
+
+
+async def record_demo_mandates(js: JetStreamContext) -> None:
+    book = MandateBook(js)
+    await book.ensure_bucket()
+    for mandate in demo_mandates():
+        current = await book.get(mandate.organisation)
+        if current is None or not current.active:
+            await book.put(mandate)
+
+
+async def _publish(
+    js: JetStreamContext, obj: dict[str, Any], console: Console, *, sender: str = LENDER_ORG
+) -> None:
     event = validate_event_payload(obj)
     env = event.envelope
-    console.print(f"[bold yellow]→ publish[/] {env.type} [dim]{env.subject}[/]")
+    subject = sender_subject(env.type, sender)
+    console.print(f"[bold yellow]→ publish[/] {subject} [dim]{env.subject}[/]")
     await js.publish(
-        env.type, env.to_json_bytes(), headers=nats_headers(env), stream=spec_for(env.type).stream
+        subject, env.to_json_bytes(), headers=nats_headers(env), stream=spec_for(env.type).stream
     )
 
 
@@ -407,6 +448,7 @@ async def _demo(info: RunInfo, console: Console) -> None:
         httpx.AsyncClient(timeout=30) as http,
     ):
         js = nc.jetstream()
+        await record_demo_mandates(js)
         actors = Actors(info.auth_issuer, realm, http, console)
         console.rule("[bold]demo: the Kranggan visit[/]")
         notifications = info.services.get("notifications")

@@ -225,17 +225,32 @@ def publish(
         str, typer.Argument(help="a JSON file (one event, a list, or JSON lines), or - for stdin")
     ],
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    sender: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="the integrator organisation sending the events: integrators' event types are published on "
+            "<type>.<organisation>, which only that organisation's NATS credentials may write",
+        ),
+    ] = None,
 ) -> None:
     """Validate events against their contracts, then publish them with de-duplication.
 
     Invalid input exits with code 2, naming each bad field, and publishes nothing. Validation happens
     before any connection, so this also works offline as a contract checker (see --check).
     """
-    from kumkm_shared.cli.publish import InvalidInputError, headers_for, read_events, validate_all
+    from kumkm_shared.cli.publish import (
+        InvalidInputError,
+        headers_for,
+        read_events,
+        subject_for,
+        validate_all,
+    )
     from kumkm_shared.contracts import ContractError
 
     try:
         events = validate_all(read_events(source))
+        subjects = [subject_for(event.envelope.type, sender) for event in events]
     except (ContractError, InvalidInputError) as exc:
         err.print(f"[red]invalid:[/] {exc}")
         raise typer.Exit(2) from None
@@ -247,16 +262,16 @@ def publish(
 
         async with connect(info) as nc:
             js = nc.jetstream()
-            for event in events:
+            for event, subject in zip(events, subjects, strict=True):
                 env = event.envelope
                 ack = await js.publish(
-                    env.type,
+                    subject,
                     env.to_json_bytes(),
                     headers=headers_for(event),
                     stream=spec_for(env.type).stream,
                 )
                 note = " (duplicate: already on the stream)" if ack.duplicate else ""
-                console.print(f"published {env.type} id={env.id} seq={ack.seq}{note}")
+                console.print(f"published {subject} id={env.id} seq={ack.seq}{note}")
 
     asyncio.run(run())
 

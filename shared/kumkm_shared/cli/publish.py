@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from kumkm_shared.cli.files import read_input
 from kumkm_shared.contracts import ContractError, FieldError, validate_event_payload
+from kumkm_shared.integrators import ORG_ID_PATTERN, roles_for, sender_subject, valid_org_id
 from kumkm_shared.messaging.outbox import nats_headers
 
 if TYPE_CHECKING:
@@ -74,6 +75,24 @@ def validate_all(items: list[dict[str, Any]]) -> list[DecodedEvent]:
     if problems:
         raise InvalidInputError("\n".join(problems))
     return events
+
+
+def subject_for(event_type: str, sender: str | None) -> str:
+    """Where ``kumkm publish`` sends an event: integrators' types on ``<type>.<organisation>``."""
+    if not roles_for(event_type):
+        if sender is not None:
+            raise InvalidInputError(
+                f"--as: {event_type} is published only by its own service, never by an organisation"
+            )
+        return event_type
+    if sender is None:
+        raise InvalidInputError(
+            f"--as: {event_type} is an integrator's event; name the organisation whose credentials you use"
+            " (--as ORG)"
+        )
+    if not valid_org_id(sender):
+        raise InvalidInputError(f"--as: {sender!r} is not an organisation id ({ORG_ID_PATTERN})")
+    return sender_subject(event_type, sender)
 
 
 def headers_for(event: DecodedEvent) -> dict[str, str]:

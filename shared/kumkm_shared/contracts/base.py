@@ -15,7 +15,7 @@ class EventData(BaseModel):
 
     Subclasses set two class variables:
 
-    - `event_type`: the full CloudEvents type, which is also the NATS subject,
+    - `event_type`: the full CloudEvents type, which is the NATS subject (or its prefix, for an organisation),
       e.g. `kumkm.loans.restructuring.requested.v1`;
     - `aggregate_field`: the name of the field whose value is the CloudEvents `subject`.
 

@@ -35,7 +35,8 @@ E = TypeVar("E", bound=EventData)
 class Envelope(BaseModel):
     """A CloudEvents 1.0 event in structured JSON mode.
 
-    `type` is also the NATS subject, `subject` carries the aggregate id, `id` doubles as the JetStream
+    `type` is the NATS subject, or its prefix when an integrator organisation sends it
+    (`<type>.<organisation>`); `subject` carries the aggregate id, `id` doubles as the JetStream
     `Nats-Msg-Id`. The extensions `correlationid` (the business flow), `causationid` (the id of the
     event that caused this one) and `traceparent` (W3C trace context) are optional. Unknown attributes
     are ignored.

@@ -20,11 +20,13 @@ import asyncio
 import functools
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeAlias
 
 import structlog
 from prometheus_client import Counter, Histogram
 
+from kumkm_shared.audit.draft import AuditDraft
+from kumkm_shared.audit.store import insert as insert_audit
 from kumkm_shared.backoff import Backoff
 from kumkm_shared.contracts import (
     ContractError,
@@ -34,10 +36,11 @@ from kumkm_shared.contracts import (
     decode_event,
     make_event,
 )
-from kumkm_shared.errors import Refusal, Retry
+from kumkm_shared.errors import Forbidden, Refusal, Retry
+from kumkm_shared.integrators import roles_for, split_subject
 from kumkm_shared.messaging.dlq import DeadLetter, publish_dead_letter
 from kumkm_shared.messaging.tracing import child_traceparent, new_traceparent, trace_id
-from kumkm_shared.origin import Command, StreamDelivery
+from kumkm_shared.origin import Actor, Command, StreamDelivery
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -51,15 +54,22 @@ if TYPE_CHECKING:
     from kumkm_shared.contracts import Envelope
     from kumkm_shared.contracts.envelope import Causation
     from kumkm_shared.db import Conn
+    from kumkm_shared.mandates import MandateLookup
     from kumkm_shared.messaging.inbox import Inbox
     from kumkm_shared.messaging.outbox import Outbox
     from kumkm_shared.messaging.topology import ConsumerDecl
-    from kumkm_shared.origin import Actor, Origin
+    from kumkm_shared.origin import Origin
 
 log = structlog.get_logger(__name__)
 
 HANDLED = Counter("kumkm_events_handled", "Events handled by outcome", ["consumer", "outcome"])
 HANDLE_SECONDS = Histogram("kumkm_event_handle_seconds", "Time to handle one event", ["consumer"])
+NOT_AUTHORISED = Counter(
+    "kumkm_not_authorised_for_party",
+    "Events and commands refused because the sender's mandate does not cover the party they claim",
+    ["service", "event_type", "via"],
+)
+NOT_AUTHORISED_FOR_PARTY = "not_authorised_for_party"
 
 
 class Emit(Protocol):
@@ -97,10 +107,71 @@ class EventContext:
     origin: Origin
     service_source: str  # the ``source`` of the events this service emits
     emitted: list[Envelope] = field(default_factory=list)
+    mandates: MandateLookup | None = None  # integrator organisations' mandates (``require_mandate``)
 
     @property
     def envelope(self) -> Envelope:
         return self.event.envelope
+
+    @property
+    def sender(self) -> str | None:
+        """The integrator organisation that sent the event: the subject's token on the bus, the service
+        account's organisation over HTTP. ``None`` for a service's own event or a person's command."""
+        if isinstance(self.origin, Command):
+            actor = self.origin.actor
+            return actor.organisation if actor.kind == "service" else None
+        return self.origin.sender
+
+    async def require_mandate(self, party: str | None) -> None:
+        """Refuse (``not_authorised_for_party``) unless the sender may act for ``party`` with this event.
+
+        On the bus the sender is the organisation the server vouches for (the subject's token); a bare
+        subject names nobody and is refused. Over HTTP a service account acts for its token's organisation;
+        a person's command is governed by roles and regions instead (``docs/rules/access.md``).
+        ``party=None``: the party is not known yet (a repayment before its loan); everything else is checked.
+        """
+        if isinstance(self.origin, Command):
+            actor = self.origin.actor
+            if actor.kind != "service":
+                return
+            if actor.organisation is None:
+                self._deny(f"the service account {actor.subject!r} belongs to no organisation")
+            organisation: str | None = actor.organisation
+        else:
+            organisation = self.origin.sender
+        reason = await self.mandate_refusal(organisation, party)
+        if reason is not None:
+            self._deny(reason)
+
+    async def mandate_refusal(
+        self, organisation: str | None, party: str | None, event_type: str | None = None
+    ) -> str | None:
+        """Why ``organisation`` may not send this event (or one of ``event_type``) for ``party``, or ``None``
+        when it may."""
+        event_type = event_type or self.envelope.type
+        if organisation is None:
+            return "the subject names no sending organisation"
+        mandate = await self.mandates.get(organisation) if self.mandates is not None else None
+        if mandate is None:
+            return f"organisation {organisation!r} holds no mandate"
+        if not mandate.active:
+            return f"the mandate of organisation {organisation!r} was revoked"
+        allowed = roles_for(event_type)
+        if mandate.roles.isdisjoint(allowed):
+            played = ", ".join(sorted(mandate.roles)) or "no role"
+            return f"organisation {organisation!r} plays {played}, which may not send {event_type}"
+        if party is not None and not mandate.covers(allowed, party):
+            return f"organisation {organisation!r} holds no mandate for party {party!r}"
+        return None
+
+    def count_denial(self, event_type: str | None = None) -> None:
+        via = "http" if isinstance(self.origin, Command) else "bus"
+        service = self.service_source.removeprefix("kumkm/")
+        NOT_AUTHORISED.labels(service, event_type or self.envelope.type, via).inc()
+
+    def _deny(self, reason: str) -> NoReturn:
+        self.count_denial()
+        raise Forbidden("mandate", reason, code=NOT_AUTHORISED_FOR_PARTY)
 
     @property
     def is_command(self) -> bool:
@@ -198,6 +269,32 @@ class Handler(Protocol):
     def __call__(self, ctx: EventContext, /) -> Awaitable[None]: ...
 
 
+async def audit_denial(
+    conn: Conn,
+    *,
+    subject: str,
+    request_id: str,
+    sender: str | None,
+    event_type: str,
+    target: str | None,
+    reason: str,
+) -> None:
+    """The audit record of an organisation's event refused for its mandate (``not_authorised_for_party``)."""
+    actor = Actor(f"organisation:{sender}" if sender else "nats:unnamed", kind="service", organisation=sender)
+    draft = AuditDraft(
+        method="PUBLISH",
+        path=subject,
+        request_id=request_id,
+        client=None,
+        actor=actor,
+        route=subject,
+        command=event_type,
+        target=target,
+        reason=reason,
+    )
+    await insert_audit(conn, draft, status=403, outcome=NOT_AUTHORISED_FOR_PARTY)
+
+
 class EventProcessor:
     """Applies the error policy for one durable consumer. Independent of FastStream, so it is testable."""
 
@@ -212,8 +309,10 @@ class EventProcessor:
         outbox: Outbox,
         jetstream: Callable[[], JetStreamContext],
         backoff: Backoff | None = None,
+        mandates: MandateLookup | None = None,
     ) -> None:
         self.service = service
+        self.mandates = mandates
         self.decl = decl
         self.handlers = dict(handlers)
         self._pool = pool
@@ -247,11 +346,13 @@ class EventProcessor:
             )
             return "invalid"
         envelope = event.envelope
-        if envelope.type != msg.subject:
+        fits, sender = split_subject(msg.subject, envelope.type)
+        if not fits:
             await self._dead_letter(
                 msg,
                 "subject_mismatch",
-                f"type {envelope.type!r} published on subject {msg.subject!r}",
+                f"type {envelope.type!r} published on subject {msg.subject!r}: the subject must be the"
+                " type, or the type followed by the sending organisation",
                 delivered,
             )
             return "invalid"
@@ -270,9 +371,11 @@ class EventProcessor:
             correlationid=envelope.correlationid,
             trace_id=trace_id(envelope.traceparent),
         ):
-            return await self._apply(msg, event, handler, delivered)
+            return await self._apply(msg, event, handler, delivered, sender)
 
-    async def _apply(self, msg: Msg, event: DecodedEvent, handler: Handler, delivered: int) -> str:
+    async def _apply(
+        self, msg: Msg, event: DecodedEvent, handler: Handler, delivered: int, sender: str | None
+    ) -> str:
         envelope = event.envelope
         try:
             with HANDLE_SECONDS.labels(self.decl.name).time():
@@ -284,8 +387,9 @@ class EventProcessor:
                             conn,
                             event,
                             self._outbox,
-                            origin=self._origin(msg, delivered),
+                            origin=self._origin(msg, delivered, sender),
                             service_source=self._source,
+                            mandates=self.mandates,
                         )
                         await handler(ctx)
                         outcome = "applied"
@@ -295,6 +399,8 @@ class EventProcessor:
             announce = None
             if exc.outcome is not None:
                 announce = functools.partial(self._announce_refusal, event, exc.outcome)
+            elif exc.code == NOT_AUTHORISED_FOR_PARTY:
+                announce = functools.partial(self._record_denial, msg, event, sender, exc.reason)
             await self._dead_letter(msg, exc.code, exc.reason, delivered, then=announce)
             return "refused"
         except asyncio.CancelledError:
@@ -304,7 +410,7 @@ class EventProcessor:
         await msg.ack()
         return outcome
 
-    def _origin(self, msg: Msg, delivered: int) -> StreamDelivery:
+    def _origin(self, msg: Msg, delivered: int, sender: str | None) -> StreamDelivery:
         meta = msg.metadata
         return StreamDelivery(
             consumer=self.decl.name,
@@ -312,7 +418,24 @@ class EventProcessor:
             stream_seq=meta.sequence.stream,
             delivered=delivered,
             last_attempt=delivered >= self.decl.max_deliver,
+            sender=sender,
         )
+
+    async def _record_denial(self, msg: Msg, event: DecodedEvent, sender: str | None, reason: str) -> None:
+        """An organisation's event refused for its mandate: one audit record per event id."""
+        envelope = event.envelope
+        meta = msg.metadata
+        async with self._pool.acquire() as conn, conn.transaction():
+            if await self._inbox.claim(conn, f"{self.decl.name}/denied", envelope.id, envelope.type):
+                await audit_denial(
+                    conn,
+                    subject=msg.subject,
+                    request_id=f"{meta.stream}:{meta.sequence.stream}",
+                    sender=sender,
+                    event_type=envelope.type,
+                    target=envelope.subject,
+                    reason=reason,
+                )
 
     async def _retry(self, msg: Msg, code: str, reason: str, delay: float | None, delivered: int) -> str:
         if delivered >= self.decl.max_deliver:

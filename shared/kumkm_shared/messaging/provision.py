@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import nats.js.errors
 import structlog
 
+from kumkm_shared.mandates import MandateBook
 from kumkm_shared.messaging.topology import CONSUMER_DECLS, STREAM_DECLS, ConsumerDecl, StreamDecl
 
 if TYPE_CHECKING:
@@ -114,10 +115,17 @@ async def provision(
     replicas: int = 1,
     streams: Iterable[StreamDecl] = STREAM_DECLS,
     consumers: Iterable[ConsumerDecl] = CONSUMER_DECLS,
+    mandates: bool = True,
 ) -> ProvisionReport:
+    """Every stream and durable, and (``mandates``) the integrators' mandate bucket."""
     report = ProvisionReport()
     for stream in streams:
         await _ensure_stream(js, stream, replicas, report)
     for decl in consumers:
         await _ensure_consumer(js, decl, report)
+    if mandates:
+        if await MandateBook(js).ensure_bucket(replicas=replicas):
+            report.created.append("bucket KUMKM_MANDATES")
+        else:
+            report.unchanged.append("bucket KUMKM_MANDATES")
     return report

@@ -10,7 +10,20 @@ from dataclasses import dataclass
 
 from nats.js import api
 
+from kumkm_shared.integrators import roles_for
+
 DUPLICATE_WINDOW_SECONDS = 120.0
+
+
+def with_senders(subjects: tuple[str, ...]) -> tuple[str, ...]:
+    """Each type, and for a type integrators publish also ``<type>.*``: the same type sent by an
+    organisation (``kumkm_shared.integrators``). The bare type is what a service's own relay publishes."""
+    out: list[str] = []
+    for subject in subjects:
+        out.append(subject)
+        if roles_for(subject):
+            out.append(f"{subject}.*")
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +73,7 @@ class ConsumerDecl:
             ack_wait=self.ack_wait_seconds,
             max_deliver=self.max_deliver,
             max_ack_pending=self.max_ack_pending,
-            filter_subjects=list(self.filter_subjects),
+            filter_subjects=list(with_senders(self.filter_subjects)),
             replay_policy=api.ReplayPolicy.INSTANT,
         )
 

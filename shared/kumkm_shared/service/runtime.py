@@ -28,6 +28,8 @@ from kumkm_shared.auth.verify import ClaimNames, TokenVerifier
 from kumkm_shared.contracts import make_event, validate_event_payload
 from kumkm_shared.db.migrations import load_migrations, migrate
 from kumkm_shared.db.pool import create_pool
+from kumkm_shared.integrators import roles_for
+from kumkm_shared.mandates import MandateBook
 from kumkm_shared.messaging.broker import make_broker
 from kumkm_shared.messaging.consumer import (
     AdvisoryWatcher,
@@ -38,7 +40,7 @@ from kumkm_shared.messaging.consumer import (
 )
 from kumkm_shared.messaging.inbox import Inbox
 from kumkm_shared.messaging.outbox import Outbox, OutboxRelay
-from kumkm_shared.messaging.topology import ConsumerDecl
+from kumkm_shared.messaging.topology import ConsumerDecl, with_senders
 from kumkm_shared.messaging.topology import consumer as declared_consumer
 from kumkm_shared.messaging.tracing import new_traceparent
 from kumkm_shared.origin import SYSTEM, Actor, Command
@@ -134,6 +136,7 @@ class ServiceRuntime:
         self._js: JetStreamContext | None = None
         self.processors: dict[str, EventProcessor] = {}
         self.relay: OutboxRelay | None = None
+        self.mandates: MandateBook | None = None  # integrators' mandates, once connected
         self._advisories: AdvisoryWatcher | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._bind_subscribers()
@@ -216,11 +219,15 @@ class ServiceRuntime:
         for durable in self.definition.consumers:
             decl = self.consumer_decl(durable)
             types = ", ".join(sorted(self.definition.consumers[durable]))
-            subject = (
-                decl.filter_subjects[0]
-                if len(decl.filter_subjects) == 1
-                else f"kumkm.{decl.stream.split('_')[1].lower()}.>"
-            )
+            filters = with_senders(decl.filter_subjects)
+            subject = filters[0] if len(filters) == 1 else f"kumkm.{decl.stream.split('_')[1].lower()}.>"
+            sent_by = [t for t in sorted(self.definition.consumers[durable]) if roles_for(t)]
+            if sent_by:
+                types += (
+                    "; integrator organisations send "
+                    + ", ".join(sent_by)
+                    + " on `<type>.<organisation>` (docs/rules/access.md)"
+                )
 
             self.broker.subscriber(
                 subject,
@@ -279,6 +286,7 @@ class ServiceRuntime:
         )
         await self.migrate()
         await self.broker.connect()
+        self.mandates = MandateBook(self.jetstream())
         for durable, handlers in self.definition.consumers.items():
             self.processors[durable] = EventProcessor(
                 service=self.name,
@@ -288,6 +296,7 @@ class ServiceRuntime:
                 inbox=self.inbox,
                 outbox=self.outbox,
                 jetstream=self.jetstream,
+                mandates=self.mandates,
             )
         await self.broker.start()
         self._advisories = AdvisoryWatcher(
@@ -403,7 +412,14 @@ class ServiceRuntime:
             async with conn.transaction():
                 await self.inbox.claim(conn, consumer, envelope.id, envelope.type)
                 await self.outbox.add(conn, envelope)
-                ctx = EventContext(conn, event, self.outbox, origin=command, service_source=self._source)
+                ctx = EventContext(
+                    conn,
+                    event,
+                    self.outbox,
+                    origin=command,
+                    service_source=self._source,
+                    mandates=self.mandates,
+                )
                 await handler(ctx)
                 await self._audit(conn, command)
             self._audited(command)

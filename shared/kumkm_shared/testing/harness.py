@@ -26,6 +26,9 @@ import nats.js.errors
 
 from kumkm_shared.cli.follow import subjects_overlap
 from kumkm_shared.contracts import DLQ_STREAM, Envelope, EventData, make_event
+from kumkm_shared.integrators import IntegratorRole, roles_for, sender_subject
+from kumkm_shared.mandates import ALL_PARTIES, Grant, Mandate, MandateBook
+from kumkm_shared.mandates import BUCKET as MANDATES_BUCKET
 from kumkm_shared.messaging.dlq import DeadLetter
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.messaging.topology import CONSUMER_DECLS, STREAM_DECLS, ConsumerDecl
@@ -63,6 +66,24 @@ PUBLISHER_SOURCE = "tests/publisher"  # the envelope ``source`` of contract even
 
 
 UNDECODABLE_KEY = "<undecodable>"  # the key of outcomes of messages without a readable event id
+
+
+# A test's integrator organisation per role, holding a mandate for every party of its role ("*"), so a test
+# about something else publishes as an organisation would. Tests of mandates name their own organisations.
+TEST_SENDERS: dict[IntegratorRole, str] = {
+    role: "it-" + role.value.replace("_", "-") for role in IntegratorRole
+}
+
+
+class _Default:
+    pass
+
+
+DEFAULT_SENDER: Any = _Default()
+
+# The organisations of the realms' service accounts the tests sign in as (integrator-demo, it-integrator-sby):
+# mandated for every role and party, so HTTP tests about other rules are not refused for their mandate.
+TEST_SERVICE_ACCOUNT_ORGS = ("integrator-demo", "it-integrator-sby")
 
 
 @contextlib.contextmanager
@@ -107,6 +128,9 @@ async def provision_service(js: JetStreamContext, definition: ServiceDefinition)
     """
     own = service_decls(definition)
     await provision(js, streams=STREAM_DECLS, consumers=own)
+    book = MandateBook(js)
+    for organisation in TEST_SERVICE_ACCOUNT_ORGS:
+        await book.put(mandate_for(organisation, *IntegratorRole))
     names = {decl.name for decl in own}
     for decl in CONSUMER_DECLS:
         if decl.name in names:
@@ -202,14 +226,22 @@ class ServiceHarness:
 
     # -- driving it like an integrator ----------------------------------------------------------------
     @overload
-    async def publish(self, event: dict[str, Any], *, msg_id: str | None = None) -> dict[str, Any]: ...
-    @overload
-    async def publish(self, event: EventData | Envelope, *, msg_id: str | None = None) -> Envelope: ...
     async def publish(
-        self, event: dict[str, Any] | EventData | Envelope, *, msg_id: str | None = None
+        self, event: dict[str, Any], *, msg_id: str | None = None, sender: str | None = DEFAULT_SENDER
+    ) -> dict[str, Any]: ...
+    @overload
+    async def publish(
+        self, event: EventData | Envelope, *, msg_id: str | None = None, sender: str | None = DEFAULT_SENDER
+    ) -> Envelope: ...
+    async def publish(
+        self,
+        event: dict[str, Any] | EventData | Envelope,
+        *,
+        msg_id: str | None = None,
+        sender: str | None = DEFAULT_SENDER,
     ) -> dict[str, Any] | Envelope:
         """``publish_event`` on the harness's connection (see there)."""
-        return await publish_event(self.nc, event, msg_id=msg_id)
+        return await publish_event(self.nc, event, msg_id=msg_id, sender=sender)
 
     async def publish_raw(self, subject: str, data: bytes, msg_id: str | None = None) -> PubAck:
         """Publish bytes as they are (undecodable ones too); ``Nats-Msg-Id`` only when ``msg_id`` is given."""
@@ -258,16 +290,51 @@ class ServiceHarness:
         return await dead_letters(self.nc)
 
 
+def mandate_for(
+    organisation: str, *roles: IntegratorRole, parties: tuple[str, ...] = (ALL_PARTIES,)
+) -> Mandate:
+    grants = tuple(Grant(role=role, parties=parties) for role in roles)
+    return Mandate(organisation=organisation, grants=grants, granted_by="test")
+
+
+async def grant_mandate(
+    nc: Client, organisation: str, *roles: IntegratorRole, parties: tuple[str, ...] = (ALL_PARTIES,)
+) -> None:
+    """Record ``organisation``'s mandate (each of ``roles`` for ``parties``) in the KV bucket (created when
+    missing), as the operator's ``kumkm integrators add`` would."""
+    data = mandate_for(organisation, *roles, parties=parties).to_bytes()
+    js = nc.jetstream()
+    try:
+        await js.publish(f"$KV.{MANDATES_BUCKET}.{organisation}", data)
+    except nats.errors.NoRespondersError:
+        await MandateBook(js).ensure_bucket()
+        await js.publish(f"$KV.{MANDATES_BUCKET}.{organisation}", data)
+
+
+async def _subject_for(nc: Client, event_type: str, sender: str | _Default | None) -> str:
+    if isinstance(sender, _Default):
+        roles = [role for role in IntegratorRole if role in roles_for(event_type)]
+        if not roles:
+            return event_type
+        sender = TEST_SENDERS[roles[0]]
+        await grant_mandate(nc, sender, roles[0])
+    return event_type if sender is None else sender_subject(event_type, sender)
+
+
 @overload
 async def publish_event(
-    nc: Client, event: dict[str, Any], *, msg_id: str | None = None
+    nc: Client, event: dict[str, Any], *, msg_id: str | None = None, sender: str | None = DEFAULT_SENDER
 ) -> dict[str, Any]: ...
 @overload
 async def publish_event(
-    nc: Client, event: EventData | Envelope, *, msg_id: str | None = None
+    nc: Client, event: EventData | Envelope, *, msg_id: str | None = None, sender: str | None = DEFAULT_SENDER
 ) -> Envelope: ...
 async def publish_event(
-    nc: Client, event: dict[str, Any] | EventData | Envelope, *, msg_id: str | None = None
+    nc: Client,
+    event: dict[str, Any] | EventData | Envelope,
+    *,
+    msg_id: str | None = None,
+    sender: str | None = DEFAULT_SENDER,
 ) -> dict[str, Any] | Envelope:
     """Publish on the event's type, with the envelope id as ``Nats-Msg-Id`` unless ``msg_id`` is given.
 
@@ -275,15 +342,22 @@ async def publish_event(
     wrapped in a new envelope; an ``Envelope`` is published again as it is. Returns what was published.
     A ``msg_id`` other than the envelope id defeats the broker's de-duplication, as an integrator's
     re-publish after the duplicate window would.
+
+    ``sender``: the organisation whose token the subject carries (``<type>.<org>``); ``None`` publishes on
+    the bare type (as a service's own relay does). By default an event integrators publish is sent by the
+    role's test organisation (``TEST_SENDERS``), whose mandate covers every party.
     """
     if isinstance(event, dict):
         ident = event.get("id")
+        kind = event.get("type")
+        subject = await _subject_for(nc, str(kind), sender) if isinstance(kind, str) else str(kind)
         await publish_bytes(
-            nc, str(event["type"]), json.dumps(event).encode(), msg_id or (str(ident) if ident else None)
+            nc, subject, json.dumps(event).encode(), msg_id or (str(ident) if ident else None)
         )
         return event
     envelope = event if isinstance(event, Envelope) else make_event(event, source=PUBLISHER_SOURCE)
-    await publish_bytes(nc, envelope.type, envelope.to_json_bytes(), msg_id or str(envelope.id))
+    subject = await _subject_for(nc, envelope.type, sender)
+    await publish_bytes(nc, subject, envelope.to_json_bytes(), msg_id or str(envelope.id))
     return envelope
 
 
@@ -334,6 +408,17 @@ async def running_service(
         yield harness.runtime, harness.http
 
 
+def subject_matches(pattern: str, subject: str) -> bool:
+    """Whether ``subject`` matches the NATS filter ``pattern`` (``*`` one token, ``>`` the rest)."""
+    tp, ts = pattern.split("."), subject.split(".")
+    for i, part in enumerate(tp):
+        if part == ">":
+            return len(ts) > i
+        if i >= len(ts) or (part not in ("*", ts[i])):
+            return False
+    return len(ts) == len(tp)
+
+
 async def stream_events(
     nc: Client,
     subjects: str = "kumkm.>",
@@ -344,23 +429,32 @@ async def stream_events(
 
     An ordered consumer reads one stream, and a filter such as ``kumkm.>`` spans several: read each stream
     the filter overlaps, in stream order within each stream. Messages that are not JSON are left out.
+    A filter that names a type also matches that type sent by an organisation (``<type>.<org>``).
     """
     js = nc.jetstream()
     events: list[dict[str, Any]] = []
+    sent_by = f"{subjects}.*"  # the same type with an organisation's token
     for info in await js.streams_info():
         if info.config.name == DLQ_STREAM or not any(
             subjects_overlap(subjects, s) for s in info.config.subjects or []
         ):
             continue
-        sub = await js.subscribe(subjects, stream=info.config.name, ordered_consumer=True)
+        # Read the whole stream when the filter is a type, and keep what matches either form.
+        read = subjects if subjects.endswith(">") else (info.config.subjects or [subjects])[0]
+        sub = await js.subscribe(read, stream=info.config.name, ordered_consumer=True)
         try:
             while True:
                 try:
                     msg = await sub.next_msg(timeout=timeout)
                 except (TimeoutError, nats.errors.TimeoutError):
                     break
-                with contextlib.suppress(ValueError):
-                    events.append(json.loads(msg.data))
+                if (
+                    read == subjects
+                    or subject_matches(subjects, msg.subject)
+                    or subject_matches(sent_by, msg.subject)
+                ):
+                    with contextlib.suppress(ValueError):
+                        events.append(json.loads(msg.data))
                 if msg.metadata.num_pending == 0:
                     break
         finally:

@@ -21,8 +21,9 @@ from bench.chaos.workload import disbursement, repayment
 from kumkm_loans.app import build
 from kumkm_loans.settings import LoansSettings
 from kumkm_shared.contracts import make_event
+from kumkm_shared.integrators import IntegratorRole, sender_subject
 from kumkm_shared.testing import wait_for
-from kumkm_shared.testing.harness import consumer_idle, running_service
+from kumkm_shared.testing.harness import TEST_SENDERS, consumer_idle, grant_mandate, running_service
 
 if TYPE_CHECKING:
     from datetime import date
@@ -40,6 +41,8 @@ async def test_repayment_racing_its_disbursement_is_applied(nats_url: str, datab
         nc = await nats.connect(nats_url)
         try:
             js = nc.jetstream()
+            lender = TEST_SENDERS[IntegratorRole.LENDER]  # sends both, with a mandate for every lender
+            await grant_mandate(nc, lender, IntegratorRole.LENDER)
             for i in range(LOANS):
                 loan_id = f"LN-RACE-{i:03d}"
                 # back to back, so both land in the same pull batch and are handled concurrently
@@ -48,7 +51,11 @@ async def test_repayment_racing_its_disbursement_is_applied(nats_url: str, datab
                     disbursement(loan_id, "3275000000000001"),
                 ):
                     env = make_event(data, source="urn:test")
-                    await js.publish(env.type, env.to_json_bytes(), headers={"Nats-Msg-Id": env.msg_id})
+                    await js.publish(
+                        sender_subject(env.type, lender),
+                        env.to_json_bytes(),
+                        headers={"Nats-Msg-Id": env.msg_id},
+                    )
             await wait_for(lambda: consumer_idle(nc, "KUMKM_LOANS", "loans"), timeout=60, interval=0.2)
         finally:
             await nc.drain()

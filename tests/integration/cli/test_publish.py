@@ -77,9 +77,22 @@ async def test_valid_file_is_published_once_even_when_published_twice(nats_url: 
     del event["id"]  # a stable id is derived from the content, so a re-publish is a duplicate
     path = tmp_path / "good.json"
     path.write_text(json.dumps(event))
-    first = run_kumkm(["publish", str(path)], nats_url, tmp_path)
+    first = run_kumkm(["publish", "--as", "bank-bjb", str(path)], nats_url, tmp_path)
     assert first.returncode == 0, first.stderr
-    second = run_kumkm(["publish", str(path)], nats_url, tmp_path)
+    assert "kumkm.loans.loan.disbursed.v1.bank-bjb" in first.stdout  # the sender's token on the subject
+    second = run_kumkm(["publish", "--as", "bank-bjb", str(path)], nats_url, tmp_path)
     assert second.returncode == 0, second.stderr
     assert "duplicate" in second.stdout
     assert await _stream_messages(nats_url) == 1
+
+
+def test_an_integrators_event_needs_the_sending_organisation(tmp_path: Path) -> None:
+    path = tmp_path / "good.json"
+    path.write_text(json.dumps(loan_disbursed()))
+    # Checked before any connection, like the contract.
+    missing = run_kumkm(["publish", str(path)], "nats://127.0.0.1:1", tmp_path)
+    assert missing.returncode == 2
+    assert "--as" in missing.stdout + missing.stderr
+    bad = run_kumkm(["publish", "--as", "Bank.BJB", str(path)], "nats://127.0.0.1:1", tmp_path)
+    assert bad.returncode == 2
+    assert "not an organisation id" in bad.stdout + bad.stderr

@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from kumkm_shared.integrators import IntegratorRole, sender_subject
 from kumkm_shared.testing import wait_for
+from kumkm_shared.testing.harness import TEST_SENDERS, grant_mandate
 from tests.integration.loans.conftest import Loans, restructuring_requested
 from tests.support.events import loan_disbursed, repayment_received, to_bytes
 
@@ -91,8 +93,12 @@ async def test_a_request_for_an_unknown_loan_is_404_over_http_and_retried_from_t
 
     # From the stream the disbursement may still be on its way: retried, then decided once it arrives.
     request = restructuring_requested("LN-LATE", request_id="RR-LATE")
+    cooperative = TEST_SENDERS[IntegratorRole.COOPERATIVE]
+    await grant_mandate(loans.nc, cooperative, IntegratorRole.COOPERATIVE)
     ack = await loans.nc.jetstream().publish(
-        request["type"], to_bytes(request), headers={"Nats-Msg-Id": request["id"]}
+        sender_subject(request["type"], cooperative),
+        to_bytes(request),
+        headers={"Nats-Msg-Id": request["id"]},
     )
 
     async def tried() -> bool:

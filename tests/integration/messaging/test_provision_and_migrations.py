@@ -24,7 +24,9 @@ async def test_provision_creates_then_is_idempotent_then_applies_changes(nats_ur
     try:
         js = nc.jetstream()
         first = await provision(js)
-        assert len(first.created) == len(STREAM_DECLS) + len(CONSUMER_DECLS)
+        # every stream, every durable, and the integrators' mandate bucket
+        assert len(first.created) == len(STREAM_DECLS) + len(CONSUMER_DECLS) + 1
+        assert "bucket KUMKM_MANDATES" in first.created
         second = await provision(js)
         assert second.created == []
         assert second.updated == []

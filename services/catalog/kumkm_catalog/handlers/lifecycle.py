@@ -11,7 +11,7 @@ own rule, run its effect, move the order and record on the stream that the step 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar, cast
 
 import structlog
 
@@ -58,12 +58,17 @@ class Step(Generic[E]):
     action: OrderAction
     status: OrderStatus  # the status the step leads to
     record: Mapping[str, str]  # the order's column -> the event's field
+    taken_by: Literal["seller", "buyer"]  # whose step it is: the party the sender must hold a mandate for
     check: Check[E] | None = None
     effect: Effect | None = field(default=None)
 
     @property
     def name(self) -> StepStatus:
         return cast("StepStatus", self.status.value)
+
+    def party(self, data: OrderStep) -> str:
+        """The party the step's event claims to act for: the seller's NIB or the buyer's id."""
+        return data.seller.nib if self.taken_by == "seller" else data.buyer.id
 
 
 def _confirmed_in_time(order: repo.Record, step: OrderConfirmed) -> tuple[str, str] | None:
@@ -91,6 +96,7 @@ STEPS: Mapping[str, Step[Any]] = {
             OrderAction.CONFIRM,
             OrderStatus.CONFIRMED,
             {"confirmed_at": "confirmed_at", "expected_ship_on": "expected_ship_on"},
+            taken_by="seller",
             check=_confirmed_in_time,
         ),
         Step(
@@ -98,6 +104,7 @@ STEPS: Mapping[str, Step[Any]] = {
             OrderAction.SHIP,
             OrderStatus.SHIPPED,
             {"shipped_at": "shipped_at", "carrier": "carrier", "tracking_number": "tracking_number"},
+            taken_by="seller",
             effect=_ship_out,
         ),
         Step(
@@ -105,12 +112,14 @@ STEPS: Mapping[str, Step[Any]] = {
             OrderAction.DELIVER,
             OrderStatus.DELIVERED,
             {"bast_number": "bast_number", "delivered_on": "delivered_on", "received_by": "received_by"},
+            taken_by="buyer",
         ),
         Step(
             OrderPaid,
             OrderAction.PAY,
             OrderStatus.PAID,
             {"paid_on": "paid_on", "paid_amount": "amount", "payment_reference": "payment_reference"},
+            taken_by="buyer",
         ),
     )
 }
@@ -125,6 +134,9 @@ class OrderLifecycle:
     async def on_order_step(self, ctx: EventContext) -> None:
         step = STEPS[ctx.envelope.type]
         data: OrderStep = ctx.event.data_as(step.event)
+        # A seller system steps only for the NIBs it holds a mandate for, a buyer only as itself; the
+        # stored order's parties are compared below.
+        await ctx.require_mandate(step.party(data))
         order = await repo.get_order(ctx.conn, data.order_id, for_update=True)
         if order is None:
             if handling(Verdict.AHEAD, ctx) is Handling.REFUSE:

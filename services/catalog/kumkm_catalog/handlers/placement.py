@@ -70,6 +70,7 @@ class OrderPlacement:
 
     async def on_order_placed(self, ctx: EventContext) -> None:
         data = ctx.event.data_as(OrderPlaced)
+        await ctx.require_mandate(data.buyer.id)  # a buyer's system orders only as its own buyer
         conn = ctx.conn
         if await repo.get_order(conn, data.order_id) is not None:
             if handling(Verdict.STALE, ctx) is Handling.REFUSE:

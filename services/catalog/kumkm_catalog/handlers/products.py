@@ -77,6 +77,7 @@ class ProductHandlers:
 
     async def on_product_submitted(self, ctx: EventContext) -> None:
         data = ctx.event.data_as(ProductSubmitted)
+        await ctx.require_mandate(data.seller.nib)  # a seller system submits only for its mandate's NIBs
         current = await repo.get_product(ctx.conn, data.product_id, for_update=True)
         current_revision: int | None = None if current is None else current["revision"]
         revision = classify_revision(current_revision, data.revision)
@@ -231,6 +232,7 @@ class ProductHandlers:
 
     async def on_stock_updated(self, ctx: EventContext) -> None:
         data = ctx.event.data_as(ProductStockUpdated)
+        await ctx.require_mandate(data.seller.nib)  # and the stored product's seller is compared below
         product = await repo.get_product(ctx.conn, data.product_id, for_update=True)
         if product is None:
             if handling(Verdict.AHEAD, ctx) is Handling.REFUSE:
