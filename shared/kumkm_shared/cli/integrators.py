@@ -22,7 +22,7 @@ from rich.table import Table
 
 from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR, RunInfo, SystemNotFoundError, find_system
 from kumkm_shared.integrators import ORG_ID_PATTERN, IntegratorRole, valid_org_id
-from kumkm_shared.mandates import ALL_PARTIES, MAX_PARTY_LENGTH, Mandate, MandateBook
+from kumkm_shared.mandates import ALL_PARTIES, MAX_PARTY_LENGTH, Grant, Mandate, MandateBook
 from kumkm_shared.natsauth import AuthDir, AuthDirError
 from kumkm_shared.natsauth.push import PushError, account_connections, push_account
 
@@ -125,6 +125,41 @@ def _write_creds(path: Path, text: str) -> None:
 # ---- kumkm integrators ---------------------------------------------------------------------------------
 
 
+def _add_input(
+    organisation: str, role: str, party: list[str] | None, *, all_parties: bool
+) -> tuple[IntegratorRole, tuple[str, ...]]:
+    """The role and parties of `integrators add`, or exit 2 naming the option that is wrong."""
+    if not valid_org_id(organisation):
+        raise _fail(
+            f"ORG: {organisation!r} is not an organisation id "
+            f"(lowercase letters, digits and hyphens: {ORG_ID_PATTERN})"
+        )
+    try:
+        chosen = IntegratorRole(role)
+    except ValueError:
+        raise _fail(f"--role: {role!r} is not a role; choose one of {ROLES}") from None
+    parties = tuple(party or ())
+    if all_parties == bool(parties):
+        raise _fail("--party / --all-parties: give one or more --party, or --all-parties (not both)")
+    for p in parties:
+        if not p.strip() or len(p) > MAX_PARTY_LENGTH or p.strip() == ALL_PARTIES:
+            raise _fail(
+                f"--party: {p!r} is not a party "
+                f"(1 to {MAX_PARTY_LENGTH} characters; --all-parties for every party)"
+            )
+    return chosen, parties
+
+
+def _with_grant(
+    organisation: str, current: Mandate | None, grant: Grant, name: str | None, granted_by: str
+) -> Mandate:
+    """A new mandate, or the organisation's active one with one more role."""
+    if current is None or not current.active:
+        return Mandate(organisation=organisation, grants=(grant,), name=name, granted_by=granted_by)
+    mandate = current.with_grant(grant)
+    return mandate.model_copy(update={"name": name}) if name else mandate
+
+
 @integrators_app.command("add")
 def add(
     organisation: Annotated[
@@ -144,51 +179,34 @@ def add(
     auth_dir: AuthDirOption = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Issue an organisation's NATS credentials (shown once) and record its mandate."""
-    if not valid_org_id(organisation):
-        raise _fail(
-            f"ORG: {organisation!r} is not an organisation id "
-            f"(lowercase letters, digits and hyphens: {ORG_ID_PATTERN})"
-        )
-    try:
-        chosen = IntegratorRole(role)
-    except ValueError:
-        raise _fail(f"--role: {role!r} is not a role; choose one of {ROLES}") from None
-    parties = tuple(party or ())
-    if all_parties == bool(parties):
-        raise _fail("--party / --all-parties: give one or more --party, or --all-parties (not both)")
-    for p in parties:
-        if not p.strip() or len(p) > MAX_PARTY_LENGTH or p.strip() == ALL_PARTIES:
-            raise _fail(
-                f"--party: {p!r} is not a party "
-                f"(1 to {MAX_PARTY_LENGTH} characters; --all-parties for every party)"
-            )
+    """Issue an organisation's NATS credentials for ROLE (shown once) and record its mandate.
+
+    An organisation playing several roles (a bank that is a lender and a payment channel) is added once per
+    role: each role has its own NATS user, all named after the organisation."""
+    chosen, parties = _add_input(organisation, role, party, all_parties=all_parties)
     info = _require_system(data_dir)
     auth = _auth_dir(auth_dir, info)
     granted_by = _operator_subject(data_dir)
 
-    async def run() -> Mandate:
+    async def run() -> None:
         nc = await _connect(info)
         try:
             book = MandateBook(nc.jetstream())
             await book.ensure_bucket()
             current = await book.get(organisation)
-            if current is not None and current.active:
+            if current is not None and current.active and current.grant(chosen) is not None:
                 raise _fail(
-                    f"ORG: {organisation} already has an active mandate (role {current.role}); "
-                    f"revoke it first: `kumkm integrators revoke {organisation}`",
+                    f"ORG: {organisation} already has an active mandate as {chosen}; to change it, revoke it "
+                    f"first (`kumkm integrators revoke {organisation}`) and add it again",
                     1,
                 )
             issued = auth.issue_integrator(organisation, chosen)
-            mandate = Mandate(
-                organisation=organisation,
+            grant = Grant(
                 role=chosen,
                 parties=(ALL_PARTIES,) if all_parties else parties,
-                name=name,
-                granted_by=granted_by,
                 user_keys=(issued.public_key,),
             )
-            await book.put(mandate)
+            await book.put(_with_grant(organisation, current, grant, name, granted_by))
         finally:
             await nc.close()
         if creds_out is not None:
@@ -197,29 +215,24 @@ def add(
         else:
             err.print("the organisation's .creds follow; they are shown once and kept nowhere else:")
             typer.echo(issued.creds, nl=False)
-        return mandate
 
     try:
-        mandate = asyncio.run(run())
+        asyncio.run(run())
     except AuthDirError as exc:
         raise _fail(str(exc), 1) from None
-    scope = (
-        "every party"
-        if all_parties
-        else f"{len(mandate.parties)} part{'y' if len(mandate.parties) == 1 else 'ies'}"
-    )
+    scope = "every party" if all_parties else f"{len(parties)} part{'y' if len(parties) == 1 else 'ies'}"
     err.print(
         f"added {organisation} as {chosen} for {scope}; it publishes on <type>.{organisation} "
         f"with inbox prefix _INBOX_{organisation}"
     )
 
 
-def _parties(mandate: Mandate, shown: int = 3) -> str:
-    if ALL_PARTIES in mandate.parties:
+def _parties(grant: Grant, shown: int = 3) -> str:
+    if ALL_PARTIES in grant.parties:
         return "all"
-    first = ", ".join(mandate.parties[:shown])
-    more = f", ... (+{len(mandate.parties) - shown})" if len(mandate.parties) > shown else ""
-    return f"{len(mandate.parties)}: {first}{more}"
+    first = ", ".join(grant.parties[:shown])
+    more = f", ... (+{len(grant.parties) - shown})" if len(grant.parties) > shown else ""
+    return f"{len(grant.parties)}: {first}{more}"
 
 
 @integrators_app.command("list")
@@ -241,14 +254,15 @@ def list_(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     for column in ("org", "role", "status", "parties", "granted_at", "keys"):
         table.add_column(column)
     for m in mandates:
-        table.add_row(
-            m.organisation,
-            str(m.role),
-            m.status,
-            _parties(m),
-            m.granted_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
-            ", ".join(k[:10] + "..." for k in m.user_keys),
-        )
+        for index, grant in enumerate(m.grants):
+            table.add_row(
+                m.organisation if index == 0 else "",
+                str(grant.role),
+                m.status,
+                _parties(grant),
+                m.granted_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if index == 0 else "",
+                ", ".join(k[:10] + "..." for k in grant.user_keys),
+            )
     # A table piped to a file or a test keeps its rows on one line each.
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
 

@@ -99,6 +99,10 @@ async def test_add_list_revoke_an_organisation(  # noqa: PLR0915 - one organisat
     )
     assert again.returncode != 0
     assert "already has an active mandate" in again.stderr
+    # A second role of the same organisation: its own user (its role's key), the same mandate.
+    second = kumkm("integrators", "add", "bank-bjb", "--role", "payment_channel", "--all-parties",
+                   "--creds-out", str(tmp_path / "bank-bjb-channel.creds"))  # fmt: skip
+    assert second.returncode == 0, second.stderr
 
     shown = kumkm("integrators", "add", "bayar-id", "--role", "payment_channel", "--all-parties")
     assert shown.returncode == 0, shown.stderr
@@ -111,17 +115,17 @@ async def test_add_list_revoke_an_organisation(  # noqa: PLR0915 - one organisat
         book = MandateBook(nc.jetstream())
         bjb = await book.get("bank-bjb")
         assert bjb is not None
-        assert (bjb.role, bjb.parties, bjb.name, bjb.status) == (
-            IntegratorRole.LENDER,
-            ("LENDER-BJB",),
-            "Bank BJB",
-            "active",
-        )
+        assert (bjb.name, bjb.status) == ("Bank BJB", "active")
+        lender = bjb.grant(IntegratorRole.LENDER)
+        assert lender is not None
+        assert lender.parties == ("LENDER-BJB",)
+        assert bjb.roles == {IntegratorRole.LENDER, IntegratorRole.PAYMENT_CHANNEL}
+        assert len(bjb.user_keys) == 2
         assert bjb.granted_by == getpass.getuser()
-        assert bjb.user_keys == (decode(creds_jwt(creds_file.read_text())).subject,)
+        assert lender.user_keys == (decode(creds_jwt(creds_file.read_text())).subject,)
         channel = await book.get("bayar-id")
         assert channel is not None
-        assert channel.parties == ("*",)
+        assert channel.grants[0].parties == ("*",)
     finally:
         await nc.close()
 
@@ -180,7 +184,8 @@ async def test_add_list_revoke_an_organisation(  # noqa: PLR0915 - one organisat
         assert bjb is not None
         assert bjb.status == "revoked"
         assert bjb.revoked_at is not None
-        assert not bjb.covers("LENDER-BJB")
+        assert not bjb.covers(frozenset({IntegratorRole.LENDER}), "LENDER-BJB")
+        assert set(bjb.user_keys) <= set(AuthDir(auth_dir).revocations())
     finally:
         await nc.close()
     assert "revoked" in kumkm("integrators", "list").stdout

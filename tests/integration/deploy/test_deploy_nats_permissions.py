@@ -24,7 +24,7 @@ import pytest
 from nats.aio.client import RawCredentials
 
 from kumkm_shared.integrators import ROLE_EVENTS, IntegratorRole, sender_subject
-from kumkm_shared.mandates import Mandate, MandateBook
+from kumkm_shared.mandates import Grant, Mandate, MandateBook
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.messaging.topology import CONSUMER_DECLS, STREAM_DECLS, consumers_of
 from kumkm_shared.natsauth import AuthDir, creds_jwt, decode
@@ -458,12 +458,13 @@ async def test_service_cannot_administer_streams(provisioned: DeployNats, servic
 @pytest.mark.parametrize("service", SERVICES)
 async def test_service_reads_mandates_but_cannot_write_them(provisioned: DeployNats, service: str) -> None:
     async with connect(provisioned, "operator") as operator:
-        mandate = Mandate(organisation="bank-reads", role=IntegratorRole.LENDER, parties=("LENDER-1",))
+        grant = Grant(role=IntegratorRole.LENDER, parties=("LENDER-1",))
+        mandate = Mandate(organisation="bank-reads", grants=(grant,))
         await MandateBook(operator.nc.jetstream()).put(mandate)
     async with connect(provisioned, service) as conn:
         found = await MandateBook(conn.nc.jetstream()).get("bank-reads")
         assert found is not None
-        assert found.covers("LENDER-1")
+        assert found.covers(frozenset({IntegratorRole.LENDER}), "LENDER-1")
         assert await MandateBook(conn.nc.jetstream()).get("nobody-here") is None
         assert await conn.publish_denied("$KV.KUMKM_MANDATES.bank-reads")
         assert await conn.publish_denied("$JS.API.STREAM.PURGE.KV_KUMKM_MANDATES")
