@@ -1,23 +1,27 @@
 """The whole docker-compose system without Docker: every service of docker-compose.yml, run with its own
-command and its own environment, then a cross-service flow driven by the integrator users of deploy/nats.
+command and its own environment, then a cross-service flow driven by integrator organisations.
 
 - `keycloak` is the embedded OpenID provider run from the realm Keycloak imports
   (deploy/keycloak/kumkm-realm.json, plus the test users), with Keycloak's issuer path /realms/kumkm; the
   HTTP calls of the flow carry a token of `it-all` from it.
-- NATS is started with deploy/nats/nats-server.conf and Postgres is initialised by deploy/postgres/initdb,
-  both with the environment docker-compose.yml gives their containers (passwords generated from
-  .env.example's variable names); `mailpit` is an aiosmtpd sink. Compose host names (`nats:4222`,
-  `postgres:5432`, `mailpit` + port 1025) map to these local servers; nothing else in an environment is
-  changed but each long-running service's KUMKM_HTTP_PORT (three services cannot all listen on 8080).
+- NATS is started with deploy/nats/nats-server.conf in operator mode (an auth directory from
+  `kumkm nats init`; each service gets its own creds, as the compose secrets /run/secrets/nats-<user> do)
+  and Postgres is initialised by deploy/postgres/initdb with the environment docker-compose.yml gives its
+  container (passwords generated from .env.example's variable names); `mailpit` is an aiosmtpd sink.
+  Compose host names (`nats:4222`, `postgres:5432`, `mailpit` + port 1025) map to these local servers;
+  nothing else in an environment is changed but each long-running service's KUMKM_HTTP_PORT (three
+  services cannot all listen on 8080) and KUMKM_NATS_CREDS (the same user's creds, at their local path).
   KUMKM_HTTP_HOST stays compose's 0.0.0.0.
 - `provision` and the three `<service>-migrate` one-shots run side by side and must exit 0; `loans`,
   `catalog` and `notifications` then run `kumkm-<service> serve` until their own compose healthcheck
   passes.
-- The flow: `registry` upserts the contacts; `lender` reports a disbursement; `cooperative` asks for a
-  restructuring, which loans approves (on the stream, published by the `loans` user) and notifications
-  emails to the cooperative through "mailpit" (receipt published by the `notifications` user); `seller`
-  submits a product that a curator approves over catalog's HTTP API, and `buyer` orders it, which catalog
-  accepts. Nothing lands in the DLQ and no service logs a permissions violation.
+- The flow, each integrator an organisation with its own creds and mandate (`kumkm integrators add`),
+  publishing on `<type>.<org>`: `registry` upserts the contacts; `lender` reports a disbursement;
+  `cooperative` asks for a restructuring, which loans approves (on the stream, published by the `loans`
+  user) and notifications emails to the cooperative through "mailpit" (receipt published by the
+  `notifications` user); `seller` submits a product that a curator approves over catalog's HTTP API, and
+  `buyer` orders it, which catalog accepts. Nothing lands in the DLQ and no service logs a permissions
+  violation.
 - Each service stops on SIGTERM with exit code 0 within compose's stop_grace_period.
 """
 
@@ -28,23 +32,27 @@ import json
 import time
 import uuid
 from contextlib import ExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import nats
 import nats.errors
 import pytest
+from nats.aio.client import RawCredentials
 from nats.js.api import DeliverPolicy
 
 from kumkm_shared.auth.client import password_token
 from kumkm_shared.cli.demo import demo_events, lifecycle_events, order_event
 from kumkm_shared.contracts import validate_event_payload
+from kumkm_shared.integrators import IntegratorRole, sender_subject
+from kumkm_shared.mandates import ALL_PARTIES, Grant, Mandate, MandateBook
 from kumkm_shared.messaging.outbox import nats_headers
 from kumkm_shared.servers.oidc import DEFAULT_REALM, EmbeddedIdentityProvider
 from kumkm_shared.testing import free_port
 from kumkm_shared.testing.identity import TEST_REALM
 from tests.integration.deploy.compose_run import run_one_shots, running_services, wait_healthy
-from tests.integration.deploy.conftest import deploy_nats_server, deploy_postgres_server
+from tests.integration.deploy.conftest import deploy_nats_server, deploy_postgres_server, with_local_creds
 from tests.integration.notifications.sinks import smtp_sink
 from tests.support.compose_env import compose_hosts_in, localize, start_order
 
@@ -82,7 +90,7 @@ def test_compose_services_run_with_their_own_commands_and_environments(
     ours = [name for name in start_order(compose_services) if name not in STAND_INS]
     assert set(ours) == {"provision", *APPS, *(f"{app}-migrate" for app in APPS)}
     with ExitStack() as stack:
-        deploy_nats = stack.enter_context(deploy_nats_server("compose", compose_services))
+        deploy_nats = stack.enter_context(deploy_nats_server("compose"))
         postgres = stack.enter_context(deploy_postgres_server("compose-initdb", compose_services))
         smtp = stack.enter_context(smtp_sink())
         keycloak = stack.enter_context(
@@ -99,7 +107,7 @@ def test_compose_services_run_with_their_own_commands_and_environments(
         }
 
         one_shots = [localize(compose_services[name], endpoints) for name in ours]
-        one_shots = [service for service in one_shots if service.one_shot]
+        one_shots = [with_local_creds(service, deploy_nats) for service in one_shots if service.one_shot]
         assert {s.name for s in one_shots} == {"provision", *(f"{app}-migrate" for app in APPS)}
         for service in one_shots:
             assert compose_hosts_in(service, compose_services) == {}, service.name
@@ -110,7 +118,12 @@ def test_compose_services_run_with_their_own_commands_and_environments(
 
         # KUMKM_HTTP_HOST keeps compose's 0.0.0.0 (what the container binds); only the port is this test's.
         long_running = [
-            localize(compose_services[app], endpoints, http_port=free_port(ALL_INTERFACES), http_host=None)
+            with_local_creds(
+                localize(
+                    compose_services[app], endpoints, http_port=free_port(ALL_INTERFACES), http_host=None
+                ),
+                deploy_nats,
+            )
             for app in APPS
         ]
         for service in long_running:
@@ -142,25 +155,52 @@ def _assert_no_permission_violations(processes: dict[str, ServiceProcess]) -> No
         assert "permissions violation" not in text.lower(), f"{process.name}:\n{process.log_tail(80)}"
 
 
+def _org(role: IntegratorRole) -> str:
+    return f"{role.value.replace('_', '-')}-org"
+
+
+async def _add_organisations(deploy_nats: DeployNats, js: JetStreamContext) -> dict[IntegratorRole, str]:
+    """One organisation per role the flow needs, as `kumkm integrators add ORG --role R --all-parties` does:
+    its creds (signed by the role's scoped key) and its mandate in the bucket the services read."""
+    book = MandateBook(js)
+    await book.ensure_bucket()
+    creds = {}
+    roles = (IntegratorRole.REGISTRY, IntegratorRole.LENDER, IntegratorRole.COOPERATIVE)
+    for role in (*roles, IntegratorRole.SELLER, IntegratorRole.BUYER):
+        issued = deploy_nats.auth.issue_integrator(_org(role), role)
+        grant = Grant(role=role, parties=(ALL_PARTIES,), user_keys=(issued.public_key,))
+        await book.put(Mandate(organisation=_org(role), grants=(grant,), granted_by="acceptance test"))
+        creds[role] = issued.creds
+    return creds
+
+
 @asynccontextmanager
-async def _integrator(deploy_nats: DeployNats, user: str) -> AsyncIterator[JetStreamContext]:
-    """An integrator's connection: its own user and password, and the private inbox its role requires."""
+async def _integrator(
+    deploy_nats: DeployNats, creds: dict[IntegratorRole, str], role: IntegratorRole
+) -> AsyncIterator[Sender]:
+    """An organisation's connection: its own creds, and the private inbox `_INBOX_<org>` it requires."""
     nc = await nats.connect(
         deploy_nats.url,
-        user=user,
-        password=deploy_nats.passwords[user],
-        inbox_prefix=f"_INBOX_{user}".encode(),
+        user_credentials=RawCredentials(creds[role]),  # type: ignore[arg-type]
+        inbox_prefix=f"_INBOX_{_org(role)}".encode(),
         allow_reconnect=False,
     )
     try:
-        yield nc.jetstream()
+        yield Sender(nc.jetstream(), _org(role))
     finally:
         await nc.close()
 
 
-async def _publish(js: JetStreamContext, obj: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class Sender:
+    js: JetStreamContext
+    org: str
+
+
+async def _publish(sender: Sender, obj: dict[str, Any]) -> None:
     envelope = validate_event_payload(obj).envelope
-    ack = await js.publish(envelope.type, envelope.to_json_bytes(), headers=nats_headers(envelope))
+    subject = sender_subject(envelope.type, sender.org)
+    ack = await sender.js.publish(subject, envelope.to_json_bytes(), headers=nats_headers(envelope))
     assert not ack.duplicate
 
 
@@ -215,7 +255,7 @@ async def _flow(deploy_nats: DeployNats, urls: dict[str, str], smtp: SmtpSink, i
     loan_id, request_id = disbursed["data"]["loan_id"], requested["data"]["request_id"]
     product_id = submitted["data"]["product_id"]
     operator = await nats.connect(
-        deploy_nats.url, user="operator", password=deploy_nats.passwords["operator"], allow_reconnect=False
+        deploy_nats.url, user_credentials=str(deploy_nats.creds("operator")), allow_reconnect=False
     )
     tokens = await password_token(issuer, "kumkm-cli", *FLOW_USER)
     signed_in = {"Authorization": f"Bearer {tokens.bearer}"}
@@ -224,6 +264,7 @@ async def _flow(deploy_nats: DeployNats, urls: dict[str, str], smtp: SmtpSink, i
     }
     try:
         js = operator.jetstream()
+        creds = await _add_organisations(deploy_nats, js)
         # What Prometheus scrapes (deploy/prometheus/prometheus.yml); /metrics redirects to /metrics/, which
         # Prometheus follows (follow_redirects defaults to true).
         for app, client in clients.items():
@@ -232,17 +273,17 @@ async def _flow(deploy_nats: DeployNats, urls: dict[str, str], smtp: SmtpSink, i
             assert "# TYPE" in metrics.text, app
 
         # registry -> notifications: the contact directory.
-        async with _integrator(deploy_nats, "registry") as registry:
+        async with _integrator(deploy_nats, creds, IntegratorRole.REGISTRY) as registry:
             await _publish(registry, coop_contact)
             await _publish(registry, seller_contact)
         for contact in (coop_contact, seller_contact):
             await _http_ok(clients["notifications"], f"/contacts/{contact['data']['party_id']}")
 
         # lender, cooperative -> loans -> restructuring.approved -> notifications -> "mailpit".
-        async with _integrator(deploy_nats, "lender") as lender:
+        async with _integrator(deploy_nats, creds, IntegratorRole.LENDER) as lender:
             await _publish(lender, disbursed)
         await _http_ok(clients["loans"], f"/loans/{loan_id}")
-        async with _integrator(deploy_nats, "cooperative") as cooperative:
+        async with _integrator(deploy_nats, creds, IntegratorRole.COOPERATIVE) as cooperative:
             await _publish(cooperative, requested)
         approved = await _event(
             js, "kumkm.loans.restructuring.approved.v1", lambda d: d["request_id"] == request_id
@@ -260,7 +301,7 @@ async def _flow(deploy_nats: DeployNats, urls: dict[str, str], smtp: SmtpSink, i
         )
 
         # seller -> catalog; a curator over HTTP; buyer -> catalog -> order.accepted.
-        async with _integrator(deploy_nats, "seller") as seller:
+        async with _integrator(deploy_nats, creds, IntegratorRole.SELLER) as seller:
             await _publish(seller, submitted)
         await _http_ok(clients["catalog"], f"/products/{product_id}")
         curation = await clients["catalog"].post(
@@ -275,7 +316,7 @@ async def _flow(deploy_nats: DeployNats, urls: dict[str, str], smtp: SmtpSink, i
         assert curation.status_code == 200, curation.text
         await _event(js, "kumkm.catalog.product.curated.v1", lambda d: d["product_id"] == product_id)
         await _email_to(smtp, seller_contact["data"]["email"], submitted["data"]["name"], "disetujui")
-        await _order_lifecycle(deploy_nats, js, smtp, seller_contact["data"]["email"], suffix)
+        await _order_lifecycle(deploy_nats, creds, js, smtp, seller_contact["data"]["email"], suffix)
 
         dlq = await js.stream_info("KUMKM_DLQ")
         assert dlq.state.messages == 0, "events landed in the DLQ"
@@ -286,18 +327,24 @@ async def _flow(deploy_nats: DeployNats, urls: dict[str, str], smtp: SmtpSink, i
 
 
 async def _order_lifecycle(
-    deploy_nats: DeployNats, js: JetStreamContext, smtp: SmtpSink, seller_email: str, suffix: str
+    deploy_nats: DeployNats,
+    creds: dict[IntegratorRole, str],
+    js: JetStreamContext,
+    smtp: SmtpSink,
+    seller_email: str,
+    suffix: str,
 ) -> None:
     """buyer -> catalog -> order.accepted; then each step from the role allowed to publish it, each one
     recorded by the catalog; the seller hears of the payment."""
     order = order_event(suffix)
-    async with _integrator(deploy_nats, "buyer") as buyer:
+    async with _integrator(deploy_nats, creds, IntegratorRole.BUYER) as buyer:
         await _publish(buyer, order)
     order_id = order["data"]["order_id"]
     await _event(js, "kumkm.catalog.order.accepted.v1", lambda d: d["order_id"] == order_id)
     confirmed, shipped, delivered, paid = lifecycle_events(suffix)
-    for role, step in (("seller", confirmed), ("seller", shipped), ("buyer", delivered), ("buyer", paid)):
-        async with _integrator(deploy_nats, role) as client:
+    seller, buyer = IntegratorRole.SELLER, IntegratorRole.BUYER
+    for role, step in ((seller, confirmed), (seller, shipped), (buyer, delivered), (buyer, paid)):
+        async with _integrator(deploy_nats, creds, role) as client:
             await _publish(client, step)
         applied = step["id"]
         await _event(js, STATUS_CHANGED, lambda d, applied=applied: d["applied_event_id"] == applied)
