@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import nats
+import nats.errors
 import psutil
 import pytest
 
@@ -86,12 +87,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=60)
 
 
-def _stream_count(url: str) -> int:
-    return asyncio.run(_stream_messages(url))
+def _stream_count(info: dict[str, object]) -> int:
+    """Messages on KUMKM_LOANS, read as the operator (NATS runs in operator mode: run.json's auth dir)."""
+    creds = Path(str(info["nats_auth_dir"])) / "creds" / "operator.creds"
+    return asyncio.run(_stream_messages(str(info["nats_url"]), creds))
 
 
-async def _stream_messages(url: str) -> int:
-    nc = await nats.connect(url)
+async def _stream_messages(url: str, creds: Path) -> int:
+    nc = await nats.connect(url, user_credentials=str(creds))
     try:
         return (await nc.jetstream().stream_info("KUMKM_LOANS")).state.messages
     finally:
@@ -131,7 +134,15 @@ def test_up_runs_everything_stops_cleanly_and_keeps_data() -> None:
             event_file = Path(tmp) / "event.json"
             event_file.write_text(json.dumps(event))
             published = subprocess.run(
-                [str(BIN / "kumkm"), "publish", str(event_file), "--data-dir", str(data_dir)],
+                [
+                    str(BIN / "kumkm"),
+                    "publish",
+                    str(event_file),
+                    "--as",
+                    "lpdb-kumkm",
+                    "--data-dir",
+                    str(data_dir),
+                ],
                 env=_env(),
                 capture_output=True,
                 text=True,
@@ -139,8 +150,11 @@ def test_up_runs_everything_stops_cleanly_and_keeps_data() -> None:
                 check=False,
             )
             assert published.returncode == 0, published.stderr
-            nats_url = str(info["nats_url"])
-            assert _stream_count(nats_url) >= 1
+            assert _stream_count(info) >= 1
+            with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+                asyncio.run(
+                    nats.connect(str(info["nats_url"]), allow_reconnect=False, max_reconnect_attempts=0)
+                )
         finally:
             _stop(proc)
         assert proc.returncode == 0, log.read_text()[-4000:]
@@ -153,7 +167,7 @@ def test_up_runs_everything_stops_cleanly_and_keeps_data() -> None:
         again = _start(data_dir, log)
         try:
             info = _wait_run_json(data_dir, again, log)
-            assert _stream_count(str(info["nats_url"])) >= 1, "the stream's data survived the restart"
+            assert _stream_count(info) >= 1, "the stream's data survived the restart"
         finally:
             _stop(again)
         assert again.returncode == 0

@@ -4,6 +4,7 @@ import urllib.request
 from pathlib import Path
 
 import nats
+import nats.errors
 import pytest
 
 from kumkm_shared.servers import EmbeddedNats, ServerStartError
@@ -112,3 +113,24 @@ def test_healthz_reports_jetstream(tmp_path: Path) -> None:
         url = f"{server.monitor_url}/healthz?js-enabled-only=true"
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
             assert json.load(response) == {"status": "ok"}
+
+
+async def test_operator_mode_from_an_auth_directory(tmp_path: Path) -> None:
+    from kumkm_shared.natsauth import AuthDir
+
+    auth = AuthDir.init(tmp_path / "auth")
+    server = EmbeddedNats(tmp_path / "nats", auth=auth)
+    server.start()
+    try:
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await nats.connect(server.url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=3)
+        client = await nats.connect(server.url, user_credentials=str(auth.creds_path("operator")))
+        try:
+            await client.jetstream().add_stream(name="ORDERS", subjects=["orders.>"])
+            assert (await client.jetstream().publish("orders.created", b"1")).seq == 1
+        finally:
+            await client.close()
+        # The full resolver keeps its JWTs under the data folder.
+        assert server.resolver_dir.is_dir()
+    finally:
+        server.stop()
