@@ -163,13 +163,21 @@ class ServiceHarness:
     @classmethod
     @contextlib.asynccontextmanager
     async def start(
-        cls, definition: ServiceDefinition, nats_url: str, database_url: str, **infra: Any
+        cls,
+        definition: ServiceDefinition,
+        nats_url: str,
+        database_url: str,
+        *,
+        connect_options: dict[str, Any] | None = None,
+        **infra: Any,
     ) -> AsyncIterator[Self]:
         """Provision, start the service, yield the harness; stop the service and drain on exit.
 
         ``infra`` are ``InfraSettings`` fields (``consumer_batch=16``, ``drain_timeout=2.0``).
+        ``connect_options`` are the harness's own connection's (``user_credentials`` of an operator, for a
+        server that requires them).
         """
-        nc = await nats.connect(nats_url)
+        nc = await nats.connect(nats_url, **(connect_options or {}))
         try:
             await provision_service(nc.jetstream(), definition)
             infra.setdefault("auth_issuer", identity().issuer)
