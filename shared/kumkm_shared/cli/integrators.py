@@ -163,7 +163,7 @@ def _with_grant(
 @integrators_app.command("add")
 def add(
     organisation: Annotated[
-        str, typer.Argument(metavar="ORG", help=f"the organisation id ({ORG_ID_PATTERN})")
+        str, typer.Argument(metavar="ORG", help="the organisation id: lowercase letters, digits, hyphens")
     ],
     role: Annotated[str, typer.Option("--role", help=f"one of {ROLES}")],
     party: Annotated[
@@ -181,8 +181,9 @@ def add(
 ) -> None:
     """Issue an organisation's NATS credentials for ROLE (shown once) and record its mandate.
 
-    An organisation playing several roles (a bank that is a lender and a payment channel) is added once per
-    role: each role has its own NATS user, all named after the organisation."""
+    An organisation playing several roles (a bank that is a lender and a payment channel) is added once
+    per role: each role has its own NATS user, all named after the organisation.
+    """
     chosen, parties = _add_input(organisation, role, party, all_parties=all_parties)
     info = _require_system(data_dir)
     auth = _auth_dir(auth_dir, info)
