@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
 
     from kumkm_shared.servers import Servers
-
     from tests.integration.deploy.conftest import DeployNats
 
 pytestmark = pytest.mark.integration
