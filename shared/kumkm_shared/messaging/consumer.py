@@ -27,6 +27,7 @@ from prometheus_client import Counter, Histogram
 
 from kumkm_shared.audit.draft import AuditDraft
 from kumkm_shared.audit.store import insert as insert_audit
+from kumkm_shared.auth.roles import INTEGRATOR
 from kumkm_shared.backoff import Backoff
 from kumkm_shared.contracts import (
     ContractError,
@@ -119,7 +120,8 @@ class EventContext:
         account's organisation over HTTP. ``None`` for a service's own event or a person's command."""
         if isinstance(self.origin, Command):
             actor = self.origin.actor
-            return actor.organisation if actor.kind == "service" else None
+            acts_for_organisation = actor.kind == "service" or INTEGRATOR in actor.roles
+            return actor.organisation if acts_for_organisation else None
         return self.origin.sender
 
     async def require_mandate(self, party: str | None) -> None:
@@ -132,8 +134,8 @@ class EventContext:
         """
         if isinstance(self.origin, Command):
             actor = self.origin.actor
-            if actor.kind != "service":
-                return
+            if actor.kind != "service" and INTEGRATOR not in actor.roles:
+                return  # an officer or an operator: roles and regions decide (a person never skips by role)
             if actor.organisation is None:
                 self._deny(f"the service account {actor.subject!r} belongs to no organisation")
             organisation: str | None = actor.organisation

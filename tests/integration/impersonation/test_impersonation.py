@@ -32,6 +32,7 @@ from kumkm_shared.integrators import sender_subject
 from kumkm_shared.mandates import Grant, Mandate, MandateBook
 from kumkm_shared.messaging.topology import consumer
 from kumkm_shared.testing.harness import ServiceHarness
+from kumkm_shared.testing.plugin import fresh_database
 from tests.integration.catalog.conftest import THURSDAY
 from tests.integration.deploy.conftest import deploy_nats_server
 from tests.integration.impersonation.matrix import MANDATES, Cell, TokenCell, cells, token_cells
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
     from nats.aio.client import Client
 
+    from kumkm_shared.servers import Servers
     from tests.integration.deploy.conftest import DeployNats
 
 pytestmark = pytest.mark.integration
@@ -58,11 +60,12 @@ class Violations:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    async def __call__(self, exc: Exception) -> None:
+    async def record(self, exc: Exception) -> None:
         self.seen.append(str(exc))
 
     def about(self, subject: str) -> bool:
-        return any("Permissions Violation" in e and subject in e for e in self.seen)
+        # nats-server 2.15 writes it in lowercase ("permissions violation for publish to ...").
+        return any("permissions violation" in e.lower() and f'"{subject}"' in e for e in self.seen)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +75,9 @@ def deploy() -> Iterator[DeployNats]:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def world(deploy: DeployNats, database_url: str) -> AsyncIterator[tuple[World, dict[str, Violations]]]:
+async def world(
+    deploy: DeployNats, kumkm_servers: Servers
+) -> AsyncIterator[tuple[World, dict[str, Violations]]]:
     operator = {"user_credentials": str(deploy.creds("operator"))}
 
     def infra(service: str) -> dict[str, Any]:
@@ -85,6 +90,7 @@ async def world(deploy: DeployNats, database_url: str) -> AsyncIterator[tuple[Wo
     catalog_definition = build_catalog(clock=FixedClock(THURSDAY))
     catalog_definition.consumer_decls = {"catalog": replace(consumer("catalog"), max_deliver=3)}
     async with contextlib.AsyncExitStack() as stack:
+        database_url = stack.enter_context(fresh_database(kumkm_servers))
         await stack.enter_async_context(
             ServiceHarness.start(
                 build_loans(LoansSettings(daily_tick=False)), deploy.url, database_url, **infra("loans")
@@ -113,7 +119,7 @@ async def world(deploy: DeployNats, database_url: str) -> AsyncIterator[tuple[Wo
                 deploy.url,
                 user_credentials=str(creds),
                 inbox_prefix=f"_INBOX_{org}".encode(),
-                error_cb=violations[org],
+                error_cb=violations[org].record,
                 name=org,
             )
             stack.push_async_callback(connections[org].drain)
@@ -153,7 +159,7 @@ async def test_cell(world: tuple[World, dict[str, Violations]], cell: Cell) -> N
         subject = sender_subject(cell.event_type, cell.org)
         refused = await _refused_by_server(state, violations[cell.org], cell.org, subject, _bytes(event))
         RESULTS["wrongly allowed" if not refused else "denied by the server"] += 1
-        assert refused, f"{cell.org} could publish {subject}"
+        assert refused, f"{cell.org} could publish {subject}: {violations[cell.org].seen[-3:]}"
         return
     event, probe = await state.event_for(cell)
     before = await state.probe(probe)
