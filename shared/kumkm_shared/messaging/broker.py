@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import nats.errors
 import structlog
 from faststream.nats import NatsBroker
+from faststream.nats.security import NatsCredentials
 from faststream.security import SASLPlaintext
 from nats.js.client import JetStreamContext
 
@@ -123,10 +124,12 @@ def make_broker(
     extra: dict[str, Any] = {}
     if inbox_prefix:
         extra["inbox_prefix"] = inbox_prefix.encode()
+    security: NatsCredentials | SASLPlaintext | None = None
     if creds is not None:
-        # Read at every (re)connect: a replaced file is picked up without a restart.
-        extra["user_credentials"] = str(creds)
-    security = SASLPlaintext(username=user, password=password or "") if user else None
+        # Operator mode; the file is read at every (re)connect, so a replaced one applies without a restart.
+        security = NatsCredentials(str(creds))
+    elif user:
+        security = SASLPlaintext(username=user, password=password or "")
     return KumkmNatsBroker(
         list(servers),
         name=name,
