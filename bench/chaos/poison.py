@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import random  # noqa: TC003 - used at run time by the caller
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -42,6 +42,7 @@ from kumkm_shared.messaging.topology import CONSUMER_DECLS
 
 POISON_HEADER = "Kumkm-Poison-Id"
 NOT_AUTHORISED = "not_authorised_for_party"
+PAID_ON = date(2020, 5, 1)
 OTHER_LENDER = "BANK-LAIN"  # the party a second lender's mandate covers: never LPDB-KUMKM's loans
 
 
@@ -66,9 +67,8 @@ KINDS: dict[str, int] = {
     "impersonation": 12,
 }
 
-# Each impersonation: (what, the durable that must refuse it). Types whose other consumers do not check the
-# sender (notifications-loans learns a disbursement's borrower, and tells a borrower of a restructuring
-# request) are refused by the owning service; what those others do is checked as "changes nothing".
+# The impersonation attempts, drawn evenly. Each is refused by the durable of the service that owns its type
+# (``OWNERS``); whatever any other consumer of the type does with it is checked as "changes nothing".
 IMPERSONATIONS: tuple[str, ...] = (
     "foreign_lender_disbursement",  # a second lender disburses in LPDB-KUMKM's name
     "foreign_lender_repayment",  # a second lender reports a repayment of LPDB-KUMKM's loan
@@ -267,11 +267,11 @@ class PoisonMaker:
             absent.append(("loans.loans", "loan_id", data.loan_id))
             absent.append(("notifications.loan_borrowers", "loan_id", data.loan_id))
         elif what == "foreign_lender_repayment":
-            data = repayment(f"PAY-{tag}-IMP-{n:05d}", loan_id, datetime(2020, 5, 1, tzinfo=UTC).date())
+            data = repayment(f"PAY-{tag}-IMP-{n:05d}", loan_id, PAID_ON)
             sender = self.other_lender
             absent.append(("loans.repayments", "payment_id", data.payment_id))
         elif what == "cooperative_repayment":
-            data = repayment(f"PAY-{tag}-IMP-{n:05d}", loan_id, datetime(2020, 5, 1, tzinfo=UTC).date())
+            data = repayment(f"PAY-{tag}-IMP-{n:05d}", loan_id, PAID_ON)
             sender = o.cooperative(borrower)  # its own loan: a cooperative never reports repayments
             absent.append(("loans.repayments", "payment_id", data.payment_id))
         elif what == "other_cooperative_restructuring":
@@ -315,7 +315,10 @@ class PoisonMaker:
         elif sender is None:
             subject = f"{envelope.type}.{self.unmandated}"
         else:
-            subject = f"{envelope.type}.{sender.id}"  # as the server would let it publish: its own token
+            # Its own token. The deploy's server would refuse a type outside the role's templates (a
+            # cooperative's repayment) before any service saw it; the bench's NATS has no operator JWTs, so
+            # here the mandate check is the only guard, as it is for a party outside the mandate.
+            subject = f"{envelope.type}.{sender.id}"
         owner = OWNERS[envelope.type.split(".")[1]]
         return (
             subject,
