@@ -33,6 +33,8 @@ from nats.js import api
 from kumkm_catalog.app import build
 from kumkm_shared import InfraSettings, ServiceRuntime
 from kumkm_shared.contracts import OrderAccepted, make_event
+from kumkm_shared.integrators import IntegratorRole, sender_subject
+from kumkm_shared.mandates import Grant, Mandate, MandateBook
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.servers import free_port, obtain_servers
 from kumkm_shared.servers.oidc import EmbeddedIdentityProvider
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
 
 PLACED = "kumkm.catalog.order.placed.v1"
+# Every order comes from one buyer's procurement system, whose mandate covers that buyer only.
+BUYER_ORG = "pemkot-bekasi-disdik"
+PLACED_BY = sender_subject(PLACED, BUYER_ORG)
 ACCEPTED = "kumkm.catalog.order.accepted.v1"
 PRICE = Decimal("450000.00")
 SELLERS = 20_000
@@ -176,7 +181,7 @@ async def publish_and_wait(nc: Client, events: list[tuple[str, bytes]], limit: f
     js = nc.jetstream(publish_async_max_pending=1000)
     started = time.perf_counter()
     for event_id, body in events:
-        await js.publish_async(PLACED, body, headers={"Nats-Msg-Id": event_id})
+        await js.publish_async(PLACED_BY, body, headers={"Nats-Msg-Id": event_id})
     await js.publish_async_completed()
     await asyncio.wait_for(done.wait(), limit)
     elapsed = time.perf_counter() - started
@@ -345,7 +350,7 @@ async def run_baseline(
         "KUMKM_CATALOG",
         config=api.ConsumerConfig(
             durable_name="baseline",
-            filter_subject=PLACED,
+            filter_subject=PLACED_BY,
             ack_policy=api.AckPolicy.EXPLICIT,
             max_ack_pending=1000,
             deliver_policy=api.DeliverPolicy.NEW,
@@ -397,6 +402,14 @@ async def measure(nats_url: str, admin_dsn: str, products: int, orders: int, rou
     )
     nc = await nats.connect(nats_url)
     await provision(nc.jetstream())
+    await MandateBook(nc.jetstream()).put(
+        Mandate(
+            organisation=BUYER_ORG,
+            name=str(BUYER["name"]),
+            grants=(Grant(role=IntegratorRole.BUYER, parties=(str(BUYER["id"]),)),),
+            granted_by="bench",
+        )
+    )
     await nc.drain()
     # The service creates the schema (migrations), then the products are bulk-loaded.
     runtime = ServiceRuntime(

@@ -39,6 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.chaos.workload import disbursement, product
 
 SIGNIN = importlib.util.find_spec("kumkm_shared.servers.oidc") is not None
+# A build with integrator organisations: the disbursements come from the lender's organisation (on
+# ``<type>.<organisation>``), and the service account acts for its organisation's mandate.
+MANDATES = importlib.util.find_spec("kumkm_shared.mandates") is not None
+LENDER_ORG = "lpdb-kumkm-bench"
+SELLER_NIB = "9100000000001"
 N_LOANS = 200
 CONCURRENCY = 16
 READS = 3000
@@ -130,8 +135,7 @@ async def measure(loans_url: str, catalog_url: str, issuer: str | None, loans: l
         def writes(tag: str, n: int) -> list[Call]:
             url = f"{catalog_url}/products"
             return [
-                ("POST", url, product(f"PRD-{tag}-{i}", "9100000000001").model_dump(mode="json"))
-                for i in range(n)
+                ("POST", url, product(f"PRD-{tag}-{i}", SELLER_NIB).model_dump(mode="json")) for i in range(n)
             ]
 
         await load(reader, reads(300), 200)  # warm-up
@@ -152,6 +156,21 @@ async def measure(loans_url: str, catalog_url: str, issuer: str | None, loans: l
     )
 
 
+async def record_mandates(nc: Any) -> str:
+    """The lender's and the integrator service account's mandates; returns the lender's organisation."""
+    from kumkm_shared.integrators import IntegratorRole
+    from kumkm_shared.mandates import Grant, Mandate, MandateBook
+
+    book = MandateBook(nc.jetstream())
+    for org, role, party in (
+        (LENDER_ORG, IntegratorRole.LENDER, "LPDB-KUMKM"),
+        ("integrator-demo", IntegratorRole.SELLER, SELLER_NIB),
+    ):
+        grants = (Grant(role=role, parties=(party,)),)
+        await book.put(Mandate(organisation=org, grants=grants, granted_by="bench"))
+    return LENDER_ORG
+
+
 async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="kumkm-http-signin-"))
     handle = obtain_servers(tmp, fsync=False, mode="embedded")
@@ -167,6 +186,7 @@ async def main() -> None:
             env["KUMKM_AUTH_ISSUER"] = provider.issuer
         nc = await nats.connect(handle.nats_url)
         await provision(nc.jetstream())
+        subject = await record_mandates(nc) if MANDATES else None
         ports = {"loans": free_port(), "catalog": free_port()}
         processes = [start(name, env, port, tmp / f"{name}.log") for name, port in ports.items()]
         for port in ports.values():
@@ -175,7 +195,9 @@ async def main() -> None:
         for loan_id in loans:
             event = make_event(disbursement(loan_id, "3275000000000001"), source="urn:bench")
             await nc.jetstream().publish(
-                event.type, event.to_json_bytes(), headers={"Nats-Msg-Id": event.msg_id}
+                f"{event.type}.{subject}" if subject else event.type,
+                event.to_json_bytes(),
+                headers={"Nats-Msg-Id": event.msg_id},
             )
         await nc.drain()
         issuer = provider.issuer if provider is not None else None

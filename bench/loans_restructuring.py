@@ -56,6 +56,8 @@ from kumkm_shared.contracts.loans import (
     TenorExtension,
 )
 from kumkm_shared.db.pool import create_pool
+from kumkm_shared.integrators import IntegratorRole, sender_subject
+from kumkm_shared.mandates import ALL_PARTIES, Grant, Mandate, MandateBook
 from kumkm_shared.messaging.broker import install_uvloop
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.messaging.topology import consumer
@@ -67,6 +69,10 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
 REQUESTED = RestructuringRequested.event_type
+# The requests come from one cooperative federation's system (an induk koperasi) acting for every member
+# cooperative: the book has 5,000 generated cooperatives, too many to list, so its mandate is "*".
+FEDERATION = "induk-koperasi-bench"
+SUBJECT = sender_subject(REQUESTED, FEDERATION)
 APPROVED = "kumkm.loans.restructuring.approved.v1"
 PROVINCES = [
     ("Jawa Barat", "Kota Bekasi"),
@@ -234,7 +240,7 @@ async def publish_and_wait(nc: Client, payloads: list[bytes], limit: float = 600
     futures = []
     for payload in payloads:
         msg_id = json.loads(payload)["id"]
-        futures.append(await js.publish_async(REQUESTED, payload, headers={"Nats-Msg-Id": msg_id}))
+        futures.append(await js.publish_async(SUBJECT, payload, headers={"Nats-Msg-Id": msg_id}))
     await asyncio.gather(*futures)
     await asyncio.wait_for(done.wait(), limit)
     elapsed = time.perf_counter() - started
@@ -420,7 +426,7 @@ async def run_bare(nats_url: str, dsn: str, payloads: list[bytes]) -> float:
             durable_name="bare",
             deliver_policy=api.DeliverPolicy.NEW,
             ack_policy=api.AckPolicy.EXPLICIT,
-            filter_subject=REQUESTED,
+            filter_subject=SUBJECT,
             max_ack_pending=1000,
             ack_wait=30,
         ),
@@ -451,6 +457,14 @@ async def bench(args: argparse.Namespace) -> None:
             nats_url, dsn, issuer = handle.nats_url, handle.database_url, provider.issuer
             nc = await nats.connect(nats_url)
             await provision(nc.jetstream())
+            await MandateBook(nc.jetstream()).put(
+                Mandate(
+                    organisation=FEDERATION,
+                    name="Induk koperasi (benchmark)",
+                    grants=(Grant(role=IntegratorRole.COOPERATIVE, parties=(ALL_PARTIES,)),),
+                    granted_by="bench",
+                )
+            )
             await nc.drain()
             # Start once to migrate the schema, then load the book.
             infra = InfraSettings(

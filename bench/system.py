@@ -56,6 +56,7 @@ from nats.js import api
 
 from bench.chaos.checker import Checker
 from bench.chaos.cluster import SERVICES, Cluster, ClusterConfig
+from bench.chaos.orgs import Org, record_mandates
 from bench.chaos.scenario import Scenario
 from bench.chaos.signin import CURATOR, INTEGRATOR
 from bench.chaos.sinks import SmtpSink, WebhookSink
@@ -72,6 +73,7 @@ from bench.chaos.workload import (
     restructuring,
 )
 from kumkm_shared.contracts import EventData, make_event
+from kumkm_shared.integrators import IntegratorRole
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -94,6 +96,7 @@ class World:
     loans: list[tuple[str, str]] = field(default_factory=list)  # (loan id, borrower)
     unrequested: list[str] = field(default_factory=list)  # loans without a restructuring request yet
     products: list[tuple[str, str]] = field(default_factory=list)  # (product id, seller)
+    borrowers: dict[str, str] = field(default_factory=dict)  # loan id -> borrower, of the loans above
     n: int = 0
 
     def next(self) -> int:
@@ -167,10 +170,19 @@ async def bare_relay_batch(pool: Any, js: Any, schema: str) -> int:
     return len(rows)
 
 
+def senders(scenario: Scenario, world: World) -> Callable[[EventData], Org]:
+    """Who sends each event of the mix: the organisation holding the mandate for the party it claims."""
+    orgs = scenario.senders
+    return lambda data: orgs.sender_for(data, world.borrowers.__getitem__)
+
+
 async def publish_all(
-    integrator: Integrator, events: list[EventData], concurrency: int = 64
+    integrator: Integrator,
+    events: list[EventData],
+    sender: Callable[[EventData], Org],
+    concurrency: int = 64,
 ) -> dict[str, float]:
-    """Publish as fast as the broker acknowledges; returns event id -> publish time."""
+    """Publish as fast as the broker acknowledges, each as its organisation; returns event id -> time."""
     js = integrator.js
     if js is None:
         raise RuntimeError("not connected")
@@ -182,8 +194,9 @@ async def publish_all(
         while queue:
             data = queue.pop()
             env = make_event(data, source="urn:integrator:bench")
+            subject = sender(data).subject(env.type)
             sent[env.msg_id] = time.time()
-            await integrator.publish_raw(env.type, env.to_json_bytes(), {"Nats-Msg-Id": env.msg_id})
+            await integrator.publish_raw(subject, env.to_json_bytes(), {"Nats-Msg-Id": env.msg_id})
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return sent
@@ -235,16 +248,23 @@ def pct(values: list[float], p: float) -> float:
 async def prepare_world(
     scenario: Scenario, api: Api, integrator: Integrator, tag: str, checker: Checker
 ) -> World:
+    # Each organisation with an explicit mandate for the parties it acts for (setup_parties records them),
+    # and the integrator's service account, submitting products over HTTP, for the world's sellers.
     await scenario.setup_parties(40, 20, 20, offset=0)
     p = scenario.parties
+    if integrator.js is None:
+        raise RuntimeError("not connected")
+    await record_mandates(integrator.js, [Org(INTEGRATOR, IntegratorRole.SELLER, tuple(p.sellers))])
     world = World(p.coops, p.sellers, p.buyers)
+    sender = senders(scenario, world)
     # loans on the book, and listed products with plenty of stock
     loans = [(f"LN-{tag}-BASE-{i:04d}", p.coops[i % len(p.coops)]) for i in range(400)]
-    await publish_all(integrator, [disbursement(loan_id, b) for loan_id, b in loans])
+    await publish_all(integrator, [disbursement(loan_id, b) for loan_id, b in loans], sender)
     world.loans = loans
+    world.borrowers = dict(loans)
     world.unrequested = [loan_id for loan_id, _ in loans]
     products = [(f"PRD-{tag}-{i:03d}", p.sellers[i % len(p.sellers)]) for i in range(20)]
-    await publish_all(integrator, [product(pid, s, stock=1_000_000) for pid, s in products])
+    await publish_all(integrator, [product(pid, s, stock=1_000_000) for pid, s in products], sender)
     for pid, _ in products:
         await scenario.wait_state("catalog", f"/products/{pid}", "status", {"pending_curation"})
         await api.command(
@@ -260,10 +280,16 @@ async def prepare_world(
     return world
 
 
-async def saturation(integrator: Integrator, mix: Mix, checker: Checker, backlog: int) -> tuple[float, float]:
+async def saturation(
+    integrator: Integrator,
+    mix: Mix,
+    checker: Checker,
+    backlog: int,
+    sender: Callable[[EventData], Org],
+) -> tuple[float, float]:
     events = [mix.event()[1] for _ in range(backlog)]
     t0 = time.monotonic()
-    await publish_all(integrator, events)
+    await publish_all(integrator, events, sender)
     published = time.monotonic() - t0
     await checker.wait_quiet(600, settle=0.5)
     elapsed = time.monotonic() - t0 - 0.5
@@ -293,6 +319,7 @@ async def fixed_rate(  # noqa: C901 - the open-loop generator and its side flows
     world: World,
     rate: int,
     seconds: float,
+    sender: Callable[[EventData], Org],
 ) -> dict[str, float]:
     """Open loop: events at ``rate``/s (plus order lifecycles and HTTP product work); event id -> time."""
     js = integrator.js
@@ -308,9 +335,10 @@ async def fixed_rate(  # noqa: C901 - the open-loop generator and its side flows
 
     def fire(data: EventData) -> None:
         env = make_event(data, source="urn:integrator:bench")
+        subject = sender(data).subject(env.type)
         sent[env.msg_id] = time.time()
         task = asyncio.create_task(
-            integrator.publish_raw(env.type, env.to_json_bytes(), {"Nats-Msg-Id": env.msg_id})
+            integrator.publish_raw(subject, env.to_json_bytes(), {"Nats-Msg-Id": env.msg_id})
         )
         pending.add(task)
         task.add_done_callback(pending.discard)
@@ -854,7 +882,8 @@ async def main_async(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one re
 
         unrequested = list(world.unrequested)
         before = await work_done(cluster.database_url)
-        rate, publish_rate = await saturation(integrator, mix, checker, args.backlog)
+        sender = senders(scenario, world)
+        rate, publish_rate = await saturation(integrator, mix, checker, args.backlog, sender)
         after = await work_done(cluster.database_url)
         print("    (system: " + ", ".join(f"{after[k] - before[k]} {k}" for k in after) + ")", flush=True)
         print(
@@ -904,7 +933,7 @@ async def main_async(args: argparse.Namespace) -> int:  # noqa: PLR0915 - one re
         )
         for r in args.rates:
             mix_r = Mix(world, hooks.url, f"R{r}")
-            sent = await fixed_rate(integrator, api, mix_r, world, r, args.rate_seconds)
+            sent = await fixed_rate(integrator, api, mix_r, world, r, args.rate_seconds, sender)
             await checker.wait_quiet(args.drain, settle=0.5)
             lat = await latencies(cluster.database_url, sent, smtp, hooks)
             p50, p95, p99 = pct(lat, 50), pct(lat, 95), pct(lat, 99)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import platform
 import sys
 import time
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-window", type=float, default=d.fault_window)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--keep-data", action="store_true")
+    parser.add_argument("--details", type=Path, default=None, help="write every finding to this JSON file")
     args = parser.parse_args(argv)
     config = ChaosConfig(
         seed=args.seed,
@@ -58,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     report = asyncio.run(run_chaos(config))
     print(report.render())
+    if args.details is not None:
+        args.details.write_text(json.dumps(report.details, indent=1, sort_keys=True), encoding="utf-8")
     print(f"chaos: {time.monotonic() - started:.0f}s; {report.summary()}")
     return 0 if report.ok else 1
 

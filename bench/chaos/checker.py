@@ -5,6 +5,8 @@ Sources, all read independently of the services' own bookkeeping where one exist
 - each service's schema (inbox rows per consumer and event, loans, repayments, orders, stock, deliveries);
 - the SMTP sink and the webhook sink (what parties actually received);
 - the DLQ (``read_dead_letters``), for the poison mix;
+- for the poison's impersonation attempts, the owning service's schema (no row the attempt would have
+  written, its one audited denial) and the streams and deliveries (nothing caused by it);
 - the durable consumers' state (no pending, no unacknowledged messages: nothing stalled).
 
 Notifications' at-most-once window (services/notifications, ``dispatcher.py`` and ``domain/delivery.py``): a
@@ -59,6 +61,9 @@ class Report:
     poison_dead_lettered: int = 0
     poison_missing: int = 0
     poison_bad_reason: int = 0
+    impersonations: int = 0  # of the poison: events claiming a party outside the sender's mandate
+    impersonations_audited: int = 0  # each denial recorded once in the owning service's audit trail
+    impersonation_kinds: Counter[str] = field(default_factory=Counter)
     dlq_reasons: Counter[str] = field(default_factory=Counter)
     stalled: list[str] = field(default_factory=list)
     unpublished_outbox: dict[str, int] = field(default_factory=dict)
@@ -75,6 +80,7 @@ class Report:
             and self.unexpected == 0
             and self.poison_missing == 0
             and self.poison_bad_reason == 0
+            and self.impersonations_audited == self.impersonations
             and not self.stalled
         )
 
@@ -97,6 +103,11 @@ class Report:
             (
                 f"  poison: sent={self.poison_sent} dead-lettered={self.poison_dead_lettered} "
                 f"missing={self.poison_missing} wrong reason={self.poison_bad_reason}"
+            ),
+            (
+                f"  impersonations (in the poison): sent={self.impersonations} "
+                f"denials audited={self.impersonations_audited} "
+                f"{dict(sorted(self.impersonation_kinds.items()))}"
             ),
             f"  DLQ reasons: {dict(self.dlq_reasons.most_common())}",
             (
@@ -278,6 +289,7 @@ class Checker:
             await self._check_audit(conn, report)
             await self._check_decisions(conn, report)
             await self._check_dlq(nc, report)
+            await self._check_impersonations(conn, events, report)
             await self._check_consumers(nc, conn, report)
         finally:
             await conn.close()
@@ -544,6 +556,49 @@ class Checker:
                         f"{sent.kind} on {sent.subject} by {c}: {reason}, "
                         f"expected one of {sent.expected_reasons}"
                     )
+
+    async def _check_impersonations(
+        self, conn: asyncpg.Connection, events: list[dict[str, Any]], report: Report
+    ) -> None:
+        """Each impersonation attempt changed nothing: no row it would have written, no event it caused,
+        no notification about it; and its denial is audited once by the service that refused it (the
+        wrapper's ``<durable>/denied`` inbox key, claimed with the audit record)."""
+        attempts = [p.impersonation for p in self.ledger.poison.values() if p.impersonation is not None]
+        if not attempts:
+            return
+        schema_of = {d.name: d.service for d in CONSUMER_DECLS}
+        ids = [a.event_id for a in attempts]
+        caused = Counter(str(ev.get("causationid")) for ev in events if ev.get("causationid") in set(ids))
+        rows = await conn.fetch(
+            "SELECT event_id::text AS e FROM notifications.deliveries WHERE event_id::text = ANY($1::text[])",
+            ids,
+        )
+        notified = Counter(r["e"] for r in rows)
+        denied: set[tuple[str, str]] = set()
+        for schema in sorted({schema_of[a.consumer] for a in attempts}):
+            rows = await conn.fetch(
+                f"SELECT consumer, event_id::text AS e FROM {schema}.inbox "
+                "WHERE consumer LIKE '%/denied' AND event_id::text = ANY($1::text[])",
+                ids,
+            )
+            denied |= {(r["consumer"], r["e"]) for r in rows}
+        for a in attempts:
+            report.impersonations += 1
+            report.impersonation_kinds[a.what] += 1
+            report.checked["impersonation"] += 1
+            what = f"impersonation {a.what} ({a.event_id})"
+            if (f"{a.consumer}/denied", a.event_id) in denied:
+                report.impersonations_audited += 1
+            else:
+                report.details["impersonation_unaudited"].append(f"{what}: no denial audited by {a.consumer}")
+            for table, column, value in a.absent:
+                sql = f"SELECT count(*) FROM {table} WHERE {column}::text = $1"
+                if await conn.fetchval(sql, value):
+                    report.add("unexpected", f"{what} wrote {table} {column}={value}")
+            if caused[a.event_id]:
+                report.add("unexpected", f"{what} caused {caused[a.event_id]} events")
+            if notified[a.event_id]:
+                report.add("unexpected", f"{what} was notified ({notified[a.event_id]} deliveries)")
 
     async def _check_consumers(self, nc: Any, conn: asyncpg.Connection, report: Report) -> None:
         js = nc.jetstream()

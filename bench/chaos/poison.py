@@ -2,32 +2,56 @@
 
 Every kind goes to a subject that one or more durables consume; each of them must dead-letter it with a
 reason. Oversized payloads are kept rare: each is more than 1 MiB in the stream and again in the DLQ.
+Like real integrators' mistakes, each is sent by an organisation of the workload on ``<type>.<organisation>``.
+
+Impersonation attempts are well-formed events that claim a party outside the sender's mandate (another
+cooperative's loan, another marketplace's NIB, another buyer's order, a party the registry does not keep),
+come from a role that may not send the type (a cooperative reporting a repayment of its own loan), from an
+organisation without a mandate, or on the bare type that names no sender. The owning service must
+dead-letter each with ``not_authorised_for_party``, audit it once, and change nothing (``Impersonation``).
 """
 
 from __future__ import annotations
 
 import json
 import random  # noqa: TC003 - used at run time by the caller
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import uuid4
 
+from bench.chaos.orgs import Org, Organisations
 from bench.chaos.workload import (
     SOURCE,
     ExpectedNotification,
     ExpectedOutcome,
+    Impersonation,
     Integrator,
     Ledger,
     PoisonSent,
+    contact,
+    disbursement,
+    lifecycle,
+    order,
+    product,
+    repayment,
+    restructuring,
 )
+from kumkm_shared.contracts import make_event
+from kumkm_shared.integrators import IntegratorRole, split_subject
 from kumkm_shared.messaging.topology import CONSUMER_DECLS
 
 POISON_HEADER = "Kumkm-Poison-Id"
+NOT_AUTHORISED = "not_authorised_for_party"
+PAID_ON = date(2020, 5, 1)
+OTHER_LENDER = "BANK-LAIN"  # the party a second lender's mandate covers: never LPDB-KUMKM's loans
 
 
 def consumers_of_subject(subject: str) -> tuple[str, ...]:
-    """The durables that consume ``subject``, from the one declaration (their filters are event types)."""
-    return tuple(d.name for d in CONSUMER_DECLS if subject in d.filter_subjects)
+    """The durables that consume ``subject``, from the one declaration (their filters are event types,
+    each integrator type also with ``<type>.*`` for its sender)."""
+    return tuple(
+        d.name for d in CONSUMER_DECLS if any(split_subject(subject, t)[0] for t in d.filter_subjects)
+    )
 
 
 # kind -> weight (share of the mix)
@@ -40,7 +64,24 @@ KINDS: dict[str, int] = {
     "oversized": 2,
     "illegal_transition": 14,
     "unknown_aggregate": 14,
+    "impersonation": 12,
 }
+
+# The impersonation attempts, drawn evenly. Each is refused by the durable of the service that owns its type
+# (``OWNERS``); whatever any other consumer of the type does with it is checked as "changes nothing".
+IMPERSONATIONS: tuple[str, ...] = (
+    "foreign_lender_disbursement",  # a second lender disburses in LPDB-KUMKM's name
+    "foreign_lender_repayment",  # a second lender reports a repayment of LPDB-KUMKM's loan
+    "cooperative_repayment",  # a cooperative reports a repayment of its own loan (the issue's headline)
+    "other_cooperative_restructuring",  # a cooperative asks to restructure another cooperative's loan
+    "foreign_seller_product",  # a marketplace submits a product for another marketplace's NIB
+    "foreign_seller_step",  # a marketplace confirms or ships for another marketplace's NIB
+    "foreign_buyer_order",  # a buyer's system orders as another buyer
+    "foreign_buyer_step",  # a buyer's system reports delivery or payment of another buyer's order
+    "foreign_registry_contact",  # the registry upserts a party it holds no mandate for
+    "unmandated_org",  # an organisation without any mandate
+    "bare_subject",  # an integrator type on the bare type: names no sender
+)
 
 
 def _envelope(event_type: str, data: dict[str, Any], subject: str | None = None) -> dict[str, Any]:
@@ -57,11 +98,48 @@ def _envelope(event_type: str, data: dict[str, Any], subject: str | None = None)
 
 
 class PoisonMaker:
-    def __init__(self, rng: random.Random, rejected_orders: list[tuple[str, str, str]]) -> None:
-        """``rejected_orders``: (order id, buyer id, seller NIB) of orders the catalog rejected."""
+    def __init__(
+        self,
+        rng: random.Random,
+        rejected_orders: list[tuple[str, str, str]],
+        orgs: Organisations,
+        target_loans: list[tuple[str, str]],
+        *,
+        tag: str = "C",
+    ) -> None:
+        """``rejected_orders``: (order id, buyer id, seller NIB) of orders the catalog rejected;
+        ``target_loans``: (loan id, borrower) of loans on the book that impersonators aim at."""
         self.rng = rng
         self.rejected_orders = rejected_orders
+        self.orgs = orgs
+        self.target_loans = target_loans
+        self.tag = tag
         self.n = 0
+        # Mandated, but for other parties than the ones the impersonations claim.
+        self.other_lender = Org(
+            f"bank-lain-{tag.lower()}", IntegratorRole.LENDER, (OTHER_LENDER,), "Another lender"
+        )
+        self.unmandated = f"ghost-org-{tag.lower()}"  # no mandate at all
+
+    def own_orgs(self) -> list[Org]:
+        """The organisations only the impersonations use, to be mandated with the workload's."""
+        return [self.other_lender]
+
+    def sender(self, event_type: str) -> Org:
+        """An organisation of the workload that may send ``event_type`` (for poison of that type)."""
+        o, rng = self.orgs, self.rng
+        if event_type.startswith(("kumkm.loans.loan.", "kumkm.loans.repayment.")):
+            return o.lender
+        if event_type.startswith("kumkm.loans."):
+            return rng.choice(list(o.cooperatives.values()))
+        if event_type.startswith("kumkm.notifications."):
+            return o.registry
+        if event_type.split(".")[3] in {"placed", "delivered", "paid"}:
+            return rng.choice(list(o.buyers.values()))
+        return rng.choice(o.marketplaces())
+
+    def on(self, event_type: str) -> str:
+        return self.sender(event_type).subject(event_type)
 
     def kind(self) -> str:
         kinds = list(KINDS)
@@ -80,13 +158,13 @@ class PoisonMaker:
                 ]
             )
             body = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 300)))
-            return subject, body, ("undecodable",)
+            return self.on(subject), body, ("undecodable",)
         if kind == "malformed_json":
             subject = rng.choice(["kumkm.loans.repayment.received.v1", "kumkm.catalog.order.placed.v1"])
             good = json.dumps(_envelope(subject, {"loan_id": "LN-X"}))
             cut = rng.randint(1, len(good) - 2)
             variants = [good[:cut], good.replace(":", "=", 1), "{" + good, good + ",]", "NaN", "[1, 2,"]
-            return subject, rng.choice(variants).encode(), ("undecodable",)
+            return self.on(subject), rng.choice(variants).encode(), ("undecodable",)
         if kind == "schema_violation":
             choice = rng.randrange(3)
             if choice == 0:
@@ -104,24 +182,24 @@ class PoisonMaker:
                 subject = "kumkm.loans.repayment.received.v1"
                 data = {"payment_id": f"PAY-BAD-{self.n}", "loan_id": "LN-1", "amount": "abc"}
             return (
-                subject,
+                self.on(subject),
                 json.dumps(_envelope(subject, data)).encode(),
                 ("schema_violation", "invalid_envelope"),
             )
         if kind == "unknown_type":
             subject = "kumkm.catalog.order.confirmed.v1"
             body = json.dumps(_envelope("kumkm.catalog.order.teleported.v1", {"order_id": "ORD-1"})).encode()
-            return subject, body, ("unknown_type", "subject_mismatch")
+            return self.on(subject), body, ("unknown_type", "subject_mismatch")
         if kind == "wrong_version":
             subject = "kumkm.loans.repayment.received.v1"
             body = json.dumps(
                 _envelope("kumkm.loans.repayment.received.v7", {"payment_id": "PAY-1", "loan_id": "LN-1"})
             ).encode()
-            return subject, body, ("unsupported_version", "unknown_type", "subject_mismatch")
+            return self.on(subject), body, ("unsupported_version", "unknown_type", "subject_mismatch")
         if kind == "oversized":
             subject = "kumkm.catalog.product.stock_updated.v1"
             data = {"product_id": "PRD-1", "padding": "x" * (1_100_000 + rng.randint(0, 1000))}
-            return subject, json.dumps(_envelope(subject, data)).encode(), ("oversized",)
+            return self.on(subject), json.dumps(_envelope(subject, data)).encode(), ("oversized",)
         if kind == "illegal_transition" and self.rejected_orders:
             order_id, buyer, seller_nib = rng.choice(self.rejected_orders)
             # Every step, paid and delivered too: a refused step must not reach the seller as a notification.
@@ -141,19 +219,25 @@ class PoisonMaker:
                 },
             }[step]
             body = json.dumps(_envelope(subject, data, order_id)).encode()
-            return subject, body, ("order_rejected", "illegal_transition")
+            # sent by the order's own parties' systems: the mandate holds, the order's state refuses it
+            sender = (
+                self.orgs.seller(seller_nib) if step in {"confirmed", "shipped"} else self.orgs.buyer(buyer)
+            )
+            return sender.subject(subject), body, ("order_rejected", "illegal_transition")
         # unknown aggregates: parked with Retry, dead-lettered when max_deliver is exhausted
         if rng.random() < 0.5:
             subject = "kumkm.catalog.order.confirmed.v1"
             order_id = f"ORD-GHOST-{self.n}"
+            seller_nib = rng.choice(sorted(self.orgs.sellers))  # a NIB its marketplace holds a mandate for
             data = {
                 "order_id": order_id,
                 "buyer": {"id": "BUYER-GHOST"},
-                "seller": {"nib": "9100000000000"},
+                "seller": {"nib": seller_nib},
                 "confirmed_at": datetime.now(UTC).isoformat(),
                 "expected_ship_on": "2027-01-10",
             }
-            return subject, json.dumps(_envelope(subject, data, order_id)).encode(), ()
+            sender = self.orgs.seller(seller_nib)
+            return sender.subject(subject), json.dumps(_envelope(subject, data, order_id)).encode(), ()
         subject = "kumkm.loans.restructuring.requested.v1"
         request_id = f"RR-GHOST-{self.n}"
         ghost: dict[str, Any] = {
@@ -165,7 +249,86 @@ class PoisonMaker:
             "proposal": [{"scheme": "tenor_extension", "extra_months": 6}],
             "reschedule_from": "2020-05-01",
         }
-        return subject, json.dumps(_envelope(subject, ghost, request_id)).encode(), ()
+        return self.on(subject), json.dumps(_envelope(subject, ghost, request_id)).encode(), ()
+
+    def impersonate(self, what: str | None = None) -> tuple[str, bytes, Impersonation]:  # noqa: C901, PLR0912, PLR0915 - one branch per attempt
+        """(subject, body, what must not change) of one impersonation attempt."""
+        self.n += 1
+        rng, o, n, tag = self.rng, self.orgs, self.n, self.tag
+        what = what or rng.choice(IMPERSONATIONS)
+        if what == "foreign_seller_step" and len(o.marketplaces()) < 2:
+            what = "foreign_seller_product"
+        loan_id, borrower = rng.choice(self.target_loans)
+        absent: list[tuple[str, str, str]] = []
+        hook = "http://127.0.0.1:9/hooks"  # never called: the contact must not be stored
+        if what == "foreign_lender_disbursement":
+            data: Any = disbursement(f"LN-{tag}-IMP-{n:05d}", borrower)  # names LPDB-KUMKM as its lender
+            sender = self.other_lender
+            absent.append(("loans.loans", "loan_id", data.loan_id))
+            absent.append(("notifications.loan_borrowers", "loan_id", data.loan_id))
+        elif what == "foreign_lender_repayment":
+            data = repayment(f"PAY-{tag}-IMP-{n:05d}", loan_id, PAID_ON)
+            sender = self.other_lender
+            absent.append(("loans.repayments", "payment_id", data.payment_id))
+        elif what == "cooperative_repayment":
+            data = repayment(f"PAY-{tag}-IMP-{n:05d}", loan_id, PAID_ON)
+            sender = o.cooperative(borrower)  # its own loan: a cooperative never reports repayments
+            absent.append(("loans.repayments", "payment_id", data.payment_id))
+        elif what == "other_cooperative_restructuring":
+            data = restructuring(f"RR-{tag}-IMP-{n:05d}", loan_id)
+            sender = rng.choice([org for c, org in o.cooperatives.items() if c != borrower])
+            absent.append(("loans.restructuring_requests", "request_id", data.request_id))
+        elif what in {"foreign_seller_product", "bare_subject"}:
+            nib = rng.choice(sorted(o.sellers))
+            data = product(f"PRD-{tag}-IMP-{n:05d}", nib)
+            others = [m for m in o.marketplaces() if not m.covers(nib)]
+            sender = rng.choice(others) if others else self.other_lender
+            absent.append(("catalog.products", "product_id", data.product_id))
+        elif what == "foreign_seller_step":
+            order_id, buyer, nib = rng.choice(self.rejected_orders)
+            data = lifecycle(rng.choice(["confirm", "ship"]), order_id, buyer, nib)
+            sender = rng.choice([m for m in o.marketplaces() if not m.covers(nib)])
+        elif what == "foreign_buyer_order":
+            buyer = rng.choice(sorted(o.buyers))
+            product_id = f"PRD-{tag}-UNLISTED-IMP"
+            data = order(f"ORD-{tag}-IMP-{n:05d}", buyer, product_id, 2)
+            sender = rng.choice([org for b, org in o.buyers.items() if b != buyer])
+            absent.append(("catalog.orders", "order_id", data.order_id))
+        elif what == "foreign_buyer_step":
+            order_id, buyer, nib = rng.choice(self.rejected_orders)
+            data = lifecycle(rng.choice(["deliver", "pay"]), order_id, buyer, nib)
+            sender = rng.choice([org for b, org in o.buyers.items() if b != buyer])
+        elif what == "foreign_registry_contact":
+            party = f"IMP-{tag}-{n:05d}"
+            data = contact(party, "umkm", "Bukan Mitra", hook)
+            sender = o.registry
+            absent.append(("notifications.contacts", "party_id", party))
+        else:  # unmandated_org
+            party = rng.choice(sorted(o.registry.parties))  # a party the registry keeps: not this org
+            data = contact(party, "umkm", "Kontak Palsu", hook)
+            sender = None
+        envelope = make_event(data, source=SOURCE)
+        if envelope.type == "kumkm.notifications.contact.upserted.v1":
+            absent.append(("notifications.contacts", "event_id", str(envelope.id)))
+        if what == "bare_subject":
+            subject = envelope.type
+        elif sender is None:
+            subject = f"{envelope.type}.{self.unmandated}"
+        else:
+            # Its own token. The deploy's server would refuse a type outside the role's templates (a
+            # cooperative's repayment) before any service saw it; the bench's NATS has no operator JWTs, so
+            # here the mandate check is the only guard, as it is for a party outside the mandate.
+            subject = f"{envelope.type}.{sender.id}"
+        owner = OWNERS[envelope.type.split(".")[1]]
+        return (
+            subject,
+            envelope.to_json_bytes(),
+            Impersonation(what, str(envelope.id), owner, tuple(absent)),
+        )
+
+
+# The durable of the service that owns each context's integrator types, and checks their sender's mandate.
+OWNERS = {"loans": "loans", "catalog": "catalog", "notifications": "notifications-contacts"}
 
 
 async def send_poison(
@@ -174,10 +337,16 @@ async def send_poison(
     kind = kind or maker.kind()
     if kind == "illegal_transition" and not maker.rejected_orders:
         kind = "unknown_aggregate"
+    poison_id = f"poison-{uuid4()}"
+    if kind == "impersonation":
+        subject, body, attempt = maker.impersonate()
+        sent = PoisonSent(poison_id, kind, subject, (attempt.consumer,), (NOT_AUTHORISED,), attempt)
+        ledger.poison[poison_id] = sent
+        await integrator.publish_raw(subject, body, {"Nats-Msg-Id": poison_id, POISON_HEADER: poison_id})
+        return
     subject, body, reasons = maker.make(kind)
     if kind == "illegal_transition":
         expect_refusal(ledger, json.loads(body))
-    poison_id = f"poison-{uuid4()}"
     ledger.poison[poison_id] = PoisonSent(poison_id, kind, subject, consumers_of_subject(subject), reasons)
     await integrator.publish_raw(subject, body, {"Nats-Msg-Id": poison_id, POISON_HEADER: poison_id})
 

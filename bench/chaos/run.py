@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from bench.chaos.checker import Checker, Report
 from bench.chaos.cluster import SERVICES, Cluster, ClusterConfig
+from bench.chaos.orgs import record_mandates
 from bench.chaos.poison import PoisonMaker, send_poison
 from bench.chaos.scenario import Scenario
 from bench.chaos.sinks import SmtpSink, WebhookSink
@@ -30,6 +31,7 @@ class ChaosConfig:
     concurrency: int = 12
     poison: int = 1000
     rejected_orders: int = 5
+    target_loans: int = 3  # loans on the book that the poison's impersonation attempts aim at
     kills_per_service: int = 3
     nats_kills: int = 1
     postgres_restarts: int = 1
@@ -131,8 +133,17 @@ async def run_chaos(config: ChaosConfig) -> Report:  # noqa: C901, PLR0915 - one
             n_parties = max(2, (config.loan_flows + config.decision_flows + config.catalog_flows) // 10)
             await scenario.setup_parties(n_parties, n_parties, n_parties)
             rejected = [await scenario.rejected_order(k) for k in range(config.rejected_orders)]
-            log(f"chaos: {len(ledger.contacts)} contacts, {len(rejected)} rejected orders; workload starts")
-            maker = PoisonMaker(random.Random(config.seed + 1), rejected)
+            targets = await scenario.target_loans(config.target_loans)
+            maker = PoisonMaker(random.Random(config.seed + 1), rejected, scenario.senders, targets)
+            if integrator.js is None:
+                raise RuntimeError("not connected")
+            await record_mandates(integrator.js, maker.own_orgs())
+            orgs = scenario.senders.all() + maker.own_orgs()
+            log(
+                f"chaos: {len(ledger.contacts)} contacts, {len(rejected)} rejected orders, "
+                f"{len(targets)} loans for impersonators; {len(orgs)} organisations with mandates; "
+                "workload starts"
+            )
             nemesis = Nemesis(cluster, config, random.Random(config.seed + 2))
             semaphore = asyncio.Semaphore(config.concurrency)
             flows = [("loan", i) for i in range(config.loan_flows)]

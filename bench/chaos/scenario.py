@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
+from bench.chaos.orgs import Organisations
 from bench.chaos.signin import CURATOR, OFFICER, SECOND_SUPERVISOR, SUPERVISOR
 from bench.chaos.workload import (
     OFFICERS,
@@ -30,6 +31,7 @@ from bench.chaos.workload import (
 )
 
 if TYPE_CHECKING:
+    from bench.chaos.orgs import Org
     from kumkm_shared.contracts import EventData
 
 LOANS = "kumkm.loans."
@@ -77,6 +79,7 @@ class Scenario:
         self.hook_url = hook_url
         self.tag = tag
         self.parties = Parties([], [], [])
+        self.orgs: Organisations | None = None  # who sends what: set with the parties
 
     # -- helpers ------------------------------------------------------------------------------------
     def expect_on_channels(
@@ -97,8 +100,14 @@ class Scenario:
                     ExpectedNotification(party, channel, cause_type=event_type, cause_key=(key, value))
                 )
 
-    async def publish(self, data: EventData) -> str:
-        return (await self.integrator.publish(data)).event_id
+    async def publish(self, data: EventData, sender: Org) -> str:
+        return (await self.integrator.publish(data, sender)).event_id
+
+    @property
+    def senders(self) -> Organisations:
+        if self.orgs is None:
+            raise RuntimeError("no parties yet: setup_parties first")
+        return self.orgs
 
     async def wait_state(
         self,
@@ -130,7 +139,19 @@ class Scenario:
         upserts += [contact(c, "cooperative", f"Koperasi {c[-5:]}", self.hook_url) for c in p.coops]
         upserts += [contact(s, "umkm", f"CV Mebel {s[-5:]}", self.hook_url) for s in p.sellers]
         upserts += [contact(b, "buyer", "Dinas Pendidikan", self.hook_url) for b in p.buyers]
-        await asyncio.gather(*(self.publish(u) for u in upserts))
+        # Each organisation's mandate lists exactly the parties this workload uses.
+        self.orgs = Organisations.for_parties(
+            coops=p.coops,
+            sellers=p.sellers,
+            buyers=p.buyers,
+            contacts=[u.party_id for u in upserts],
+            tag=self.tag.lower(),
+        )
+        if self.integrator.js is None:
+            raise RuntimeError("not connected")
+        await self.orgs.record(self.integrator.js)
+        registry = self.orgs.registry
+        await asyncio.gather(*(self.publish(u, registry) for u in upserts))
         for u in upserts:
             self.ledger.contacts.add(u.party_id)
         for u in upserts:
@@ -144,10 +165,12 @@ class Scenario:
         request_id = f"RR-{self.tag}-{i:05d}"
         payments = [f"PAY-{self.tag}-{i:05d}-{k}" for k in (1, 2)]
         self.ledger.loans[loan_id] = payments
-        await self.publish(disbursement(loan_id, borrower))
-        await self.publish(repayment(payments[0], loan_id, date(2020, 3, 1)))
-        await self.publish(repayment(payments[1], loan_id, date(2020, 4, 1)))
-        requested = await self.publish(restructuring(request_id, loan_id))
+        orgs = self.senders
+        await self.publish(disbursement(loan_id, borrower), orgs.lender)
+        # the lender reports one repayment, the payment channel collecting for it the other
+        await self.publish(repayment(payments[0], loan_id, date(2020, 3, 1)), orgs.lender)
+        await self.publish(repayment(payments[1], loan_id, date(2020, 4, 1)), orgs.channel)
+        requested = await self.publish(restructuring(request_id, loan_id), orgs.cooperative(borrower))
         self.ledger.outcomes.append(ExpectedOutcome((APPROVED, REJECTED, REFERRED), "request_id", request_id))
         self.expect_on_channels(borrower, event_id=requested)
         self.expect_on_channels(borrower, outcome=(APPROVED, "request_id", request_id))
@@ -161,10 +184,14 @@ class Scenario:
         loan_id = f"LN-{self.tag}-D-{k:05d}"
         request_id = f"RR-{self.tag}-D-{k:05d}"
         self.ledger.loans[loan_id] = []
+        orgs = self.senders
         await self.publish(
-            disbursement(loan_id, borrower, SMALL_PRINCIPAL if checker is None else LARGE_PRINCIPAL)
+            disbursement(loan_id, borrower, SMALL_PRINCIPAL if checker is None else LARGE_PRINCIPAL),
+            orgs.lender,
         )
-        requested = await self.publish(restructuring(request_id, loan_id, reason="other"))
+        requested = await self.publish(
+            restructuring(request_id, loan_id, reason="other"), orgs.cooperative(borrower)
+        )
         self.ledger.outcomes.append(ExpectedOutcome((REFERRED,), "request_id", request_id))
         self.ledger.outcomes.append(ExpectedOutcome((APPROVED,), "request_id", request_id))
         self.expect_on_channels(borrower, event_id=requested)
@@ -207,7 +234,8 @@ class Scenario:
         product_id = f"PRD-{self.tag}-{j:05d}"
         order_id = f"ORD-{self.tag}-{j:05d}"
         self.ledger.products[product_id] = seller_nib
-        await self.publish(product(product_id, seller_nib, PRODUCT_STOCK))
+        orgs = self.senders
+        await self.publish(product(product_id, seller_nib, PRODUCT_STOCK), orgs.seller(seller_nib))
         await self.wait_state("catalog", f"/products/{product_id}", "status", {"pending_curation", "listed"})
         self.ledger.outcomes.append(ExpectedOutcome((CURATED,), "product_id", product_id))
         self.expect_on_channels(seller_nib, outcome=(CURATED, "product_id", product_id))
@@ -224,7 +252,7 @@ class Scenario:
         await self.wait_state("catalog", f"/products/{product_id}", "status", {"listed"})
         self.ledger.audits.append(ExpectedAudit("catalog", f"/products/{product_id}/curation", CURATOR))
         self.ledger.orders[order_id] = (product_id, ORDER_QTY, PRODUCT_STOCK)
-        await self.publish(order(order_id, buyer, product_id, ORDER_QTY))
+        await self.publish(order(order_id, buyer, product_id, ORDER_QTY), orgs.buyer(buyer))
         self.ledger.outcomes.append(ExpectedOutcome((ACCEPTED, ORDER_REJECTED), "order_id", order_id))
         self.expect_on_channels(seller_nib, outcome=(ACCEPTED, "order_id", order_id))
         await self.wait_state("catalog", f"/orders/{order_id}", "status", {"accepted", "rejected"})
@@ -234,7 +262,9 @@ class Scenario:
             ("deliver", "delivered"),
             ("pay", "paid"),
         ):
-            event_id = await self.publish(lifecycle(step, order_id, buyer, seller_nib))
+            # the seller's marketplace confirms and ships, the buyer's system reports delivery and payment
+            sender = orgs.seller(seller_nib) if step in {"confirm", "ship"} else orgs.buyer(buyer)
+            event_id = await self.publish(lifecycle(step, order_id, buyer, seller_nib), sender)
             # Each applied step is recorded once by the catalog; from that record the buyer hears of the
             # confirmation and the shipment, the seller of the handover and the payment.
             recorded = (STATUS_CHANGED, "applied_event_id", event_id)
@@ -247,11 +277,28 @@ class Scenario:
         buyer = self.parties.buyers[k % len(self.parties.buyers)]
         seller_nib = self.parties.sellers[k % len(self.parties.sellers)]
         order_id = f"ORD-{self.tag}-REJ-{k:04d}"
-        await self.publish(order(order_id, buyer, f"PRD-{self.tag}-UNLISTED-{k}", ORDER_QTY))
+        await self.publish(
+            order(order_id, buyer, f"PRD-{self.tag}-UNLISTED-{k}", ORDER_QTY), self.senders.buyer(buyer)
+        )
         self.ledger.outcomes.append(ExpectedOutcome((ORDER_REJECTED,), "order_id", order_id))
         self.expect_on_channels(buyer, outcome=(ORDER_REJECTED, "order_id", order_id))
         await self.wait_state("catalog", f"/orders/{order_id}", "status", {"rejected"})
         return order_id, buyer, seller_nib
+
+    async def target_loans(self, k: int) -> list[tuple[str, str]]:
+        """Loans on the book, disbursed by the lender, that impersonation attempts aim at: (loan id,
+        borrower). A valid disbursement each, in the ledger; the loan must end with no repayment and no
+        restructuring."""
+        loans = []
+        for i in range(k):
+            borrower = self.parties.coops[i % len(self.parties.coops)]
+            loan_id = f"LN-{self.tag}-T-{i:03d}"
+            self.ledger.loans[loan_id] = []
+            await self.publish(disbursement(loan_id, borrower), self.senders.lender)
+            loans.append((loan_id, borrower))
+        for loan_id, _ in loans:
+            await self.wait_state("loans", f"/loans/{loan_id}", "loan_id", {loan_id})
+        return loans
 
     async def run_flow(self, kind: str, n: int) -> None:
         try:

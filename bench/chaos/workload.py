@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.js import JetStreamContext
 
+    from bench.chaos.orgs import Org
     from bench.chaos.signin import SignIn
 
 SOURCE = "urn:integrator:kumkm-chaos"
@@ -65,6 +66,7 @@ class Sent:
     acked_at: float = 0.0
     attempts: int = 0
     uncertain: bool = False  # needed a retry: the first attempt's fate was unknown to the client
+    sender: str | None = None  # the organisation whose token the subject carried
 
 
 @dataclass
@@ -124,12 +126,25 @@ class Ledger:
 
 
 @dataclass
+class Impersonation:
+    """An event claiming a party outside its sender's mandate: refused by ``consumer``, audited once, and
+    changing nothing: no row where ``absent`` says (``(table, column, value)``), no event it caused, no
+    notification about it."""
+
+    what: str
+    event_id: str
+    consumer: str  # the owning service's durable, which checks the sender's mandate
+    absent: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass
 class PoisonSent:
     poison_id: str
     kind: str
     subject: str
     consumers: tuple[str, ...]  # durables that must each dead-letter it
     expected_reasons: tuple[str, ...]  # acceptable reason codes (empty: any)
+    impersonation: Impersonation | None = None
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -191,12 +206,13 @@ class Integrator:
                 continue
             return attempt
 
-    async def publish(self, data: EventData, *, event_id: UUID | None = None) -> Sent:
+    async def publish(self, data: EventData, sender: Org, *, event_id: UUID | None = None) -> Sent:
+        """Publish as ``sender`` (on ``<type>.<organisation>``), recorded in the ledger as a valid event."""
         envelope = make_event(data, source=SOURCE, event_id=event_id or uuid4())
-        item = Sent(str(envelope.id), envelope.type, envelope.subject or "", time.time())
+        item = Sent(str(envelope.id), envelope.type, envelope.subject or "", time.time(), sender=sender.id)
         self.ledger.record(item)
         item.attempts = await self.publish_raw(
-            envelope.type, envelope.to_json_bytes(), {"Nats-Msg-Id": envelope.msg_id}
+            sender.subject(envelope.type), envelope.to_json_bytes(), {"Nats-Msg-Id": envelope.msg_id}
         )
         item.uncertain = item.attempts > 1
         item.acked_at = time.time()

@@ -49,6 +49,11 @@ async def test_short_fault_suite_loses_and_duplicates_nothing() -> None:
     assert report.poison_sent == 300
     assert report.poison_missing == 0, text
     assert report.poison_bad_reason == 0, text
+    # impersonations among the poison: each refused with not_authorised_for_party (checked with the poison's
+    # reasons), its denial audited once by the service that owns the type, and nothing changed by it
+    assert report.impersonations > 0, text
+    assert report.impersonations_audited == report.impersonations, text
+    assert report.checked["impersonation"] == report.impersonations
     assert not report.stalled, text
     assert not report.unpublished_outbox, text
     # the valid traffic went through: every flow finished, every effect was checked

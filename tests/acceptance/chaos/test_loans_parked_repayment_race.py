@@ -17,13 +17,14 @@ import asyncpg
 import nats
 import pytest
 
+from bench.chaos.orgs import LENDER_PARTY, Org, record_mandates
 from bench.chaos.workload import disbursement, repayment
 from kumkm_loans.app import build
 from kumkm_loans.settings import LoansSettings
 from kumkm_shared.contracts import make_event
-from kumkm_shared.integrators import IntegratorRole, sender_subject
+from kumkm_shared.integrators import IntegratorRole
 from kumkm_shared.testing import wait_for
-from kumkm_shared.testing.harness import TEST_SENDERS, consumer_idle, grant_mandate, running_service
+from kumkm_shared.testing.harness import consumer_idle, running_service
 
 if TYPE_CHECKING:
     from datetime import date
@@ -41,8 +42,9 @@ async def test_repayment_racing_its_disbursement_is_applied(nats_url: str, datab
         nc = await nats.connect(nats_url)
         try:
             js = nc.jetstream()
-            lender = TEST_SENDERS[IntegratorRole.LENDER]  # sends both, with a mandate for every lender
-            await grant_mandate(nc, lender, IntegratorRole.LENDER)
+            # the lender's core banking sends both, with a mandate for its own loans only
+            lender = Org("lpdb-kumkm-race", IntegratorRole.LENDER, (LENDER_PARTY,))
+            await record_mandates(js, [lender])
             for i in range(LOANS):
                 loan_id = f"LN-RACE-{i:03d}"
                 # back to back, so both land in the same pull batch and are handled concurrently
@@ -52,7 +54,7 @@ async def test_repayment_racing_its_disbursement_is_applied(nats_url: str, datab
                 ):
                     env = make_event(data, source="urn:test")
                     await js.publish(
-                        sender_subject(env.type, lender),
+                        lender.subject(env.type),
                         env.to_json_bytes(),
                         headers={"Nats-Msg-Id": env.msg_id},
                     )
