@@ -29,7 +29,9 @@ from kumkm_shared import NotFound, Retry
 from kumkm_shared.contracts import (
     Channel,
     ContactUpserted,
+    LoanDisbursed,
     NotificationDelivered,
+    RestructuringRequested,
     validate_event_payload,
 )
 
@@ -119,6 +121,7 @@ class NotificationsService:
 
     async def on_event(self, ctx: EventContext) -> None:
         envelope = ctx.envelope
+        await self._require_sender_mandate(ctx)
         await self._learn_borrower(ctx, ctx.event.data)
         notice = about(envelope.type, ctx.event.data)
         if notice is None:
@@ -155,7 +158,25 @@ class NotificationsService:
             await repo.wake_dispatcher(ctx.conn)
 
     async def on_loan_disbursed(self, ctx: EventContext) -> None:
+        await self._require_sender_mandate(ctx)
         await self._learn_borrower(ctx, ctx.event.data)
+
+    async def _require_sender_mandate(self, ctx: EventContext) -> None:
+        """An organisation's own event (``<type>.<org>``) is acted on only within its mandate, by the same
+        rule as the owning service: loans refuses the rest, and a refused claim must not reach anyone
+        (a receipt to another cooperative's borrower, a borrower rewritten by another lender)."""
+        if ctx.sender is None:
+            return  # a service's own event: loans' outcomes, or its copy of an HTTP command
+        data = ctx.event.data
+        if isinstance(data, LoanDisbursed):
+            await ctx.require_mandate(data.lender)
+        elif isinstance(data, RestructuringRequested):
+            borrower = await repo.borrower_of(ctx.conn, data.loan_id)
+            if borrower is None:
+                raise Retry(
+                    "borrower_unknown", f"no borrower is known yet for loan {data.loan_id}", delay=1.0
+                )
+            await ctx.require_mandate(borrower)
 
     # -- an operator's commands -------------------------------------------------------------------------
     async def resend(self, work: CommandContext, notification_id: uuid.UUID) -> Resent:

@@ -107,9 +107,11 @@ async def set_webhook_secret(conn: Db, party_id: str, secret: str) -> None:
 
 # -- loans -> borrowers --------------------------------------------------------------------------------
 async def remember_borrower(conn: Conn, loan_id: str, borrower_id: str, name: str) -> None:
+    """A loan's borrower never changes: the first record stands (as on loans' book, where a second
+    disbursement of the same loan is ignored), so a later event cannot redirect its messages."""
     await conn.execute(
         "INSERT INTO loan_borrowers (loan_id, borrower_id, name) VALUES ($1, $2, $3) "
-        "ON CONFLICT (loan_id) DO UPDATE SET borrower_id = EXCLUDED.borrower_id, name = EXCLUDED.name",
+        "ON CONFLICT (loan_id) DO NOTHING",
         loan_id,
         borrower_id,
         name,
