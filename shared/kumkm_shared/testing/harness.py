@@ -81,9 +81,10 @@ class _Default:
 
 DEFAULT_SENDER: Any = _Default()
 
-# The organisations of the realms' service accounts the tests sign in as (integrator-demo, it-integrator-sby):
-# mandated for every role and party, so HTTP tests about other rules are not refused for their mandate.
-TEST_SERVICE_ACCOUNT_ORGS = ("integrator-demo", "it-integrator-sby")
+# The organisations of the realms' service accounts the tests sign in as (integrator-demo, it-integrator-sby)
+# and of the test realm's people ("it": it-all holds the integrator role too): mandated for every role and
+# party, so HTTP tests about other rules are not refused for their mandate.
+TEST_SERVICE_ACCOUNT_ORGS = ("integrator-demo", "it-integrator-sby", "it")
 
 
 @contextlib.contextmanager
