@@ -57,7 +57,8 @@ async def test_short_fault_suite_loses_and_duplicates_nothing() -> None:
     assert not report.stalled, text
     assert not report.unpublished_outbox, text
     # the valid traffic went through: every flow finished, every effect was checked
-    assert report.checked["loan"] == 12 + 6  # the loan flows' loans and the decision flows'
+    # the loan flows' loans, the decision flows', and the loans impersonators aim at (each checked unchanged)
+    assert report.checked["loan"] == 12 + 6 + config.target_loans
     assert report.checked["order"] == 8
     # the people's commands: referred requests approved by one officer or by a maker and a different
     # checker, each applied once with one committed audit record (8 curations, 2 + 2 * 4 decisions)
