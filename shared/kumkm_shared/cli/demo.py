@@ -23,6 +23,7 @@ import httpx
 
 from kumkm_shared.cli.connect import connect
 from kumkm_shared.cli.follow import follow
+from kumkm_shared.cli.seed import sample_sellers
 from kumkm_shared.cli.signin import DemoRealm, demo_tokens
 from kumkm_shared.contracts import spec_for, validate_event_payload
 from kumkm_shared.integrators import IntegratorRole, sender_subject
@@ -252,7 +253,8 @@ def demo_mandates() -> list[Mandate]:
             organisation=INTEGRATOR_ORG,
             name="Demo seller and buyer systems",
             grants=(
-                Grant(role=IntegratorRole.SELLER, parties=(SELLER["nib"],)),
+                # The Kranggan seller, and the sellers of the Kota Bekasi sample's e-catalog sales.
+                Grant(role=IntegratorRole.SELLER, parties=(SELLER["nib"], *sample_sellers())),
                 Grant(role=IntegratorRole.BUYER, parties=(BUYER["id"],)),
             ),
             granted_by="kumkm up --demo",
@@ -267,6 +269,18 @@ async def record_demo_mandates(js: JetStreamContext) -> None:
         current = await book.get(mandate.organisation)
         if current is None or not current.active:
             await book.put(mandate)
+            continue
+        # An earlier run's mandate: widen each grant to the parties the demo needs now, keeping its users.
+        grants = list(current.grants)
+        for wanted in mandate.grants:
+            held = current.grant(wanted.role)
+            if held is None:
+                grants.append(wanted)
+            elif not set(wanted.parties) <= set(held.parties):
+                parties = tuple(dict.fromkeys((*held.parties, *wanted.parties)))
+                grants[grants.index(held)] = held.model_copy(update={"parties": parties})
+        if grants != list(current.grants):
+            await book.put(current.model_copy(update={"grants": tuple(grants)}))
 
 
 async def _publish(
@@ -492,7 +506,16 @@ async def _demo(info: RunInfo, console: Console) -> None:
         console.rule("[bold]demo done[/] — `kumkm tail` follows new events; Ctrl-C stops everything")
 
 
-def run_demo(info: RunInfo, console: Console) -> None:
+def run_demo(info: RunInfo, console: Console, data_dir: Path | None = None) -> None:
+    """The Kota Bekasi sample first (``kumkm_shared.cli.seed``: the dashboard's numbers), then the story."""
+    if data_dir is not None:
+        from kumkm_shared.cli.seed import seed
+
+        console.rule("[bold]demo: the Kota Bekasi sample[/]")
+        try:
+            asyncio.run(seed(info, data_dir, console))
+        except Exception as exc:  # the sample is a show too; the story still runs
+            console.print(f"[red]seed failed: {exc!r}[/]")
     try:
         asyncio.run(_demo(info, console))
     except Exception as exc:  # the demo is a show; the system keeps running if it stumbles

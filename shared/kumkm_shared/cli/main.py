@@ -193,19 +193,51 @@ def audit(  # noqa: PLR0917 - one typer option per filter
 def up(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     services: Annotated[
-        str, typer.Option(help="comma-separated services to run")
-    ] = "loans,catalog,notifications",
-    demo: Annotated[bool, typer.Option(help="run the demo flow once everything is ready")] = False,
+        str | None,
+        typer.Option(help="comma-separated services to run (default: every installed one)"),
+    ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(help="seed the Kota Bekasi sample and run the demo flow once everything is ready"),
+    ] = False,
 ) -> None:
     """Start servers (embedded unless URLs are given), provision streams, and run the services."""
-    from kumkm_shared.cli.up import ALL_SERVICES, run_up
+    from kumkm_shared.cli.up import ALL_SERVICES, installed_services, run_up
 
-    chosen = [s.strip() for s in services.split(",") if s.strip()]
+    given = services.split(",") if services is not None else None
+    chosen = [s.strip() for s in given if s.strip()] if given is not None else installed_services()
     unknown = sorted(set(chosen) - set(ALL_SERVICES))
     if unknown:
         err.print(f"[red]unknown services {unknown}; choose from {list(ALL_SERVICES)}[/]")
         raise typer.Exit(2)
     raise typer.Exit(run_up(data_dir, chosen, demo=demo))
+
+
+@app.command()
+def seed(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="validate the sample's events and print counts; publish nothing")
+    ] = False,
+) -> None:
+    """Publish the deterministic Kota Bekasi sample (647 cooperatives, 3,000 UMKM, activity reports, loans,
+    e-catalog sales) into the running system, as `kumkm up --demo` does. Re-running it within a month is a
+    no-op: the events' ids are the same."""
+    from kumkm_shared.cli.seed import generate
+    from kumkm_shared.cli.seed import seed as publish_sample
+    from kumkm_shared.contracts import validate_event_payload
+
+    sample = generate()
+    if dry_run:
+        events = sample.registry_events() + sample.loan_events()
+        for event in events:
+            validate_event_payload(event)
+        console.print(
+            f"valid: {len(events)} events; {len(sample.cooperatives)} cooperatives, {len(sample.umkm)} UMKM, "
+            f"{len(sample.reports)} activity reports, {len(sample.loans)} loans, {len(sample.sales)} sales"
+        )
+        return
+    asyncio.run(publish_sample(running_system(data_dir), data_dir, err, sample))
 
 
 @app.command()

@@ -36,8 +36,20 @@ from kumkm_shared.servers.mail import MailSink
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-ALL_SERVICES = ("loans", "catalog", "notifications")
-COLOURS = {"loans": "cyan", "catalog": "magenta", "notifications": "green"}
+ALL_SERVICES = ("loans", "catalog", "notifications", "monitoring", "console")
+COLOURS = {
+    "loans": "cyan",
+    "catalog": "magenta",
+    "notifications": "green",
+    "monitoring": "blue",
+    "console": "bright_white",
+}
+# The console speaks HTTP only (to the services' APIs, with the person's token): no NATS, no database.
+HTTP_ONLY = frozenset({"console"})
+# Where people's browsers come back after sign-in: the kumkm-console client's redirect URIs in the demo
+# realm (deploy/keycloak/kumkm-realm.json) are http://127.0.0.1:8000/* and http://localhost:8000/*.
+CONSOLE_PORT = 8000
+CONSOLE_CLIENT = "kumkm-console"
 console = Console(stderr=True, highlight=False)
 
 
@@ -46,6 +58,51 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     url: str
+    extra_env: dict[str, str] | None = None
+
+
+def installed_services() -> list[str]:
+    """The services of ALL_SERVICES whose package is installed in this environment (``make install``)."""
+    import importlib.util
+
+    return [name for name in ALL_SERVICES if importlib.util.find_spec(f"kumkm_{name}") is not None]
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def console_port() -> int:
+    """``KUMKM_CONSOLE_PORT``, else 8000 (the demo realm's redirect URIs) when free, else a free port."""
+    given = os.environ.get("KUMKM_CONSOLE_PORT")
+    if given:
+        return int(given)
+    return CONSOLE_PORT if port_is_free(CONSOLE_PORT) else free_port()
+
+
+def console_env(info: RunInfo, services: dict[str, str], port: int) -> dict[str, str]:
+    """The console's settings (``KUMKM_CONSOLE_*``): where it listens, the issuer people sign in at, and
+    the base URL of each service it calls."""
+    env = {
+        "KUMKM_CONSOLE_HOST": "127.0.0.1",
+        "KUMKM_CONSOLE_PORT": str(port),
+        "KUMKM_CONSOLE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "KUMKM_CONSOLE_CLIENT_ID": CONSOLE_CLIENT,
+        "KUMKM_CONSOLE_AUDIENCE": info.auth_audience,
+    }
+    if info.auth_issuer:
+        env["KUMKM_CONSOLE_ISSUER"] = info.auth_issuer
+    for name, url in services.items():
+        if name not in HTTP_ONLY:
+            env[f"KUMKM_CONSOLE_{name.upper()}_URL"] = url
+    return env
 
 
 def _pump(name: str, stream: IO[bytes]) -> None:  # runs in a thread per child
@@ -56,12 +113,15 @@ def _pump(name: str, stream: IO[bytes]) -> None:  # runs in a thread per child
         console.print(Text.assemble((f"{name:>13} | ", colour), line), soft_wrap=True, highlight=False)
 
 
-def service_env(info: RunInfo, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
+def service_env(
+    info: RunInfo, port: int, extra: dict[str, str] | None = None, *, http_only: bool = False
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not (http_only and k.startswith(_BUS_AND_DB))}
+    if not http_only:
+        env["KUMKM_NATS_URL"] = info.nats_url
+        env["KUMKM_DATABASE_URL"] = info.database_url
     env.update(
         {
-            "KUMKM_NATS_URL": info.nats_url,
-            "KUMKM_DATABASE_URL": info.database_url,
             "KUMKM_HTTP_HOST": "127.0.0.1",
             "KUMKM_HTTP_PORT": str(port),
             "KUMKM_LOG_FORMAT": env.get("KUMKM_LOG_FORMAT", "console"),
@@ -73,6 +133,11 @@ def service_env(info: RunInfo, port: int, extra: dict[str, str] | None = None) -
         env["KUMKM_AUTH_ISSUER"] = info.auth_issuer
     env.update(extra or {})
     return env
+
+
+# What an HTTP-only child never gets from the parent's environment: the bus's and the databases' addresses
+# and credentials.
+_BUS_AND_DB = ("KUMKM_NATS_", "KUMKM_DATABASE_", "KUMKM_DB_")
 
 
 def nats_env(info: RunInfo, user: str) -> dict[str, str]:
@@ -93,9 +158,11 @@ def start_service(
     name: str, info: RunInfo, port: int | None = None, extra_env: dict[str, str] | None = None
 ) -> Child:
     port = port or free_port()
+    http_only = name in HTTP_ONLY
+    bus = {} if http_only else nats_env(info, name)
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", f"kumkm_{name}", "serve"],
-        env=service_env(info, port, {**nats_env(info, name), **(extra_env or {})}),
+        env=service_env(info, port, {**bus, **(extra_env or {})}, http_only=http_only),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches the supervisor, which stops children in order
@@ -103,7 +170,7 @@ def start_service(
     if process.stdout is None:  # pragma: no cover - stdout=PIPE always gives a stream
         raise RuntimeError("child has no stdout")
     threading.Thread(target=_pump, args=(name, process.stdout), daemon=True).start()
-    return Child(name, process, f"http://127.0.0.1:{port}")
+    return Child(name, process, f"http://127.0.0.1:{port}", extra_env)
 
 
 def wait_ready(children: list[Child], timeout: float = 60.0) -> None:
@@ -176,10 +243,30 @@ class SignIn:
     realm: Path | None = None
 
 
+def realm_for_console(realm: Path, port: int, folder: Path) -> Path:
+    """``realm`` itself when the console listens where its client's redirect URIs point (port 8000); else a
+    copy under ``folder`` whose ``kumkm-console`` client also accepts ``http://127.0.0.1:<port>/*``."""
+    import json
+
+    body = json.loads(realm.read_text(encoding="utf-8"))
+    wanted = f"http://127.0.0.1:{port}/*"
+    for client in body.get("clients", []):
+        if client.get("clientId") == CONSOLE_CLIENT and wanted not in client.get("redirectUris", []):
+            client["redirectUris"] = [*client.get("redirectUris", []), wanted]
+            break
+    else:
+        return realm
+    ensure_directory(folder)
+    copy = folder / f"realm-console-{port}.json"
+    copy.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return copy
+
+
 @contextlib.contextmanager
-def identity_provider(data_dir: Path) -> Iterator[SignIn]:
+def identity_provider(data_dir: Path, console_at: int | None = None) -> Iterator[SignIn]:
     """``KUMKM_AUTH_ISSUER`` when given; else the embedded provider, configured from the demo realm (or the
-    realm file ``KUMKM_AUTH_REALM`` names), its keys and log under ``<data_dir>/oidc``."""
+    realm file ``KUMKM_AUTH_REALM`` names), its keys and log under ``<data_dir>/oidc``; with ``console_at``,
+    the realm's console client also accepts that port's redirect URIs (``realm_for_console``)."""
     audience = os.environ.get("KUMKM_AUTH_AUDIENCE") or "kumkm"
     given = os.environ.get("KUMKM_AUTH_ISSUER")
     if given:
@@ -188,6 +275,8 @@ def identity_provider(data_dir: Path) -> Iterator[SignIn]:
     from kumkm_shared.servers.oidc import DEFAULT_REALM, EmbeddedIdentityProvider
 
     realm = Path(os.environ.get("KUMKM_AUTH_REALM") or DEFAULT_REALM).absolute()
+    if console_at is not None:
+        realm = realm_for_console(realm, console_at, data_dir / "oidc")
     provider = EmbeddedIdentityProvider(data_dir / "oidc", realms=(realm,))
     provider.start()
     try:
@@ -201,7 +290,10 @@ def print_demo_users(realm: Path) -> None:
     from kumkm_shared.cli.signin import DemoRealm
 
     found = DemoRealm.read(realm)
-    console.print(f"demo users (realm {realm}; the password of each is in the README's quick start):")
+    console.print(
+        f"demo users (realm {realm}; demo only: their password is in the README's quick start, "
+        "change or delete them before going live):"
+    )
     for user in [*found.people(), *found.service_accounts()]:
         name = user.service_account_of or user.username
         kind = " (service account, client credentials)" if user.service_account_of else ""
@@ -209,6 +301,37 @@ def print_demo_users(realm: Path) -> None:
         console.print(f"  {name:>20}: {roles} [{regions}] {user.organisation or ''}{kind}", markup=False)
     example = 'curl -H "Authorization: Bearer $(kumkm token --as officer.bekasi)" ...'
     console.print(f"  sign in with `kumkm login --as officer.bekasi`, or {example}", markup=False)
+
+
+def start_all(
+    children: list[Child], info: RunInfo, services: list[str], notifications_env: dict[str, str], port: int
+) -> None:
+    """The services that talk to the bus first; once they are ready, the console, given their URLs. Each
+    child is added to ``children`` as it starts, so the caller stops whatever started if one fails."""
+    backends = [name for name in services if name not in HTTP_ONLY]
+    children.extend(  # one by one: those started before a failure are in `children`
+        start_service(name, info, extra_env=notifications_env if name == "notifications" else None)
+        for name in backends
+    )
+    wait_ready(children)
+    urls = {c.name: c.url for c in children}
+    front: list[Child] = []
+    for name in services:
+        if name in HTTP_ONLY:
+            front.append(start_service(name, info, port, console_env(info, urls, port)))
+            children.append(front[-1])
+    wait_ready(front)
+
+
+def supervise(children: list[Child], info: RunInfo, stop_requested: threading.Event) -> None:
+    """Restart a child that exits, on its port and with its environment, until a stop is requested."""
+    while not stop_requested.is_set():
+        for child in children:
+            if child.process.poll() is not None:
+                console.print(f"[red]{child.name} exited ({child.process.returncode}); restarting[/]")
+                port = int(child.url.rsplit(":", 1)[1])
+                children[children.index(child)] = start_service(child.name, info, port, child.extra_env)
+        stop_requested.wait(1.0)
 
 
 def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
@@ -225,7 +348,11 @@ def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
     from kumkm_shared.natsauth import AuthDir
 
     nats_auth = AuthDir.init(data_dir / "nats-auth")
-    with obtain_servers(data_dir, nats_auth=nats_auth) as servers, identity_provider(data_dir) as signin:
+    port = console_port() if "console" in services else None
+    with (
+        obtain_servers(data_dir, nats_auth=nats_auth) as servers,
+        identity_provider(data_dir, port) as signin,
+    ):
         info = RunInfo(
             nats_url=servers.nats_url,
             database_url=servers.database_url,
@@ -250,30 +377,22 @@ def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
         )
         children: list[Child] = []
         try:
-            children.extend(
-                start_service(name, info, extra_env=extra_env if name == "notifications" else None)
-                for name in services
-            )
-            wait_ready(children)
+            start_all(children, info, services, extra_env, port or CONSOLE_PORT)
             info.services = {c.name: c.url for c in children}
             path = info.write(data_dir)
             console.print(f"[bold green]ready[/]: {path}")
             for child in children:
-                console.print(f"  {child.name:>13}: {child.url}  (docs {child.url}/docs)")
+                docs = "" if child.name in HTTP_ONLY else f"  (docs {child.url}/docs)"
+                console.print(f"  {child.name:>13}: {child.url}{docs}")
+            if "console" in info.services:
+                console.print(f"[bold]console[/]: {info.services['console']}  (sign in as a demo user below)")
             if signin.realm is not None:
                 print_demo_users(signin.realm)
             if demo:
                 from kumkm_shared.cli.demo import run_demo
 
-                run_demo(info, console)
-            while not stop_requested.is_set():
-                for child in children:
-                    if child.process.poll() is not None:
-                        console.print(f"[red]{child.name} exited ({child.process.returncode}); restarting[/]")
-                        port = int(child.url.rsplit(":", 1)[1])
-                        env = extra_env if child.name == "notifications" else None
-                        children[children.index(child)] = start_service(child.name, info, port, env)
-                stop_requested.wait(1.0)
+                run_demo(info, console, data_dir)
+            supervise(children, info, stop_requested)
         finally:
             console.print("stopping services...")
             stop_children(children)
