@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kumkm-installed
 DATA   ?= .kumkm
 
-.PHONY: install up test test-unit lint typecheck docs bench chaos clean
+.PHONY: install up test test-unit lint typecheck docs bench chaos clean browser screenshots
 
 OIDC   := shared/kumkm_shared/servers/oidc_provider
 
@@ -15,7 +15,20 @@ $(OIDC)/node_modules/.package-lock.json: $(OIDC)/package-lock.json
 	@npm ci --prefix $(OIDC) --no-audit --no-fund --silent
 	@touch $@
 
-$(STAMP): shared/pyproject.toml services/*/pyproject.toml requirements-dev.txt $(OIDC)/node_modules/.package-lock.json
+# The console's browser libraries (htmx, Chart.js), served by the console itself: no CDN.
+CONSOLE := services/console
+CONSOLE_NPM := $(if $(wildcard $(CONSOLE)/package.json),$(CONSOLE)/node_modules/.package-lock.json)
+ifneq ($(CONSOLE_NPM),)
+$(CONSOLE_NPM): $(CONSOLE)/package.json $(wildcard $(CONSOLE)/package-lock.json)
+	@command -v npm >/dev/null || { echo "npm not found: the console's assets need Node.js 20+; apt-get install nodejs npm"; exit 1; }
+	@npm ci --prefix $(CONSOLE) --no-audit --no-fund --silent
+	@touch $@
+endif
+
+# The browser the console's tests drive: Debian's Chromium (Playwright's own download needs the internet).
+CHROMIUM ?= /usr/bin/chromium
+
+$(STAMP): shared/pyproject.toml services/*/pyproject.toml requirements-dev.txt $(OIDC)/node_modules/.package-lock.json $(CONSOLE_NPM)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv
 	@$(BIN)/python -m uv pip install -q --python $(BIN)/python \
@@ -29,8 +42,22 @@ install: $(STAMP)
 up: $(STAMP)
 	$(BIN)/kumkm up --data-dir $(DATA) --demo
 
-## The full test suite: lint, types, contracts, unit, integration and acceptance tests.
-test: $(STAMP)
+## Chromium for the browser tests: apt-get as root, else Playwright's installer (needs the internet).
+browser: $(STAMP)
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium (apt-get install -y chromium)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif [ -x $(BIN)/playwright ]; then \
+		echo "$(CHROMIUM) is missing and this is not root: installing Playwright's Chromium instead (needs the internet);"; \
+		echo "  on a machine without internet, run as root: apt-get install -y chromium"; \
+		$(BIN)/playwright install chromium; \
+	else \
+		echo "$(CHROMIUM) is missing: run as root 'apt-get install -y chromium' (or 'make browser' as root)"; exit 1; \
+	fi
+
+## The full test suite: lint, types, contracts, unit, integration, acceptance and browser tests.
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -53,6 +80,10 @@ docs: $(STAMP)
 	$(BIN)/kumkm schemas readme README.md
 	@for s in loans catalog notifications; do $(BIN)/python -m kumkm_$$s asyncapi --out docs/asyncapi/$$s.yaml; done
 
+## A PNG of each console page, signed in as the demo users, into docs/screenshots/.
+screenshots: $(STAMP) browser
+	$(BIN)/python -m tests.support.screenshots
+
 ## Benchmarks: the outbox relay, the whole system (with its bare baseline), and each service's own if present.
 bench: $(STAMP)
 	$(BIN)/python bench/outbox_relay.py
@@ -66,4 +97,4 @@ chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos
 
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache $(OIDC)/node_modules
+	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache $(OIDC)/node_modules $(CONSOLE)/node_modules
