@@ -63,7 +63,7 @@ def _original(letter: DeadLetter) -> str:
 async def _load(request: Request, seq: int) -> StoredDeadLetter:
     runtime = request.app.state.runtime
     try:
-        msg = await runtime.jetstream.get_msg(DLQ_STREAM, seq)
+        msg = await runtime.jetstream().get_msg(DLQ_STREAM, seq)
     except (nats.js.errors.NotFoundError, nats.errors.Error):
         raise NotFound("dead letter", str(seq)) from None
     if msg.subject != f"kumkm.dlq.{runtime.name}":
@@ -84,7 +84,7 @@ async def list_dead_letters(
     seq = after + 1
     while len(items) < limit:
         try:
-            msg = await runtime.jetstream.get_msg(DLQ_STREAM, seq, subject=subject, next=True)
+            msg = await runtime.jetstream().get_msg(DLQ_STREAM, seq, subject=subject, next=True)
         except nats.js.errors.NotFoundError:
             break
         items.append(_summary(StoredDeadLetter(msg.seq, DeadLetter.from_json_bytes(msg.data or b""))))
@@ -106,5 +106,5 @@ async def show_dead_letter(request: Request, seq: int) -> dict[str, Any]:
 @router.post("/dlq/{seq}/replay", dependencies=[Require(DLQ_REPLAY)])
 async def replay_dead_letter(request: Request, seq: int) -> dict[str, Any]:
     item = await _load(request, seq)
-    ack = await replay(request.app.state.runtime.jetstream, item)
+    ack = await replay(request.app.state.runtime.jetstream(), item)
     return {"id": seq, "replayed_to": item.letter.subject, "stream": ack.stream, "seq": ack.seq}

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
 CHROMIUM = Path(os.environ.get("KUMKM_CHROMIUM", "/usr/bin/chromium"))
-PASSWORD = "kumkm-test"  # noqa: S105 - the test realm's password of every it-* user
+PASSWORD = "kumkm-test"
 PHONE = {"width": 375, "height": 812}
 
 
