@@ -32,7 +32,7 @@ $(STAMP): shared/pyproject.toml services/*/pyproject.toml requirements-dev.txt $
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv
 	@$(BIN)/python -m uv pip install -q --python $(BIN)/python \
-		-e 'shared[embedded]' -e services/loans -e services/catalog -e services/notifications \
+		-e 'shared[embedded]' -e services/loans -e services/catalog -e services/notifications -e services/console \
 		-r requirements-dev.txt
 	@touch $(STAMP)
 
@@ -80,10 +80,6 @@ docs: $(STAMP)
 	$(BIN)/kumkm schemas readme README.md
 	@for s in loans catalog notifications; do $(BIN)/python -m kumkm_$$s asyncapi --out docs/asyncapi/$$s.yaml; done
 
-## A PNG of each console page, signed in as the demo users, into docs/screenshots/.
-screenshots: $(STAMP) browser
-	$(BIN)/python -m tests.support.screenshots
-
 ## Benchmarks: the outbox relay, the whole system (with its bare baseline), and each service's own if present.
 bench: $(STAMP)
 	$(BIN)/python bench/outbox_relay.py
@@ -95,6 +91,10 @@ bench: $(STAMP)
 ## The full fault suite (kills, NATS, Postgres and OpenID provider restarts, a pause, 1,000 poison messages, maker-checker decisions); fails unless lost=0 duplicated=0.
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos
+
+## A PNG of each console page in docs/screenshots/ (starts the services, signs in through the real provider).
+screenshots: $(STAMP) browser
+	$(BIN)/python -m tests.acceptance.console.screenshots docs/screenshots
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache $(OIDC)/node_modules $(CONSOLE)/node_modules

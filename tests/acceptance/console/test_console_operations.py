@@ -1,0 +1,65 @@
+"""An operator replays a dead letter through the console, in a real browser."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import expect
+
+from kumkm_loans.app import build
+from kumkm_loans.settings import LoansSettings
+from kumkm_shared.testing import wait_for
+from tests.acceptance.console.support import console, serve, sign_in
+from tests.integration.loans.conftest import Loans
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from playwright.async_api import Browser
+
+pytestmark = pytest.mark.acceptance
+
+DISBURSED = "kumkm.loans.loan.disbursed.v1"
+
+
+@pytest_asyncio.fixture
+async def loans(nats_url: str, database_url: str) -> AsyncIterator[Loans]:
+    definition = build(settings=LoansSettings(daily_tick=False))
+    async with Loans.start(definition, nats_url, database_url, consumer_batch=16) as harness:
+        yield harness
+
+
+async def test_an_operator_replays_a_dead_letter(loans: Loans, browser: Browser) -> None:
+    await loans.publish_raw(DISBURSED, b'{"not": "an envelope"}')
+    await loans.settle()
+    [letter] = await loans.dead_letters()
+    assert letter.reason_code == "invalid_envelope"
+    async with serve(loans.runtime.http) as loans_url, console({"loans": loans_url}) as base:
+        page = await sign_in(browser, base, "it-operator", "/operations/dead-letters")
+        table = page.get_by_test_id("dlq-loans")
+        await expect(table).to_contain_text("invalid_envelope")
+        seq = (await table.locator("tbody th a").first.inner_text()).strip()
+        await page.get_by_role("link", name=seq, exact=True).click()
+        await expect(page.get_by_text('{"not": "an envelope"}')).to_be_visible()
+        await page.get_by_role("button", name="Putar ulang").click()
+        await expect(page.get_by_test_id("done")).to_contain_text(f"loans:{seq}")
+        await page.context.close()
+    # The original bytes are back on their subject, marked as the replay of that dead letter.
+    replayed = await loans.nc.jetstream().get_last_msg("KUMKM_LOANS", DISBURSED)
+    assert replayed.data == b'{"not": "an envelope"}'
+    assert (replayed.headers or {}).get("Kumkm-Replay-Of") == seq
+    # Still not an envelope: the service dead-letters the replayed copy again.
+    await wait_for(lambda: _count(loans, 2), timeout=15)
+
+
+async def _count(loans: Loans, expected: int) -> bool:
+    return len(await loans.dead_letters()) == expected
+
+
+async def test_someone_without_the_operator_role_is_not_allowed(loans: Loans, browser: Browser) -> None:
+    async with serve(loans.runtime.http) as loans_url, console({"loans": loans_url}) as base:
+        page = await sign_in(browser, base, "it-officer-2", "/operations/dead-letters")
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Tidak diizinkan")
+        await page.context.close()
