@@ -173,6 +173,15 @@ def start_service(
     return Child(name, process, f"http://127.0.0.1:{port}", extra_env)
 
 
+# The readiness route of each child: the platform's services' /health/ready; the console has no bus or
+# database to wait for and answers /healthz.
+READY_PATHS = {"console": "/healthz"}
+
+
+def ready_path(name: str) -> str:
+    return READY_PATHS.get(name, "/health/ready")
+
+
 def wait_ready(children: list[Child], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     pending = {c.name: c for c in children}
@@ -184,7 +193,7 @@ def wait_ready(children: list[Child], timeout: float = 60.0) -> None:
                 )
             with (
                 contextlib.suppress(Exception),
-                urllib.request.urlopen(f"{child.url}/health/ready", timeout=1) as r,  # noqa: S310 - our http URL
+                urllib.request.urlopen(f"{child.url}{ready_path(name)}", timeout=1) as r,  # noqa: S310 - our http URL
             ):
                 if r.status == HTTPStatus.OK:
                     del pending[name]
