@@ -7,8 +7,9 @@
 # It is idempotent, so it can also be re-run by hand to rotate passwords:
 #   docker compose exec postgres /docker-entrypoint-initdb.d/10-kumkm-roles.sh
 #
-# Each role (loans, catalog, notifications):
-#   - logs in with the password from LOANS_DB_PASSWORD, CATALOG_DB_PASSWORD or NOTIFICATIONS_DB_PASSWORD;
+# Each role (loans, catalog, notifications, monitoring):
+#   - logs in with the password from LOANS_DB_PASSWORD, CATALOG_DB_PASSWORD, NOTIFICATIONS_DB_PASSWORD or
+#     MONITORING_DB_PASSWORD;
 #   - owns the schema of the same name, and has search_path set to it;
 #   - has CONNECT on this database only, no TEMP, and no CREATE anywhere else (not even on public);
 #   - cannot see the other schemas (their USAGE is revoked from PUBLIC).
@@ -18,6 +19,7 @@ set -euo pipefail
 : "${LOANS_DB_PASSWORD:?LOANS_DB_PASSWORD must be set}"
 : "${CATALOG_DB_PASSWORD:?CATALOG_DB_PASSWORD must be set}"
 : "${NOTIFICATIONS_DB_PASSWORD:?NOTIFICATIONS_DB_PASSWORD must be set}"
+: "${MONITORING_DB_PASSWORD:?MONITORING_DB_PASSWORD must be set}"
 
 database="${KUMKM_DATABASE:-kumkm}"
 
@@ -43,7 +45,7 @@ SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', datname) FROM pg_database
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 EOSQL
 
-for role in loans catalog notifications; do
+for role in loans catalog notifications monitoring; do
   password_var="$(echo "${role}" | tr '[:lower:]' '[:upper:]')_DB_PASSWORD"
   run_psql -v role="${role}" -v password="${!password_var}" <<'EOSQL'
 SELECT format('CREATE ROLE %I', :'role') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
-SERVICES = ("loans", "catalog", "notifications")
+SERVICES = ("loans", "catalog", "notifications", "monitoring")
 DATABASE = "kumkm"
 
 

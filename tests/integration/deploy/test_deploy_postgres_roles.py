@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ("loans", "catalog", "notifications")
+SERVICES = ("loans", "catalog", "notifications", "monitoring")
 SCHEMA_OF = "SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = to_regclass($1)"
 PLATFORM_MIGRATIONS = Path(kumkm_shared.db.__file__).parent / "platform_migrations"
 

@@ -28,7 +28,8 @@ COMPOSE = ROOT / "docker-compose.yml"
 NATS_CONF = DEPLOY / "nats" / "nats-server.conf"
 K8S = DEPLOY / "k8s"
 KUBERNETES_VERSION = "1.30.0"  # the oldest version the manifests support (preStop sleep)
-SERVICES = ("loans", "catalog", "notifications")
+SERVICES = ("loans", "catalog", "notifications", "monitoring")  # each with its NATS user and schema
+CONSOLE = "console"  # HTTP only: no NATS user, no database
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$")
 
 
@@ -93,7 +94,7 @@ def test_env_example_documents_every_variable_compose_needs() -> None:
 
 def test_compose_resolves_with_the_example_env() -> None:
     services = load_compose()
-    assert {"nats", "postgres", "provision", "mailpit", "prometheus", *SERVICES} <= services.keys()
+    assert {"nats", "postgres", "provision", "mailpit", "prometheus", *SERVICES, CONSOLE} <= services.keys()
     for service in SERVICES:
         app = services[service]
         assert app.command == (f"kumkm-{service}", "serve")
@@ -125,6 +126,38 @@ def test_compose_resolves_with_the_example_env() -> None:
     assert smtp["KUMKM_NOTIFICATIONS_SMTP_PORT"] == "1025"
 
 
+def test_compose_runs_the_console_with_http_only_and_its_session_key_from_env() -> None:
+    services = load_compose()
+    console = services[CONSOLE]
+    assert console.command == ("kumkm-console", "serve")
+    assert console.build_args == {"SERVICE": CONSOLE}
+    assert console.restart == "unless-stopped"
+    env = console.environment
+    assert not [key for key in env if key.startswith(("KUMKM_NATS_", "KUMKM_DATABASE_"))], env
+    assert env["KUMKM_CONSOLE_HOST"] == "0.0.0.0"  # noqa: S104 - inside the container
+    assert env["KUMKM_CONSOLE_PORT"] == env["KUMKM_HTTP_PORT"] == "8080"
+    assert env["KUMKM_CONSOLE_ISSUER"] == services["loans"].environment["KUMKM_AUTH_ISSUER"]
+    assert env["KUMKM_CONSOLE_AUDIENCE"] == services["loans"].environment["KUMKM_AUTH_AUDIENCE"]
+    assert env["KUMKM_CONSOLE_CLIENT_ID"] == "kumkm-console"
+    assert env["KUMKM_CONSOLE_PUBLIC_URL"] == "http://127.0.0.1:8000"
+    for service in SERVICES:
+        assert env[f"KUMKM_CONSOLE_{service.upper()}_URL"] == f"http://{service}:8080"
+        assert console.depends_on[service] == "service_healthy"
+    assert console.depends_on["keycloak"] == "service_healthy"
+    assert console.healthcheck is not None
+    assert "/healthz" in " ".join(console.healthcheck)
+    raw = yaml.safe_load(COMPOSE.read_text())["services"][CONSOLE]
+    assert raw["environment"]["KUMKM_CONSOLE_SESSION_SECRET"].startswith("${CONSOLE_SESSION_SECRET:?")
+    assert "127.0.0.1:8000:8080" in raw["ports"]
+    assert raw["read_only"] is True
+
+
+def test_compose_gives_monitoring_its_window_and_own_schema() -> None:
+    env = load_compose()["monitoring"].environment
+    assert env["KUMKM_MONITORING_WINDOW_DAYS"] == "90"
+    assert env["KUMKM_DATABASE_URL"].startswith("postgresql://monitoring:")
+
+
 def test_compose_sets_resource_limits_and_restart_policies() -> None:
     raw = yaml.safe_load(COMPOSE.read_text())
     for name, service in raw["services"].items():
@@ -143,14 +176,14 @@ def test_each_container_gets_only_its_own_nats_creds() -> None:
         )
     for name, service in raw["services"].items():
         user = name.removesuffix("-migrate")
-        expected = [f"nats-{user}"] if user in {*SERVICES, "provision"} else None
+        expected = [f"nats-{user}"] if user in {*SERVICES, "provision"} else None  # the console: none
         assert service.get("secrets") == expected, name
     nats = raw["services"]["nats"]
     assert "environment" not in nats  # no password any more: operator mode
     assert "${NATS_AUTH_DIR:-./deploy/nats/auth}/server:/etc/nats/auth:ro" in nats["volumes"]
 
 
-def test_prometheus_scrapes_every_service() -> None:
+def test_prometheus_scrapes_every_service() -> None:  # the console has no /metrics
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
     assert {f"{service}:8080" for service in SERVICES} <= targets
@@ -316,6 +349,59 @@ def test_each_service_deployment_is_replicated_probed_and_protected() -> None:
         assert literal == []
         assert docs[("PodDisruptionBudget", name)]["spec"]["maxUnavailable"] == 1
         assert docs[("Service", name)]["spec"]["selector"] == {"app.kubernetes.io/name": name}
+
+
+def test_the_console_deployment_has_no_bus_or_database_and_its_secrets_from_a_secret() -> None:
+    docs = {(doc["kind"], doc["metadata"]["name"]): doc for _, doc in _k8s_documents()}
+    deployment = docs[("Deployment", "kumkm-console")]
+    assert deployment["spec"]["replicas"] == 1  # sessions in memory: see services/console.yaml
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["kumkm-console", "serve"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/healthz", probe
+    assert container["resources"]["limits"]["memory"]
+    assert container["resources"]["requests"]["cpu"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert "initContainers" not in pod
+    assert not [v for v in pod["volumes"] if v["name"] == "nats-creds"]
+    env = {e["name"]: e for e in container["env"]}
+    assert not [name for name in env if name.startswith(("KUMKM_NATS_", "KUMKM_DATABASE_", "DB_"))]
+    session = env["KUMKM_CONSOLE_SESSION_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert session == {"name": "kumkm-console", "key": "session-secret"}
+    client = env["KUMKM_CONSOLE_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert client == {"name": "kumkm-console", "key": "oidc-client-secret", "optional": True}
+    issuer = env["KUMKM_CONSOLE_ISSUER"]["valueFrom"]["configMapKeyRef"]
+    assert issuer == {"name": "kumkm-config", "key": "KUMKM_AUTH_ISSUER"}
+    literal = [e["name"] for e in env.values() if "SECRET" in e["name"] and "value" in e]
+    assert literal == []
+    config = docs[("ConfigMap", "kumkm-console-config")]["data"]
+    for service in SERVICES:
+        assert config[f"KUMKM_CONSOLE_{service.upper()}_URL"] == f"http://kumkm-{service}"
+        assert docs[("Service", f"kumkm-{service}")]["spec"]["ports"][0]["port"] == 80
+    assert config["KUMKM_CONSOLE_PUBLIC_URL"].startswith("https://")
+    assert config["KUMKM_CONSOLE_SECURE_COOKIES"] == "true"
+    selector = docs[("Service", "kumkm-console")]["spec"]["selector"]
+    assert selector == {"app.kubernetes.io/name": "kumkm-console"}
+    example = {
+        doc["metadata"]["name"]: doc
+        for doc in yaml.safe_load_all((K8S / "secrets.example.yaml").read_text())
+        if doc
+    }
+    assert set(example["kumkm-console"]["stringData"]) == {"session-secret", "oidc-client-secret"}
+    assert {f"{service}.creds" for service in SERVICES} <= set(example["kumkm-nats-creds"]["stringData"])
+    assert example["kumkm-monitoring-db"]["stringData"]["username"] == "monitoring"
+
+
+def test_monitoring_reads_its_window_from_its_config_map() -> None:
+    docs = {(doc["kind"], doc["metadata"]["name"]): doc for _, doc in _k8s_documents()}
+    pod = docs[("Deployment", "kumkm-monitoring")]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    refs = [ref["configMapRef"]["name"] for ref in container["envFrom"]]
+    assert refs == ["kumkm-config", "kumkm-monitoring-config"]
+    config = docs[("ConfigMap", "kumkm-monitoring-config")]["data"]
+    assert config["KUMKM_MONITORING_WINDOW_DAYS"] == "90"
 
 
 def test_provision_job_creates_replicated_streams() -> None:

@@ -87,10 +87,16 @@ def test_compose_services_trust_this_realm_with_the_settings_audience() -> None:
     raw_volumes = " ".join(json.dumps(v) for v in _raw_service("keycloak")["volumes"])
     assert "./deploy/keycloak/kumkm-realm.json:/opt/keycloak/data/import/" in raw_volumes
     issuer = f"{keycloak.environment['KC_HOSTNAME']}/realms/{REALM['realm']}"
-    apps = {"loans", "catalog", "notifications"}
+    apps = {"loans", "catalog", "notifications", "monitoring"}
     ours = [service for service in services.values() if service.built_here and service.name != "provision"]
-    assert {service.name for service in ours} == apps | {f"{app}-migrate" for app in apps}
-    for service in ours:
+    assert {service.name for service in ours} == apps | {f"{app}-migrate" for app in apps} | {"console"}
+    console = services["console"]  # people sign in at the same issuer, for the same audience
+    assert console.environment["KUMKM_CONSOLE_ISSUER"] == issuer
+    assert console.environment["KUMKM_CONSOLE_AUDIENCE"] == default("auth_audience")
+    assert console.depends_on["keycloak"] == "service_healthy"
+    redirect = f"{console.environment['KUMKM_CONSOLE_PUBLIC_URL']}/*"
+    assert redirect in clients()["kumkm-console"]["redirectUris"]
+    for service in (s for s in ours if s.name != "console"):
         assert service.environment["KUMKM_AUTH_ISSUER"] == issuer, service.name
         assert service.environment["KUMKM_AUTH_AUDIENCE"] == default("auth_audience"), service.name
         if service.name in apps:
