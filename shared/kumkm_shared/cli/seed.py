@@ -33,6 +33,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kumkm_shared.contracts import spec_for, validate_event_payload
+from kumkm_shared.contracts.regions import (
+    JAWA_BARAT,
+    KOTA_BEKASI,
+    KOTA_BEKASI_DISTRICTS,
+    District,
+)
 from kumkm_shared.integrators import IntegratorRole, sender_subject
 from kumkm_shared.mandates import ALL_PARTIES, Grant, Mandate, MandateBook
 from kumkm_shared.messaging.outbox import nats_headers
@@ -46,8 +52,7 @@ if TYPE_CHECKING:
     from kumkm_shared.cli.runinfo import RunInfo
 
 SEED = 13  # issue 13
-PROVINCE, CITY = "Jawa Barat", "Kota Bekasi"
-CITY_CODE = "32.75"
+PROVINCE, CITY = JAWA_BARAT, KOTA_BEKASI
 COOPERATIVES = 647  # the deputy mayor's figure
 UMKM = 3_000  # a sample of the city's 203,000
 REGISTRY_ORG = "disdagkop-bekasi"
@@ -152,12 +157,6 @@ SALES = 8  # e-catalog sales by UMKM of the sample, delivered and paid
 
 
 @dataclass(frozen=True)
-class District:
-    name: str
-    code: str
-
-
-@dataclass(frozen=True)
 class Party:
     kind: str  # cooperative | umkm
     id: str
@@ -257,28 +256,8 @@ class Sample:
 
 
 def districts() -> tuple[District, ...]:
-    return tuple(District(name=name, code=code) for name, code in _district_pairs())
-
-
-# TODO(h4): kumkm_shared.contracts.regions.KOTA_BEKASI_DISTRICTS once on main.
-_KOTA_BEKASI = (
-    ("Bekasi Timur", "32.75.01"),
-    ("Bekasi Barat", "32.75.02"),
-    ("Bekasi Utara", "32.75.03"),
-    ("Bekasi Selatan", "32.75.04"),
-    ("Rawalumbu", "32.75.05"),
-    ("Medan Satria", "32.75.06"),
-    ("Bantargebang", "32.75.07"),
-    ("Pondokgede", "32.75.08"),
-    ("Jatiasih", "32.75.09"),
-    ("Jatisampurna", "32.75.10"),
-    ("Mustikajaya", "32.75.11"),
-    ("Pondokmelati", "32.75.12"),
-)
-
-
-def _district_pairs() -> list[tuple[str, str]]:
-    return list(_KOTA_BEKASI)
+    """Kota Bekasi's 12 kecamatan (``kumkm_shared.contracts.regions``)."""
+    return KOTA_BEKASI_DISTRICTS
 
 
 def split(total: int, weights: dict[str, int]) -> dict[str, int]:
@@ -385,8 +364,13 @@ def _band(rng: random.Random, party: Party, operating: bool) -> str:
     if not operating:
         return "none"
     if party.kind == "umkm":
-        return {"micro": "up_to_300m", "small": "300m_to_2_5b", "medium": "2_5b_to_50b"}[party.category]
-    return rng.choices(("up_to_300m", "300m_to_2_5b", "2_5b_to_50b"), weights=(55, 35, 10))[0]
+        bands = {
+            "micro": (("up_to_300m", 70), ("300m_to_2b", 30)),
+            "small": (("300m_to_2b", 20), ("2b_to_15b", 80)),
+            "medium": (("2b_to_15b", 30), ("15b_to_50b", 70)),
+        }[party.category]
+        return str(_pick(rng, bands)[0])
+    return rng.choices(("up_to_300m", "300m_to_2b", "2b_to_15b", "15b_to_50b"), weights=(45, 35, 15, 5))[0]
 
 
 def _reports(rng: random.Random, parties: Iterable[Party], anchor: date) -> list[Report]:
