@@ -707,7 +707,7 @@ async def organisation_identity(
     return path
 
 
-async def _org_connection(info: RunInfo, creds: Path | None, organisation: str) -> Any:
+async def org_connection(info: RunInfo, creds: Path | None, organisation: str) -> Any:
     import nats
 
     options: dict[str, Any] = {
@@ -752,7 +752,7 @@ async def _publish_as(
                 )
         if creds is None:
             return await publish_events(operator.jetstream(), events, organisation)
-    nc = await _org_connection(info, creds, organisation)
+    nc = await org_connection(info, creds, organisation)
     try:
         return await publish_events(nc.jetstream(), events, organisation)
     finally:
@@ -807,8 +807,12 @@ async def _sell(info: RunInfo, catalog: str, sample: Sample, console: Console) -
     """Each sale as the demo's integrator (seller and buyer systems) over HTTP; ``curator.bekasi`` curates."""
     import httpx
 
-    from kumkm_shared.cli.demo import BUYER, CURATOR, INTEGRATOR, Actors, DemoError
+    from kumkm_shared.cli.connect import connect
+    from kumkm_shared.cli.demo import BUYER, CURATOR, INTEGRATOR, Actors, DemoError, record_demo_mandates
     from kumkm_shared.cli.signin import DemoRealm
+
+    async with connect(info, name="kumkm-seed") as nc:  # the integrator's seller mandate names the sellers
+        await record_demo_mandates(nc.jetstream())
 
     if not info.auth_issuer or not info.auth_realm:
         return 0
