@@ -21,6 +21,7 @@ import nats.errors
 import psutil
 import pytest
 
+from kumkm_shared.cli.up import installed_services, ready_path
 from kumkm_shared.servers.oidc import DEFAULT_REALM
 from tests.support.events import loan_disbursed
 
@@ -101,6 +102,16 @@ async def _stream_messages(url: str, creds: Path) -> int:
         await nc.drain()
 
 
+def _assert_every_service_ready(services: dict[str, str], log: Path) -> None:
+    """Every installed service runs: loans, catalog, notifications, monitoring, and the console."""
+    assert set(services) == set(installed_services())
+    assert {"loans", "catalog", "notifications", "console"} <= set(services)
+    for name, url in services.items():
+        with urllib.request.urlopen(f"{url}{ready_path(name)}", timeout=5) as response:  # noqa: S310
+            assert response.status == 200
+    assert "console: http://127.0.0.1:" in log.read_text()
+
+
 def test_up_runs_everything_stops_cleanly_and_keeps_data() -> None:
     # Under /tmp/kumkm-*, not pytest's tmp_path: Postgres runs as another user (see EmbeddedPostgres).
     with tempfile.TemporaryDirectory(prefix="kumkm-up-") as tmp:
@@ -110,10 +121,7 @@ def test_up_runs_everything_stops_cleanly_and_keeps_data() -> None:
             info = _wait_run_json(data_dir, proc, log)
             services = info["services"]
             assert isinstance(services, dict)
-            assert set(services) == {"loans", "catalog", "notifications"}
-            for url in services.values():
-                with urllib.request.urlopen(f"{url}/health/ready", timeout=5) as response:  # noqa: S310
-                    assert response.status == 200
+            _assert_every_service_ready(services, log)
             family = [proc.pid, *(p.pid for p in psutil.Process(proc.pid).children(recursive=True))]
             names = {psutil.Process(p).name() for p in family if psutil.pid_exists(p)}
             assert "nats-server" in names
@@ -186,6 +194,11 @@ def test_up_demo_signs_in_as_the_demo_users() -> None:
                 time.sleep(0.5)
             printed = log.read_text()
             assert "demo failed" not in printed, printed[-4000:]
+            assert "seed failed" not in printed, printed[-4000:]
+            assert "seed: 647 cooperatives, 3000 UMKM in 12 kecamatan" in printed
+            assert "published as disdagkop-bekasi" in printed
+            assert "8 delivered and paid now" in printed
+            assert "seed: sale " not in printed, "no sale was refused"
             for step in (
                 "→ operator PUT /contacts/",
                 "→ officer.bekasi POST /restructurings",
