@@ -12,9 +12,10 @@ command and its own environment, then a cross-service flow driven by integrator 
   nothing else in an environment is changed but each long-running service's KUMKM_HTTP_PORT (three
   services cannot all listen on 8080) and KUMKM_NATS_CREDS (the same user's creds, at their local path).
   KUMKM_HTTP_HOST stays compose's 0.0.0.0.
-- `provision` and the three `<service>-migrate` one-shots run side by side and must exit 0; `loans`,
-  `catalog` and `notifications` then run `kumkm-<service> serve` until their own compose healthcheck
-  passes.
+- `provision` and the four `<service>-migrate` one-shots run side by side and must exit 0; `loans`,
+  `catalog`, `notifications` and `monitoring` then run `kumkm-<service> serve` until their own compose
+  healthcheck passes, and so does `console` (HTTP only: no NATS user, no database), with compose's service
+  host names (`http://loans:8080`, ...) mapped to the local processes.
 - The flow, each integrator an organisation with its own creds and mandate (`kumkm integrators add`),
   publishing on `<type>.<org>`: `registry` upserts the contacts; `lender` reports a disbursement;
   `cooperative` asks for a restructuring, which loans approves (on the stream, published by the `loans`
@@ -22,6 +23,8 @@ command and its own environment, then a cross-service flow driven by integrator 
   `notifications` user); `seller` submits a product that a curator approves over catalog's HTTP API, and
   `buyer` orders it, which catalog accepts. Nothing lands in the DLQ and no service logs a permissions
   violation.
+- A person (`city.bekasi`) signs in to the console through the provider (authorization code with PKCE,
+  client `kumkm-console`) and its dashboard answers.
 - Each service stops on SIGTERM with exit code 0 within compose's stop_grace_period.
 """
 
@@ -32,7 +35,7 @@ import json
 import time
 import uuid
 from contextlib import ExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -55,6 +58,7 @@ from tests.integration.deploy.compose_run import run_one_shots, running_services
 from tests.integration.deploy.conftest import deploy_nats_server, deploy_postgres_server, with_local_creds
 from tests.integration.notifications.sinks import smtp_sink
 from tests.support.compose_env import compose_hosts_in, localize, start_order
+from tests.support.provider_pages import submit
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -72,7 +76,9 @@ pytestmark = pytest.mark.acceptance
 
 STATUS_CHANGED = "kumkm.catalog.order.status_changed.v1"
 
-APPS = ("loans", "catalog", "notifications")
+APPS = ("loans", "catalog", "notifications", "monitoring")  # each with its NATS user and schema
+CONSOLE = "console"  # HTTP only: the services' APIs, with the signed-in person's token
+VIEWER = ("city.bekasi", "kumkm-demo")  # a demo person of deploy/keycloak/kumkm-realm.json
 # Images we do not build: stood in for by embedded NATS and Postgres and an SMTP sink.
 STAND_INS = {"nats", "postgres", "mailpit", "keycloak"}
 KEYCLOAK_PORT = 8080
@@ -88,7 +94,7 @@ def test_compose_services_run_with_their_own_commands_and_environments(
     started = time.monotonic()
     # Every service `docker compose up` starts (default profile) is a stand-in or is run below.
     ours = [name for name in start_order(compose_services) if name not in STAND_INS]
-    assert set(ours) == {"provision", *APPS, *(f"{app}-migrate" for app in APPS)}
+    assert set(ours) == {"provision", *APPS, *(f"{app}-migrate" for app in APPS), CONSOLE}
     with ExitStack() as stack:
         deploy_nats = stack.enter_context(deploy_nats_server("compose"))
         postgres = stack.enter_context(deploy_postgres_server("compose-initdb", compose_services))
@@ -130,13 +136,17 @@ def test_compose_services_run_with_their_own_commands_and_environments(
             assert compose_hosts_in(service, compose_services) == {}, service.name
             assert service.environment["KUMKM_HTTP_HOST"] == ALL_INTERFACES
             assert service.environment["KUMKM_AUTH_ISSUER"] == keycloak.issuer
-        with running_services(long_running, tmp_path) as processes:
+        console = _local_console(compose_services[CONSOLE], endpoints, long_running)
+        assert compose_hosts_in(console, compose_services) == {}, console.name
+        assert console.environment["KUMKM_CONSOLE_ISSUER"] == keycloak.issuer
+        with running_services([*long_running, console], tmp_path) as processes:
             wait_healthy(processes.values(), timeout=60)
             # Subscriptions are made before a service reports ready: a denied one is in the log by now.
             _assert_no_permission_violations(processes)
             try:
-                urls = {n: p.base_url for n, p in processes.items()}
+                urls = {n: p.base_url for n, p in processes.items() if n != CONSOLE}
                 asyncio.run(_flow(deploy_nats, urls, smtp, keycloak.issuer))
+                asyncio.run(_console_sign_in(processes[CONSOLE].base_url, keycloak.issuer))
             except BaseException as exc:
                 tails = "\n\n".join(f"--- {p.name}:\n{p.log_tail(60)}" for p in processes.values())
                 exc.add_note(f"service logs:\n{tails}")
@@ -147,6 +157,43 @@ def test_compose_services_run_with_their_own_commands_and_environments(
                 assert code == 0, f"{process.name} stopped with {code}:\n{process.log_tail()}"
             _assert_no_permission_violations(processes)
     assert time.monotonic() - started < 120
+
+
+def _local_console(
+    console: ComposeService,
+    endpoints: dict[tuple[str, int], tuple[str, int]],
+    services: list[ComposeService],
+) -> ComposeService:
+    """The console with compose's service host names (http://loans:8080, ...) mapped to the local
+    processes, listening on a free port (KUMKM_CONSOLE_PORT, and KUMKM_HTTP_PORT for its healthcheck),
+    its public URL one the realm's kumkm-console client accepts."""
+    port = free_port()
+    apps = {(s.name, 8080): ("127.0.0.1", int(s.environment["KUMKM_HTTP_PORT"])) for s in services}
+    local = localize(console, {**endpoints, **apps}, http_port=port)
+    env = dict(local.environment)
+    assert env["KUMKM_CONSOLE_PORT"] == "8080", "compose: the console listens on the container's 8080"
+    env["KUMKM_CONSOLE_PORT"] = str(port)
+    env["KUMKM_CONSOLE_HOST"] = "127.0.0.1"
+    env["KUMKM_CONSOLE_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    return replace(local, environment=env)
+
+
+async def _console_sign_in(console: str, issuer: str) -> None:
+    """A person signs in to the console through the provider compose's console trusts (authorization code
+    with PKCE, kumkm-console), and the dashboard page answers."""
+    async with httpx.AsyncClient(follow_redirects=True, timeout=20) as browser:
+        start = await browser.get(f"{console}/auth/login", follow_redirects=False)
+        assert start.status_code in {302, 303}, start.text
+        assert start.headers["location"].startswith(f"{issuer}/"), start.headers["location"]
+        page = await browser.get(start.headers["location"])
+        assert page.status_code == 200, page.text
+        username, password = VIEWER
+        page = await submit(browser, page, "login", username=username, password=password)
+        assert page.status_code == 200, page.text[:2000]
+        assert str(page.url).startswith(console), page.url
+        home = await browser.get(f"{console}/")
+        assert home.status_code == 200, home.text[:2000]
+        assert "/auth/login" not in str(home.url), "the console kept the session"
 
 
 def _assert_no_permission_violations(processes: dict[str, ServiceProcess]) -> None:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ("loans", "catalog", "notifications")
+SERVICES = ("loans", "catalog", "notifications", "monitoring")
 
 
 @pytest.mark.parametrize("deploy_nats", ["compose"], indirect=True)
