@@ -55,7 +55,7 @@ def money(value: Any) -> str:
         amount = f"{float(str(value)):,.2f}"
     except ValueError:
         return str(value)
-    return "Rp " + amount.replace(",", "_").replace(".", ",").replace("_", ".")
+    return "Rp\u00a0" + amount.replace(",", "_").replace(".", ",").replace("_", ".")
 
 
 def percent(value: Any) -> str:

@@ -73,7 +73,7 @@ def test_after_sign_in_only_a_path_on_this_site(given: str | None, expected: str
 
 
 def test_money_and_percent_read_the_indonesian_way() -> None:
-    assert money("12000000000.00") == "Rp 12.000.000.000,00"
+    assert money("12000000000.00") == "Rp\u00a012.000.000.000,00"
     assert money(None) == "-"
     assert percent("0.6500") == "65.0%"
 
