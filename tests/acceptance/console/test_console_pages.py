@@ -8,6 +8,7 @@ go to the test's temporary folder.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +23,7 @@ from kumkm_loans.settings import LoansSettings
 from kumkm_notifications.app import build as build_notifications
 from kumkm_shared.testing.harness import ServiceHarness
 from tests.acceptance.console.support import PHONE, console, serve, sign_in
+from tests.acceptance.console.test_console_monitoring import MONTH, registry_events
 from tests.integration.catalog import samples
 from tests.integration.loans.conftest import Loans, restructuring_requested
 from tests.support.events import loan_disbursed
@@ -69,10 +71,18 @@ async def running(nats_url: str, database_url: str) -> AsyncIterator[dict[str, A
         await loans.settle()
         await catalog.settle()
         urls = {
-            "loans": await stack.enter_async_context(serve(loans.runtime.http)),
-            "catalog": await stack.enter_async_context(serve(catalog.runtime.http)),
-            "notifications": await stack.enter_async_context(serve(notifications.runtime.http)),
+            "loans": await enter(serve(loans.runtime.http)),
+            "catalog": await enter(serve(catalog.runtime.http)),
+            "notifications": await enter(serve(notifications.runtime.http)),
         }
+        if importlib.util.find_spec("kumkm_monitoring") is not None:  # H1's service, once merged
+            from kumkm_monitoring.app import build as build_monitoring
+
+            monitoring = await enter(ServiceHarness.start(build_monitoring(), nats_url, database_url))
+            for event in registry_events():
+                await monitoring.publish(event)
+            await monitoring.settle()
+            urls["monitoring"] = await enter(serve(monitoring.runtime.http))
         base = await stack.enter_async_context(console(urls))
         yield {"base": base, "loans": loans}
 
@@ -124,7 +134,7 @@ async def test_every_page_renders_and_is_saved(
         seq = (await system["loans"].client("it-operator").get("/dlq")).json()["items"][0]["id"]
         assert letter.reason_code == "invalid_envelope"
         pages = [
-            ("dashboard", "/dashboard"),
+            ("dashboard", f"/dashboard?month={MONTH}"),
             ("outreach", "/outreach"),
             ("loans-queue", "/loans"),
             ("loans-request", "/loans/requests/RR-SHOT-1"),
@@ -150,7 +160,7 @@ async def test_every_page_renders_and_is_saved(
         _watch(phone, problems)
         for name, path in [
             ("phone-loans-request", "/loans/requests/RR-SHOT-1"),
-            ("phone-dashboard", "/dashboard"),
+            ("phone-dashboard", f"/dashboard?month={MONTH}"),
         ]:
             await phone.goto(f"{base}{path}")
             await _shoot(phone, out, name, problems)
