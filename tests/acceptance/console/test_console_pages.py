@@ -47,6 +47,7 @@ async def running(nats_url: str, database_url: str) -> AsyncIterator[dict[str, A
         second_approval_above=Decimal(5_000_000_000),
     )
     async with contextlib.AsyncExitStack() as stack:
+        enter = stack.enter_async_context
         loans = await stack.enter_async_context(
             Loans.start(build_loans(settings=limits), nats_url, database_url)
         )
