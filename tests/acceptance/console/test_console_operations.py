@@ -62,4 +62,11 @@ async def test_someone_without_the_operator_role_is_not_allowed(loans: Loans, br
     async with serve(loans.runtime.http) as loans_url, console({"loans": loans_url}) as base:
         page = await sign_in(browser, base, "it-officer-2", "/operations/dead-letters")
         await expect(page.get_by_role("heading", level=1)).to_have_text("Tidak diizinkan")
+        # Signing out ends the console's session and goes on to the provider's own sign-out.
+        await page.get_by_role("button", name="Keluar").click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Sign out")
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Signed out")
+        await page.goto(f"{base}/loans")
+        await expect(page.get_by_label("Username")).to_be_visible()
         await page.context.close()
