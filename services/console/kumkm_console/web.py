@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, quote
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 
-from kumkm_console.i18n import LANG_COOKIE, choose, translate
+from kumkm_console.i18n import LANG_COOKIE, choose, label, translate
 from kumkm_console.sessions import SESSION_COOKIE, Session
 from kumkm_console.signin import SignInError
 from kumkm_shared.money import format_rupiah
@@ -176,6 +176,7 @@ def render(
         request=request,
         lang=lang,
         t=lambda key: translate(lang, key),
+        label=lambda prefix, value: label(lang, prefix, value),
         session=session,
         actor=session.actor if session else None,
         csrf=session.csrf if session else "",
