@@ -94,7 +94,7 @@ chaos: $(STAMP)
 
 ## A PNG of each console page in docs/screenshots/ (starts the services, signs in through the real provider).
 screenshots: $(STAMP) browser
-	$(BIN)/python -m tests.acceptance.console.screenshots docs/screenshots
+	KUMKM_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/acceptance/console/test_console_pages.py -q
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache $(OIDC)/node_modules $(CONSOLE)/node_modules

@@ -440,7 +440,7 @@ async def replay(request: Request, service: str, seq: int) -> Response:
 @router.get("/operations/notifications", response_class=HTMLResponse)
 async def notifications(
     request: Request,
-    status: Annotated[str | None, Query(pattern="^[a-z_]{1,20}$")] = "unknown",
+    status: Annotated[str | None, Query(pattern="^[a-z_]{0,20}$")] = "unknown",
     done: str | None = None,
 ) -> Response:
     session = await signed_in(request)

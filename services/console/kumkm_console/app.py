@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -104,6 +105,7 @@ def build(settings: ConsoleSettings | None = None) -> FastAPI:
     app.add_exception_handler(CsrfRefused, csrf_refused)
     app.add_exception_handler(ApiError, api_error)  # type: ignore[arg-type]
     app.add_exception_handler(Unavailable, unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
     return app
 
 
@@ -145,4 +147,17 @@ async def unavailable(request: Request, exc: Unavailable) -> Response:
         title_key="err.unavailable",
         lead_key="err.unavailable_lead",
         detail=exc.service,
+    )
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+    """A page's query or path parameter that does not fit: a page naming the field, never JSON."""
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return render(
+        request,
+        "error.html",
+        status_code=400,
+        title_key="err.refused",
+        detail=f"{where}: {first.get('msg', '')}",
     )

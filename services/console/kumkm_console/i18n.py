@@ -6,7 +6,7 @@ unit test of the catalogue refuses (every key used by a template is in both lang
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 LANGUAGES: Final = ("id", "en")
 DEFAULT_LANGUAGE: Final = "id"
@@ -191,6 +191,23 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "yes": "ya",
         "no": "tidak",
         "total": "Jumlah",
+        "status.referred": "dirujuk",
+        "status.awaiting_second_approval": "menunggu persetujuan kedua",
+        "status.approved": "disetujui",
+        "status.rejected": "ditolak",
+        "status.pending_curation": "menunggu kurasi",
+        "status.awaiting_second_curator": "menunggu kurator kedua",
+        "status.listed": "tayang",
+        "status.revision_requested": "diminta revisi",
+        "status.delisted": "diturunkan",
+        "status.pending": "menunggu",
+        "status.sending": "sedang dikirim",
+        "status.delivered": "terkirim",
+        "status.failed": "gagal",
+        "status.unknown": "tidak diketahui",
+        "status.suppressed": "ditahan (berhenti langganan)",
+        "status.no_contact": "tanpa kontak",
+        "status.rerouted": "dialihkan",
     },
     "en": {
         "app.name": "KUMKM console",
@@ -368,6 +385,23 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
         "yes": "yes",
         "no": "no",
         "total": "Total",
+        "status.referred": "referred",
+        "status.awaiting_second_approval": "awaiting a second approval",
+        "status.approved": "approved",
+        "status.rejected": "rejected",
+        "status.pending_curation": "pending curation",
+        "status.awaiting_second_curator": "awaiting a second curator",
+        "status.listed": "listed",
+        "status.revision_requested": "revision requested",
+        "status.delisted": "delisted",
+        "status.pending": "pending",
+        "status.sending": "sending",
+        "status.delivered": "delivered",
+        "status.failed": "failed",
+        "status.unknown": "unknown",
+        "status.suppressed": "suppressed (opted out)",
+        "status.no_contact": "no contact",
+        "status.rerouted": "rerouted",
     },
 }
 
@@ -375,6 +409,13 @@ MESSAGES: Final[dict[str, dict[str, str]]] = {
 def translate(language: str, key: str) -> str:
     words = MESSAGES.get(language, MESSAGES[DEFAULT_LANGUAGE])
     return words.get(key) or MESSAGES[DEFAULT_LANGUAGE].get(key) or key
+
+
+def label(language: str, prefix: str, value: Any) -> str:
+    """The words for a code (``status.referred``), or the code itself when the catalogue has none."""
+    key = f"{prefix}.{value}"
+    words = MESSAGES.get(language, MESSAGES[DEFAULT_LANGUAGE])
+    return words.get(key) or MESSAGES[DEFAULT_LANGUAGE].get(key) or str(value)
 
 
 def choose(value: str | None) -> str:

@@ -10,16 +10,18 @@ from __future__ import annotations
 import hmac
 import time
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 
-from kumkm_console.i18n import LANG_COOKIE, choose, translate
+from kumkm_console.i18n import LANG_COOKIE, choose, label, translate
 from kumkm_console.sessions import SESSION_COOKIE, Session
 from kumkm_console.signin import SignInError
+from kumkm_shared.money import format_rupiah
 
 if TYPE_CHECKING:
     from fastapi import Request
@@ -47,30 +49,35 @@ class CsrfRefused(Exception):  # noqa: N818
     pass
 
 
-def money(value: Any) -> str:
-    """Rupiah with Indonesian digit grouping (``Rp 1.234.567,89``)."""
+def money(value: Any, language: str = "id") -> str:
+    """Rupiah by the platform's one formatter (``Rp2.500.000.000`` in Indonesian); never a float."""
     if value in (None, ""):
         return "-"
     try:
-        amount = f"{float(str(value)):,.2f}"
-    except ValueError:
+        return format_rupiah(Decimal(str(value)), locale="en_US" if language == "en" else "id_ID")
+    except (InvalidOperation, ValueError):
         return str(value)
-    return "Rp " + amount.replace(",", "_").replace(".", ",").replace("_", ".")
 
 
 def percent(value: Any) -> str:
+    """A share (``0.6500``) as a percentage with one decimal (``65.0%``)."""
     if value in (None, ""):
         return "-"
     try:
-        return f"{float(str(value)) * 100:.1f}%"
-    except ValueError:
+        return f"{(Decimal(str(value)) * 100).quantize(Decimal('0.1'), ROUND_HALF_EVEN)}%"
+    except InvalidOperation:
         return str(value)
+
+
+@pass_context
+def _money_filter(context: Any, value: Any) -> str:
+    return money(value, context.get("lang", "id"))
 
 
 environment = Environment(
     loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), auto_reload=False
 )
-environment.filters["money"] = money
+environment.filters["money"] = _money_filter
 environment.filters["percent"] = percent
 
 
@@ -169,6 +176,7 @@ def render(
         request=request,
         lang=lang,
         t=lambda key: translate(lang, key),
+        label=lambda prefix, value: label(lang, prefix, value),
         session=session,
         actor=session.actor if session else None,
         csrf=session.csrf if session else "",

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from kumkm_shared.cli.runinfo import RunInfo
 
-SEED = 13  # issue 13
+SEED = 13  # any fixed number: the sample is the same on every run
 PROVINCE, CITY = JAWA_BARAT, KOTA_BEKASI
 COOPERATIVES = 647  # the deputy mayor's figure
 UMKM = 3_000  # a sample of the city's 203,000

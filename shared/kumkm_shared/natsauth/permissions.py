@@ -8,7 +8,8 @@ template is ``role_template(role)``. The server enforces both; the deploy tests 
 Platform users (account KUMKM, except ``sys``):
 
 - ``loans``, ``catalog``, ``notifications``: one per service. Publish its own context (``kumkm.<ctx>.>``)
-  and its DLQ subject (``kumkm.dlq.<service>``); use the JetStream API only to look up and pull from its own
+  and its DLQ subject (``kumkm.dlq.<service>``); read messages of the DLQ stream by sequence (operators'
+  ``/dlq``); use the JetStream API only to look up and pull from its own
   durable consumers, ack their messages, fetch messages named in max-deliveries advisories, and read the
   mandates bucket (``KUMKM_MANDATES``); replies on a private inbox ``_INBOX_<service>``.
 - ``provision``: ``kumkm provision``, stream, consumer and bucket administration (``$JS.API.>``); no
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kumkm_shared.contracts import DLQ_STREAM
 from kumkm_shared.integrators import ROLE_EVENTS, IntegratorRole
 from kumkm_shared.mandates import BUCKET as MANDATES_BUCKET
 
@@ -69,6 +71,8 @@ def _service(service: str) -> Permissions:
         "$JS.API.STREAM.NAMES",
         *(f"$JS.API.STREAM.INFO.{s}" for s in streams),
         *(f"$JS.API.STREAM.MSG.GET.{s}" for s in streams),
+        # Its dead letters, read one by one for operators (``/dlq``, kumkm_shared/service/dlq_api.py).
+        f"$JS.API.STREAM.MSG.GET.{DLQ_STREAM}",
         *(f"$JS.API.CONSUMER.INFO.{s}.{d}" for s, d in consumers),
         *(f"$JS.API.CONSUMER.MSG.NEXT.{s}.{d}" for s, d in consumers),
         *(f"$JS.ACK.{s}.{d}.>" for s, d in consumers),

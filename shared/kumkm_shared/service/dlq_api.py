@@ -20,11 +20,11 @@ from typing import Annotated, Any
 
 import nats.errors
 import nats.js.errors
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from kumkm_shared.auth.roles import OPERATOR
 from kumkm_shared.contracts import DLQ_STREAM
-from kumkm_shared.errors import NotFound
+from kumkm_shared.errors import NotFound, Retry
 from kumkm_shared.messaging.dlq import DeadLetter
 from kumkm_shared.messaging.dlq_ops import StoredDeadLetter, replay
 from kumkm_shared.service.deps import Require
@@ -33,6 +33,8 @@ DLQ_READ = "dlq.read"
 DLQ_REPLAY = "dlq.replay"
 PERMISSIONS = {DLQ_READ: frozenset({OPERATOR}), DLQ_REPLAY: frozenset({OPERATOR})}
 MAX_LIMIT = 500
+MAX_SEQ = 2**63 - 1  # a JetStream sequence is a uint64; beyond int64 nobody has written one
+Seq = Annotated[int, Path(ge=1, le=MAX_SEQ, description="the dead letter's id: its DLQ sequence")]
 
 router = APIRouter(tags=["dead letters"])
 
@@ -74,7 +76,7 @@ async def _load(request: Request, seq: int) -> StoredDeadLetter:
 @router.get("/dlq", dependencies=[Require(DLQ_READ)])
 async def list_dead_letters(
     request: Request,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
 ) -> dict[str, Any]:
     """This service's dead letters after ``after``, oldest first."""
@@ -87,13 +89,15 @@ async def list_dead_letters(
             msg = await runtime.jetstream().get_msg(DLQ_STREAM, seq, subject=subject, next=True)
         except nats.js.errors.NotFoundError:
             break
+        except nats.errors.Error:
+            raise Retry("dlq_unavailable", "the dead-letter stream cannot be read now") from None
         items.append(_summary(StoredDeadLetter(msg.seq, DeadLetter.from_json_bytes(msg.data or b""))))
         seq = msg.seq + 1
     return {"items": items, "next_after": items[-1]["id"] if len(items) == limit else None}
 
 
 @router.get("/dlq/{seq}", dependencies=[Require(DLQ_READ)])
-async def show_dead_letter(request: Request, seq: int) -> dict[str, Any]:
+async def show_dead_letter(request: Request, seq: Seq) -> dict[str, Any]:
     item = await _load(request, seq)
     return {
         **_summary(item),
@@ -104,7 +108,7 @@ async def show_dead_letter(request: Request, seq: int) -> dict[str, Any]:
 
 
 @router.post("/dlq/{seq}/replay", dependencies=[Require(DLQ_REPLAY)])
-async def replay_dead_letter(request: Request, seq: int) -> dict[str, Any]:
+async def replay_dead_letter(request: Request, seq: Seq) -> dict[str, Any]:
     item = await _load(request, seq)
     ack = await replay(request.app.state.runtime.jetstream(), item)
     return {"id": seq, "replayed_to": item.letter.subject, "stream": ack.stream, "seq": ack.seq}

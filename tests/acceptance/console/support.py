@@ -67,6 +67,13 @@ async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
 @contextlib.asynccontextmanager
 async def console(urls: Mapping[str, str]) -> AsyncIterator[str]:
     """The console on a free port, its API base URLs set to the services given (others point nowhere)."""
+    async with console_app(urls) as (url, _):
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def console_app(urls: Mapping[str, str]) -> AsyncIterator[tuple[str, FastAPI]]:
+    """``console``, with the app itself (to look at its sessions)."""
     port = free_port()
     nowhere = f"http://127.0.0.1:{free_port()}"
     settings = ConsoleSettings(
@@ -78,8 +85,9 @@ async def console(urls: Mapping[str, str]) -> AsyncIterator[str]:
         notifications_url=urls.get("notifications", nowhere),
         monitoring_url=urls.get("monitoring", nowhere),
     )
-    async with serve(build_console(settings), port) as url:
-        yield url
+    app = build_console(settings)
+    async with serve(app, port) as url:
+        yield url, app
 
 
 async def sign_in(browser: Browser, base: str, username: str, path: str = "/", **context: Any) -> Page:

@@ -54,7 +54,7 @@ async def test_a_curator_approves_a_product(catalog: ServiceHarness, browser: Br
         await page.get_by_label("Tingkat katalog").select_option("local")
         await page.get_by_label("Catatan").fill("Lengkap dan sesuai")
         await page.get_by_role("button", name="Kirim keputusan").click()
-        await expect(page.get_by_test_id("status")).to_have_text("listed")
+        await expect(page.get_by_test_id("status")).to_have_attribute("data-status", "listed")
         await page.context.close()
     await catalog.settle()
     curated = [e for e in await catalog.events("kumkm.catalog.>") if e["type"].endswith("product.curated.v1")]

@@ -90,7 +90,7 @@ async def test_a_supervisor_completes_a_two_person_approval(loans: Loans, browse
         await page.get_by_label("Setujui").check()
         await page.get_by_label("Alasan keputusan").fill("Pemeriksa: disetujui")
         await page.get_by_role("button", name="Kirim keputusan").click()
-        await expect(page.get_by_test_id("status")).to_have_text("approved")
+        await expect(page.get_by_test_id("status")).to_have_attribute("data-status", "approved")
         await page.context.close()
     await loans.settle()
     [approved] = await loans.events("restructuring.approved.v1")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import pytest
 import pytest_asyncio
 from playwright.async_api import expect
+from pydantic import SecretStr
 
 from kumkm_loans.app import build
 from kumkm_loans.settings import LoansSettings
 from kumkm_shared.testing import wait_for
-from tests.acceptance.console.support import console, serve, sign_in
+from tests.acceptance.console.support import console, console_app, serve, sign_in
 from tests.integration.loans.conftest import Loans
 
 if TYPE_CHECKING:
@@ -62,4 +64,35 @@ async def test_someone_without_the_operator_role_is_not_allowed(loans: Loans, br
     async with serve(loans.runtime.http) as loans_url, console({"loans": loans_url}) as base:
         page = await sign_in(browser, base, "it-officer-2", "/operations/dead-letters")
         await expect(page.get_by_role("heading", level=1)).to_have_text("Tidak diizinkan")
+        # Signing out ends the console's session and goes on to the provider's own sign-out.
+        await page.get_by_role("button", name="Keluar").click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Sign out")
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Signed out")
+        await page.goto(f"{base}/loans")
+        await expect(page.get_by_label("Username")).to_be_visible()
+        await page.context.close()
+
+
+async def test_an_expired_access_token_is_refreshed_and_a_failed_refresh_signs_in_again(
+    loans: Loans, browser: Browser
+) -> None:
+    async with serve(loans.runtime.http) as loans_url, console_app({"loans": loans_url}) as (base, app):
+        page = await sign_in(browser, base, "it-operator", "/operations/dead-letters")
+        [session] = app.state.console.store._sessions.values()
+        before = session.access_token.get_secret_value()
+        assert session.refresh_token is not None
+        session.expires_at = time.time()  # as if it had expired: the next page refreshes it first
+        await page.goto(f"{base}/operations/dead-letters")
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Surat mati (DLQ)")
+        assert session.access_token.get_secret_value() != before
+        assert session.expires_at > time.time() + 60
+        # A refresh the provider refuses ends the session: the person is sent to sign in again (and the
+        # provider, which still knows them, signs them straight back in).
+        session.expires_at = time.time()
+        session.refresh_token = SecretStr("not-a-refresh-token")
+        await page.goto(f"{base}/operations/dead-letters")
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Surat mati (DLQ)")
+        [renewed] = app.state.console.store._sessions.values()
+        assert renewed.sid != session.sid
         await page.context.close()

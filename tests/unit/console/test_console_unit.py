@@ -73,7 +73,8 @@ def test_after_sign_in_only_a_path_on_this_site(given: str | None, expected: str
 
 
 def test_money_and_percent_read_the_indonesian_way() -> None:
-    assert money("12000000000.00") == "Rp 12.000.000.000,00"
+    assert money("12000000000.00") == "Rp12.000.000.000"
+    assert money("1919617105.50", "en") == "Rp1,919,617,105.50"
     assert money(None) == "-"
     assert percent("0.6500") == "65.0%"
 
