@@ -26,7 +26,10 @@ $(CONSOLE_NPM): $(CONSOLE)/package.json $(wildcard $(CONSOLE)/package-lock.json)
 endif
 
 # The browser the console's tests drive: Debian's Chromium (Playwright's own download needs the internet).
-CHROMIUM ?= /usr/bin/chromium
+# KUMKM_CHROMIUM names another binary; without root, `make browser` falls back to Playwright's own Chromium,
+# and the test targets pass its path on (the browser tests read KUMKM_CHROMIUM).
+CHROMIUM ?= $(or $(KUMKM_CHROMIUM),/usr/bin/chromium)
+BROWSER_ENV = KUMKM_CHROMIUM="$$(test -x $(CHROMIUM) && echo $(CHROMIUM) || $(BIN)/python -c 'from playwright.sync_api import sync_playwright as s; p = s().start(); print(p.chromium.executable_path); p.stop()')"
 
 $(STAMP): shared/pyproject.toml services/*/pyproject.toml requirements-dev.txt $(OIDC)/node_modules/.package-lock.json $(CONSOLE_NPM)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,7 +65,7 @@ test: $(STAMP) browser
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+	$(BROWSER_ENV) $(BIN)/python -m pytest
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
@@ -94,7 +97,7 @@ chaos: $(STAMP)
 
 ## A PNG of each console page in docs/screenshots/ (starts the services, signs in through the real provider).
 screenshots: $(STAMP) browser
-	KUMKM_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/acceptance/console/test_console_pages.py -q
+	$(BROWSER_ENV) KUMKM_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/acceptance/console/test_console_pages.py -q
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache $(OIDC)/node_modules $(CONSOLE)/node_modules
