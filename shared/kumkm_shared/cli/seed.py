@@ -42,6 +42,7 @@ from kumkm_shared.contracts.regions import (
 from kumkm_shared.integrators import IntegratorRole, sender_subject
 from kumkm_shared.mandates import ALL_PARTIES, Grant, Mandate, MandateBook
 from kumkm_shared.messaging.outbox import nats_headers
+from kumkm_shared.natsauth import AuthDir, decode
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -671,6 +672,30 @@ def creds_folder(data_dir: Path) -> Path:
     return folder
 
 
+class StaleAuthDirError(RuntimeError):
+    """The auth directory's role template predates event types the role may publish now."""
+
+
+def _check_role_template(auth: AuthDir, role: IntegratorRole) -> None:
+    """Fail at once, saying why, when the account's scoped key for ``role`` (signed at `kumkm nats init`)
+    does not allow every type the role has now: the server would drop those publishes without a PubAck."""
+    from kumkm_shared.integrators import ROLE_EVENTS
+
+    claims = decode(auth.account_jwt("KUMKM")).nats
+    allowed = {
+        subject
+        for key in claims.get("signing_keys", [])
+        if isinstance(key, dict) and key.get("role") == str(role)
+        for subject in key.get("template", {}).get("pub", {}).get("allow", [])
+    }
+    missing = [t for t in ROLE_EVENTS[role] if f"{t}.{{{{name()}}}}" not in allowed]
+    if missing:
+        raise StaleAuthDirError(
+            f"the NATS auth directory {auth.root} was created before role {role} could publish "
+            f"{', '.join(missing)}; start from a new data folder (or a new `kumkm nats init`)"
+        )
+
+
 async def organisation_identity(
     js: JetStreamContext,
     auth_dir: Path,
@@ -682,7 +707,6 @@ async def organisation_identity(
 ) -> Path:
     """The organisation's .creds for ``role`` (issued once, as `kumkm integrators add` does, kept 0600
     under ``<data_dir>/demo``), with a mandate for ``parties`` that names its user key."""
-    from kumkm_shared.natsauth import AuthDir
 
     book = MandateBook(js)
     await book.ensure_bucket()
@@ -691,7 +715,9 @@ async def organisation_identity(
     grant = current.grant(role) if current is not None and current.active else None
     if grant is not None and path.exists() and grant.user_keys and set(grant.parties) == set(parties):
         return path
-    issued = AuthDir(auth_dir).issue_integrator(organisation, role)
+    auth = AuthDir(auth_dir)
+    _check_role_template(auth, role)
+    issued = auth.issue_integrator(organisation, role)
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from kumkm_shared.cli import seed
 from kumkm_shared.cli.runinfo import RunInfo
-from kumkm_shared.integrators import IntegratorRole
+from kumkm_shared.integrators import ROLE_EVENTS, IntegratorRole
 from kumkm_shared.mandates import ALL_PARTIES, MandateBook
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.natsauth import AuthDir
@@ -133,3 +133,14 @@ async def test_the_registry_organisation_cannot_publish_what_its_role_does_not_a
         assert (await operator.jetstream().stream_info("KUMKM_LOANS")).state.messages == 0
     finally:
         await operator.drain()
+
+
+def test_an_auth_directory_older_than_the_roles_events_is_named_not_waited_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth = AuthDir.init(tmp_path / "nats-auth")
+    seed._check_role_template(auth, IntegratorRole.REGISTRY)
+    newer = (*ROLE_EVENTS[IntegratorRole.REGISTRY], "kumkm.registry.survey.closed.v1")
+    monkeypatch.setitem(ROLE_EVENTS, IntegratorRole.REGISTRY, newer)
+    with pytest.raises(seed.StaleAuthDirError, match=r"survey\.closed.*new data folder"):
+        seed._check_role_template(auth, IntegratorRole.REGISTRY)
