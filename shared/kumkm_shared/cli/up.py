@@ -294,15 +294,24 @@ def identity_provider(data_dir: Path, console_at: int | None = None) -> Iterator
         provider.stop()
 
 
-def print_demo_users(realm: Path) -> None:
-    """The realm's people and service accounts with their roles and regions (never a password)."""
+def print_demo_users(realm: Path, *, terminal: bool | None = None) -> None:
+    """The realm's people and service accounts with their roles and regions. Their (demo) password is shown
+    on a terminal only: a log (output to a file or a pipe) never carries one."""
     from kumkm_shared.cli.signin import DemoRealm
 
     found = DemoRealm.read(realm)
     console.print(
-        f"demo users (realm {realm}; demo only: their password is in the README's quick start, "
-        "change or delete them before going live):"
+        f"demo users (realm {realm}; DEMO ONLY: change or delete them before going live; their password is "
+        "in the README's quick start):"
     )
+    on_terminal = console.is_terminal if terminal is None else terminal
+    passwords = {
+        found.passwords[u.username].get_secret_value()
+        for u in found.people()
+        if u.username in found.passwords
+    }
+    if on_terminal and len(passwords) == 1:
+        console.print(f"  password of every demo person (DEMO ONLY): {passwords.pop()}", markup=False)
     for user in [*found.people(), *found.service_accounts()]:
         name = user.service_account_of or user.username
         kind = " (service account, client credentials)" if user.service_account_of else ""

@@ -83,3 +83,16 @@ def test_the_console_listens_where_the_realm_sends_people_back(
     assert patched["redirectUris"] == [*console["redirectUris"], f"http://127.0.0.1:{port}/*"]
     monkeypatch.setenv("KUMKM_CONSOLE_PORT", "8123")
     assert up.console_port() == 8123
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "log"])
+def test_the_demo_users_are_printed_with_their_password_on_a_terminal_only(
+    terminal: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    up.print_demo_users(DEFAULT_REALM, terminal=terminal)
+    printed = capsys.readouterr().err
+    for person in ("city.bekasi", "ministry", "officer.bekasi", "supervisor.bekasi", "curator.bekasi"):
+        assert f"{person}:" in printed
+    assert "operator: operator [national]" in printed
+    assert "DEMO ONLY" in printed
+    assert ("kumkm-demo" in printed) is terminal
