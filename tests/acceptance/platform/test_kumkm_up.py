@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import nats.errors
 import psutil
 import pytest
 
+from kumkm_shared.cli.seed import generate
 from kumkm_shared.cli.up import installed_services, ready_path
 from kumkm_shared.servers.oidc import DEFAULT_REALM
 from tests.support.events import loan_disbursed
@@ -110,6 +112,42 @@ def _assert_every_service_ready(services: dict[str, str], log: Path) -> None:
         with urllib.request.urlopen(f"{url}{ready_path(name)}", timeout=5) as response:  # noqa: S310
             assert response.status == 200
     assert "console: http://127.0.0.1:" in log.read_text()
+
+
+def _recovery(url: str, token: str, kind: str) -> list[dict[str, object]]:
+    query = urllib.parse.urlencode({"province": "Jawa Barat", "city": "Kota Bekasi", "kind": kind})
+    request = urllib.request.Request(  # noqa: S310 - our http URL
+        f"{url}/recovery?{query}&level=district", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        rows: list[dict[str, object]] = json.loads(response.read())["rows"]
+        return rows
+
+
+def _assert_the_dashboard_counts_the_sample(data_dir: Path, timeout: float = 120) -> None:
+    """The Kota Bekasi viewer's recovery figures by kecamatan count exactly the sample's parties (computed
+    here from the generator, not from the service), with some but not 65% of them productive yet."""
+    sample = generate()
+    info = json.loads((data_dir / "run.json").read_text())
+    token = _kumkm("token", "--as", "city.bekasi", data_dir=data_dir).stdout.strip()
+    for kind in ("cooperative", "umkm"):
+        expected = {
+            name: sum(
+                1 for p in sample.parties if p.kind == kind and p.district.name == name and not p.closed_on
+            )
+            for name in sample.counts_by_district(kind)
+        }
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = _recovery(info["services"]["monitoring"], token, kind)
+            got = {str(r["district"]): int(str(r["registered"])) for r in rows}
+            if got == expected or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert got == expected, kind
+        registered = sum(int(str(r["registered"])) for r in rows)
+        productive = sum(int(str(r["productive"])) for r in rows)
+        assert 0 < productive < registered * 65 // 100, (kind, productive, registered)
 
 
 def test_up_runs_everything_stops_cleanly_and_keeps_data() -> None:
@@ -230,6 +268,7 @@ def test_up_demo_signs_in_as_the_demo_users() -> None:
             assert ("catalog", "curator.bekasi") in actors
             assert ("catalog", "service-account-integrator-demo") in actors
             assert ("notifications", "operator") in actors
+            _assert_the_dashboard_counts_the_sample(data_dir)
         finally:
             _stop(proc)
         assert proc.returncode == 0, log.read_text()[-4000:]
