@@ -54,7 +54,7 @@ SERVICE_ONLY = [
     "kumkm.notifications.notification.delivered.v1",
     "kumkm.dlq.loans",
 ]
-SERVICES = ("loans", "catalog", "notifications")
+SERVICES = ("loans", "catalog", "notifications", "monitoring")
 STREAM_OF = {
     "loans": "KUMKM_LOANS",
     "catalog": "KUMKM_CATALOG",
@@ -436,11 +436,15 @@ async def test_service_publishes_its_own_context_and_dlq(provisioned: DeployNats
         "loans": "kumkm.loans.restructuring.approved.v1",
         "catalog": "kumkm.catalog.order.accepted.v1",
         "notifications": "kumkm.notifications.notification.delivered.v1",
-    }[service]
+    }.get(service)
     async with connect(provisioned, service) as conn:
-        assert (await conn.js_publish(own)).stream == STREAM_OF[service]
+        if own is not None:
+            assert (await conn.js_publish(own)).stream == STREAM_OF[service]
         assert (await conn.js_publish(f"kumkm.dlq.{service}")).stream == "KUMKM_DLQ"
         assert conn.errors == []
+    if own is None:  # monitoring: a read side that emits no event, only its dead letters
+        async with connect(provisioned, service) as conn:
+            assert await conn.publish_denied(f"kumkm.{service}.anything.v1")
 
 
 @pytest.mark.parametrize("service", SERVICES)
