@@ -26,7 +26,7 @@ $(STAMP): shared/pyproject.toml services/*/pyproject.toml requirements-dev.txt $
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv
 	@$(BIN)/python -m uv pip install -q --python $(BIN)/python \
-		-e 'shared[embedded]' -e services/loans -e services/catalog -e services/notifications -e services/console \
+		-e 'shared[embedded]' -e services/loans -e services/catalog -e services/notifications -e services/monitoring -e services/console \
 		-r requirements-dev.txt
 	@touch $(STAMP)
 
@@ -58,7 +58,7 @@ typecheck: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/kumkm schemas export docs/events
 	$(BIN)/kumkm schemas readme README.md
-	@for s in loans catalog notifications; do $(BIN)/python -m kumkm_$$s asyncapi --out docs/asyncapi/$$s.yaml; done
+	@for s in loans catalog notifications monitoring; do $(BIN)/python -m kumkm_$$s asyncapi --out docs/asyncapi/$$s.yaml; done
 
 ## Benchmarks: the outbox relay, the whole system (with its bare baseline), and each service's own if present.
 bench: $(STAMP)

@@ -12,6 +12,8 @@ Platform users (account KUMKM, except ``sys``):
   ``/dlq``); use the JetStream API only to look up and pull from its own
   durable consumers, ack their messages, fetch messages named in max-deliveries advisories, and read the
   mandates bucket (``KUMKM_MANDATES``); replies on a private inbox ``_INBOX_<service>``.
+- ``monitoring``: the read side. Pulls from its durables on the registry, loans and catalog streams and
+  publishes only its DLQ subject (``kumkm.dlq.monitoring``): it owns no stream and emits no event.
 - ``provision``: ``kumkm provision``, stream, consumer and bucket administration (``$JS.API.>``); no
   application subject.
 - ``operator``: the ``kumkm`` CLI run by an operator: every subject of the account.
@@ -47,6 +49,11 @@ SERVICE_CONSUMERS: dict[str, tuple[tuple[str, str], ...]] = {
         ("KUMKM_CATALOG", "notifications-catalog"),
         ("KUMKM_NOTIFICATIONS", "notifications-contacts"),
     ),
+    "monitoring": (
+        ("KUMKM_REGISTRY", "monitoring-registry"),
+        ("KUMKM_LOANS", "monitoring-loans"),
+        ("KUMKM_CATALOG", "monitoring-catalog"),
+    ),
 }
 _OWN_STREAM = {"loans": "KUMKM_LOANS", "catalog": "KUMKM_CATALOG", "notifications": "KUMKM_NOTIFICATIONS"}
 
@@ -63,9 +70,10 @@ def _mandate_reads() -> list[str]:
 
 def _service(service: str) -> Permissions:
     consumers = SERVICE_CONSUMERS[service]
-    streams = list(dict.fromkeys([*(s for s, _ in consumers), _OWN_STREAM[service]]))
+    own = _OWN_STREAM.get(service)  # a pure read side (monitoring) owns no stream and publishes no event
+    streams = list(dict.fromkeys([*(s for s, _ in consumers), *([own] if own else [])]))
     pub = [
-        f"kumkm.{service}.>",
+        *([f"kumkm.{service}.>"] if own else []),
         f"kumkm.dlq.{service}",
         "$JS.API.INFO",
         "$JS.API.STREAM.NAMES",
