@@ -53,8 +53,8 @@ async def upsert_party(conn: Conn, kind: str, party_id: str, record: dict[str, A
         """
         INSERT INTO parties AS p (kind, party_id, name, province, city, district, region, status, scale, kbli,
                              cooperative_type, member_count, first_as_of, as_of, closed_on)
-        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $13,
-                CASE WHEN $8 = ANY($14::text[]) THEN $13 END)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::text, $9, $10, $11, $12, $13::date, $13::date,
+                CASE WHEN $8::text = ANY($14::text[]) THEN $13::date END)
         ON CONFLICT (party_id) DO UPDATE SET
             first_as_of = LEAST(p.first_as_of, EXCLUDED.first_as_of),
             kind = CASE WHEN EXCLUDED.as_of >= p.as_of THEN EXCLUDED.kind ELSE p.kind END,

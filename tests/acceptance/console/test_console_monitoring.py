@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import expect
 
+from kumkm_shared.contracts.parties import ActivityReported, CooperativeRegistered
 from kumkm_shared.testing import wait_for
 from kumkm_shared.testing.harness import ServiceHarness
 from tests.acceptance.console.support import console, serve, sign_in
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from playwright.async_api import Browser
+
+    from kumkm_shared.contracts.base import EventData
 
 pytestmark = pytest.mark.acceptance
 
@@ -84,12 +87,17 @@ def region(district: str) -> dict[str, Any]:
     return {"province": PROVINCE, "city": CITY, "district": district, "code": DISTRICTS[district]}
 
 
+def _event(model: type[EventData], data: dict[str, Any]) -> dict[str, Any]:
+    """An envelope of the contract's event, its data checked against the contract first."""
+    return envelope(model.event_type, model.model_validate(data).model_dump(mode="json"))
+
+
 def registry_events() -> list[dict[str, Any]]:
     events = []
     for party in PARTIES:
         events.append(
-            envelope(
-                "kumkm.registry.cooperative.registered.v1",
+            _event(
+                CooperativeRegistered,
                 {
                     "cooperative_number": party.number,
                     "name": f"Koperasi Uji {party.number[-4:]}",
@@ -103,8 +111,8 @@ def registry_events() -> list[dict[str, Any]]:
         )
         for as_of, operating in party.reports:
             events.append(
-                envelope(
-                    "kumkm.registry.activity.reported.v1",
+                _event(
+                    ActivityReported,
                     {
                         "party_kind": "cooperative",
                         "party_id": party.number,
