@@ -158,3 +158,15 @@ def test_the_sales_are_by_active_umkm_the_demo_integrator_may_sell_for(sample: s
         assert body["seller"]["nib"] == sale.party.id
         assert body["seller"]["region"]["district"] == sale.party.district.name
     assert seed.sample_sellers() == sample.sellers()
+
+
+def test_kumkm_seed_dry_run_validates_the_sample_offline() -> None:
+    from typer.testing import CliRunner
+
+    from kumkm_shared.cli.main import app
+
+    result = CliRunner().invoke(app, ["seed", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "valid: " in result.output
+    assert "647 cooperatives, 3000 UMKM" in result.output
+    assert "24 loans, 8 sales" in result.output
