@@ -182,7 +182,14 @@ async def dashboard(
         "monitoring", "/recovery", bearer, {"month": month, "level": level, "kind": kind, **region}
     )
     (trend, trend_error), (pipeline, pipeline_error), (procurement, procurement_error) = await asyncio.gather(
-        _optional(api.get("monitoring", "/recovery/trend", bearer, {"kind": kind, "months": 12, **region})),
+        _optional(
+            api.get(
+                "monitoring",
+                "/recovery/trend",
+                bearer,
+                {"kind": kind, "months": 12, "until": recovery.get("month", month), **region},
+            )
+        ),
         _optional(api.get("monitoring", "/restructuring", bearer, region)),
         _optional(api.get("monitoring", "/procurement", bearer, region)),
     )
