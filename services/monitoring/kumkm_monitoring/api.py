@@ -165,6 +165,7 @@ async def recovery_trend(  # noqa: PLR0917 - one query parameter per filter
         rows = await repo.trend(
             conn, actor.scope, until=last, province=province, city=city, district=district, kind=kind
         )
+        province, city = await repo.display_region(conn, province, city)
     first = last - months + 1
     registered = productive = 0
     by_month = {r["month"]: r for r in rows}
@@ -342,6 +343,7 @@ async def restructuring(
     province, city = _region(actor.scope, province, city)
     async with runtime.pool.acquire() as conn:
         row = await repo.restructuring(conn, actor.scope, province, city)
+        province, city = await repo.display_region(conn, province, city)
     median = row["median_days"]
     return {
         "province": province,
@@ -372,6 +374,7 @@ async def procurement(
     province, city = _region(actor.scope, province, city)
     async with runtime.pool.acquire() as conn:
         row = await repo.procurement(conn, actor.scope, province, city)
+        province, city = await repo.display_region(conn, province, city)
     total, umkm = Decimal(row["total_paid"]), Decimal(row["umkm_paid"])
     return {
         "province": province,

@@ -432,6 +432,21 @@ def _where(
     return " AND ".join(conditions)
 
 
+async def display_region(conn: Conn, province: str | None, city: str | None) -> tuple[str | None, str | None]:
+    """The names a region is written with in the read models (a scope holds them case-folded)."""
+    if province is None:
+        return None, None
+    row = await conn.fetchrow(
+        "SELECT province, city FROM counts "
+        "WHERE lower(province) = $1 AND ($2::text IS NULL OR lower(city) = $2) LIMIT 1",
+        clean(province).lower(),
+        None if city is None else clean(city).lower(),
+    )
+    if row is None:
+        return province, city
+    return row["province"], None if city is None else row["city"]
+
+
 LEVEL_COLUMNS: Final = {
     "province": ("province",),
     "city": ("province", "city"),
