@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -181,7 +182,14 @@ async def dashboard(
         "monitoring", "/recovery", bearer, {"month": month, "level": level, "kind": kind, **region}
     )
     (trend, trend_error), (pipeline, pipeline_error), (procurement, procurement_error) = await asyncio.gather(
-        _optional(api.get("monitoring", "/recovery/trend", bearer, {"kind": kind, "months": 12, **region})),
+        _optional(
+            api.get(
+                "monitoring",
+                "/recovery/trend",
+                bearer,
+                {"kind": kind, "months": 12, "until": recovery.get("month", month), **region},
+            )
+        ),
         _optional(api.get("monitoring", "/restructuring", bearer, region)),
         _optional(api.get("monitoring", "/procurement", bearer, region)),
     )
@@ -189,8 +197,8 @@ async def dashboard(
     if trend:
         chart = {
             "labels": [p["month"] for p in trend.get("points", [])],
-            "share": [float(p["share"]) * 100 for p in trend.get("points", [])],
-            "target": float(trend.get("target_share", "0")) * 100,
+            "share": [_percent_number(p.get("share")) for p in trend.get("points", [])],
+            "target": _percent_number(trend.get("target_share")),
         }
     return render(
         request,
@@ -210,6 +218,13 @@ async def dashboard(
         procurement=procurement,
         procurement_error=procurement_error,
     )
+
+
+def _percent_number(share: Any) -> float | None:
+    """A share (a decimal string) as a percentage for the chart; ``None`` (no population) stays a gap."""
+    if share in (None, ""):
+        return None
+    return float(Decimal(str(share)) * 100)
 
 
 def _outreach_filters(

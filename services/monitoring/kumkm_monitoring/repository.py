@@ -437,8 +437,8 @@ async def display_region(conn: Conn, province: str | None, city: str | None) -> 
     if province is None:
         return None, None
     row = await conn.fetchrow(
-        "SELECT province, city FROM counts WHERE lower(province) = $1 AND ($2::text IS NULL OR lower(city) = $2) "
-        "LIMIT 1",
+        "SELECT province, city FROM counts "
+        "WHERE lower(province) = $1 AND ($2::text IS NULL OR lower(city) = $2) LIMIT 1",
         clean(province).lower(),
         None if city is None else clean(city).lower(),
     )

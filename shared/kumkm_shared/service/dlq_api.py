@@ -6,7 +6,9 @@ The runtime adds this router to every service, as it adds the audit trail's.
 - ``GET /dlq/{id}``: one, with the original message and its headers;
 - ``POST /dlq/{id}/replay``: re-publish it exactly as ``kumkm dlq replay`` does
   (``kumkm_shared.messaging.dlq_ops.replay``: ``Nats-Msg-Id`` ``replay:<id>``, so a repeated replay is
-  de-duplicated by the broker, and the consumers' inboxes make an already applied event a no-op).
+  de-duplicated by the broker, and the consumers' inboxes make an already applied event a no-op). Under
+  operator-mode NATS a service may publish only its own context's subjects: the replay of another
+  context's event is refused (409 ``replay_needs_operator``), naming ``kumkm dlq replay``.
 
 A dead letter's id is its sequence in the ``KUMKM_DLQ`` stream. Listing reads message by message
 (``next_by_subj``), so it needs no consumer on the DLQ stream.
@@ -24,7 +26,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from kumkm_shared.auth.roles import OPERATOR
 from kumkm_shared.contracts import DLQ_STREAM
-from kumkm_shared.errors import NotFound, Retry
+from kumkm_shared.errors import NotFound, Refusal, Retry
 from kumkm_shared.messaging.dlq import DeadLetter
 from kumkm_shared.messaging.dlq_ops import StoredDeadLetter, replay
 from kumkm_shared.service.deps import Require
@@ -110,5 +112,13 @@ async def show_dead_letter(request: Request, seq: Seq) -> dict[str, Any]:
 @router.post("/dlq/{seq}/replay", dependencies=[Require(DLQ_REPLAY)])
 async def replay_dead_letter(request: Request, seq: Seq) -> dict[str, Any]:
     item = await _load(request, seq)
-    ack = await replay(request.app.state.runtime.jetstream(), item)
+    try:
+        ack = await replay(request.app.state.runtime.jetstream(), item)
+    except nats.errors.Error:
+        # Under operator-mode NATS a service publishes only its own context: another context's subject (and
+        # an integrator's ``<type>.<org>``) is the operator's to replay.
+        raise Refusal(
+            "replay_needs_operator",
+            f"this service may not publish {item.letter.subject!r}; replay it with `kumkm dlq replay {seq}`",
+        ) from None
     return {"id": seq, "replayed_to": item.letter.subject, "stream": ack.stream, "seq": ack.seq}

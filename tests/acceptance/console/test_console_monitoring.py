@@ -11,6 +11,7 @@ import importlib.util
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -167,6 +168,16 @@ async def test_a_bekasi_viewer_sees_exactly_the_share_the_events_imply(
             await expect(cells.nth(1)).to_have_text(str(productive))
             assert Decimal(await cells.nth(2).get_attribute("data-share") or "") == share
             await expect(cells.nth(2)).to_have_text(f"{share * 100:.1f}%")
+        # The outreach list (this month): the two cooperatives with no operating report now, as CSV too.
+        idle = {"3275100000000002", "3275100000000003"}
+        await page.get_by_role("link", name="Daftar penjangkauan").first.click()
+        for number in idle:
+            await expect(page.get_by_role("main")).to_contain_text(number)
+        async with page.expect_download() as download_info:
+            await page.get_by_role("link", name="Unduh CSV").click()
+        download = await download_info.value
+        csv_text = Path(await download.path()).read_text(encoding="utf-8")  # noqa: ASYNC240 - a small file
+        assert idle <= {line.split(",")[1] for line in csv_text.splitlines()[1:] if line}, csv_text
         await page.context.close()
 
 

@@ -12,9 +12,13 @@ from pydantic import SecretStr
 
 from kumkm_loans.app import build
 from kumkm_loans.settings import LoansSettings
+from kumkm_notifications.app import build as build_notifications
+from kumkm_notifications.settings import NotificationsSettings
 from kumkm_shared.testing import wait_for
+from kumkm_shared.testing.harness import ServiceHarness
 from tests.acceptance.console.support import console, console_app, serve, sign_in
 from tests.integration.loans.conftest import Loans
+from tests.support.notifications import KRANGGAN_ID, sample
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -96,3 +100,28 @@ async def test_an_expired_access_token_is_refreshed_and_a_failed_refresh_signs_i
         [renewed] = app.state.console.store._sessions.values()
         assert renewed.sid != session.sid
         await page.context.close()
+
+
+async def test_an_operator_routes_a_notification_again_from_the_activity_page(
+    nats_url: str, database_url: str, browser: Browser
+) -> None:
+    definition = build_notifications(settings=NotificationsSettings())
+    definition.workers = []  # nothing is sent anywhere: the page records the operator's decision only
+    async with ServiceHarness.start(definition, nats_url, database_url, consumer_batch=16) as harness:
+        await harness.publish(sample("kumkm.loans.installment.overdue.v1"))
+        await harness.settle()
+        [waiting] = (await harness.http.get("/notifications", params={"status": "no_contact"})).json()
+        contact = {
+            "name": "Koperasi Pedagang Pasar Kranggan",
+            "party_kind": "cooperative",
+            "channels": ["inbox"],
+        }
+        assert (await harness.http.put(f"/contacts/{KRANGGAN_ID}", json=contact)).status_code == 200
+        async with serve(harness.runtime.http) as url, console({"notifications": url}) as base:
+            page = await sign_in(browser, base, "it-operator", "/operations/notifications?status=no_contact")
+            await expect(page.get_by_test_id("notifications")).to_contain_text("tanpa kontak")
+            await page.get_by_role("button", name=f"Kirim ulang {waiting['id']}").click()
+            await expect(page.get_by_test_id("done")).to_contain_text(str(waiting["id"]))
+            await page.context.close()
+        feed = (await harness.http.get("/notifications", params={"event_id": waiting["event_id"]})).json()
+        assert {n["id"]: n["status"] for n in feed}[waiting["id"]] == "rerouted"
