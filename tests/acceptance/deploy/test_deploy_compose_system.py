@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import uuid
 from contextlib import ExitStack, asynccontextmanager
@@ -154,6 +155,12 @@ def test_compose_services_run_with_their_own_commands_and_environments(
             for process in processes.values():
                 process.check_running()
                 code = process.stop()
+                if process.name == CONSOLE:
+                    # uvicorn.run re-raises the SIGTERM it handled once shut down: a graceful stop exits
+                    # with -15 (143 in Docker), after its shutdown is logged complete.
+                    assert code in {0, -signal.SIGTERM}, f"console stopped with {code}:\n{process.log_tail()}"
+                    assert "Application shutdown complete" in process.log_tail(), process.log_tail()
+                    continue
                 assert code == 0, f"{process.name} stopped with {code}:\n{process.log_tail()}"
             _assert_no_permission_violations(processes)
     assert time.monotonic() - started < 120
