@@ -52,7 +52,13 @@ class StreamDecl:
 
 @dataclass(frozen=True, slots=True)
 class ConsumerDecl:
-    """A durable pull consumer owned by one service."""
+    """A durable pull consumer owned by one service.
+
+    ``batch``: the service applies each pull batch in one transaction, a savepoint per message
+    (``EventProcessor.process_batch``; ``docs/rules/messaging.md``, "Batch durables"): for a read model
+    fed by bulk imports, where a commit per event would be the cost. Client-side only: the server's
+    consumer configuration is the same.
+    """
 
     name: str
     stream: str
@@ -62,6 +68,7 @@ class ConsumerDecl:
     ack_wait_seconds: float = 30.0
     max_deliver: int = 8
     max_ack_pending: int = 1000
+    batch: bool = False
 
     def config(self) -> api.ConsumerConfig:
         return api.ConsumerConfig(
