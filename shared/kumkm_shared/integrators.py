@@ -34,7 +34,7 @@ class IntegratorRole(StrEnum):
     COOPERATIVE = "cooperative"  # a cooperative's (or a UMKM borrower's) system: restructuring requests
     BUYER = "buyer"  # a government buyer's procurement system
     SELLER = "seller"  # a UMKM seller's system, or a marketplace acting for sellers
-    REGISTRY = "registry"  # a registry of parties keeping contact details current
+    REGISTRY = "registry"  # a registry of parties: contact details, the party registry, activity surveys
 
 
 ROLE_EVENTS: dict[IntegratorRole, tuple[str, ...]] = {
@@ -52,7 +52,14 @@ ROLE_EVENTS: dict[IntegratorRole, tuple[str, ...]] = {
         "kumkm.catalog.order.confirmed.v1",
         "kumkm.catalog.order.shipped.v1",
     ),
-    IntegratorRole.REGISTRY: ("kumkm.notifications.contact.upserted.v1",),
+    IntegratorRole.REGISTRY: (
+        "kumkm.notifications.contact.upserted.v1",
+        "kumkm.registry.cooperative.registered.v1",
+        "kumkm.registry.cooperative.updated.v1",
+        "kumkm.registry.umkm.registered.v1",
+        "kumkm.registry.umkm.updated.v1",
+        "kumkm.registry.activity.reported.v1",
+    ),
 }
 
 

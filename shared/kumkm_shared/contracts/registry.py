@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal, get_args
 
-from kumkm_shared.contracts import catalog, loans, notifications
+from kumkm_shared.contracts import catalog, loans, notifications, parties
 from kumkm_shared.contracts.base import EventData
 from kumkm_shared.contracts.errors import ContractError
 
@@ -26,7 +26,7 @@ __all__ = [
     "stream_for",
 ]
 
-Context = Literal["loans", "catalog", "notifications"]
+Context = Literal["loans", "catalog", "notifications", "registry"]
 CONTEXTS: Final[tuple[Context, ...]] = get_args(Context)
 
 SCHEMA_BASE_URI: Final = "https://schemas.kumkm.go.id/events/"
@@ -39,6 +39,7 @@ STREAMS: Final[Mapping[str, str]] = MappingProxyType(
         "KUMKM_LOANS": "kumkm.loans.>",
         "KUMKM_CATALOG": "kumkm.catalog.>",
         "KUMKM_NOTIFICATIONS": "kumkm.notifications.>",
+        "KUMKM_REGISTRY": "kumkm.registry.>",
         DLQ_STREAM: "kumkm.dlq.>",
     }
 )
@@ -141,6 +142,16 @@ _CATALOG: Final[tuple[tuple[Context, tuple[tuple[type[EventData], bool], ...]], 
             (notifications.ContactUpserted, True),
             (notifications.NotificationDelivered, False),
             (notifications.NotificationFailed, False),
+        ),
+    ),
+    (
+        "registry",
+        (
+            (parties.CooperativeRegistered, True),
+            (parties.CooperativeUpdated, True),
+            (parties.UmkmRegistered, True),
+            (parties.UmkmUpdated, True),
+            (parties.ActivityReported, True),
         ),
     ),
 )

@@ -8,7 +8,7 @@ floats: they are sent as decimal strings (or integers) and serialised to JSON as
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Self
 
 from pydantic import (
     AfterValidator,
@@ -19,6 +19,7 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -540,9 +541,37 @@ UtcDateTime = Annotated[
 
 
 class Region(BaseModel):
-    """Where a party is: province and city (kabupaten/kota)."""
+    """Where a party is: province, city (kabupaten/kota) and, optionally, district (kecamatan).
+
+    `code` is the official (Kemendagri) code of the most specific level given: `32.75` for a city,
+    `32.75.10` for a district. Both `district` and `code` are optional, so events written before they
+    existed stay valid; access is scoped by province and city, and a district lies inside its city's scope.
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     province: Name
     city: Name
+    district: Annotated[
+        Name | None, Field(description="Kecamatan, e.g. Jatisampurna", examples=["Jatisampurna"])
+    ] = None
+    code: Annotated[
+        str | None,
+        Field(
+            description="Kemendagri code of the most specific level: 32.75 (city), 32.75.10 (district)",
+            pattern=r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$",
+            examples=["32.75.10"],
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _code_matches_level(self) -> Self:
+        if self.code is None:
+            return self
+        depth = self.code.count(".") + 1
+        expected = 3 if self.district is not None else 2
+        if depth != expected:
+            level = "a district (NN.NN.NN)" if self.district is not None else "a city (NN.NN)"
+            msg = f"code {self.code!r} must be the code of {level}, the most specific level given"
+            raise ValueError(msg)
+        return self

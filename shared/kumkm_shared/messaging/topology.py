@@ -97,6 +97,11 @@ STREAM_DECLS: tuple[StreamDecl, ...] = (
     StreamDecl("KUMKM_LOANS", ("kumkm.loans.>",), "Loans context: loans, repayments, restructuring"),
     StreamDecl("KUMKM_CATALOG", ("kumkm.catalog.>",), "Catalog context: products and e-purchasing orders"),
     StreamDecl("KUMKM_NOTIFICATIONS", ("kumkm.notifications.>",), "Notifications context"),
+    StreamDecl(
+        "KUMKM_REGISTRY",
+        ("kumkm.registry.>",),
+        "Registry context: cooperatives, UMKM and activity surveys, published by registry organisations",
+    ),
     StreamDecl("KUMKM_DLQ", ("kumkm.dlq.>",), "Dead letters: messages a service could not accept"),
 )
 

@@ -55,7 +55,12 @@ SERVICE_ONLY = [
     "kumkm.dlq.loans",
 ]
 SERVICES = ("loans", "catalog", "notifications")
-STREAM_OF = {"loans": "KUMKM_LOANS", "catalog": "KUMKM_CATALOG", "notifications": "KUMKM_NOTIFICATIONS"}
+STREAM_OF = {
+    "loans": "KUMKM_LOANS",
+    "catalog": "KUMKM_CATALOG",
+    "notifications": "KUMKM_NOTIFICATIONS",
+    "registry": "KUMKM_REGISTRY",
+}
 ADMIN_API = [
     "$JS.API.STREAM.CREATE.KUMKM_EVIL",
     "$JS.API.STREAM.DELETE.KUMKM_LOANS",

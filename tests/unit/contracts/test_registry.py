@@ -42,6 +42,12 @@ EXPECTED: list[tuple[str, bool]] = [
     ("kumkm.notifications.contact.upserted.v1", True),
     ("kumkm.notifications.notification.delivered.v1", False),
     ("kumkm.notifications.notification.failed.v1", False),
+    # The party registry: published by registry organisations only.
+    ("kumkm.registry.cooperative.registered.v1", True),
+    ("kumkm.registry.cooperative.updated.v1", True),
+    ("kumkm.registry.umkm.registered.v1", True),
+    ("kumkm.registry.umkm.updated.v1", True),
+    ("kumkm.registry.activity.reported.v1", True),
 ]
 EXPECTED_AGGREGATES = {
     "loans.loan": "loan_id",
@@ -52,12 +58,15 @@ EXPECTED_AGGREGATES = {
     "catalog.order": "order_id",
     "notifications.contact": "party_id",
     "notifications.notification": "notification_id",
+    "registry.cooperative": "cooperative_number",
+    "registry.umkm": "nib",
+    "registry.activity": "party_id",
 }
 
 
 def test_registry_matches_the_design_catalog() -> None:
     assert [(spec.type, spec.external) for spec in EVENTS.values()] == EXPECTED
-    assert len(EVENTS) == 25  # 8 loans + 14 catalog + 3 notifications
+    assert len(EVENTS) == 30  # 8 loans + 14 catalog + 3 notifications + 5 registry
 
 
 @pytest.mark.parametrize(("event_type", "external"), EXPECTED)
@@ -80,6 +89,7 @@ def test_streams() -> None:
         "KUMKM_LOANS": "kumkm.loans.>",
         "KUMKM_CATALOG": "kumkm.catalog.>",
         "KUMKM_NOTIFICATIONS": "kumkm.notifications.>",
+        "KUMKM_REGISTRY": "kumkm.registry.>",
         "KUMKM_DLQ": "kumkm.dlq.>",
     }
     assert DLQ_STREAM == "KUMKM_DLQ"
@@ -104,6 +114,7 @@ def test_external_types() -> None:
     )
     assert external_types("notifications") == ("kumkm.notifications.contact.upserted.v1",)
     assert len(events_for("catalog")) == 14
+    assert len(external_types("registry")) == 5
 
 
 def test_spec_for_unknown() -> None:
