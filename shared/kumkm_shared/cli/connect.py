@@ -12,12 +12,16 @@ from kumkm_shared.cli.runinfo import RunInfo, nats_credentials, nats_creds_file
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
     from nats.aio.client import Client
 
 
 @contextlib.asynccontextmanager
-async def connect(info: RunInfo, *, name: str = "kumkm-cli") -> AsyncIterator[Client]:
+async def connect(
+    info: RunInfo, *, name: str = "kumkm-cli", creds: Path | None = None
+) -> AsyncIterator[Client]:
+    """``creds``: a .creds file to connect with (an organisation's), instead of ``nats_creds_file``."""
     user, password = nats_credentials()
     options: dict[str, Any] = {
         "servers": info.nats_url.split(","),
@@ -25,7 +29,7 @@ async def connect(info: RunInfo, *, name: str = "kumkm-cli") -> AsyncIterator[Cl
         "connect_timeout": 5,
         "max_reconnect_attempts": 3,
     }
-    creds = nats_creds_file(info)
+    creds = creds or nats_creds_file(info)
     if creds is not None:
         options["user_credentials"] = str(creds)
     elif user:
