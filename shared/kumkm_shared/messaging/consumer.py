@@ -47,6 +47,7 @@ from kumkm_shared.origin import Actor, Command, StreamDelivery
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
     from contextlib import AbstractAsyncContextManager, AbstractContextManager
+    from uuid import UUID
 
     import asyncpg
     from nats.aio.client import Client
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     from kumkm_shared.contracts import Envelope
     from kumkm_shared.contracts.envelope import Causation
     from kumkm_shared.db import Conn
-    from kumkm_shared.mandates import MandateLookup
+    from kumkm_shared.mandates import Mandate, MandateLookup
     from kumkm_shared.messaging.inbox import Inbox
     from kumkm_shared.messaging.outbox import Outbox
     from kumkm_shared.messaging.topology import ConsumerDecl
@@ -330,6 +331,23 @@ class _Work:
     delivered: int
 
 
+_SAVEPOINT = "kumkm_batch_message"
+
+
+class _BatchMandates:
+    """A batch durable reads each organisation's mandate once per batch (``docs/rules/messaging.md``,
+    "Batch durables"): a revocation applies from the next batch on."""
+
+    def __init__(self, lookup: MandateLookup) -> None:
+        self._lookup = lookup
+        self._seen: dict[str, Mandate | None] = {}
+
+    async def get(self, organisation: str, /) -> Mandate | None:
+        if organisation not in self._seen:
+            self._seen[organisation] = await self._lookup.get(organisation)
+        return self._seen[organisation]
+
+
 class EventProcessor:
     """Applies the error policy for one durable consumer. Independent of FastStream, so it is testable."""
 
@@ -405,8 +423,12 @@ class EventProcessor:
         if work:
             done, failed, commit_error = await self._apply_batch(work)
             for item in work:
-                with self._message_vars(item.msg, item.delivered), self._event_vars(item.checked.event):
-                    outcome = await self._settle_one(item, done, failed, commit_error)
+                if commit_error is None and item.index in done:
+                    await item.msg.ack()  # the common case, with nothing to log
+                    outcome = done[item.index]
+                else:
+                    with self._message_vars(item.msg, item.delivered), self._event_vars(item.checked.event):
+                        outcome = await self._settle_one(item, done, failed, commit_error)
                 outcomes[item.index] = self._settled(item.msg, outcome)
         return [outcomes[i] for i in range(len(msgs))]
 
@@ -414,23 +436,52 @@ class EventProcessor:
         self, work: Sequence[_Work]
     ) -> tuple[dict[int, str], dict[int, Exception], Exception | None]:
         """Run the batch's transaction: what each message did (applied, duplicate), the exception of each
-        one rolled back to its savepoint, and the error of the transaction itself (nothing committed)."""
+        one rolled back to its savepoint, and the error of the transaction itself (nothing committed).
+
+        The first copy of each event id is claimed in the inbox for the whole batch in one statement; a
+        message that fails is rolled back to its savepoint and its claim withdrawn. A later copy of an id
+        in the same batch claims for itself, inside its savepoint, as ``process`` does. One savepoint name
+        is reused: released and set again in one round trip after each message.
+        """
         done: dict[int, str] = {}
         failed: dict[int, Exception] = {}
         started = time.perf_counter()
+        mandates = _BatchMandates(self.mandates) if self.mandates is not None else None
+        first: dict[UUID, _Work] = {}
+        for item in work:
+            first.setdefault(item.checked.event.envelope.id, item)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                claims = [
+                    (i.checked.event.envelope.id, i.checked.event.envelope.type) for i in first.values()
+                ]
+                claimed = await self._inbox.claim_many(conn, self.decl.name, claims)
+                await conn.execute(f"SAVEPOINT {_SAVEPOINT}")
                 for item in work:
+                    event_id = item.checked.event.envelope.id
+                    is_first = first[event_id] is item
+                    if is_first and event_id not in claimed:
+                        done[item.index] = "duplicate"
+                        continue
                     with self._event_vars(item.checked.event), HANDLE_SECONDS.labels(self.decl.name).time():
                         try:
-                            async with conn.transaction():  # a savepoint: a failure undoes this message only
-                                done[item.index] = await self._handle(
-                                    conn, item.msg, item.checked, item.delivered
-                                )
+                            done[item.index] = await self._handle(
+                                conn,
+                                item.msg,
+                                item.checked,
+                                item.delivered,
+                                claim=not is_first,
+                                mandates=mandates,
+                            )
                         except asyncio.CancelledError:
                             raise
                         except Exception as exc:
                             failed[item.index] = exc
+                            await conn.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+                            if is_first:  # the batch's claim is outside the savepoint: withdraw it
+                                await self._inbox.release(conn, self.decl.name, event_id)
+                            continue
+                    await conn.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}; SAVEPOINT {_SAVEPOINT}")
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -508,10 +559,19 @@ class EventProcessor:
             trace_id=trace_id(envelope.traceparent),
         )
 
-    async def _handle(self, conn: Conn, msg: Msg, checked: _Checked, delivered: int) -> str:
-        """Inbox claim and handler, in the caller's transaction (or savepoint)."""
+    async def _handle(
+        self,
+        conn: Conn,
+        msg: Msg,
+        checked: _Checked,
+        delivered: int,
+        *,
+        claim: bool = True,
+        mandates: MandateLookup | None = None,
+    ) -> str:
+        """Inbox claim (unless claimed already) and handler, in the caller's transaction (or savepoint)."""
         envelope = checked.event.envelope
-        if not await self._inbox.claim(conn, self.decl.name, envelope.id, envelope.type):
+        if claim and not await self._inbox.claim(conn, self.decl.name, envelope.id, envelope.type):
             return "duplicate"
         ctx = EventContext(
             conn,
@@ -519,7 +579,7 @@ class EventProcessor:
             self._outbox,
             origin=self._origin(msg, delivered, checked.sender),
             service_source=self._source,
-            mandates=self.mandates,
+            mandates=mandates or self.mandates,
         )
         await checked.handler(ctx)
         return "applied"
