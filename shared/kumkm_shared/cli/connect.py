@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 
 @contextlib.asynccontextmanager
 async def connect(
-    info: RunInfo, *, name: str = "kumkm-cli", creds: Path | None = None
+    info: RunInfo, *, name: str = "kumkm-cli", creds: Path | None = None, inbox_prefix: str | None = None
 ) -> AsyncIterator[Client]:
-    """``creds``: a .creds file to connect with (an organisation's), instead of ``nats_creds_file``."""
+    """``creds``: a .creds file to connect with (an organisation's), instead of ``nats_creds_file``;
+    ``inbox_prefix``: its private inbox prefix (``_INBOX_<org>``), unless ``KUMKM_NATS_INBOX_PREFIX`` says."""
     user, password = nats_credentials()
     options: dict[str, Any] = {
         "servers": info.nats_url.split(","),
@@ -35,7 +36,7 @@ async def connect(
     elif user:
         options["user"] = user
         options["password"] = password or ""
-    inbox_prefix = os.environ.get("KUMKM_NATS_INBOX_PREFIX")
+    inbox_prefix = os.environ.get("KUMKM_NATS_INBOX_PREFIX") or inbox_prefix
     if inbox_prefix:
         options["inbox_prefix"] = inbox_prefix.encode()
     nc = await nats.connect(**options)

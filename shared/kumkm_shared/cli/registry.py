@@ -81,6 +81,9 @@ def import_(  # noqa: PLR0917 - one typer option each
         ),
     ] = None,
     window: Annotated[int, typer.Option(min=1, max=10_000, help="publishes in flight at most")] = 512,
+    ack_timeout: Annotated[
+        float, typer.Option(min=0.1, max=120, help="seconds to wait for each publish's acknowledgement")
+    ] = 10.0,
     rate: Annotated[
         float,
         typer.Option(min=0, envvar="KUMKM_IMPORT_RATE", help="rows per second at most (0: no limit)"),
@@ -122,6 +125,7 @@ def import_(  # noqa: PLR0917 - one typer option each
                 creds=creds
                 or (Path(os.environ["KUMKM_NATS_CREDS"]) if os.environ.get("KUMKM_NATS_CREDS") else None),
                 window=window,
+                ack_timeout=ack_timeout,
                 rate=rate,
                 previous=ImportState.load(state_path) if resume and state_path.exists() else None,
             )
@@ -165,6 +169,7 @@ async def _run(
     as_of: date | None,
     creds: Path | None,
     window: int,
+    ack_timeout: float,
     rate: float,
     previous: ImportState | None,
 ) -> ImportSummary:
@@ -182,7 +187,9 @@ async def _run(
             raise StateError(f"--resume: no state file {state_path} (nothing was interrupted)")
         else:
             state = ImportState(file=str(file), sha256=sha256, organisation=sender, kind=parser.kind.value)
-        async with connect(info, name="kumkm-registry-import", creds=creds) as nc:
+        # An organisation's user receives its PubAcks only on its private inbox (deploy/README.md).
+        inbox = f"_INBOX_{sender}" if creds is not None else None
+        async with connect(info, name="kumkm-registry-import", creds=creds, inbox_prefix=inbox) as nc:
             js = nc.jetstream(publish_async_max_pending=window)
             with Progress(
                 TextColumn("[bold]{task.description}"),
@@ -203,6 +210,7 @@ async def _run(
                     errors_path,
                     resume=resume,
                     window=window,
+                    ack_timeout=ack_timeout,
                     rate=rate,
                     progress=lambda n: bar.advance(task, n),
                 )
