@@ -201,10 +201,55 @@ def monitoring_missing() -> str | None:
             "services/monitoring is not installed (not on main when this ran): the stand-in read model"
             " is measured instead"
         )
-    return (
-        "kumkm_monitoring is installed, but this benchmark does not drive its API yet: the stand-in is"
-        " measured instead"
-    )
+    return None
+
+
+# -- the recovery monitor itself (when installed) ----------------------------------------------------------
+MONITOR_DURABLE = "monitoring-registry"
+
+
+def monitor() -> ServiceDefinition:
+    """The monitoring service with its registry durable only (the bench publishes no loans or sales) and no
+    HTTP routes (no sign-in here): the dashboard is timed on the query its ``GET /recovery`` runs."""
+    from kumkm_monitoring.app import build
+
+    definition = build()
+    definition.consumers = {MONITOR_DURABLE: definition.consumers[MONITOR_DURABLE]}
+    definition.routes = None
+    return definition
+
+
+def monitor_decl() -> ConsumerDecl:
+    from kumkm_shared.messaging.topology import consumer
+
+    return consumer(MONITOR_DURABLE)
+
+
+async def monitor_projected(pool: asyncpg.Pool) -> int:
+    count: int = await pool.fetchval("SELECT count(*) FROM monitoring.parties WHERE counted_key IS NOT NULL")
+    return count
+
+
+async def monitor_dashboard(pool: asyncpg.Pool) -> list[float]:
+    """``GET /recovery?level=district&province=Jawa Barat&city=Kota Bekasi``'s query (the city by kecamatan,
+    this month, from the pre-aggregated counts), timed one query at a time (ms)."""
+    from datetime import date
+
+    from kumkm_monitoring import repository
+    from kumkm_monitoring.domain import month_of
+    from kumkm_shared.auth.scope import RegionScope
+
+    scope = RegionScope.parse([f"{JAWA_BARAT}/{KOTA_BEKASI}"])
+    month = month_of(date.today())  # noqa: DTZ011 - a benchmark's own month, not a rule's
+    timings = []
+    async with pool.acquire() as conn:
+        for _ in range(DASHBOARD_RUNS):
+            started = time.perf_counter()
+            await repository.recovery_rows(
+                conn, scope, month=month, level="district", province=JAWA_BARAT, city=KOTA_BEKASI, kind=None
+            )
+            timings.append((time.perf_counter() - started) * 1000)
+    return timings
 
 
 # -- one size ----------------------------------------------------------------------------------------------
@@ -252,7 +297,10 @@ async def _fresh_streams(nats_url: str) -> None:
         js = nc.jetstream()
         with contextlib.suppress(Exception):
             await js.delete_stream("KUMKM_REGISTRY")
-        await provision(js, streams=STREAM_DECLS, consumers=[STAND_IN_DECL])
+        decl = STAND_IN_DECL if monitoring_missing() else monitor_decl()
+        with contextlib.suppress(Exception):
+            await js.delete_consumer(decl.stream, decl.name)  # a new database: the durable starts again
+        await provision(js, streams=STREAM_DECLS, consumers=[decl])
         book = MandateBook(js)
         await book.ensure_bucket()
         await book.put(
@@ -311,18 +359,21 @@ async def measure(nats_url: str, admin_dsn: str, size: int, work: Path) -> Resul
     await _fresh_streams(nats_url)
     migrations = work / f"migrations-{size}"
     migrations.mkdir(exist_ok=True)
+    real = monitoring_missing() is None
+    count, figures = (monitor_projected, monitor_dashboard) if real else (projected, dashboard)
     runtime = ServiceRuntime(
-        stand_in(migrations), InfraSettings(nats_url=nats_url, database_url=dsn, http_port=free_port())
+        monitor() if real else stand_in(migrations),
+        InfraSettings(nats_url=nats_url, database_url=dsn, http_port=free_port()),
     )
     await runtime.start()
     try:
         started = time.perf_counter()
         import_seconds, importer_rss = await _run_import(path, nats_url)
-        while await projected(runtime.pool) < size:  # noqa: ASYNC110 - polling the read model's count
+        while await count(runtime.pool) < size:  # noqa: ASYNC110 - polling the read model's count
             await asyncio.sleep(0.2)
         total_seconds = time.perf_counter() - started
         consumer_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        timings = await dashboard(runtime.pool)
+        timings = await figures(runtime.pool)
         conn = await asyncpg.connect(dsn)
         try:
             await conn.execute(
