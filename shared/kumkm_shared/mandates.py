@@ -17,12 +17,12 @@ import structlog
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kumkm_shared.integrators import ORG_ID_PATTERN, IntegratorRole
+from kumkm_shared.integrators import ORG_ID_PATTERN, IntegratorRole, roles_for
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
-__all__ = ["ALL_PARTIES", "BUCKET", "Grant", "Mandate", "MandateBook", "MandateLookup"]
+__all__ = ["ALL_PARTIES", "BUCKET", "Grant", "Mandate", "MandateBook", "MandateLookup", "refusal"]
 
 BUCKET = "KUMKM_MANDATES"
 HISTORY = 64  # revisions kept per organisation: the bucket is also the mandates' history
@@ -103,6 +103,26 @@ class MandateLookup(Protocol):
     """What a service needs: the current mandate of one organisation (``None`` when it has none)."""
 
     async def get(self, organisation: str, /) -> Mandate | None: ...
+
+
+async def refusal(
+    mandates: MandateLookup | None, organisation: str, party: str, event_type: str
+) -> str | None:
+    """Why ``organisation`` may not act for ``party`` in a role that sends ``event_type``, or ``None`` when it
+    may: for a route that is a command, not an event (``EventContext.mandate_refusal`` is the same rule)."""
+    mandate = await mandates.get(organisation) if mandates is not None else None
+    if mandate is None:
+        return f"organisation {organisation!r} holds no mandate"
+    if not mandate.active:
+        return f"the mandate of organisation {organisation!r} was revoked"
+    allowed = roles_for(event_type)
+    if mandate.roles.isdisjoint(allowed):
+        played = ", ".join(sorted(mandate.roles)) or "no role"
+        wanted = " or ".join(sorted(allowed))
+        return f"organisation {organisation!r} plays {played}, which may not act as {wanted}"
+    if not mandate.covers(allowed, party):
+        return f"organisation {organisation!r} holds no mandate for party {party!r}"
+    return None
 
 
 class MandateBook:
