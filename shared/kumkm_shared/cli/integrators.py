@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR, RunInfo, SystemNotFoundError, find_system
-from kumkm_shared.integrators import ORG_ID_PATTERN, IntegratorRole, valid_org_id
+from kumkm_shared.integrators import ORG_ID_PATTERN, IntegratorRole, org_id_problem, valid_org_id
 from kumkm_shared.mandates import ALL_PARTIES, MAX_PARTY_LENGTH, Grant, Mandate, MandateBook
 from kumkm_shared.natsauth import ACCOUNTS, AuthDir, AuthDirError, decode
 from kumkm_shared.natsauth.authdir import INTEGRATORS, PLATFORM
@@ -130,11 +130,9 @@ def _add_input(
     organisation: str, role: str, party: list[str] | None, *, all_parties: bool
 ) -> tuple[IntegratorRole, tuple[str, ...]]:
     """The role and parties of `integrators add`, or exit 2 naming the option that is wrong."""
-    if not valid_org_id(organisation):
-        raise _fail(
-            f"ORG: {organisation!r} is not an organisation id "
-            f"(lowercase letters, digits and hyphens: {ORG_ID_PATTERN})"
-        )
+    problem = org_id_problem(organisation)
+    if problem is not None:
+        raise _fail(f"ORG: {problem}")
     try:
         chosen = IntegratorRole(role)
     except ValueError:

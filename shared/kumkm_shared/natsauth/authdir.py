@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kumkm_shared.integrators import IntegratorRole, valid_org_id
+from kumkm_shared.integrators import IntegratorRole, org_id_problem
 from kumkm_shared.natsauth.jwt import creds_text, decode, encode, new_key, public_key
 from kumkm_shared.natsauth.permissions import (
     PLATFORM_USERS,
@@ -343,8 +343,9 @@ class AuthDir:
 
         The server gives it the role's template permissions; nothing about it is stored here.
         """
-        if not valid_org_id(organisation):
-            raise AuthDirError(f"not an organisation id: {organisation!r}")
+        problem = org_id_problem(organisation)
+        if problem is not None:
+            raise AuthDirError(problem)
         self._require()
         keys = self.role_keys(role)
         if not keys:

@@ -206,6 +206,10 @@ async def nc_add_stream(server: EmbeddedNats, auth_dir: Path) -> None:
         (["bank-bjb", "--role", "borrower", "--party", "L"], "--role"),
         (["bank-bjb", "--role", "lender"], "--party"),
         (["bank-bjb", "--role", "lender", "--party", "L", "--all-parties"], "--party"),
+        (["loans", "--role", "lender", "--party", "L"], "ORG: 'loans' is reserved"),
+        (["sys", "--role", "registry", "--all-parties"], "ORG: 'sys' is reserved"),
+        (["monitoring", "--role", "registry", "--all-parties"], "ORG: 'monitoring' is reserved"),
+        (["console", "--role", "buyer", "--party", "B"], "ORG: 'console' is reserved"),
         (["bank-bjb", "--role", "lender", "--party", "*"], "--party"),
     ],
 )

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING
 import nacl.signing
 import pytest
 
-from kumkm_shared.integrators import ROLE_EVENTS, IntegratorRole
+from kumkm_shared.integrators import (
+    RESERVED_ORG_IDS,
+    ROLE_EVENTS,
+    IntegratorRole,
+    org_id_problem,
+    sender_subject,
+)
 from kumkm_shared.natsauth import AuthDir, AuthDirError, JwtError, creds_jwt, creds_text, decode, encode
 from kumkm_shared.natsauth.authdir import ACCOUNTS, INTEGRATORS
 from kumkm_shared.natsauth.jwt import new_key, public_key
@@ -241,3 +247,20 @@ def test_init_moves_integrator_roles_out_of_an_old_platform_account(tmp_path: Pa
     assert platform["exports"]
     assert upgraded.role_keys(IntegratorRole.LENDER)
     assert upgraded.account_jwt(INTEGRATORS) in upgraded.server_config.read_text()
+
+
+@pytest.mark.parametrize(
+    "name", sorted({*PLATFORM_USERS, "operator", "sys", "provision", "monitoring", "console"})
+)
+def test_a_platform_user_or_service_name_is_no_organisation_id(name: str, tmp_path: Path) -> None:
+    """Review 12, finding 3: an org named `loans` had a template allowing `_INBOX_loans.>`."""
+    assert name in RESERVED_ORG_IDS
+    problem = org_id_problem(name)
+    assert problem is not None
+    assert "reserved" in problem
+    auth = AuthDir.init(tmp_path / "auth")
+    with pytest.raises(AuthDirError, match="reserved"):
+        auth.issue_integrator(name, IntegratorRole.LENDER)
+    with pytest.raises(ValueError, match="reserved"):
+        sender_subject("kumkm.loans.loan.disbursed.v1", name)
+    assert org_id_problem("bank-bjb") is None
