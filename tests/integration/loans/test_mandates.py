@@ -132,3 +132,27 @@ async def test_a_parked_repayment_is_checked_against_the_loan_that_arrives(
         (refused["data"]["payment_id"], CHANNEL, "not_authorised_for_party")
     ]
     assert audited == 1
+
+
+async def test_every_refused_event_is_audited_even_when_senders_reuse_an_envelope_id(
+    loans: Loans, database_url: str
+) -> None:
+    """Review 12, finding 4: the audit of a refusal is keyed on the stream message, not the envelope id the
+    sender chose (one id reused across forged events used to leave only the first in the audit trail)."""
+    await _mandates(loans)
+    first = loan_disbursed("LN-A-FORGED-1")  # LPDB-KUMKM's name: not the bank's
+    second = loan_disbursed("LN-A-FORGED-2") | {"id": first["id"]}
+    await loans.publish(first, sender=BANK, msg_id="forged-1")
+    await loans.publish(second, sender=BANK, msg_id="forged-2")
+    await loans.settle()
+    assert await _letters(loans, first["id"]) == ["not_authorised_for_party"] * 2
+    conn = await asyncpg.connect(database_url)
+    try:
+        audited = await conn.fetch(
+            "SELECT organisation, request_id FROM loans.audit_trail "
+            "WHERE outcome = 'not_authorised_for_party'"
+        )
+    finally:
+        await conn.close()
+    assert [str(r["organisation"]) for r in audited] == [BANK, BANK]
+    assert len({r["request_id"] for r in audited}) == 2  # stream:sequence of each
