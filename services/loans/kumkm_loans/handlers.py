@@ -263,6 +263,9 @@ class LoansService:
     async def on_restructuring_requested(self, ctx: EventContext) -> None:
         data = ctx.event.data_as(RestructuringRequested)
         conn = ctx.conn
+        # The sender first (its role, an active mandate): before a replayed request id is acked as a
+        # duplicate or an unknown loan is retried. Its borrower is checked once the loan is read.
+        await ctx.require_mandate(None)
         if not await repo.claim_request(conn, data, ctx.envelope.id):
             log.info("restructuring request already decided; duplicate ignored", request_id=data.request_id)
             return
