@@ -471,8 +471,12 @@ async def test_service_reads_mandates_but_cannot_write_them(provisioned: DeployN
         mandate = Mandate(organisation="bank-reads", grants=(grant,))
         await MandateBook(operator.nc.jetstream()).put(mandate)
     async with connect(provisioned, service) as conn:
-        found = await MandateBook(conn.nc.jetstream()).get("bank-reads")
+        book = MandateBook(conn.nc.jetstream())
+        found = await book.get("bank-reads")
         assert found is not None
+        # Read from the stream's leader ($JS.API.STREAM.MSG.GET), not a follower's direct get (review 12, 7a).
+        assert book._kv is not None
+        assert book._kv._direct is False
         assert found.covers(frozenset({IntegratorRole.LENDER}), "LENDER-1")
         assert await MandateBook(conn.nc.jetstream()).get("nobody-here") is None
         assert await conn.publish_denied("$KV.KUMKM_MANDATES.bank-reads")
