@@ -2,7 +2,7 @@
 
 An integrator organisation gets its own NATS user (a .creds file, shown once) signed with its role's scoped
 signing key, and a mandate in the ``KUMKM_MANDATES`` bucket (``kumkm_shared.mandates``). Revoking marks the
-mandate revoked and pushes the organisation's user keys into the KUMKM account's revocations: the server
+mandate revoked and pushes the organisation's user keys into the INTEGRATORS account's revocations: the server
 closes its open connections at once and refuses new ones. deploy/README.md, "Integrator organisations".
 """
 

@@ -1,7 +1,7 @@
 """Who may do what on the bus: the one table of the platform's NATS users and of the integrator roles.
 
 This is the single source of the permissions: ``kumkm nats init`` signs the platform users' JWTs from
-``PLATFORM_USERS``, and the KUMKM account JWT carries one scoped signing key per integrator role whose
+``PLATFORM_USERS``, and the INTEGRATORS account JWT carries one scoped signing key per integrator role whose
 template is ``role_template(role)``. The server enforces both; the deploy tests check them
 (tests/integration/deploy/test_deploy_nats_permissions.py).
 
