@@ -162,24 +162,41 @@ class AuthDir:
             _write_public(auth._jwt_path("operator"), operator_jwt)
         if not auth._jwt_path("SYS").exists():
             _write_public(auth._jwt_path("SYS"), auth._sign_account("SYS", {"limits": dict(_ACCOUNT_LIMITS)}))
-        if not auth._jwt_path(PLATFORM).exists():
-            auth._store_account(PLATFORM, [auth._new_signing_key()], {})
-        elif auth._claims(PLATFORM).get("exports") != auth._platform_exports() or any(
-            isinstance(k, dict) for k in auth._claims(PLATFORM).get("signing_keys", [])
-        ):
-            # A directory from before INTEGRATORS: the exports are added and the integrator roles' keys
-            # leave KUMKM (their users could aim PubAcks at the platform); re-issue the organisations.
-            claims = auth._claims(PLATFORM)
-            plain = [k for k in claims.get("signing_keys", []) if isinstance(k, str)]
-            auth._store_account(PLATFORM, plain, dict(claims.get("revocations") or {}))
-        if not auth._jwt_path(INTEGRATORS).exists():
-            scoped = [auth._scoped_key(role, auth._new_signing_key()) for role in IntegratorRole]
-            auth._store_account(INTEGRATORS, scoped, {})
+        auth._init_platform()
+        auth._init_integrators()
         for user in PLATFORM_USERS:
             if not auth.creds_path(user).exists():
                 _write_secret(auth.creds_path(user), auth._platform_creds(user).encode())
         auth._write_server_config()
         return auth
+
+    def _init_platform(self) -> None:
+        """KUMKM: created, or upgraded (the exports; no integrator role's key any more)."""
+        if not self._jwt_path(PLATFORM).exists():
+            self._store_account(PLATFORM, [self._new_signing_key()], {})
+        elif self._claims(PLATFORM).get("exports") != self._platform_exports() or any(
+            isinstance(k, dict) for k in self._claims(PLATFORM).get("signing_keys", [])
+        ):
+            # A directory from before INTEGRATORS: the exports are added and the integrator roles' keys
+            # leave KUMKM (their users could aim PubAcks at the platform); re-issue the organisations.
+            claims = self._claims(PLATFORM)
+            plain = [k for k in claims.get("signing_keys", []) if isinstance(k, str)]
+            self._store_account(PLATFORM, plain, dict(claims.get("revocations") or {}))
+
+    def _init_integrators(self) -> None:
+        """INTEGRATORS: created, or completed (a new role's key, imports that follow the exports)."""
+        if not self._jwt_path(INTEGRATORS).exists():
+            scoped = [self._scoped_key(role, self._new_signing_key()) for role in IntegratorRole]
+            self._store_account(INTEGRATORS, scoped, {})
+        else:
+            # A new event type or role since: the imports follow the exports, every role has a key.
+            claims = self._claims(INTEGRATORS)
+            signing = list(claims.get("signing_keys", []))
+            roles = {k.get("role") for k in signing if isinstance(k, dict)}
+            missing = [r for r in IntegratorRole if str(r) not in roles]
+            if missing or claims.get("imports") != self._integrator_imports():
+                signing += [self._scoped_key(role, self._new_signing_key()) for role in missing]
+                self._store_account(INTEGRATORS, signing, dict(claims.get("revocations") or {}))
 
     def exists(self) -> bool:
         return all(self._jwt_path(a).is_file() for a in ACCOUNTS) and self._seed_path("operator").is_file()
