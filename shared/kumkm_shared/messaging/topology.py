@@ -93,6 +93,10 @@ def _catalog(*events: str) -> tuple[str, ...]:
     return tuple(f"kumkm.catalog.{e}.v1" for e in events)
 
 
+def _registry(*events: str) -> tuple[str, ...]:
+    return tuple(f"kumkm.registry.{e}.v1" for e in events)
+
+
 STREAM_DECLS: tuple[StreamDecl, ...] = (
     StreamDecl("KUMKM_LOANS", ("kumkm.loans.>",), "Loans context: loans, repayments, restructuring"),
     StreamDecl("KUMKM_CATALOG", ("kumkm.catalog.>",), "Catalog context: products and e-purchasing orders"),
@@ -163,6 +167,44 @@ CONSUMER_DECLS: tuple[ConsumerDecl, ...] = (
         service="notifications",
         filter_subjects=("kumkm.notifications.contact.upserted.v1",),
         description="Notifications: the contact directory",
+    ),
+    ConsumerDecl(
+        name="monitoring-registry",
+        stream="KUMKM_REGISTRY",
+        service="monitoring",
+        filter_subjects=_registry(
+            "cooperative.registered",
+            "cooperative.updated",
+            "umkm.registered",
+            "umkm.updated",
+            "activity.reported",
+        ),
+        description="Monitoring: the registry's parties and the activity survey",
+    ),
+    ConsumerDecl(
+        name="monitoring-loans",
+        stream="KUMKM_LOANS",
+        service="monitoring",
+        filter_subjects=_loans(
+            "loan.disbursed",  # whose loan: repayments and requests name only the loan
+            "repayment.received",
+            "loan.collectibility_changed",
+            "restructuring.requested",
+            "restructuring.referred",
+            "restructuring.approved",
+            "restructuring.rejected",
+        ),
+        description="Monitoring: loan signals and restructuring progress",
+    ),
+    ConsumerDecl(
+        name="monitoring-catalog",
+        stream="KUMKM_CATALOG",
+        service="monitoring",
+        filter_subjects=_catalog(
+            "order.accepted",  # the order's seller, buyer and region
+            "order.status_changed",  # the catalog's record of an applied delivery or payment
+        ),
+        description="Monitoring: e-catalog sales and the UMKM share of procurement",
     ),
 )
 

@@ -8,9 +8,12 @@ template is ``role_template(role)``. The server enforces both; the deploy tests 
 Platform users (account KUMKM, except ``sys``):
 
 - ``loans``, ``catalog``, ``notifications``: one per service. Publish its own context (``kumkm.<ctx>.>``)
-  and its DLQ subject (``kumkm.dlq.<service>``); use the JetStream API only to look up and pull from its own
+  and its DLQ subject (``kumkm.dlq.<service>``); read messages of the DLQ stream by sequence (operators'
+  ``/dlq``); use the JetStream API only to look up and pull from its own
   durable consumers, ack their messages, fetch messages named in max-deliveries advisories, and read the
   mandates bucket (``KUMKM_MANDATES``); replies on a private inbox ``_INBOX_<service>``.
+- ``monitoring``: the read side. Pulls from its durables on the registry, loans and catalog streams and
+  publishes only its DLQ subject (``kumkm.dlq.monitoring``): it owns no stream and emits no event.
 - ``provision``: ``kumkm provision``, stream, consumer and bucket administration (``$JS.API.>``); no
   application subject.
 - ``operator``: the ``kumkm`` CLI run by an operator: every subject of the account.
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kumkm_shared.contracts import DLQ_STREAM
 from kumkm_shared.integrators import ROLE_EVENTS, IntegratorRole
 from kumkm_shared.mandates import BUCKET as MANDATES_BUCKET
 
@@ -46,6 +50,11 @@ SERVICE_CONSUMERS: dict[str, tuple[tuple[str, str], ...]] = {
         ("KUMKM_CATALOG", "notifications-catalog"),
         ("KUMKM_NOTIFICATIONS", "notifications-contacts"),
     ),
+    "monitoring": (
+        ("KUMKM_REGISTRY", "monitoring-registry"),
+        ("KUMKM_LOANS", "monitoring-loans"),
+        ("KUMKM_CATALOG", "monitoring-catalog"),
+    ),
 }
 _OWN_STREAM = {"loans": "KUMKM_LOANS", "catalog": "KUMKM_CATALOG", "notifications": "KUMKM_NOTIFICATIONS"}
 
@@ -62,14 +71,17 @@ def _mandate_reads() -> list[str]:
 
 def _service(service: str) -> Permissions:
     consumers = SERVICE_CONSUMERS[service]
-    streams = list(dict.fromkeys([*(s for s, _ in consumers), _OWN_STREAM[service]]))
+    own = _OWN_STREAM.get(service)  # a pure read side (monitoring) owns no stream and publishes no event
+    streams = list(dict.fromkeys([*(s for s, _ in consumers), *([own] if own else [])]))
     pub = [
-        f"kumkm.{service}.>",
+        *([f"kumkm.{service}.>"] if own else []),
         f"kumkm.dlq.{service}",
         "$JS.API.INFO",
         "$JS.API.STREAM.NAMES",
         *(f"$JS.API.STREAM.INFO.{s}" for s in streams),
         *(f"$JS.API.STREAM.MSG.GET.{s}" for s in streams),
+        # Its dead letters, read one by one for operators (``/dlq``, kumkm_shared/service/dlq_api.py).
+        f"$JS.API.STREAM.MSG.GET.{DLQ_STREAM}",
         *(f"$JS.API.CONSUMER.INFO.{s}.{d}" for s, d in consumers),
         *(f"$JS.API.CONSUMER.MSG.NEXT.{s}.{d}" for s, d in consumers),
         *(f"$JS.ACK.{s}.{d}.>" for s, d in consumers),

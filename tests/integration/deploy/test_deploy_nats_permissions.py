@@ -55,7 +55,8 @@ SERVICE_ONLY = [
     "kumkm.notifications.notification.delivered.v1",
     "kumkm.dlq.loans",
 ]
-SERVICES = ("loans", "catalog", "notifications")
+SERVICES = ("loans", "catalog", "notifications")  # each owns a context (a stream)
+NATS_SERVICES = (*SERVICES, "monitoring")  # monitoring: a read side, no stream of its own
 STREAM_OF = {
     "loans": "KUMKM_LOANS",
     "catalog": "KUMKM_CATALOG",
@@ -223,7 +224,7 @@ async def test_connections_without_valid_creds_are_refused(deploy_nats: DeployNa
 
 
 async def test_every_platform_user_connects_with_its_creds(deploy_nats: DeployNats) -> None:
-    assert set(PLATFORM_USERS) == {*SERVICES, "provision", "operator", "sys"}
+    assert set(PLATFORM_USERS) == {*NATS_SERVICES, "provision", "operator", "sys"}
     for user in PLATFORM_USERS:
         token = decode(creds_jwt(deploy_nats.creds(user).read_text()))
         assert token.claims["name"] == user
@@ -447,24 +448,32 @@ async def test_service_publishes_its_own_context_and_dlq(provisioned: DeployNats
         assert conn.errors == []
 
 
-@pytest.mark.parametrize("service", SERVICES)
+async def test_monitoring_publishes_only_its_dlq(provisioned: DeployNats) -> None:
+    """The read side owns no context: its DLQ subject is all it may publish."""
+    async with connect(provisioned, "monitoring") as conn:
+        assert (await conn.js_publish("kumkm.dlq.monitoring")).stream == "KUMKM_DLQ"
+        assert conn.errors == []
+        assert await conn.publish_denied("kumkm.monitoring.anything.v1")
+
+
+@pytest.mark.parametrize("service", NATS_SERVICES)
 async def test_service_cannot_publish_into_another_context(provisioned: DeployNats, service: str) -> None:
     others = [s for s in ALL_EXT + SERVICE_ONLY if s.split(".")[1] not in {service, "dlq"}]
-    others += [f"kumkm.dlq.{other}" for other in SERVICES if other != service]
+    others += [f"kumkm.dlq.{other}" for other in NATS_SERVICES if other != service]
     async with connect(provisioned, service) as conn:
         allowed = [subject for subject in others if not await conn.publish_denied(subject)]
     assert allowed == []
     assert others
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", NATS_SERVICES)
 async def test_service_cannot_administer_streams(provisioned: DeployNats, service: str) -> None:
     async with connect(provisioned, service) as conn:
         allowed = [subject for subject in ADMIN_API if not await conn.publish_denied(subject)]
     assert allowed == []
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", NATS_SERVICES)
 async def test_service_reads_mandates_but_cannot_write_them(provisioned: DeployNats, service: str) -> None:
     async with connect(provisioned, "operator") as operator:
         grant = Grant(role=IntegratorRole.LENDER, parties=("LENDER-1",))
@@ -508,7 +517,7 @@ async def test_service_pulls_and_acks_its_own_durable_consumer(provisioned: Depl
         assert conn.errors == []
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", NATS_SERVICES)
 async def test_service_cannot_use_other_services_consumers(provisioned: DeployNats, service: str) -> None:
     own = {(d.stream, d.name) for d in consumers_of(service)}
     foreign = [(d.stream, d.name) for d in CONSUMER_DECLS if (d.stream, d.name) not in own]

@@ -32,6 +32,12 @@ SHIPPED = "kumkm.catalog.order.shipped.v1"
 DELIVERED = "kumkm.catalog.order.delivered.v1"
 PAID = "kumkm.catalog.order.paid.v1"
 CONTACT = "kumkm.notifications.contact.upserted.v1"
+COOP_REGISTERED = "kumkm.registry.cooperative.registered.v1"
+COOP_UPDATED = "kumkm.registry.cooperative.updated.v1"
+UMKM_REGISTERED = "kumkm.registry.umkm.registered.v1"
+UMKM_UPDATED = "kumkm.registry.umkm.updated.v1"
+ACTIVITY = "kumkm.registry.activity.reported.v1"
+REGISTRY_TYPES = (COOP_REGISTERED, COOP_UPDATED, UMKM_REGISTERED, UMKM_UPDATED, ACTIVITY)
 
 EVENT_TYPES = (
     DISBURSED,
@@ -45,6 +51,7 @@ EVENT_TYPES = (
     DELIVERED,
     PAID,
     CONTACT,
+    *REGISTRY_TYPES,
 )
 
 # What each role may send (the docs' table); everything else is refused by the server.
@@ -54,7 +61,7 @@ MAY_SEND: dict[IntegratorRole, frozenset[str]] = {
     IntegratorRole.COOPERATIVE: frozenset({REQUESTED}),
     IntegratorRole.BUYER: frozenset({PLACED, DELIVERED, PAID}),
     IntegratorRole.SELLER: frozenset({SUBMITTED, STOCK, CONFIRMED, SHIPPED}),
-    IntegratorRole.REGISTRY: frozenset({CONTACT}),
+    IntegratorRole.REGISTRY: frozenset({CONTACT, *REGISTRY_TYPES}),
 }
 
 # Each role's organisation in the matrix, and the parties its mandate names (the "own" party).
@@ -79,6 +86,7 @@ COOP_A, COOP_B = "3275019900000001", "3275019900000002"
 NIB_A, NIB_B = "9120099000001", "9120099000002"
 BUYER_A, BUYER_B = "MX-BUYER-A", "MX-BUYER-B"
 PARTY_A, PARTY_B = "3275019900000011", "3275019900000012"
+UMKM_A, UMKM_B = "3275019900011", "3275019900012"  # the registry's UMKM (NIB)
 
 # The parties each organisation's mandate names.
 MANDATES: dict[str, tuple[IntegratorRole, tuple[str, ...]]] = {
@@ -91,7 +99,7 @@ MANDATES: dict[str, tuple[IntegratorRole, tuple[str, ...]]] = {
     "mx-buyer-b": (IntegratorRole.BUYER, (BUYER_B,)),
     "mx-seller": (IntegratorRole.SELLER, (NIB_A,)),
     "mx-seller-b": (IntegratorRole.SELLER, (NIB_B,)),
-    "mx-registry": (IntegratorRole.REGISTRY, (PARTY_A,)),
+    "mx-registry": (IntegratorRole.REGISTRY, (PARTY_A, UMKM_A)),
 }
 
 

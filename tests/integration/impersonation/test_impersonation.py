@@ -1,5 +1,6 @@
 """The impersonation matrix (``matrix.py``): one test per cell, against NATS running the deploy configuration
-(operator mode, deploy/nats/nats-server.conf) with the three services on their own credentials.
+(operator mode, deploy/nats/nats-server.conf) with the four services on their own credentials (monitoring
+follows the registry's events: no other service owns them).
 
 - ``server`` cells: the publish is refused by the server (a permissions violation), nothing is on the stream.
 - ``mandate`` cells: the event is dead-lettered with ``not_authorised_for_party`` and the probe is unchanged.
@@ -26,6 +27,7 @@ import pytest_asyncio
 from kumkm_catalog.app import build as build_catalog
 from kumkm_loans.app import build as build_loans
 from kumkm_loans.settings import LoansSettings
+from kumkm_monitoring.app import build as build_monitoring
 from kumkm_notifications.app import build as build_notifications
 from kumkm_shared.clock import FixedClock
 from kumkm_shared.integrators import sender_subject
@@ -51,7 +53,12 @@ pytestmark = pytest.mark.integration
 CELLS = cells()
 TOKEN_CELLS = token_cells()
 RESULTS: Counter[str] = Counter()
-STREAM_OF = {"loans": "KUMKM_LOANS", "catalog": "KUMKM_CATALOG", "notifications": "KUMKM_NOTIFICATIONS"}
+STREAM_OF = {
+    "loans": "KUMKM_LOANS",
+    "catalog": "KUMKM_CATALOG",
+    "notifications": "KUMKM_NOTIFICATIONS",
+    "registry": "KUMKM_REGISTRY",
+}
 
 
 class Violations:
@@ -101,6 +108,9 @@ async def world(
         )
         await stack.enter_async_context(
             ServiceHarness.start(build_notifications(), deploy.url, database_url, **infra("notifications"))
+        )
+        await stack.enter_async_context(
+            ServiceHarness.start(build_monitoring(), deploy.url, database_url, **infra("monitoring"))
         )
         op: Client = await nats.connect(deploy.url, **operator)
         stack.push_async_callback(op.drain)

@@ -18,12 +18,15 @@ from kumkm_shared.testing import wait_for
 from kumkm_shared.testing.harness import dead_letters
 from tests.integration.catalog import samples
 from tests.integration.impersonation.matrix import (
+    ACTIVITY,
     BUYER_A,
     BUYER_B,
     CONFIRMED,
     CONTACT,
     COOP_A,
     COOP_B,
+    COOP_REGISTERED,
+    COOP_UPDATED,
     DELIVERED,
     DISBURSED,
     LENDER_A,
@@ -39,6 +42,10 @@ from tests.integration.impersonation.matrix import (
     SHIPPED,
     STOCK,
     SUBMITTED,
+    UMKM_A,
+    UMKM_B,
+    UMKM_REGISTERED,
+    UMKM_UPDATED,
     Cell,
 )
 from tests.integration.loans.conftest import restructuring_requested
@@ -49,8 +56,18 @@ if TYPE_CHECKING:
     import httpx
     from nats.aio.client import Client
 
-SCHEMA_OF = {"loans": "loans", "catalog": "catalog", "notifications": "notifications"}
-CONSUMER_OF = {"loans": "loans", "catalog": "catalog", "notifications": "notifications-contacts"}
+SCHEMA_OF = {
+    "loans": "loans",
+    "catalog": "catalog",
+    "notifications": "notifications",
+    "registry": "monitoring",
+}
+CONSUMER_OF = {
+    "loans": "loans",
+    "catalog": "catalog",
+    "notifications": "notifications-contacts",
+    "registry": "monitoring-registry",  # the registry has no owning service: monitoring follows it
+}
 BEKASI = {"province": "Jawa Barat", "city": "Kota Bekasi"}
 STEP_ORDER = (CONFIRMED, SHIPPED, DELIVERED, PAID)
 
@@ -87,6 +104,7 @@ class Side:
     buyer_id: str
     buyer_org: str
     party: str
+    umkm: str
     loan_id: str = ""
     product_id: str = ""
 
@@ -107,12 +125,12 @@ class World:
     curator: httpx.AsyncClient  # the catalog's HTTP API, as a curator
     own: Side = field(
         default_factory=lambda: Side(
-            LENDER_A, "mx-lender", COOP_A, NIB_A, "mx-seller", BUYER_A, "mx-buyer", PARTY_A
+            LENDER_A, "mx-lender", COOP_A, NIB_A, "mx-seller", BUYER_A, "mx-buyer", PARTY_A, UMKM_A
         )
     )
     other: Side = field(
         default_factory=lambda: Side(
-            LENDER_B, "mx-lender-b", COOP_B, NIB_B, "mx-seller-b", BUYER_B, "mx-buyer-b", PARTY_B
+            LENDER_B, "mx-lender-b", COOP_B, NIB_B, "mx-seller-b", BUYER_B, "mx-buyer-b", PARTY_B, UMKM_B
         )
     )
     _stock_clock: datetime = field(default_factory=lambda: datetime(2024, 9, 1, tzinfo=UTC))
@@ -260,7 +278,33 @@ class World:
             event = contract_event(CONTACT, party_id=side.party, name=f"Koperasi {side.party[-2:]}")
             probe = Probe("SELECT count(*) FROM notifications.contacts WHERE party_id = $1", (side.party,))
             return event, probe
+        if kind in (COOP_REGISTERED, COOP_UPDATED, UMKM_REGISTERED, UMKM_UPDATED, ACTIVITY):
+            return self._registry(kind, side)
         raise AssertionError(f"no event for {kind}")
+
+    def _registry(self, kind: str, side: Side) -> tuple[dict[str, Any], Probe]:
+        """A registry record or an activity report of the side's party; each one changes what monitoring
+        keeps of it (a new name, a new survey id)."""
+        tag = _uid("MX")
+        where = BEKASI | {"district": "Jatisampurna"}
+        if kind == ACTIVITY:
+            event = contract_event(
+                kind, party_kind="cooperative", party_id=side.party, as_of="2024-09-01", survey=tag
+            )
+            probe = Probe(
+                "SELECT string_agg(survey, ',') FROM monitoring.activity WHERE party_id = $1", (side.party,)
+            )
+            return event, probe
+        if kind in (COOP_REGISTERED, COOP_UPDATED):
+            party = side.party
+            event = contract_event(kind, cooperative_number=party, name=f"Koperasi {tag}", region=where)
+        else:
+            party = side.umkm
+            event = contract_event(kind, nib=party, name=f"UMKM {tag}", region=where, as_of="2030-01-01")
+        if kind == COOP_UPDATED:
+            event["data"]["as_of"] = "2030-01-01"  # the latest record: it replaces the stored one
+        probe = Probe("SELECT name FROM monitoring.parties WHERE party_id = $1", (party,))
+        return event, probe
 
     async def probe(self, probe: Probe) -> Any:
         return await self.db.fetchval(probe.sql, *probe.args)
