@@ -5,9 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kumkm-installed
 DATA   ?= .kumkm
 
-.PHONY: install up test test-unit lint typecheck docs bench chaos clean
+.PHONY: install up test test-unit lint typecheck docs bench chaos clean screenshots
 
 OIDC   := shared/kumkm_shared/servers/oidc_provider
+CONSOLE := services/console
 
 # The embedded OpenID provider's npm packages (npm ci writes node_modules/.package-lock.json).
 $(OIDC)/node_modules/.package-lock.json: $(OIDC)/package-lock.json
@@ -15,11 +16,17 @@ $(OIDC)/node_modules/.package-lock.json: $(OIDC)/package-lock.json
 	@npm ci --prefix $(OIDC) --no-audit --no-fund --silent
 	@touch $@
 
-$(STAMP): shared/pyproject.toml services/*/pyproject.toml requirements-dev.txt $(OIDC)/node_modules/.package-lock.json
+# The console's browser libraries (htmx, Chart.js), served by the console itself: no CDN.
+$(CONSOLE)/node_modules/.package-lock.json: $(CONSOLE)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: the console's browser libraries come from npm; apt-get install nodejs npm"; exit 1; }
+	@npm ci --prefix $(CONSOLE) --no-audit --no-fund --silent
+	@touch $@
+
+$(STAMP): shared/pyproject.toml services/*/pyproject.toml requirements-dev.txt $(OIDC)/node_modules/.package-lock.json $(CONSOLE)/node_modules/.package-lock.json
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv
 	@$(BIN)/python -m uv pip install -q --python $(BIN)/python \
-		-e 'shared[embedded]' -e services/loans -e services/catalog -e services/notifications -e services/monitoring \
+		-e 'shared[embedded]' -e services/loans -e services/catalog -e services/notifications -e services/monitoring -e services/console \
 		-r requirements-dev.txt
 	@touch $(STAMP)
 
@@ -65,5 +72,9 @@ bench: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos
 
+## A PNG of each console page in docs/screenshots/ (starts the services, signs in through the real provider).
+screenshots: $(STAMP)
+	KUMKM_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest tests/acceptance/console/test_console_pages.py -q
+
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache $(OIDC)/node_modules
+	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache $(OIDC)/node_modules $(CONSOLE)/node_modules

@@ -20,6 +20,7 @@ import asyncio
 import functools
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeAlias
 
@@ -624,11 +625,13 @@ class EventProcessor:
         )
 
     async def _record_denial(self, msg: Msg, event: DecodedEvent, sender: str | None, reason: str) -> None:
-        """An organisation's event refused for its mandate: one audit record per event id."""
+        """An organisation's event refused for its mandate: one audit record per stream message (the
+        envelope id is the sender's choice: forged events may share one)."""
         envelope = event.envelope
         meta = msg.metadata
+        key = uuid.uuid5(uuid.NAMESPACE_URL, f"nats:{meta.stream}:{meta.sequence.stream}")
         async with self._pool.acquire() as conn, conn.transaction():
-            if await self._inbox.claim(conn, f"{self.decl.name}/denied", envelope.id, envelope.type):
+            if await self._inbox.claim(conn, f"{self.decl.name}/denied", key, envelope.type):
                 await audit_denial(
                     conn,
                     subject=msg.subject,

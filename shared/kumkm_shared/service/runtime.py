@@ -155,14 +155,16 @@ class ServiceRuntime:
     def _routes(self) -> dict[str, frozenset[str]]:
         """Include the service's router and the audit trail's; every route must declare a known permission."""
         from kumkm_shared.audit import api as audit_api
+        from kumkm_shared.service import dlq_api
         from kumkm_shared.service.deps import permission_of
 
         permissions = {**self.definition.permissions}
-        clash = set(permissions) & set(audit_api.PERMISSIONS)
+        platform = {**audit_api.PERMISSIONS, **dlq_api.PERMISSIONS}
+        clash = set(permissions) & set(platform)
         if clash:
             raise ValueError(f"{self.name}: permissions {sorted(clash)} belong to the platform")
-        permissions.update(audit_api.PERMISSIONS)
-        for router in (self.definition.routes, audit_api.router):
+        permissions.update(platform)
+        for router in (self.definition.routes, audit_api.router, dlq_api.router):
             if router is None:
                 continue
             for route, inherited in _routes_of(router.routes, []):

@@ -96,6 +96,8 @@ PARTY: Final = "9120001234567"  # the Bekasi seller's NIB: a contact with an inb
 MESSAGE: Final = "<message_id>"  # the inbox message ORDER's acceptance left for PARTY (known once seeded)
 NOTIFICATION: Final = "<notification_id>"  # that notification (known once seeded)
 DYNAMIC: Final = frozenset({MESSAGE, NOTIFICATION})
+# A dead letter's id nobody wrote: the DLQ routes are not regional; the permission alone decides (then 404).
+NO_DEAD_LETTER: Final = "999999"
 
 BEKASI_REGION: Final = {"province": "Jawa Barat", "city": "Kota Bekasi"}
 SELLER: Final = {
@@ -211,6 +213,19 @@ def _audit(service: Service) -> Route:
     return Route(service, "GET", "/audit", "audit.read", frozenset({AUDITOR}), params={"limit": 1})
 
 
+def _dlq(service: Service) -> tuple[Route, ...]:
+    """The runtime's dead-letter routes (operators only); the id is one nobody wrote (404 once allowed)."""
+    missing = {"seq": NO_DEAD_LETTER}
+    return (
+        Route(service, "GET", "/dlq", "dlq.read", ONLY_OPERATOR, params={"limit": 1}),
+        Route(service, "GET", "/dlq/{seq}", "dlq.read", ONLY_OPERATOR, args=missing),
+        Route(service, "POST", "/dlq/{seq}/replay", "dlq.replay", ONLY_OPERATOR, args=missing),
+    )
+
+
+RUNTIME_PERMISSIONS: Final = frozenset({"audit.read", "dlq.read", "dlq.replay"})
+
+
 def _loans(method: str, path: str, permission: str, roles: frozenset[str], **rest: Any) -> Route:
     return Route("loans", method, path, permission, roles, **rest)
 
@@ -280,6 +295,7 @@ ROUTES: Final[tuple[Route, ...]] = (
         params=BEKASI_FIGURES,
     ),
     _audit("loans"),
+    *_dlq("loans"),
     # -- catalog ------------------------------------------------------------------------------------------
     _catalog(
         "POST",
@@ -414,6 +430,7 @@ ROUTES: Final[tuple[Route, ...]] = (
         params=BEKASI_FIGURES,
     ),
     _audit("catalog"),
+    *_dlq("catalog"),
     # -- notifications (nothing regional: contacts are personal data, for operators) -----------------------
     _notifications(
         "PUT",
@@ -452,6 +469,7 @@ ROUTES: Final[tuple[Route, ...]] = (
         args={"notification_id": NOTIFICATION},
     ),
     _audit("notifications"),
+    *_dlq("notifications"),
 )
 
 PERMISSIONS_NOT_ON_A_ROUTE: Final[dict[Service, dict[str, frozenset[str]]]] = {
@@ -461,8 +479,13 @@ PERMISSIONS_NOT_ON_A_ROUTE: Final[dict[Service, dict[str, frozenset[str]]]] = {
 
 
 def stated_permissions(service: Service) -> dict[str, frozenset[str]]:
-    """Permission → roles as this matrix states them for ``service`` (``audit.read`` is the runtime's)."""
-    stated = {r.permission: r.roles for r in ROUTES if r.service == service and r.permission != "audit.read"}
+    """Permission → roles as this matrix states them for ``service`` (``audit.read`` and ``dlq.*`` are the
+    runtime's)."""
+    stated = {
+        r.permission: r.roles
+        for r in ROUTES
+        if r.service == service and r.permission not in RUNTIME_PERMISSIONS
+    }
     return stated | PERMISSIONS_NOT_ON_A_ROUTE.get(service, {})
 
 

@@ -46,6 +46,7 @@ from tests.integration.access.matrix import (
     LISTED,
     LOAN,
     MESSAGE,
+    NO_DEAD_LETTER,
     NOTIFICATION,
     ORDER,
     PARTY,
@@ -339,7 +340,7 @@ def test_each_persona_is_who_the_matrix_says(who: Persona) -> None:
 def test_every_route_is_aimed_at_a_seeded_record() -> None:
     """Each path parameter names a seeded record (or one known once seeded), so a region check can be
     reached; each list names the record whose absence or presence the cell looks for."""
-    seeded = {LOAN, REFERRED, LISTED, TO_CURATE, TO_DELIST, ORDER, PARTY, *DYNAMIC}
+    seeded = {LOAN, REFERRED, LISTED, TO_CURATE, TO_DELIST, ORDER, PARTY, NO_DEAD_LETTER, *DYNAMIC}
     for route in ROUTES:
         names = {part[1:-1] for part in route.path.split("/") if part.startswith("{")}
         assert names == route.args.keys(), route.key

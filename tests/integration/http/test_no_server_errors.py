@@ -203,6 +203,21 @@ def _assert_clean(report: Report, operations: set[str]) -> None:
     assert report.failures == [], f"{len(report.failures)} violations:\n{shown}"
 
 
+async def _dead_letter(harness: ServiceHarness, subject: str) -> str:
+    """A message the service dead-letters at once (not an envelope); its id for ``/dlq/{seq}``."""
+    await harness.publish_raw(subject, b'{"not": "an envelope"}')
+    await harness.settle()
+    letters: list[dict[str, Any]] = []
+
+    async def listed() -> bool:
+        nonlocal letters
+        letters = (await harness.http.get("/dlq")).json()["items"]
+        return bool(letters)
+
+    await wait_for(listed, timeout=10, message="the dead letter in /dlq")
+    return str(letters[0]["id"])
+
+
 def _operations(harness: ServiceHarness) -> set[str]:
     paths: dict[str, dict[str, Any]] = harness.runtime.http.openapi()["paths"]
     return {f"{method.upper()} {path}" for path, item in paths.items() for method in item}
@@ -226,7 +241,8 @@ async def test_loans_answers_no_server_error(nats_url: str, database_url: str) -
         }
         response = await harness.http.post("/restructurings", json=request)
         assert response.status_code == 201, response.text
-        known = {"loan_id": loan_id, "request_id": response.json()["request_id"]}
+        seq = await _dead_letter(harness, "kumkm.loans.loan.disbursed.v1")
+        known = {"loan_id": loan_id, "request_id": response.json()["request_id"], "seq": seq}
         report = await drive(harness, known)
     _assert_clean(report, _operations(harness))
 
@@ -245,7 +261,8 @@ def _catalog() -> ServiceDefinition:
 async def test_catalog_answers_no_server_error(nats_url: str, database_url: str) -> None:
     async with ServiceHarness.start(_catalog(), nats_url, database_url, consumer_batch=64) as harness:
         product_id, order_id = await accepted_order(harness.http)
-        report = await drive(harness, {"product_id": product_id, "order_id": order_id})
+        seq = await _dead_letter(harness, "kumkm.catalog.product.submitted.v1")
+        report = await drive(harness, {"product_id": product_id, "order_id": order_id, "seq": seq})
     _assert_clean(report, _operations(harness))
 
 
@@ -279,6 +296,12 @@ async def test_notifications_answers_no_server_error(nats_url: str, database_url
         await wait_for(delivered, timeout=10, message="the approval in the inbox")
         feed = (await harness.http.get("/notifications", params={"status": "no_contact"})).json()
         assert feed, "the overdue installment, recorded before the contact"
-        known = {"party_id": KRANGGAN_ID, "message_id": inbox[0]["id"], "notification_id": feed[0]["id"]}
+        seq = await _dead_letter(harness, "kumkm.loans.installment.overdue.v1")
+        known = {
+            "party_id": KRANGGAN_ID,
+            "message_id": inbox[0]["id"],
+            "notification_id": feed[0]["id"],
+            "seq": seq,
+        }
         report = await drive(harness, known)
     _assert_clean(report, _operations(harness))

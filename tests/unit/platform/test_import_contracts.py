@@ -16,6 +16,10 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[3]
 LAYERS = ["app", "api", "handlers", "repository", "domain"]
+# The web console is the one service without events or a database: pages over the others' APIs, no domain.
+WEB_ONLY = {
+    "kumkm_console": ["__main__", "app", "api", "web", "signin | clients", "sessions", "settings | i18n"]
+}
 
 
 def _contracts() -> list[dict[str, Any]]:
@@ -36,7 +40,21 @@ def test_import_linter_contracts_hold() -> None:
         assert f"{contract['name']} KEPT" in result.stdout, result.stdout
 
 
-@pytest.mark.parametrize("package", _services())
+@pytest.mark.parametrize("package", sorted(WEB_ONLY))
+def test_the_console_has_its_layers_and_holds_no_business_state(package: str) -> None:
+    layered = [c for c in _contracts() if c["type"] == "layers" and c.get("containers") == [package]]
+    assert layered, f"{package} has no layers contract in pyproject.toml"
+    assert layered[0]["layers"] == WEB_ONLY[package]
+    stateless = [c for c in _contracts() if c["name"] == "console holds no business state"]
+    assert stateless, "the console's no-business-state contract is missing"
+    assert stateless[0]["source_modules"] == [package]
+    for library in ("asyncpg", "nats", "kumkm_shared.messaging", "kumkm_shared.db", "kumkm_shared.service"):
+        assert library in stateless[0]["forbidden_modules"]
+    independent = next(c for c in _contracts() if c["type"] == "independence")
+    assert package in independent["modules"]
+
+
+@pytest.mark.parametrize("package", [p for p in _services() if p not in WEB_ONLY])
 def test_every_service_has_the_layers_contract_and_a_pure_domain(package: str) -> None:
     layered = [c for c in _contracts() if c["type"] == "layers" and c.get("containers") == [package]]
     assert layered, f"{package} has no layers contract in pyproject.toml"

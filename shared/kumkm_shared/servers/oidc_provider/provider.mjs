@@ -591,12 +591,16 @@ async function readForm(req) {
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
-function send(res, status, html) {
+// `formTarget`: the client's redirect URI (already checked against the client's registration). A browser
+// applies form-action to the whole redirect chain after the login form's POST, which ends at the client.
+function send(res, status, html, formTarget) {
+  const origin = formTarget ? URL.parse(formTarget)?.origin : undefined;
+  const formAction = origin && origin !== 'null' ? `'self' ${origin}` : "'self'";
   res.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',
     'cache-control': 'no-store',
     'x-frame-options': 'DENY',
-    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    'content-security-policy': `default-src 'none'; style-src 'unsafe-inline'; form-action ${formAction}`,
   });
   res.end(html);
 }
@@ -607,7 +611,7 @@ async function interaction(req, res, uid, action) {
   const client = await provider.Client.find(details.params.client_id);
   const clientName = client?.clientName ?? details.params.client_id;
   if (req.method === 'GET' && action === undefined) {
-    if (details.prompt.name === 'login') return send(res, 200, loginPage(uid, clientName));
+    if (details.prompt.name === 'login') return send(res, 200, loginPage(uid, clientName), details.params.redirect_uri);
     // Consent for a realm client is granted in loadExistingGrant; anything left is finished as is.
     const grant = await loadExistingGrantFor(details);
     return provider.interactionFinished(req, res, { consent: { grantId: grant } }, { mergeWithLastSubmission: true });
@@ -617,7 +621,7 @@ async function interaction(req, res, uid, action) {
     const user = findUser(form.get('username') ?? '');
     if (!user || !user.password || user.serviceAccountClientId || !user.password(form.get('password') ?? '')) {
       log('login.refused', { client: details.params.client_id });
-      return send(res, 401, loginPage(uid, clientName, 'Invalid username or password.'));
+      return send(res, 401, loginPage(uid, clientName, 'Invalid username or password.'), details.params.redirect_uri);
     }
     log('login.success', { client: details.params.client_id });
     return provider.interactionFinished(req, res, { login: { accountId: user.username } }, { mergeWithLastSubmission: false });
