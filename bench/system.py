@@ -55,9 +55,10 @@ import psutil
 from nats.js import api
 
 from bench.chaos.checker import Checker
-from bench.chaos.cluster import SERVICES, Cluster, ClusterConfig
+from bench.chaos.cluster import Cluster, ClusterConfig
 from bench.chaos.orgs import Org, record_mandates
 from bench.chaos.scenario import Scenario
+from bench.chaos.services import SERVICES
 from bench.chaos.signin import CURATOR, INTEGRATOR
 from bench.chaos.sinks import SmtpSink, WebhookSink
 from bench.chaos.workload import (

@@ -33,9 +33,9 @@ import nats
 import nats.errors
 
 from bench.chaos.poison import POISON_HEADER
+from bench.chaos.services import CONSUMER_DECLS
 from bench.chaos.signin import OPERATOR
 from kumkm_shared.messaging.dlq_ops import read_dead_letters
-from kumkm_shared.messaging.topology import CONSUMER_DECLS
 
 if TYPE_CHECKING:
     from bench.chaos.signin import SignIn

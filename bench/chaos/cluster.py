@@ -23,17 +23,15 @@ from typing import IO, TYPE_CHECKING, Self
 import nats
 import psutil
 
+from bench.chaos.services import CONSUMER_DECLS, SERVICES
 from bench.chaos.signin import SignIn
 from kumkm_shared.cli.runinfo import RunInfo
 from kumkm_shared.cli.up import Child, service_env, stop_children, wait_ready
 from kumkm_shared.messaging.provision import provision
-from kumkm_shared.messaging.topology import CONSUMER_DECLS
 from kumkm_shared.servers import EmbeddedNats, EmbeddedPostgres, free_port, obtain_servers
 
 if TYPE_CHECKING:
     from kumkm_shared.servers import ServerHandle
-
-SERVICES = ("loans", "catalog", "notifications")
 
 
 @dataclass

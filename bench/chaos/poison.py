@@ -20,6 +20,7 @@ from typing import Any
 from uuid import uuid4
 
 from bench.chaos.orgs import Org, Organisations
+from bench.chaos.services import CONSUMER_DECLS
 from bench.chaos.workload import (
     SOURCE,
     ExpectedNotification,
@@ -38,7 +39,6 @@ from bench.chaos.workload import (
 )
 from kumkm_shared.contracts import make_event
 from kumkm_shared.integrators import IntegratorRole, split_subject
-from kumkm_shared.messaging.topology import CONSUMER_DECLS
 
 POISON_HEADER = "Kumkm-Poison-Id"
 NOT_AUTHORISED = "not_authorised_for_party"

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bench.chaos.checker import Checker, Report
-from bench.chaos.cluster import SERVICES, Cluster, ClusterConfig
+from bench.chaos.cluster import Cluster, ClusterConfig
 from bench.chaos.orgs import record_mandates
 from bench.chaos.poison import PoisonMaker, send_poison
 from bench.chaos.scenario import Scenario
+from bench.chaos.services import SERVICES
 from bench.chaos.sinks import SmtpSink, WebhookSink
 from bench.chaos.workload import Api, Integrator, Ledger
 

@@ -15,8 +15,10 @@ from enum import StrEnum
 
 __all__ = [
     "ORG_ID_PATTERN",
+    "RESERVED_ORG_IDS",
     "ROLE_EVENTS",
     "IntegratorRole",
+    "org_id_problem",
     "roles_for",
     "sender_subject",
     "split_subject",
@@ -26,6 +28,13 @@ __all__ = [
 # Lowercase letters, digits and hyphens: one NATS subject token, never a wildcard, never a dot.
 ORG_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 _ORG_ID = re.compile(ORG_ID_PATTERN)
+
+# The platform's own NATS users (kumkm_shared.natsauth.permissions.PLATFORM_USERS, a unit test checks) and
+# services: never an organisation's id, so that no organisation's user, inbox (``_INBOX_<org>``) or sender
+# token is named like one of the platform's.
+RESERVED_ORG_IDS = frozenset(
+    {"loans", "catalog", "notifications", "monitoring", "console", "provision", "operator", "sys"}
+)
 
 
 class IntegratorRole(StrEnum):
@@ -64,7 +73,20 @@ ROLE_EVENTS: dict[IntegratorRole, tuple[str, ...]] = {
 
 
 def valid_org_id(value: str) -> bool:
+    """The shape of an organisation id (a reserved name has it too: ``org_id_problem`` refuses both)."""
     return _ORG_ID.fullmatch(value) is not None
+
+
+def org_id_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a new organisation's id, or ``None`` when it can."""
+    if not valid_org_id(value):
+        return f"{value!r} is not an organisation id (lowercase letters, digits, hyphens: {ORG_ID_PATTERN})"
+    if value in RESERVED_ORG_IDS:
+        return (
+            f"{value!r} is reserved: it names a platform user or service "
+            f"({', '.join(sorted(RESERVED_ORG_IDS))}); choose another organisation id"
+        )
+    return None
 
 
 def roles_for(event_type: str) -> frozenset[IntegratorRole]:
@@ -74,8 +96,9 @@ def roles_for(event_type: str) -> frozenset[IntegratorRole]:
 
 def sender_subject(event_type: str, organisation: str) -> str:
     """The subject an organisation publishes ``event_type`` on."""
-    if not valid_org_id(organisation):
-        raise ValueError(f"organisation id {organisation!r} does not match {ORG_ID_PATTERN}")
+    problem = org_id_problem(organisation)
+    if problem is not None:
+        raise ValueError(problem)
     return f"{event_type}.{organisation}"
 
 

@@ -13,20 +13,23 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import nats.js.errors
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import structlog
+from nats.js.kv import KeyValue
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kumkm_shared.integrators import ORG_ID_PATTERN, IntegratorRole
+from kumkm_shared.integrators import ORG_ID_PATTERN, IntegratorRole, roles_for
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
-    from nats.js.kv import KeyValue
 
-__all__ = ["ALL_PARTIES", "BUCKET", "Grant", "Mandate", "MandateBook", "MandateLookup"]
+__all__ = ["ALL_PARTIES", "BUCKET", "Grant", "Mandate", "MandateBook", "MandateLookup", "refusal"]
 
 BUCKET = "KUMKM_MANDATES"
 HISTORY = 64  # revisions kept per organisation: the bucket is also the mandates' history
 MAX_PARTY_LENGTH = 128
 ALL_PARTIES = "*"  # every party of the role (a national payment channel or registry): granted explicitly
+
+log = structlog.get_logger(__name__)
 
 
 class Grant(BaseModel):
@@ -102,6 +105,26 @@ class MandateLookup(Protocol):
     async def get(self, organisation: str, /) -> Mandate | None: ...
 
 
+async def refusal(
+    mandates: MandateLookup | None, organisation: str, party: str, event_type: str
+) -> str | None:
+    """Why ``organisation`` may not act for ``party`` in a role that sends ``event_type``, or ``None`` when it
+    may: for a route that is a command, not an event (``EventContext.mandate_refusal`` is the same rule)."""
+    mandate = await mandates.get(organisation) if mandates is not None else None
+    if mandate is None:
+        return f"organisation {organisation!r} holds no mandate"
+    if not mandate.active:
+        return f"the mandate of organisation {organisation!r} was revoked"
+    allowed = roles_for(event_type)
+    if mandate.roles.isdisjoint(allowed):
+        played = ", ".join(sorted(mandate.roles)) or "no role"
+        wanted = " or ".join(sorted(allowed))
+        return f"organisation {organisation!r} plays {played}, which may not act as {wanted}"
+    if not mandate.covers(allowed, party):
+        return f"organisation {organisation!r} holds no mandate for party {party!r}"
+    return None
+
+
 class MandateBook:
     """The KV bucket of mandates, over one JetStream context."""
 
@@ -127,11 +150,44 @@ class MandateBook:
 
     async def _bucket_kv(self) -> KeyValue:
         if self._kv is None:
-            self._kv = await self._js.key_value(self._bucket)
+            found = await self._js.key_value(self._bucket)  # BucketNotFoundError when there is none
+            # Reads go to the stream's leader ($JS.API.STREAM.MSG.GET), never to a follower's direct get:
+            # in a replicated bucket a follower may not hold a revocation yet, and "a revoked
+            # organisation's very next event is refused" must hold. One request per lookup either way.
+            self._kv = KeyValue(
+                name=found._name,  # noqa: SLF001 - the same bucket, read without direct gets
+                stream=found._stream,  # noqa: SLF001
+                pre=found._pre,  # noqa: SLF001
+                js=self._js,
+                direct=False,
+            )
         return self._kv
 
+    @staticmethod
+    def _parse(organisation: str, value: bytes, revision: int | None) -> Mandate | None:
+        """The stored mandate, or None (logged, without the value) when the entry is not one."""
+        try:
+            mandate = Mandate.model_validate(json.loads(value))
+        except (ValueError, ValidationError) as exc:
+            log.warning(
+                "mandate entry unreadable: treated as no mandate",
+                organisation=organisation,
+                revision=revision,
+                error=type(exc).__name__,
+            )
+            return None
+        if mandate.organisation != organisation:
+            log.warning(
+                "mandate entry names another organisation: treated as no mandate",
+                organisation=organisation,
+                revision=revision,
+            )
+            return None
+        return mandate
+
     async def get(self, organisation: str) -> Mandate | None:
-        """The current mandate; ``None`` when the organisation has none (or there is no bucket at all)."""
+        """The current mandate; ``None`` when the organisation has none (or there is no bucket at all, or the
+        stored entry is not a valid mandate: refused like no mandate, logged without its content)."""
         try:
             kv = await self._bucket_kv()
         except nats.js.errors.BucketNotFoundError:
@@ -142,7 +198,7 @@ class MandateBook:
             return None
         if entry.value is None:
             return None
-        return Mandate.model_validate(json.loads(entry.value))
+        return self._parse(organisation, entry.value, entry.revision)
 
     async def put(self, mandate: Mandate) -> int:
         """Store ``mandate`` as its organisation's current one; returns the KV revision."""
@@ -159,10 +215,11 @@ class MandateBook:
         return [m for m in found if m is not None]
 
     async def history(self, organisation: str) -> list[Mandate]:
-        """Every stored revision of one organisation's mandate, oldest first."""
+        """Every stored revision of one organisation's mandate, oldest first (unreadable ones skipped)."""
         kv = await self._bucket_kv()
         try:
             entries = await kv.history(organisation)
         except nats.js.errors.NoKeysError:
             return []
-        return [Mandate.model_validate(json.loads(e.value)) for e in entries if e.value]
+        found = [self._parse(organisation, e.value, e.revision) for e in entries if e.value]
+        return [m for m in found if m is not None]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -36,6 +38,10 @@ TOY_DECL = ConsumerDecl(
 )
 
 
+# The same durable as a batch durable (``EventProcessor.process_batch``).
+TOY_BATCH_DECL = dataclasses.replace(TOY_DECL, batch=True)
+
+
 class Toy:
     """Handlers whose behaviour is chosen by the repayment's ``reference`` field.
 
@@ -46,6 +52,8 @@ class Toy:
     def __init__(self) -> None:
         self.calls: dict[str, list[float]] = defaultdict(list)
         self.accept_refused = False  # "the fix" for DLQ replay tests
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
         # What a refusal announces (any contract event will do; the toy consumer does not consume this one).
         self.announcement = spec_for(OVERDUE).model.model_validate(contract_samples.SAMPLES[OVERDUE])
 
@@ -68,6 +76,18 @@ class Toy:
             and len(self.calls[key]) <= int(ref.split("-")[1])
         ):
             raise ConnectionError(f"transient failure {len(self.calls[key])}")
+        if ref == "block":
+            self.entered.set()
+            await self.gate.wait()
+        if ref.startswith("break-commit-") and len(self.calls[key]) <= int(ref.rsplit("-", 1)[1]):
+            await ctx.conn.execute("INSERT INTO deferred (key) VALUES ($1), ($1)", key)
+        if ref == "refuse-after-write":
+            await ctx.conn.execute(
+                "INSERT INTO effects (event_id, loan_id, kind) VALUES ($1, $2, 'repaid')",
+                ctx.envelope.id,
+                data.loan_id,
+            )
+            raise Refusal("illegal_transition", "refused after writing: the write must be rolled back")
         if ref == "fail-forever":
             raise ConnectionError("always failing")
         if ref == "retry":
@@ -83,14 +103,14 @@ class Toy:
         )
 
 
-def toy_service(toy: Toy) -> ServiceDefinition:
+def toy_service(toy: Toy, *, batch: bool = False) -> ServiceDefinition:
     return ServiceDefinition(
         name="toy",
         title="toy",
         description="toy service for the messaging guarantees",
         migrations=Path(__file__).parent / "toy_migrations",
         consumers={"toy": {DISBURSED: toy.disbursed, REPAID: toy.repaid}},
-        consumer_decls={"toy": TOY_DECL},
+        consumer_decls={"toy": TOY_BATCH_DECL if batch else TOY_DECL},
     )
 
 

@@ -34,7 +34,7 @@ from kumkm_loans.domain import (
     plan_restructuring,
     position_at,
 )
-from kumkm_shared import NotFound, Retry
+from kumkm_shared import NotFound, Refusal, Retry
 from kumkm_shared.clock import SystemClock, business_date
 from kumkm_shared.contracts import Reason
 from kumkm_shared.contracts.loans import (
@@ -63,6 +63,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 POLICY = "policy"
+# A sender's id already taken by another lender's loan, or by another loan's (or sender's) payment.
+LOAN_ID_TAKEN = "loan_id_taken"
+PAYMENT_ID_TAKEN = "payment_id_taken"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,10 @@ class LoansService:
             data.principal, data.annual_rate, data.tenor_months, data.method, data.first_due_on
         )
         if not await repo.insert_loan(ctx.conn, data, schedule.installments):
+            lender = await repo.loan_lender(ctx.conn, data.loan_id)
+            if lender != data.lender:
+                # Ids are the senders' choice: another lender's loan id is not a duplicate of this one.
+                raise Refusal(LOAN_ID_TAKEN, f"loan id {data.loan_id!r} is on the book for another lender")
             log.info("loan already on the book; disbursement ignored", loan_id=data.loan_id)
             return
         for parked in await repo.take_parked(ctx.conn, data.loan_id):
@@ -109,7 +116,11 @@ class LoansService:
                 if refusal is not None:
                     await self._refuse_parked(ctx, parked, refusal)
                     continue
-            await self._apply_repayment(ctx.conn, repayment, parked.event_id)
+            try:
+                await self._apply_repayment(ctx.conn, repayment, parked.event_id)
+            except Refusal as exc:  # its payment id was taken meanwhile: kept as refused, never applied
+                await repo.record_refused_repayment(ctx.conn, parked, exc.code, exc.reason)
+                log.warning("parked repayment refused", code=exc.code, reason=exc.reason)
 
     async def _refuse_parked(self, ctx: EventContext, parked: repo.ParkedRepayment, reason: str) -> None:
         """A parked repayment whose sender turned out not to act for the loan's lender: never applied."""
@@ -135,7 +146,11 @@ class LoansService:
         if lender is None:
             # It may arrive before the disbursement: kept, and applied when the loan arrives (its sender's
             # mandate for the loan's lender is checked then).
-            await repo.park_repayment(ctx.conn, data, ctx.envelope.id, ctx.sender)
+            if not await repo.park_repayment(ctx.conn, data, ctx.envelope.id, ctx.sender):
+                raise Refusal(
+                    PAYMENT_ID_TAKEN,
+                    f"payment id {data.payment_id!r} is taken by another loan's or sender's repayment",
+                )
             log.info(
                 "repayment parked until its loan is disbursed",
                 loan_id=data.loan_id,
@@ -146,6 +161,8 @@ class LoansService:
 
     async def _apply_repayment(self, conn: Conn, data: RepaymentReceived, event_id: Any) -> None:
         if not await repo.claim_payment(conn, data, event_id):
+            if await repo.payment_loan(conn, data.payment_id) != data.loan_id:
+                raise Refusal(PAYMENT_ID_TAKEN, f"payment id {data.payment_id!r} is applied to another loan")
             log.info("payment already applied", payment_id=data.payment_id)
             return
         record = await repo.load_loan(conn, data.loan_id, lock=True)
@@ -263,6 +280,9 @@ class LoansService:
     async def on_restructuring_requested(self, ctx: EventContext) -> None:
         data = ctx.event.data_as(RestructuringRequested)
         conn = ctx.conn
+        # The sender first (its role, an active mandate): before a replayed request id is acked as a
+        # duplicate or an unknown loan is retried. Its borrower is checked once the loan is read.
+        await ctx.require_mandate(None)
         if not await repo.claim_request(conn, data, ctx.envelope.id):
             log.info("restructuring request already decided; duplicate ignored", request_id=data.request_id)
             return

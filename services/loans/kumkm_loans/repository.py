@@ -258,16 +258,34 @@ async def record_allocation(
     )
 
 
-async def park_repayment(conn: Conn, data: RepaymentReceived, event_id: UUID, sender: str | None) -> None:
-    await conn.execute(
+async def payment_loan(conn: Conn, payment_id: str) -> str | None:
+    """The loan an applied payment id belongs to (``None``: the id is not taken)."""
+    loan_id: str | None = await conn.fetchval(
+        "SELECT loan_id FROM repayments WHERE payment_id = $1", payment_id
+    )
+    return loan_id
+
+
+async def park_repayment(conn: Conn, data: RepaymentReceived, event_id: UUID, sender: str | None) -> bool:
+    """Keep the repayment until its loan arrives; False when its payment id is already taken by another
+    loan or another sender (applied, or parked), True when parked now or already parked the same."""
+    if (await payment_loan(conn, data.payment_id)) not in {None, data.loan_id}:
+        return False
+    inserted = await conn.fetchval(
         "INSERT INTO parked_repayments (payment_id, loan_id, event_id, data, sender) "
-        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING",
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING RETURNING true",
         data.payment_id,
         data.loan_id,
         event_id,
         data.model_dump(mode="json"),
         sender,
     )
+    if inserted:
+        return True
+    first = await conn.fetchrow(
+        "SELECT loan_id, sender FROM parked_repayments WHERE payment_id = $1", data.payment_id
+    )
+    return first is None or (first["loan_id"], first["sender"]) == (data.loan_id, sender)
 
 
 @dataclass(frozen=True)

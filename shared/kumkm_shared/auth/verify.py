@@ -21,6 +21,7 @@ import structlog
 
 from kumkm_shared.auth.scope import RegionScope
 from kumkm_shared.errors import Retry
+from kumkm_shared.integrators import ORG_ID_PATTERN, valid_org_id
 from kumkm_shared.origin import Actor
 
 if TYPE_CHECKING:
@@ -241,6 +242,9 @@ class TokenVerifier:
             organisation = organisation[0]
         if organisation is not None and not isinstance(organisation, str):
             raise InvalidToken(f"claim {names.organisation} must be a string")
+        if organisation is not None and not valid_org_id(organisation):
+            # It keys the organisation's mandate (a KV key) and is a subject token: never anything else.
+            raise InvalidToken(f"claim {names.organisation} is not an organisation id ({ORG_ID_PATTERN})")
         kind: Literal["person", "service"] = (
             "service" if _claim(claims, names.kind) == "service" else "person"
         )

@@ -2,7 +2,7 @@
 
 An integrator organisation gets its own NATS user (a .creds file, shown once) signed with its role's scoped
 signing key, and a mandate in the ``KUMKM_MANDATES`` bucket (``kumkm_shared.mandates``). Revoking marks the
-mandate revoked and pushes the organisation's user keys into the KUMKM account's revocations: the server
+mandate revoked and pushes the organisation's user keys into the INTEGRATORS account's revocations: the server
 closes its open connections at once and refuses new ones. deploy/README.md, "Integrator organisations".
 """
 
@@ -21,9 +21,10 @@ from rich.console import Console
 from rich.table import Table
 
 from kumkm_shared.cli.runinfo import DEFAULT_DATA_DIR, RunInfo, SystemNotFoundError, find_system
-from kumkm_shared.integrators import ORG_ID_PATTERN, IntegratorRole, valid_org_id
+from kumkm_shared.integrators import ORG_ID_PATTERN, IntegratorRole, org_id_problem, valid_org_id
 from kumkm_shared.mandates import ALL_PARTIES, MAX_PARTY_LENGTH, Grant, Mandate, MandateBook
-from kumkm_shared.natsauth import AuthDir, AuthDirError
+from kumkm_shared.natsauth import ACCOUNTS, AuthDir, AuthDirError, decode
+from kumkm_shared.natsauth.authdir import INTEGRATORS, PLATFORM
 from kumkm_shared.natsauth.push import PushError, account_connections, push_account
 
 if TYPE_CHECKING:
@@ -129,11 +130,9 @@ def _add_input(
     organisation: str, role: str, party: list[str] | None, *, all_parties: bool
 ) -> tuple[IntegratorRole, tuple[str, ...]]:
     """The role and parties of `integrators add`, or exit 2 naming the option that is wrong."""
-    if not valid_org_id(organisation):
-        raise _fail(
-            f"ORG: {organisation!r} is not an organisation id "
-            f"(lowercase letters, digits and hyphens: {ORG_ID_PATTERN})"
-        )
+    problem = org_id_problem(organisation)
+    if problem is not None:
+        raise _fail(f"ORG: {problem}")
     try:
         chosen = IntegratorRole(role)
     except ValueError:
@@ -284,24 +283,39 @@ def revoke(
     revoked_by = _operator_subject(data_dir)
 
     async def run() -> tuple[int, int]:
+        account = auth.account_key(INTEGRATORS)
+        # Users named after the organisation are its own (the name is the sender token): revoke the open
+        # ones too, so the revocation does not depend on the stored mandate being intact.
+        connected = {
+            str(c["authorized_user"])
+            for c in await account_connections(servers, sys_creds, account)
+            if c.get("name_tag") == organisation and c.get("authorized_user")
+        }
         nc = await _connect(info)
         try:
             book = MandateBook(nc.jetstream())
             await book.ensure_bucket()
             mandate = await book.get(organisation)
-            if mandate is None:
+            # The current entry may be unreadable: every readable revision's keys are revoked as well.
+            history = await book.history(organisation)
+            if mandate is None and not history and not connected:
                 raise _fail(f"ORG: {organisation} has no mandate (see `kumkm integrators list`)", 1)
-            if mandate.active:
+            if mandate is None:
+                err.print(
+                    f"the stored mandate of {organisation} is missing or unreadable: revoking every user "
+                    "key of its readable history and its open connections"
+                )
+            last = mandate or (history[-1] if history else Mandate(organisation=organisation))
+            if mandate is None or mandate.active:
                 now = datetime.now(UTC)
                 await book.put(
-                    mandate.model_copy(
-                        update={"status": "revoked", "revoked_at": now, "revoked_by": revoked_by}
-                    )
+                    last.model_copy(update={"status": "revoked", "revoked_at": now, "revoked_by": revoked_by})
                 )
         finally:
             await nc.close()
-        keys = set(mandate.user_keys)
-        account = auth.account_key("KUMKM")
+        keys = {*last.user_keys, *(k for m in history for k in m.user_keys), *connected}
+        if not keys:
+            return 0, 0
         before = [
             c
             for c in await account_connections(servers, sys_creds, account)
@@ -340,10 +354,13 @@ def init(
     console.print(f"{verb} NATS auth directory {auth.root} (keys 0600: keep it secret)")
     console.print(f"  server config (public, include it in nats-server.conf): {auth.server_config}")
     console.print(f"  platform users' creds: {auth.creds_dir}/<user>.creds")
-    console.print(f"  operator {auth.public('operator')}, account KUMKM {auth.account_key('KUMKM')}")
+    console.print(
+        f"  operator {auth.public('operator')}, account {PLATFORM} {auth.account_key(PLATFORM)}, "
+        f"account {INTEGRATORS} (the organisations) {auth.account_key(INTEGRATORS)}"
+    )
 
 
-def _push(auth: AuthDir, data_dir: Path, token: str) -> None:
+def _push(auth: AuthDir, data_dir: Path, *tokens: str) -> None:
     info = _system(data_dir)
     if info is None:
         console.print(
@@ -351,20 +368,25 @@ def _push(auth: AuthDir, data_dir: Path, token: str) -> None:
             "or run `kumkm nats push` once it runs"
         )
         return
+    servers = info.nats_url.split(",")
+    pushed: list[str] = []
     try:
-        asyncio.run(push_account(info.nats_url.split(","), auth.creds_path("sys"), token))
+        for token in tokens:
+            asyncio.run(push_account(servers, auth.creds_path("sys"), token))
+            pushed.append(decode(token).subject)
     except (PushError, OSError) as exc:
         raise _fail(
             f"stored in {auth.root}, but the push failed: {exc}; retry with `kumkm nats push`", 1
         ) from None
-    console.print(f"pushed the KUMKM account to {info.nats_url}")
+    names = {auth.account_key(a): a for a in ACCOUNTS}
+    console.print(f"pushed account(s) {', '.join(names.get(k, k) for k in pushed)} to {info.nats_url}")
 
 
 @nats_app.command("push")
 def push(auth_dir: AuthDirOption = None, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
-    """Push the current KUMKM account JWT (signing keys, revocations) to the running servers."""
+    """Push the current KUMKM and INTEGRATORS account JWTs (keys, exports/imports, revocations)."""
     auth = _auth_dir(auth_dir, _system(data_dir))
-    _push(auth, data_dir, auth.account_jwt("KUMKM"))
+    _push(auth, data_dir, auth.account_jwt(PLATFORM), auth.account_jwt(INTEGRATORS))
 
 
 def _role(role: str) -> IntegratorRole:

@@ -418,6 +418,9 @@ def _mount_plugins() -> None:
         integrators_app, name="integrators", help="Integrator organisations: credentials, mandates."
     )
     app.add_typer(nats_app, name="nats", help="The NATS operator, accounts and signing keys (operator mode).")
+    from kumkm_shared.cli.registry import app as registry_app
+
+    app.add_typer(registry_app, name="registry", help="The party registry: import a city's list (CSV, XLSX).")
     try:
         from kumkm_shared.cli.dlq import app as dlq_app
     except ImportError:  # pragma: no cover - the DLQ commands ship with shared; keep the CLI usable

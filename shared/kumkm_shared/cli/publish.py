@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from kumkm_shared.cli.files import read_input
 from kumkm_shared.contracts import ContractError, FieldError, validate_event_payload
-from kumkm_shared.integrators import ORG_ID_PATTERN, roles_for, sender_subject, valid_org_id
+from kumkm_shared.integrators import org_id_problem, roles_for, sender_subject
 from kumkm_shared.messaging.outbox import nats_headers
 
 if TYPE_CHECKING:
@@ -90,8 +90,9 @@ def subject_for(event_type: str, sender: str | None) -> str:
             f"--as: {event_type} is an integrator's event; name the organisation whose credentials you use"
             " (--as ORG)"
         )
-    if not valid_org_id(sender):
-        raise InvalidInputError(f"--as: {sender!r} is not an organisation id ({ORG_ID_PATTERN})")
+    problem = org_id_problem(sender)
+    if problem is not None:
+        raise InvalidInputError(f"--as: {problem}")
     return sender_subject(event_type, sender)
 
 

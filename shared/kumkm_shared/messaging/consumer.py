@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeAlias
 
@@ -45,7 +47,8 @@ from kumkm_shared.origin import Actor, Command, StreamDelivery
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
-    from contextlib import AbstractAsyncContextManager
+    from contextlib import AbstractAsyncContextManager, AbstractContextManager
+    from uuid import UUID
 
     import asyncpg
     from nats.aio.client import Client
@@ -55,7 +58,7 @@ if TYPE_CHECKING:
     from kumkm_shared.contracts import Envelope
     from kumkm_shared.contracts.envelope import Causation
     from kumkm_shared.db import Conn
-    from kumkm_shared.mandates import MandateLookup
+    from kumkm_shared.mandates import Mandate, MandateLookup
     from kumkm_shared.messaging.inbox import Inbox
     from kumkm_shared.messaging.outbox import Outbox
     from kumkm_shared.messaging.topology import ConsumerDecl
@@ -65,6 +68,15 @@ log = structlog.get_logger(__name__)
 
 HANDLED = Counter("kumkm_events_handled", "Events handled by outcome", ["consumer", "outcome"])
 HANDLE_SECONDS = Histogram("kumkm_event_handle_seconds", "Time to handle one event", ["consumer"])
+BATCH_SECONDS = Histogram(
+    "kumkm_event_batch_seconds", "Time of one batch transaction (batch durables)", ["consumer"]
+)
+BATCH_SIZE = Histogram(
+    "kumkm_event_batch_size",
+    "Messages applied in one batch transaction (batch durables)",
+    ["consumer"],
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+)
 NOT_AUTHORISED = Counter(
     "kumkm_not_authorised_for_party",
     "Events and commands refused because the sender's mandate does not cover the party they claim",
@@ -297,6 +309,46 @@ async def audit_denial(
     await insert_audit(conn, draft, status=403, outcome=NOT_AUTHORISED_FOR_PARTY)
 
 
+# Called with every message the wrapper settled and its outcome (a test's probe: ``record_outcomes``).
+Observer: TypeAlias = "Callable[[Msg, str], None]"
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A message that decoded, fits its subject and has a handler."""
+
+    event: DecodedEvent
+    handler: Handler
+    sender: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """A checked message of a batch, at its position in the batch."""
+
+    index: int
+    msg: Msg
+    checked: _Checked
+    delivered: int
+
+
+_SAVEPOINT = "kumkm_batch_message"
+
+
+class _BatchMandates:
+    """A batch durable reads each organisation's mandate once per batch (``docs/rules/messaging.md``,
+    "Batch durables"): a revocation applies from the next batch on."""
+
+    def __init__(self, lookup: MandateLookup) -> None:
+        self._lookup = lookup
+        self._seen: dict[str, Mandate | None] = {}
+
+    async def get(self, organisation: str, /) -> Mandate | None:
+        if organisation not in self._seen:
+            self._seen[organisation] = await self._lookup.get(organisation)
+        return self._seen[organisation]
+
+
 class EventProcessor:
     """Applies the error policy for one durable consumer. Independent of FastStream, so it is testable."""
 
@@ -323,19 +375,148 @@ class EventProcessor:
         self._jetstream = jetstream
         self.backoff = backoff or Backoff()
         self._source = f"kumkm/{service}"
+        self._observers: list[Observer] = []
+
+    def observe(self, observer: Observer) -> Callable[[], None]:
+        """Call ``observer(msg, outcome)`` for every message settled from now on; returns its removal."""
+        self._observers.append(observer)
+        return functools.partial(self._observers.remove, observer)
+
+    def _settled(self, msg: Msg, outcome: str) -> str:
+        HANDLED.labels(self.decl.name, outcome).inc()
+        for observer in tuple(self._observers):
+            observer(msg, outcome)
+        return outcome
 
     async def process(self, msg: Msg) -> str:
         """Handle one message and settle it (ack, nack or term). Returns the outcome's name."""
-        meta = msg.metadata
-        delivered = meta.num_delivered or 1
-        with structlog.contextvars.bound_contextvars(
-            consumer=self.decl.name, stream_seq=meta.sequence.stream, delivered=delivered
-        ):
-            outcome = await self._process(msg, delivered)
-        HANDLED.labels(self.decl.name, outcome).inc()
-        return outcome
+        delivered = msg.metadata.num_delivered or 1
+        with self._message_vars(msg, delivered):
+            checked = await self._check(msg, delivered)
+            if isinstance(checked, str):
+                outcome = checked
+            else:
+                with self._event_vars(checked.event):
+                    outcome = await self._apply(msg, checked, delivered)
+        return self._settled(msg, outcome)
 
-    async def _process(self, msg: Msg, delivered: int) -> str:
+    async def process_batch(self, msgs: Sequence[Msg]) -> list[str]:
+        """Handle a pull batch in ONE transaction, a savepoint per message; settle each message.
+
+        Undecodable, invalid and unhandled messages are dead-lettered one by one, as ``process`` does. The
+        others are applied in order, each inside its own savepoint (inbox claim + handler): a message that
+        raises rolls back to its savepoint only, and once the batch has committed follows the usual policy
+        (``Retry`` or another exception: nack with a delay, dead letter on the last delivery; ``Refusal``:
+        dead letter, then its announcement or denial record). The applied and duplicate messages are acked
+        only after the commit; if the commit fails they are all handled as a failed delivery (nack with a
+        delay, dead letter on the last one): the inbox makes their redelivery harmless.
+        """
+        outcomes: dict[int, str] = {}
+        work: list[_Work] = []
+        for i, msg in enumerate(msgs):
+            delivered = msg.metadata.num_delivered or 1
+            with self._message_vars(msg, delivered):
+                checked = await self._check(msg, delivered)
+            if isinstance(checked, str):
+                outcomes[i] = self._settled(msg, checked)
+            else:
+                work.append(_Work(i, msg, checked, delivered))
+        if work:
+            done, failed, commit_error = await self._apply_batch(work)
+            for item in work:
+                if commit_error is None and item.index in done:
+                    await item.msg.ack()  # the common case, with nothing to log
+                    outcome = done[item.index]
+                else:
+                    with self._message_vars(item.msg, item.delivered), self._event_vars(item.checked.event):
+                        outcome = await self._settle_one(item, done, failed, commit_error)
+                outcomes[item.index] = self._settled(item.msg, outcome)
+        return [outcomes[i] for i in range(len(msgs))]
+
+    async def _apply_batch(
+        self, work: Sequence[_Work]
+    ) -> tuple[dict[int, str], dict[int, Exception], Exception | None]:
+        """Run the batch's transaction: what each message did (applied, duplicate), the exception of each
+        one rolled back to its savepoint, and the error of the transaction itself (nothing committed).
+
+        The first copy of each event id is claimed in the inbox for the whole batch in one statement; a
+        message that fails is rolled back to its savepoint and its claim withdrawn. A later copy of an id
+        in the same batch claims for itself, inside its savepoint, as ``process`` does. One savepoint name
+        is reused: released and set again in one round trip after each message.
+        """
+        done: dict[int, str] = {}
+        failed: dict[int, Exception] = {}
+        started = time.perf_counter()
+        mandates = _BatchMandates(self.mandates) if self.mandates is not None else None
+        first: dict[UUID, _Work] = {}
+        for item in work:
+            first.setdefault(item.checked.event.envelope.id, item)
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                claims = [
+                    (i.checked.event.envelope.id, i.checked.event.envelope.type) for i in first.values()
+                ]
+                claimed = await self._inbox.claim_many(conn, self.decl.name, claims)
+                await conn.execute(f"SAVEPOINT {_SAVEPOINT}")
+                for item in work:
+                    event_id = item.checked.event.envelope.id
+                    is_first = first[event_id] is item
+                    if is_first and event_id not in claimed:
+                        done[item.index] = "duplicate"
+                        continue
+                    with self._event_vars(item.checked.event), HANDLE_SECONDS.labels(self.decl.name).time():
+                        try:
+                            done[item.index] = await self._handle(
+                                conn,
+                                item.msg,
+                                item.checked,
+                                item.delivered,
+                                claim=not is_first,
+                                mandates=mandates,
+                            )
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception as exc:
+                            failed[item.index] = exc
+                            await conn.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+                            if is_first:  # the batch's claim is outside the savepoint: withdraw it
+                                await self._inbox.release(conn, self.decl.name, event_id)
+                            continue
+                    await conn.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}; SAVEPOINT {_SAVEPOINT}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "batch transaction failed; its messages will be redelivered",
+                consumer=self.decl.name,
+                batch=len(work),
+                error=f"{type(exc).__name__}: {exc}"[:500],
+            )
+            return {}, failed, exc
+        finally:
+            BATCH_SECONDS.labels(self.decl.name).observe(time.perf_counter() - started)
+            BATCH_SIZE.labels(self.decl.name).observe(len(work))
+        return done, failed, None
+
+    async def _settle_one(
+        self, item: _Work, done: dict[int, str], failed: dict[int, Exception], commit_error: Exception | None
+    ) -> str:
+        """After the batch's commit (or its failure): ack, or apply the policy to the message's failure."""
+        if item.index in failed:
+            return await self._fail(item.msg, item.checked, failed[item.index], item.delivered)
+        if commit_error is not None or item.index not in done:
+            reason = f"the batch did not commit: {type(commit_error).__name__}: {commit_error}"
+            return await self._retry(item.msg, "batch_not_committed", reason, None, item.delivered)
+        await item.msg.ack()
+        return done[item.index]
+
+    def _message_vars(self, msg: Msg, delivered: int) -> AbstractContextManager[None]:
+        return structlog.contextvars.bound_contextvars(
+            consumer=self.decl.name, stream_seq=msg.metadata.sequence.stream, delivered=delivered
+        )
+
+    async def _check(self, msg: Msg, delivered: int) -> _Checked | str:
+        """The decoded event and its handler, or the outcome of a message dead-lettered here and now."""
         try:
             event = decode_event(msg.data)
         except ContractError as exc:
@@ -367,50 +548,70 @@ class EventProcessor:
                 delivered,
             )
             return "invalid"
-        with structlog.contextvars.bound_contextvars(
+        return _Checked(event, handler, sender)
+
+    @staticmethod
+    def _event_vars(event: DecodedEvent) -> AbstractContextManager[None]:
+        envelope = event.envelope
+        return structlog.contextvars.bound_contextvars(
             event_id=str(envelope.id),
             event_type=envelope.type,
             correlationid=envelope.correlationid,
             trace_id=trace_id(envelope.traceparent),
-        ):
-            return await self._apply(msg, event, handler, delivered, sender)
+        )
 
-    async def _apply(
-        self, msg: Msg, event: DecodedEvent, handler: Handler, delivered: int, sender: str | None
+    async def _handle(
+        self,
+        conn: Conn,
+        msg: Msg,
+        checked: _Checked,
+        delivered: int,
+        *,
+        claim: bool = True,
+        mandates: MandateLookup | None = None,
     ) -> str:
-        envelope = event.envelope
+        """Inbox claim (unless claimed already) and handler, in the caller's transaction (or savepoint)."""
+        envelope = checked.event.envelope
+        if claim and not await self._inbox.claim(conn, self.decl.name, envelope.id, envelope.type):
+            return "duplicate"
+        ctx = EventContext(
+            conn,
+            checked.event,
+            self._outbox,
+            origin=self._origin(msg, delivered, checked.sender),
+            service_source=self._source,
+            mandates=mandates or self.mandates,
+        )
+        await checked.handler(ctx)
+        return "applied"
+
+    async def _apply(self, msg: Msg, checked: _Checked, delivered: int) -> str:
         try:
             with HANDLE_SECONDS.labels(self.decl.name).time():
                 async with self._pool.acquire() as conn, conn.transaction():
-                    if not await self._inbox.claim(conn, self.decl.name, envelope.id, envelope.type):
-                        outcome = "duplicate"
-                    else:
-                        ctx = EventContext(
-                            conn,
-                            event,
-                            self._outbox,
-                            origin=self._origin(msg, delivered, sender),
-                            service_source=self._source,
-                            mandates=self.mandates,
-                        )
-                        await handler(ctx)
-                        outcome = "applied"
-        except Retry as exc:
-            return await self._retry(msg, exc.code, exc.reason, exc.delay, delivered)
-        except Refusal as exc:
-            announce = None
-            if exc.outcome is not None:
-                announce = functools.partial(self._announce_refusal, event, exc.outcome)
-            elif exc.code == NOT_AUTHORISED_FOR_PARTY:
-                announce = functools.partial(self._record_denial, msg, event, sender, exc.reason)
-            await self._dead_letter(msg, exc.code, exc.reason, delivered, then=announce)
-            return "refused"
+                    outcome = await self._handle(conn, msg, checked, delivered)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            return await self._retry(msg, "handler_error", f"{type(exc).__name__}: {exc}", None, delivered)
+            return await self._fail(msg, checked, exc, delivered)
         await msg.ack()
         return outcome
+
+    async def _fail(self, msg: Msg, checked: _Checked, exc: BaseException, delivered: int) -> str:
+        """The policy for a handler's exception, once its transaction (or savepoint) is rolled back."""
+        if isinstance(exc, Retry):
+            return await self._retry(msg, exc.code, exc.reason, exc.delay, delivered)
+        if isinstance(exc, Refusal):
+            announce = None
+            if exc.outcome is not None:
+                announce = functools.partial(self._announce_refusal, checked.event, exc.outcome)
+            elif exc.code == NOT_AUTHORISED_FOR_PARTY:
+                announce = functools.partial(
+                    self._record_denial, msg, checked.event, checked.sender, exc.reason
+                )
+            await self._dead_letter(msg, exc.code, exc.reason, delivered, then=announce)
+            return "refused"
+        return await self._retry(msg, "handler_error", f"{type(exc).__name__}: {exc}", None, delivered)
 
     def _origin(self, msg: Msg, delivered: int, sender: str | None) -> StreamDelivery:
         meta = msg.metadata
@@ -424,11 +625,13 @@ class EventProcessor:
         )
 
     async def _record_denial(self, msg: Msg, event: DecodedEvent, sender: str | None, reason: str) -> None:
-        """An organisation's event refused for its mandate: one audit record per event id."""
+        """An organisation's event refused for its mandate: one audit record per stream message (the
+        envelope id is the sender's choice: forged events may share one)."""
         envelope = event.envelope
         meta = msg.metadata
+        key = uuid.uuid5(uuid.NAMESPACE_URL, f"nats:{meta.stream}:{meta.sequence.stream}")
         async with self._pool.acquire() as conn, conn.transaction():
-            if await self._inbox.claim(conn, f"{self.decl.name}/denied", envelope.id, envelope.type):
+            if await self._inbox.claim(conn, f"{self.decl.name}/denied", key, envelope.type):
                 await audit_denial(
                     conn,
                     subject=msg.subject,

@@ -52,7 +52,13 @@ class StreamDecl:
 
 @dataclass(frozen=True, slots=True)
 class ConsumerDecl:
-    """A durable pull consumer owned by one service."""
+    """A durable pull consumer owned by one service.
+
+    ``batch``: the service applies each pull batch in one transaction, a savepoint per message
+    (``EventProcessor.process_batch``; ``docs/rules/messaging.md``, "Batch durables"): for a read model
+    fed by bulk imports, where a commit per event would be the cost. Client-side only: the server's
+    consumer configuration is the same.
+    """
 
     name: str
     stream: str
@@ -62,6 +68,7 @@ class ConsumerDecl:
     ack_wait_seconds: float = 30.0
     max_deliver: int = 8
     max_ack_pending: int = 1000
+    batch: bool = False
 
     def config(self) -> api.ConsumerConfig:
         return api.ConsumerConfig(
@@ -173,6 +180,7 @@ CONSUMER_DECLS: tuple[ConsumerDecl, ...] = (
             "activity.reported",
         ),
         description="Monitoring: the registry's parties and the activity survey",
+        batch=True,  # a read model: one transaction per pull batch
     ),
     ConsumerDecl(
         name="monitoring-loans",
@@ -188,6 +196,7 @@ CONSUMER_DECLS: tuple[ConsumerDecl, ...] = (
             "restructuring.rejected",
         ),
         description="Monitoring: loan signals and restructuring progress",
+        batch=True,  # a read model: one transaction per pull batch
     ),
     ConsumerDecl(
         name="monitoring-catalog",
@@ -198,6 +207,7 @@ CONSUMER_DECLS: tuple[ConsumerDecl, ...] = (
             "order.status_changed",  # the catalog's record of an applied delivery or payment
         ),
         description="Monitoring: e-catalog sales and the UMKM share of procurement",
+        batch=True,  # a read model: one transaction per pull batch
     ),
 )
 

@@ -2,19 +2,26 @@
 
 Layout (``kumkm nats init DIR`` creates what is missing and never replaces a key):
 
-- ``keys/`` (0700): ``operator.nk``, ``account-SYS.nk``, ``account-KUMKM.nk`` and ``signing/<public>.nk``,
-  every seed 0600. Whoever holds them can mint users: keep the directory on the operator's machine or in a
-  secret manager, never on a service's host.
-- ``jwt/``: ``operator.jwt``, ``SYS.jwt``, ``KUMKM.jwt``, the current JWTs (public, but the account JWT is
-  also the state: its ``signing_keys`` and ``revocations``).
+- ``keys/`` (0700): ``operator.nk``, ``account-SYS.nk``, ``account-KUMKM.nk``, ``account-INTEGRATORS.nk``
+  and ``signing/<public>.nk``, every seed 0600. Whoever holds them can mint users: keep the directory on
+  the operator's machine or in a secret manager, never on a service's host.
+- ``jwt/``: ``operator.jwt``, ``SYS.jwt``, ``KUMKM.jwt``, ``INTEGRATORS.jwt``, the current JWTs (public,
+  but an account JWT is also the state: its ``signing_keys``, ``exports``/``imports`` and ``revocations``).
 - ``creds/<user>.creds`` (0600): the platform users (``permissions.PLATFORM_USERS``), one per service and
   tool. Mount each into its own container only.
 - ``server/auth.conf``: what nats-server needs (``operator``, ``system_account``, ``resolver_preload``);
   public, included by deploy/nats/nats-server.conf.
 
-The KUMKM account JWT has one plain signing key (the platform users) and one ``user_scope`` signing key per
-integrator role (``permissions.role_template``), plus the ``revocations``. Every change is re-signed with
-the operator key, written here and then pushed to the servers (``kumkm_shared.natsauth.push``).
+Two application accounts. KUMKM (the platform: services, tools, JetStream) has one plain signing key (the
+platform users) and exports every integrator subject ``<type>.*`` as a *service*
+(``permissions.integrator_exports``). INTEGRATORS (the organisations; no JetStream of its own) has one
+``user_scope`` signing key per integrator role (``permissions.role_template``) and the ``revocations``, and
+imports those services from KUMKM. An organisation's publish crosses into KUMKM through the import, and its
+reply subject is replaced by a private ``_R_`` subject that the server maps back into INTEGRATORS: the
+stream's PubAck reaches the organisation's inbox, and a reply subject it chooses (``$KV.KUMKM_MANDATES.x``,
+a stream's subject) can only ever address the INTEGRATORS account, where nothing listens. Every change is
+re-signed with the operator key, written here and then pushed to the servers
+(``kumkm_shared.natsauth.push``).
 """
 
 from __future__ import annotations
@@ -25,16 +32,23 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kumkm_shared.integrators import IntegratorRole, valid_org_id
+from kumkm_shared.integrators import IntegratorRole, org_id_problem
 from kumkm_shared.natsauth.jwt import creds_text, decode, encode, new_key, public_key
-from kumkm_shared.natsauth.permissions import PLATFORM_USERS, Permissions, role_template
+from kumkm_shared.natsauth.permissions import (
+    PLATFORM_USERS,
+    Permissions,
+    integrator_exports,
+    role_template,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["ACCOUNTS", "AuthDir", "AuthDirError", "IssuedUser"]
+__all__ = ["ACCOUNTS", "INTEGRATORS", "PLATFORM", "AuthDir", "AuthDirError", "IssuedUser"]
 
-ACCOUNTS = ("SYS", "KUMKM")
+PLATFORM = "KUMKM"  # the services, the tools and JetStream
+INTEGRATORS = "INTEGRATORS"  # the integrator organisations' users, each signed by its role's scoped key
+ACCOUNTS = ("SYS", PLATFORM, INTEGRATORS)
 NO_LIMIT = -1
 _ACCOUNT_LIMITS: dict[str, Any] = {
     "subs": NO_LIMIT,
@@ -148,18 +162,44 @@ class AuthDir:
             _write_public(auth._jwt_path("operator"), operator_jwt)
         if not auth._jwt_path("SYS").exists():
             _write_public(auth._jwt_path("SYS"), auth._sign_account("SYS", {"limits": dict(_ACCOUNT_LIMITS)}))
-        if not auth._jwt_path("KUMKM").exists():
-            signing: list[Any] = [auth._new_signing_key()]
-            signing += [auth._scoped_key(role, auth._new_signing_key()) for role in IntegratorRole]
-            auth._store_kumkm(signing, {})
+        auth._init_platform()
+        auth._init_integrators()
         for user in PLATFORM_USERS:
             if not auth.creds_path(user).exists():
                 _write_secret(auth.creds_path(user), auth._platform_creds(user).encode())
         auth._write_server_config()
         return auth
 
+    def _init_platform(self) -> None:
+        """KUMKM: created, or upgraded (the exports; no integrator role's key any more)."""
+        if not self._jwt_path(PLATFORM).exists():
+            self._store_account(PLATFORM, [self._new_signing_key()], {})
+        elif self._claims(PLATFORM).get("exports") != self._platform_exports() or any(
+            isinstance(k, dict) for k in self._claims(PLATFORM).get("signing_keys", [])
+        ):
+            # A directory from before INTEGRATORS: the exports are added and the integrator roles' keys
+            # leave KUMKM (their users could aim PubAcks at the platform); re-issue the organisations.
+            claims = self._claims(PLATFORM)
+            plain = [k for k in claims.get("signing_keys", []) if isinstance(k, str)]
+            self._store_account(PLATFORM, plain, dict(claims.get("revocations") or {}))
+
+    def _init_integrators(self) -> None:
+        """INTEGRATORS: created, or completed (a new role's key, imports that follow the exports)."""
+        if not self._jwt_path(INTEGRATORS).exists():
+            scoped = [self._scoped_key(role, self._new_signing_key()) for role in IntegratorRole]
+            self._store_account(INTEGRATORS, scoped, {})
+        else:
+            # A new event type or role since: the imports follow the exports, every role has a key.
+            claims = self._claims(INTEGRATORS)
+            signing = list(claims.get("signing_keys", []))
+            roles = {k.get("role") for k in signing if isinstance(k, dict)}
+            missing = [r for r in IntegratorRole if str(r) not in roles]
+            if missing or claims.get("imports") != self._integrator_imports():
+                signing += [self._scoped_key(role, self._new_signing_key()) for role in missing]
+                self._store_account(INTEGRATORS, signing, dict(claims.get("revocations") or {}))
+
     def exists(self) -> bool:
-        return self._jwt_path("KUMKM").is_file() and self._seed_path("operator").is_file()
+        return all(self._jwt_path(a).is_file() for a in ACCOUNTS) and self._seed_path("operator").is_file()
 
     def _require(self) -> None:
         if not self.exists():
@@ -206,8 +246,24 @@ class AuthDir:
         self._require()
         return self._jwt_path(account).read_text().strip()
 
-    def _kumkm_claims(self) -> dict[str, Any]:
-        return decode(self.account_jwt("KUMKM")).nats
+    def _claims(self, account: str) -> dict[str, Any]:
+        """The account JWT's nats claims, after checking it is the operator's JWT of this account."""
+        token = decode(self._jwt_path(account).read_text().strip())
+        if token.issuer != self.public("operator"):
+            raise AuthDirError(f"{self._jwt_path(account)} is not signed by this directory's operator")
+        if token.subject != self.account_key(account) or token.kind != "account":
+            raise AuthDirError(f"{self._jwt_path(account)} is not the JWT of account {account}")
+        return token.nats
+
+    def _platform_exports(self) -> list[dict[str, Any]]:
+        return integrator_exports()
+
+    def _integrator_imports(self) -> list[dict[str, Any]]:
+        platform = self.account_key(PLATFORM)
+        return [
+            {"name": e["name"], "type": "service", "account": platform, "subject": e["subject"]}
+            for e in integrator_exports()
+        ]
 
     def _sign_account(self, account: str, nats: dict[str, Any], *, previous: str | None = None) -> str:
         # The resolver keeps the newer of two JWTs by issue time: never issue two in the same second.
@@ -223,17 +279,23 @@ class AuthDir:
             issued_at=issued_at,
         )
 
-    def _store_kumkm(self, signing_keys: list[Any], revocations: dict[str, int]) -> str:
-        path = self._jwt_path("KUMKM")
+    def _store_account(self, account: str, signing_keys: list[Any], revocations: dict[str, int]) -> str:
+        """Sign and write KUMKM (JetStream, the exports) or INTEGRATORS (the imports, no JetStream)."""
+        path = self._jwt_path(account)
         previous = path.read_text().strip() if path.exists() else None
         nats: dict[str, Any] = {
-            "limits": {**_ACCOUNT_LIMITS, **_JETSTREAM_LIMITS},
             "signing_keys": signing_keys,
             "default_permissions": {"pub": {}, "sub": {}},
         }
+        if account == PLATFORM:
+            nats["limits"] = {**_ACCOUNT_LIMITS, **_JETSTREAM_LIMITS}
+            nats["exports"] = self._platform_exports()
+        else:
+            nats["limits"] = dict(_ACCOUNT_LIMITS)
+            nats["imports"] = self._integrator_imports()
         if revocations:
             nats["revocations"] = revocations
-        token = self._sign_account("KUMKM", nats, previous=previous)
+        token = self._sign_account(account, nats, previous=previous)
         _write_public(path, token)
         if previous is not None:
             self._write_server_config()
@@ -243,10 +305,14 @@ class AuthDir:
         lines = [
             "# Generated by `kumkm nats init` (kumkm_shared.natsauth): the operator, the system account and",
             "# the account JWTs the resolver starts with. Public: no seed here. Re-written on every change.",
-            f"operator: {json.dumps(self.operator_jwt())}",
+            f"operator: {json.dumps(self._jwt_path('operator').read_text().strip())}",
             f"system_account: {json.dumps(self.account_key('SYS'))}",
             "resolver_preload: {",
-            *(f"  {self.account_key(a)}: {json.dumps(self.account_jwt(a))}" for a in ACCOUNTS),
+            *(
+                f"  {self.account_key(a)}: {json.dumps(self._jwt_path(a).read_text().strip())}"
+                for a in ACCOUNTS
+                if self._jwt_path(a).exists()
+            ),
             "}",
         ]
         _write_public(self.server_config, "\n".join(lines) + "\n")
@@ -254,7 +320,7 @@ class AuthDir:
     # ---- users ---------------------------------------------------------------------------------------
 
     def platform_signing_key(self) -> str:
-        keys = [k for k in self._kumkm_claims().get("signing_keys", []) if isinstance(k, str)]
+        keys = [k for k in self._claims(PLATFORM).get("signing_keys", []) if isinstance(k, str)]
         if not keys:
             raise AuthDirError("the KUMKM account has no plain signing key")
         return keys[-1]
@@ -263,7 +329,7 @@ class AuthDir:
         """The role's scoped signing keys, oldest first (the last signs new users)."""
         return [
             k["key"]
-            for k in self._kumkm_claims().get("signing_keys", [])
+            for k in self._claims(INTEGRATORS).get("signing_keys", [])
             if isinstance(k, dict) and k.get("role") == str(role)
         ]
 
@@ -294,37 +360,38 @@ class AuthDir:
 
         The server gives it the role's template permissions; nothing about it is stored here.
         """
-        if not valid_org_id(organisation):
-            raise AuthDirError(f"not an organisation id: {organisation!r}")
+        problem = org_id_problem(organisation)
+        if problem is not None:
+            raise AuthDirError(problem)
         self._require()
         keys = self.role_keys(role)
         if not keys:
-            raise AuthDirError(f"the KUMKM account has no signing key for role {role}")
+            raise AuthDirError(f"the {INTEGRATORS} account has no signing key for role {role}")
         signer = self._signing_seed(keys[-1])
         seed = new_key("user")
-        token = self._user_jwt(organisation, None, account="KUMKM", signer=signer, user_seed=seed)
+        token = self._user_jwt(organisation, None, account=INTEGRATORS, signer=signer, user_seed=seed)
         return IssuedUser(creds=creds_text(token, seed), public_key=public_key(seed), signing_key=keys[-1])
 
     # ---- account changes (each returns the new account JWT, to push) ---------------------------------
 
     def revoke(self, user_keys: list[str] | tuple[str, ...]) -> str:
-        """Revoke every JWT issued to these user keys until now."""
-        claims = self._kumkm_claims()
+        """Revoke every JWT issued to these (integrator) user keys until now; returns the INTEGRATORS JWT."""
+        claims = self._claims(INTEGRATORS)
         revocations = dict(claims.get("revocations") or {})
         now = int(time.time())
         for key in user_keys:
             if not key.startswith("U"):
                 raise AuthDirError(f"not a user public key: {key!r}")
             revocations[key] = now
-        return self._store_kumkm(list(claims.get("signing_keys", [])), revocations)
+        return self._store_account(INTEGRATORS, list(claims.get("signing_keys", [])), revocations)
 
     def rotate_role_key(self, role: IntegratorRole) -> tuple[str, str]:
         """Add a new scoped key for ``role`` (it signs users from now on); returns (key, account JWT).
         Users signed by the older keys keep working until ``retire_role_key``."""
-        claims = self._kumkm_claims()
+        claims = self._claims(INTEGRATORS)
         key = self._new_signing_key()
         signing = [*claims.get("signing_keys", []), self._scoped_key(role, key)]
-        return key, self._store_kumkm(signing, dict(claims.get("revocations") or {}))
+        return key, self._store_account(INTEGRATORS, signing, dict(claims.get("revocations") or {}))
 
     def retire_role_key(self, role: IntegratorRole, key: str | None = None) -> tuple[str, str]:
         """Remove a scoped key of ``role`` (default: its oldest); every user it signed is cut off.
@@ -341,13 +408,13 @@ class AuthDir:
             raise AuthDirError(
                 f"{retired} is the key that signs new users of role {role}: retire an older one"
             )
-        claims = self._kumkm_claims()
+        claims = self._claims(INTEGRATORS)
         signing = [
             k for k in claims.get("signing_keys", []) if not (isinstance(k, dict) and k.get("key") == retired)
         ]
-        token = self._store_kumkm(signing, dict(claims.get("revocations") or {}))
+        token = self._store_account(INTEGRATORS, signing, dict(claims.get("revocations") or {}))
         self._signing_seed_path(retired).unlink(missing_ok=True)
         return retired, token
 
     def revocations(self) -> dict[str, int]:
-        return dict(self._kumkm_claims().get("revocations") or {})
+        return dict(self._claims(INTEGRATORS).get("revocations") or {})

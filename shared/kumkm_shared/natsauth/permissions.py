@@ -1,7 +1,7 @@
 """Who may do what on the bus: the one table of the platform's NATS users and of the integrator roles.
 
 This is the single source of the permissions: ``kumkm nats init`` signs the platform users' JWTs from
-``PLATFORM_USERS``, and the KUMKM account JWT carries one scoped signing key per integrator role whose
+``PLATFORM_USERS``, and the INTEGRATORS account JWT carries one scoped signing key per integrator role whose
 template is ``role_template(role)``. The server enforces both; the deploy tests check them
 (tests/integration/deploy/test_deploy_nats_permissions.py).
 
@@ -20,10 +20,11 @@ Platform users (account KUMKM, except ``sys``):
 - ``sys`` (account SYS): pushes account JWTs (``$SYS.REQ.CLAIMS.UPDATE``) and lists connections; nothing
   else.
 
-Integrator organisations (one user each, signed with its role's scoped key; the user's name is the
-organisation id, ``{{name()}}`` in the template): publish ``<type>.<org>`` for each "ext" type of the role
-(``kumkm_shared.integrators.ROLE_EVENTS``), PubAcks on ``_INBOX_<org>``; no ``$JS.API`` at all, nothing
-else to read. The server applies the template whatever the user JWT says.
+Integrator organisations (account INTEGRATORS; one user each, signed with its role's scoped key; the user's
+name is the organisation id, ``{{name()}}`` in the template): publish ``<type>.<org>`` for each "ext" type
+of the role (``kumkm_shared.integrators.ROLE_EVENTS``), which INTEGRATORS imports from KUMKM as a service
+(``integrator_exports``), PubAcks on ``_INBOX_<org>``; no ``$JS.API`` at all, nothing else to read. The
+server applies the template whatever the user JWT says.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from kumkm_shared.contracts import DLQ_STREAM
 from kumkm_shared.integrators import ROLE_EVENTS, IntegratorRole
 from kumkm_shared.mandates import BUCKET as MANDATES_BUCKET
 
-__all__ = ["PLATFORM_USERS", "SERVICE_CONSUMERS", "Permissions", "role_template"]
+__all__ = ["PLATFORM_USERS", "SERVICE_CONSUMERS", "Permissions", "integrator_exports", "role_template"]
 
 Permissions = dict[str, Any]  # {"pub": {"allow": [...]}, "sub": {"allow": [...]}} as in a user JWT
 
@@ -123,3 +124,18 @@ def role_template(role: IntegratorRole) -> Permissions:
         "pub": {"allow": [f"{event_type}.{{{{name()}}}}" for event_type in ROLE_EVENTS[role]]},
         "sub": {"allow": ["_INBOX_{{name()}}.>"]},
     }
+
+
+def integrator_exports() -> list[dict[str, Any]]:
+    """The services the KUMKM account exports to INTEGRATORS: ``<type>.*`` for every integrator event type.
+
+    A service (not a stream) export: a publish through it carries a reply subject that the server replaces
+    with a private ``_R_`` one in KUMKM and maps back into INTEGRATORS, so the stream's PubAck reaches the
+    organisation and a reply subject it chose never addresses a KUMKM subject. ``*`` is one token: the
+    sender's organisation id, which the role's template restricts to the user's own name.
+    """
+    types = sorted({event_type for types in ROLE_EVENTS.values() for event_type in types})
+    return [
+        {"name": event_type, "type": "service", "subject": f"{event_type}.*", "response_type": "Singleton"}
+        for event_type in types
+    ]

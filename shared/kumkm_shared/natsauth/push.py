@@ -80,7 +80,8 @@ async def account_connections(
     try:
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox)
-        request = json.dumps({"account": account, "auth": True, "limit": 100000}).encode()
+        # ConnzOptions: the account filter is "acc".
+        request = json.dumps({"acc": account, "auth": True, "limit": 100000}).encode()
         await nc.publish("$SYS.REQ.SERVER.PING.CONNZ", request, reply=inbox)
         await nc.flush()
         deadline = asyncio.get_running_loop().time() + gather

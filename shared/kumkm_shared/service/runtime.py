@@ -11,13 +11,14 @@ import contextlib
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
 import uvicorn
-from faststream import AckPolicy
+from faststream import AckPolicy, Context
 from faststream.nats import JStream, PullSub
 from faststream.nats.annotations import NatsMessage  # noqa: TC002 - FastStream injects by annotation
+from faststream.nats.message import NatsBatchMessage as _NatsBatchMessage
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from nats.js import api as nats_api
@@ -47,6 +48,9 @@ from kumkm_shared.origin import SYSTEM, Actor, Command
 from kumkm_shared.service.http import create_http_app
 from kumkm_shared.service.logging import configure_logging
 from kumkm_shared.service.signin import SignInMiddleware
+
+# A batch durable's handler gets the pull batch (FastStream injects the context's message by annotation).
+NatsBatchMessage = Annotated[_NatsBatchMessage, Context("message")]
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -231,12 +235,24 @@ class ServiceRuntime:
                     + " on `<type>.<organisation>` (docs/rules/access.md)"
                 )
 
+            if decl.batch:
+                # One transaction per batch, so one batch at a time (FastStream ignores batch with workers);
+                # never more than the server lets be in flight unacknowledged.
+                size = min(self.infra.batch_size, decl.max_ack_pending)
+                pull_sub: PullSub[bool] = PullSub(
+                    batch_size=size, timeout=self.infra.batch_max_wait, batch=True
+                )
+                workers = 1
+                types += f" (batch durable: up to {size} messages per transaction)"
+            else:
+                pull_sub = PullSub(batch_size=self.infra.consumer_batch, timeout=2.0)
+                workers = self.infra.consumer_workers
             self.broker.subscriber(
                 subject,
                 stream=JStream(decl.stream, declare=False),
                 durable=decl.name,
-                pull_sub=PullSub(batch_size=self.infra.consumer_batch, timeout=2.0),
-                max_workers=self.infra.consumer_workers,
+                pull_sub=pull_sub,
+                max_workers=workers,
                 # FastStream passes its own default (_INBOX.) to every pull subscription instead of the
                 # connection's prefix: a user allowed only its private inbox could not receive its pulls.
                 inbox_prefix=self._pull_inbox_prefix(),
@@ -244,7 +260,7 @@ class ServiceRuntime:
                 decoder=_keep_raw,
                 title=f"{self.name}:{decl.name}",
                 description=f"Durable `{decl.name}` on {decl.stream}, handling: {types}",
-            )(self._handler_for(durable))
+            )(self._batch_handler_for(durable) if decl.batch else self._handler_for(durable))
         for model in self.definition.publishes:
             self.broker.publisher(
                 model.event_type,
@@ -261,6 +277,12 @@ class ServiceRuntime:
         # FastStream injects every parameter of a handler, so the durable is closed over, not a parameter.
         async def handle(message: NatsMessage) -> None:
             await self.processors[durable].process(message.raw_message)
+
+        return handle
+
+    def _batch_handler_for(self, durable: str) -> Callable[[NatsBatchMessage], Awaitable[None]]:
+        async def handle(message: NatsBatchMessage) -> None:
+            await self.processors[durable].process_batch(message.raw_message)
 
         return handle
 

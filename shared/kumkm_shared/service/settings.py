@@ -33,6 +33,14 @@ class InfraSettings(BaseSettings):
     consumer_workers: int = Field(
         default=1, ge=1, le=256, description="messages a durable handles concurrently (1 = one at a time)"
     )
+    # Batch durables (``ConsumerDecl.batch``): one transaction per batch of up to this many messages,
+    # collected for at most ``batch_max_wait`` seconds (a partial batch is applied when the wait ends).
+    batch_size: int = Field(
+        default=500, ge=1, le=5000, description="messages applied in one transaction by a batch durable"
+    )
+    batch_max_wait: float = Field(
+        default=0.5, gt=0, le=30, description="seconds a batch durable waits to fill a batch"
+    )
     db_pool_max: int = Field(default=10, ge=2, le=200)
     drain_timeout: float = Field(default=10.0, ge=0)
     # Sign-in (``docs/rules/access.md``). There is no switch that turns it off: a service without an issuer

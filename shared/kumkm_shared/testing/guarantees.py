@@ -126,6 +126,9 @@ class ConsumerGuarantees:
     refusal: ClassVar[RefusalCase | NotApplicable]
     retry: ClassVar[RetryCase | NotApplicable]
     max_deliver: ClassVar[int] = 3
+    # None: the durable as declared; True/False: run it as a batch durable or not (``ConsumerDecl.batch``),
+    # so one suite proves both ways of consuming (``class TestXBatch(TestX): batch = True``).
+    batch: ClassVar[bool | None] = None
     ack_wait_seconds: ClassVar[float] = 5.0
     infra: ClassVar[Mapping[str, Any]] = {"consumer_batch": 16, "drain_timeout": 2.0}
     settle_timeout: ClassVar[float] = 20.0
@@ -161,11 +164,14 @@ class ConsumerGuarantees:
 
     # -- running the service --------------------------------------------------------------------------
     def guarded_definition(self) -> ServiceDefinition:
-        """``definition()`` with the durable's short ``max_deliver`` and ``ack_wait``."""
+        """``definition()`` with the durable's short ``max_deliver`` and ``ack_wait`` (and ``batch``)."""
         definition = self.definition()
         assert self.durable in definition.consumers, f"{definition.name} has no durable {self.durable!r}"
         base = definition.consumer_decls.get(self.durable) or declared_consumer(self.durable)
-        short = replace(base, max_deliver=self.max_deliver, ack_wait_seconds=self.ack_wait_seconds)
+        batch = base.batch if self.batch is None else self.batch
+        short = replace(
+            base, max_deliver=self.max_deliver, ack_wait_seconds=self.ack_wait_seconds, batch=batch
+        )
         definition.consumer_decls = {**definition.consumer_decls, self.durable: short}
         return definition
 
@@ -176,6 +182,7 @@ class ConsumerGuarantees:
         database_url: str = request.getfixturevalue("database_url")
         definition = self.guarded_definition()
         async with ServiceHarness.start(definition, nats_url, database_url, **self.infra) as harness:
+            assert harness.decl(self.durable).batch == definition.consumer_decls[self.durable].batch
             yield harness
 
     # -- reading ----------------------------------------------------------------------------------------

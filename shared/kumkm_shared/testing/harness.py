@@ -96,23 +96,20 @@ def record_outcomes(runtime: ServiceRuntime, durable: str) -> Iterator[dict[str,
     primary key shows here as a second ``applied``.
     """
     processor = runtime.processors[durable]
-    process = processor.process
     seen: dict[str, list[str]] = {}
 
-    async def recording(msg: Msg) -> str:
-        outcome = await process(msg)
+    def recording(msg: Msg, outcome: str) -> None:
         try:
             key = str(json.loads(msg.data)["id"])
         except (ValueError, TypeError, KeyError):
             key = UNDECODABLE_KEY
         seen.setdefault(key, []).append(outcome)
-        return outcome
 
-    processor.process = recording  # type: ignore[method-assign]  # a test's probe, removed on exit
+    stop = processor.observe(recording)  # every settled message, one at a time or in a batch
     try:
         yield seen
     finally:
-        del processor.process
+        stop()
 
 
 def service_decls(definition: ServiceDefinition) -> list[ConsumerDecl]:

@@ -49,7 +49,8 @@ class _Server(uvicorn.Server):
 async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
     """Serve an ASGI app on a local port in this event loop; yields its base URL."""
     port = port or free_port()
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    # log_config=None: uvicorn leaves the logging setup alone (later tests read the log records).
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="warning"))
     task = asyncio.create_task(server.serve())
     try:
         for _ in range(500):

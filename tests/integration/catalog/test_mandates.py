@@ -71,3 +71,33 @@ async def test_a_seller_cannot_place_orders_and_a_revoked_mandate_acts_for_nobod
     revoked = await http.post("/products", json=samples.product("PRD-MANDATE-2", seller=OWN))
     assert revoked.status_code == 403, revoked.text
     assert "revoked" in revoked.json()["message"]
+
+
+async def test_an_integrator_cancels_only_the_orders_of_its_mandates_buyers(catalog: ServiceHarness) -> None:
+    """Review 12, finding 2: cancelling is a command, not an event, and is held to the buyer mandate too."""
+    await samples.listed_product(catalog.http, "PRD-MANDATE-CANCEL", seller=OWN)
+    placed = await catalog.http.post("/orders", json=samples.order("PRD-MANDATE-CANCEL", buyer=BUYER))
+    assert placed.status_code == 201, placed.text
+    order_id = placed.json()["order_id"]
+    assert placed.json()["status"] == "accepted"
+    http = catalog.service_client(ORG)
+    cancel = {"reason": "anggaran dialihkan"}
+
+    await _mandate(catalog, Grant(role=IntegratorRole.BUYER, parties=("PEMKOT-SBY-LAIN",)))
+    refused = await http.post(f"/orders/{order_id}/cancel", json=cancel)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"] == "not_authorised_for_party"
+    assert refused.json()["permission"] == "mandate"
+    assert BUYER["id"] in refused.json()["message"]
+    # A seller's mandate for the order's seller is no buyer's mandate either.
+    await _mandate(catalog, Grant(role=IntegratorRole.SELLER, parties=(OWN["nib"],)))
+    assert (await http.post(f"/orders/{order_id}/cancel", json=cancel)).status_code == 403
+    assert (await catalog.http.get(f"/orders/{order_id}")).json()["status"] == "accepted"
+    audit = await catalog.client("auditor").get("/audit", params={"outcome": "not_authorised_for_party"})
+    assert audit.status_code == 200, audit.text
+    assert [r["organisation"] for r in audit.json()["items"]] == [ORG, ORG]
+
+    await _mandate(catalog, Grant(role=IntegratorRole.BUYER, parties=(BUYER["id"],)))
+    allowed = await http.post(f"/orders/{order_id}/cancel", json=cancel)
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.json()["status"] == "cancelled"

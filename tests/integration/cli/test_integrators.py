@@ -206,6 +206,10 @@ async def nc_add_stream(server: EmbeddedNats, auth_dir: Path) -> None:
         (["bank-bjb", "--role", "borrower", "--party", "L"], "--role"),
         (["bank-bjb", "--role", "lender"], "--party"),
         (["bank-bjb", "--role", "lender", "--party", "L", "--all-parties"], "--party"),
+        (["loans", "--role", "lender", "--party", "L"], "ORG: 'loans' is reserved"),
+        (["sys", "--role", "registry", "--all-parties"], "ORG: 'sys' is reserved"),
+        (["monitoring", "--role", "registry", "--all-parties"], "ORG: 'monitoring' is reserved"),
+        (["console", "--role", "buyer", "--party", "B"], "ORG: 'console' is reserved"),
         (["bank-bjb", "--role", "lender", "--party", "*"], "--party"),
     ],
 )
@@ -223,7 +227,7 @@ async def test_rotate_and_retire_a_role_key(system: tuple[EmbeddedNats, Path], t
     old = auth.issue_integrator("dinas-a", IntegratorRole.BUYER)
     rotated = run_kumkm(["nats", "rotate-key", "buyer"], server.url, auth_dir, tmp_path)
     assert rotated.returncode == 0, rotated.stderr
-    assert "pushed the KUMKM account" in rotated.stdout
+    assert "pushed account(s) INTEGRATORS" in rotated.stdout
     new_key = auth.role_keys(IntegratorRole.BUYER)[-1]
     assert new_key != old_key
     conn = await nats.connect(server.url, user_credentials=RawCredentials(old.creds), allow_reconnect=False)
@@ -242,3 +246,57 @@ async def test_rotate_and_retire_a_role_key(system: tuple[EmbeddedNats, Path], t
     refused = run_kumkm(["nats", "retire-key", "buyer"], server.url, auth_dir, tmp_path)
     assert refused.returncode == 1
     assert "one signing key" in refused.stderr
+
+
+async def test_an_unreadable_mandate_is_no_mandate_and_revoke_still_cuts_the_organisation(
+    system: tuple[EmbeddedNats, Path], tmp_path: Path
+) -> None:
+    """Review 12, finding 1 (defence in depth): an entry that is not a mandate (a PubAck written into the
+    bucket) reads as no mandate, `list` keeps working, and `revoke` still revokes the NATS users."""
+    server, auth_dir = system
+    creds_file = tmp_path / "bank-bad.creds"
+    added = run_kumkm(
+        ["integrators", "add", "bank-bad", "--role", "lender", "--party", "L-1", "--creds-out",
+         str(creds_file)],
+        server.url, auth_dir, tmp_path,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    closed = asyncio.Event()
+
+    async def on_closed() -> None:
+        closed.set()
+
+    org = await nats.connect(
+        server.url,
+        user_credentials=str(creds_file),
+        inbox_prefix=b"_INBOX_bank-bad",
+        closed_cb=on_closed,
+        allow_reconnect=False,
+        max_reconnect_attempts=0,
+    )
+    nc = await _operator(server, auth_dir)
+    try:
+        kv = await nc.jetstream().key_value("KUMKM_MANDATES")
+        await kv.put("bank-bad", b'{"stream":"KUMKM_LOANS","seq":1}')
+        assert await MandateBook(nc.jetstream()).get("bank-bad") is None
+        listed = run_kumkm(["integrators", "list"], server.url, auth_dir, tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        revoked = run_kumkm(["integrators", "revoke", "bank-bad"], server.url, auth_dir, tmp_path)
+        assert revoked.returncode == 0, revoked.stderr
+        assert "1 connection(s) cut" in revoked.stdout
+        await asyncio.wait_for(closed.wait(), 10)
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await nats.connect(
+                server.url,
+                user_credentials=str(creds_file),
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+                connect_timeout=3,
+            )
+        stored = await MandateBook(nc.jetstream()).get("bank-bad")
+        assert stored is not None
+        assert stored.status == "revoked"
+        assert decode(creds_jwt(creds_file.read_text())).subject in AuthDir(auth_dir).revocations()
+    finally:
+        await nc.close()
+        await org.close()

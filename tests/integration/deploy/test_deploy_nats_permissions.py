@@ -28,6 +28,7 @@ from kumkm_shared.mandates import Grant, Mandate, MandateBook
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.messaging.topology import CONSUMER_DECLS, STREAM_DECLS, consumers_of
 from kumkm_shared.natsauth import AuthDir, creds_jwt, decode
+from kumkm_shared.natsauth.authdir import INTEGRATORS
 from kumkm_shared.natsauth.jwt import creds_text, encode, new_key, public_key
 from kumkm_shared.natsauth.permissions import PLATFORM_USERS
 from kumkm_shared.natsauth.push import account_connections, push_account
@@ -320,7 +321,7 @@ async def test_user_jwt_permissions_do_not_widen_the_role(provisioned: DeployNat
     key = auth.role_keys(IntegratorRole.SELLER)[-1]
     signer = (auth.keys_dir / "signing" / f"{key}.nk").read_bytes().strip()
     seed = new_key("user")
-    wide = {"pub": {"allow": [">"]}, "sub": {"allow": [">"]}, "issuer_account": auth.account_key("KUMKM")}
+    wide = {"pub": {"allow": [">"]}, "sub": {"allow": [">"]}, "issuer_account": auth.account_key(INTEGRATORS)}
     token = encode("user", public_key(seed), "seller-a", wide, signer=signer)
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
         await nats.connect(
@@ -373,8 +374,11 @@ async def test_revoking_an_organisation_cuts_its_open_connection_and_refuses_it(
     ):
         await revoked.js_publish(sender_subject(subject, "bank-revoked"))
         await kept.js_publish(sender_subject(subject, "bank-kept"))
-        before = await account_connections([provisioned.url], sys_creds, auth.account_key("KUMKM"))
+        before = await account_connections([provisioned.url], sys_creds, auth.account_key(INTEGRATORS))
         assert bad.public_key in {c.get("authorized_user") for c in before}
+        # Organisations are users of INTEGRATORS, never of the platform's account.
+        platform = await account_connections([provisioned.url], sys_creds, auth.account_key("KUMKM"))
+        assert bad.public_key not in {c.get("authorized_user") for c in platform}
 
         reply = await push_account([provisioned.url], sys_creds, auth.revoke([bad.public_key]))
         assert reply["data"]["code"] == 200
@@ -389,11 +393,11 @@ async def test_revoking_an_organisation_cuts_its_open_connection_and_refuses_it(
         assert (await kept.js_publish(sender_subject(subject, "bank-kept"))).stream == "KUMKM_LOANS"
         async with connect_org(provisioned, good.creds, "bank-kept") as again:
             assert (await again.js_publish(sender_subject(subject, "bank-kept"))).stream == "KUMKM_LOANS"
-        after = await account_connections([provisioned.url], sys_creds, auth.account_key("KUMKM"))
+        after = await account_connections([provisioned.url], sys_creds, auth.account_key(INTEGRATORS))
         assert bad.public_key not in {c.get("authorized_user") for c in after}
     assert bad.public_key in auth.revocations()
     # The preloaded account JWT is the revoking one too: a restart from auth.conf keeps the revocation.
-    assert auth.account_jwt("KUMKM") in auth.server_config.read_text()
+    assert auth.account_jwt(INTEGRATORS) in auth.server_config.read_text()
 
 
 async def test_rotating_a_role_key_keeps_old_users_until_it_is_retired(provisioned: DeployNats) -> None:
@@ -476,8 +480,12 @@ async def test_service_reads_mandates_but_cannot_write_them(provisioned: DeployN
         mandate = Mandate(organisation="bank-reads", grants=(grant,))
         await MandateBook(operator.nc.jetstream()).put(mandate)
     async with connect(provisioned, service) as conn:
-        found = await MandateBook(conn.nc.jetstream()).get("bank-reads")
+        book = MandateBook(conn.nc.jetstream())
+        found = await book.get("bank-reads")
         assert found is not None
+        # Read from the stream's leader ($JS.API.STREAM.MSG.GET), not a follower's direct get (review 12, 7a).
+        assert book._kv is not None
+        assert book._kv._direct is False
         assert found.covers(frozenset({IntegratorRole.LENDER}), "LENDER-1")
         assert await MandateBook(conn.nc.jetstream()).get("nobody-here") is None
         assert await conn.publish_denied("$KV.KUMKM_MANDATES.bank-reads")
@@ -548,3 +556,56 @@ async def test_sys_user_only_pushes_accounts_and_lists_connections(provisioned: 
         readable = [s for s in ["$SYS.>", ">"] if not await conn.subscribe_denied(s)]
     assert allowed == []
     assert readable == []
+
+
+# ---- PubAck reply subjects (review 12, finding 1) --------------------------------------------------------
+
+
+async def _stream_state(conn: Conn, stream: str) -> tuple[int, int]:
+    state = (await conn.nc.jetstream().stream_info(stream)).state
+    return state.messages, state.last_seq
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "$KV.KUMKM_MANDATES.bank-victim",
+        "kumkm.loans.loan.disbursed.v1",
+        "kumkm.loans.loan.disbursed.v1.bank-victim",
+        "kumkm.dlq.x",
+        "$JS.API.STREAM.PURGE.KUMKM_LOANS",
+    ],
+)
+async def test_a_reply_subject_cannot_make_jetstream_write_into_the_platform_account(
+    provisioned: DeployNats, reply: str
+) -> None:
+    """NATS checks the publish subject only: JetStream then sends its PubAck to the reply subject. An
+    organisation's reply subject must address nothing of the platform (its own account only)."""
+    auth = provisioned.auth
+    lender = auth.issue_integrator("bank-injector", IntegratorRole.LENDER)
+    subject = sender_subject("kumkm.loans.loan.disbursed.v1", "bank-injector")
+    async with connect(provisioned, "operator") as operator:
+        book = MandateBook(operator.nc.jetstream())
+        victim = Mandate(
+            organisation="bank-victim", grants=(Grant(role=IntegratorRole.LENDER, parties=("L-1",)),)
+        )
+        await book.put(victim)
+        watched = ["KV_KUMKM_MANDATES", "KUMKM_DLQ"]
+        before = {s: await _stream_state(operator, s) for s in watched}
+        loans_before = await _stream_state(operator, "KUMKM_LOANS")
+        async with connect_org(provisioned, lender.creds, "bank-injector") as conn:
+            await conn.nc.publish(
+                subject, b'{"test": true}', reply=reply, headers={"Nats-Msg-Id": str(uuid.uuid4())}
+            )
+            await conn.nc.flush()
+            # The same organisation's ordinary publish still gets its PubAck (and orders after the first).
+            assert (await conn.js_publish(subject)).stream == "KUMKM_LOANS"
+            assert conn.errors == []
+        after = {s: await _stream_state(operator, s) for s in watched}
+        loans_after = await _stream_state(operator, "KUMKM_LOANS")
+        stored = await book.get("bank-victim")
+    assert after == before
+    # Exactly the two events themselves: no PubAck stored on a bare or another sender's subject.
+    assert loans_after[1] == loans_before[1] + 2
+    assert stored is not None
+    assert stored.covers(frozenset({IntegratorRole.LENDER}), "L-1")

@@ -46,3 +46,9 @@ class TestToyGuarantees(ConsumerGuarantees):
             "SELECT count(*) FROM toy.effects WHERE event_id = $1::uuid", event["id"]
         )
         return count
+
+
+class TestToyBatchGuarantees(TestToyGuarantees):
+    """The same guarantees with the durable run as a batch durable (one transaction per pull batch)."""
+
+    batch = True

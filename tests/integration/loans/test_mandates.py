@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from kumkm_shared.integrators import IntegratorRole
+from kumkm_shared.mandates import MandateBook
 from kumkm_shared.testing import wait_for
 from kumkm_shared.testing.harness import grant_mandate
 from tests.integration.loans.conftest import restructuring_requested
@@ -132,3 +133,56 @@ async def test_a_parked_repayment_is_checked_against_the_loan_that_arrives(
         (refused["data"]["payment_id"], CHANNEL, "not_authorised_for_party")
     ]
     assert audited == 1
+
+
+async def test_every_refused_event_is_audited_even_when_senders_reuse_an_envelope_id(
+    loans: Loans, database_url: str
+) -> None:
+    """Review 12, finding 4: the audit of a refusal is keyed on the stream message, not the envelope id the
+    sender chose (one id reused across forged events used to leave only the first in the audit trail)."""
+    await _mandates(loans)
+    first = loan_disbursed("LN-A-FORGED-1")  # LPDB-KUMKM's name: not the bank's
+    second = loan_disbursed("LN-A-FORGED-2") | {"id": first["id"]}
+    await loans.publish(first, sender=BANK, msg_id="forged-1")
+    await loans.publish(second, sender=BANK, msg_id="forged-2")
+    await loans.settle()
+    assert await _letters(loans, first["id"]) == ["not_authorised_for_party"] * 2
+    conn = await asyncpg.connect(database_url)
+    try:
+        audited = await conn.fetch(
+            "SELECT organisation, request_id FROM loans.audit_trail "
+            "WHERE outcome = 'not_authorised_for_party'"
+        )
+    finally:
+        await conn.close()
+    assert [str(r["organisation"]) for r in audited] == [BANK, BANK]
+    assert len({r["request_id"] for r in audited}) == 2  # stream:sequence of each
+
+
+async def test_a_restructuring_request_checks_the_senders_mandate_before_anything_else(
+    loans: Loans, database_url: str
+) -> None:
+    """Review 12, finding 5: without a (valid) mandate, a replayed request id is not silently acked and an
+    unknown loan is not retried as `loan_unknown`: both are refused at once as `not_authorised_for_party`."""
+    await _mandates(loans)
+    await loans.publish(loan_disbursed("LN-R-OWN"))
+    await loans.settle()
+    own = await loans.publish(restructuring_requested("LN-R-OWN", request_id="RR-R-OWN"), sender=COOP)
+    await loans.settle()
+    assert await _letters(loans, own["id"]) == []
+    # An organisation with no mandate at all: an unknown loan, and the known request replayed.
+    unknown = await loans.publish(
+        restructuring_requested("LN-R-NOWHERE", request_id="RR-R-NOWHERE"), sender="kop-tanpa-mandat"
+    )
+    replayed = await loans.publish(
+        restructuring_requested("LN-R-OWN", request_id="RR-R-OWN"), sender="kop-tanpa-mandat"
+    )
+    # The cooperative itself, once its mandate is revoked, replaying its own request.
+    mandate = MandateBook(loans.nc.jetstream())
+    current = await mandate.get(COOP)
+    assert current is not None
+    await mandate.put(current.model_copy(update={"status": "revoked"}))
+    own_again = await loans.publish(restructuring_requested("LN-R-OWN", request_id="RR-R-OWN"), sender=COOP)
+    await loans.settle()
+    for event in (unknown, replayed, own_again):
+        assert await _letters(loans, event["id"]) == ["not_authorised_for_party"], event["data"]

@@ -62,6 +62,12 @@ def test_no_roles_and_no_regions_claim_grant_nothing() -> None:
         ({"sub": "x", "kumkm_roles": [1]}, "kumkm_roles"),
         ({"sub": "x", "kumkm_regions": ["A/B/C"]}, "kumkm_regions"),
         ({"sub": "x", "kumkm_org": {"a": 1}}, "kumkm_org"),
+        # Review 12, 7c: the organisation is a mandate's KV key and a subject token: an organisation id only.
+        ({"sub": "x", "kumkm_org": "bank.bjb"}, "kumkm_org .* not an organisation id"),
+        ({"sub": "x", "kumkm_org": "*"}, "kumkm_org .* not an organisation id"),
+        ({"sub": "x", "kumkm_org": ">"}, "kumkm_org .* not an organisation id"),
+        ({"sub": "x", "kumkm_org": "Bank BJB"}, "kumkm_org .* not an organisation id"),
+        ({"sub": "x", "kumkm_org": ["a-b", "c-d"]}, "kumkm_org"),
     ],
 )
 def test_malformed_claims_refuse_the_token_naming_the_claim(claims: dict[str, Any], reason: str) -> None:

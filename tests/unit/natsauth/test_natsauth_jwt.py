@@ -15,8 +15,15 @@ from typing import TYPE_CHECKING
 import nacl.signing
 import pytest
 
-from kumkm_shared.integrators import ROLE_EVENTS, IntegratorRole
+from kumkm_shared.integrators import (
+    RESERVED_ORG_IDS,
+    ROLE_EVENTS,
+    IntegratorRole,
+    org_id_problem,
+    sender_subject,
+)
 from kumkm_shared.natsauth import AuthDir, AuthDirError, JwtError, creds_jwt, creds_text, decode, encode
+from kumkm_shared.natsauth.authdir import ACCOUNTS, INTEGRATORS
 from kumkm_shared.natsauth.jwt import new_key, public_key
 from kumkm_shared.natsauth.permissions import PLATFORM_USERS, role_template
 
@@ -108,11 +115,12 @@ def test_creds_text_is_what_nats_py_reads() -> None:
 def test_init_creates_keys_0600_and_is_idempotent(tmp_path: Path) -> None:
     auth = AuthDir.init(tmp_path / "auth")
     seeds = sorted(auth.keys_dir.rglob("*.nk"))
-    assert len(seeds) == 3 + 1 + len(IntegratorRole)  # operator, 2 accounts, platform + one per role
+    assert len(seeds) == 4 + 1 + len(IntegratorRole)  # operator, 3 accounts, platform + one per role
     for path in [*seeds, *auth.creds_dir.iterdir()]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert stat.S_IMODE(auth.keys_dir.stat().st_mode) == 0o700
-    before = {p: p.read_bytes() for p in [*seeds, *auth.creds_dir.iterdir(), auth.jwt_dir / "KUMKM.jwt"]}
+    jwts = [auth.jwt_dir / f"{a}.jwt" for a in ACCOUNTS]
+    before = {p: p.read_bytes() for p in [*seeds, *auth.creds_dir.iterdir(), *jwts]}
     AuthDir.init(tmp_path / "auth")
     assert {p: p.read_bytes() for p in before} == before
     assert sorted(p.stem for p in auth.creds_dir.iterdir()) == sorted(PLATFORM_USERS)
@@ -122,12 +130,25 @@ def test_init_creates_keys_0600_and_is_idempotent(tmp_path: Path) -> None:
     assert f"system_account: {json.dumps(auth.account_key('SYS'))}" in text
 
 
-def test_account_jwt_has_one_scoped_key_per_role_with_its_template(tmp_path: Path) -> None:
+def test_integrators_account_has_one_scoped_key_per_role_with_its_template(tmp_path: Path) -> None:
     auth = AuthDir.init(tmp_path / "auth")
-    account = decode(auth.account_jwt("KUMKM"))
+    platform = decode(auth.account_jwt("KUMKM"))
+    assert platform.issuer == auth.public("operator")
+    assert platform.subject == auth.account_key("KUMKM")
+    assert platform.nats["limits"]["disk_storage"] == -1  # JetStream enabled
+    assert all(isinstance(k, str) for k in platform.nats["signing_keys"])  # no integrator role's key
+    # KUMKM exports every integrator subject as a service; INTEGRATORS imports each of them.
+    ext = sorted({t for types in ROLE_EVENTS.values() for t in types})
+    exports = platform.nats["exports"]
+    assert [(e["type"], e["subject"]) for e in exports] == [("service", f"{t}.*") for t in ext]
+    account = decode(auth.account_jwt(INTEGRATORS))
     assert account.issuer == auth.public("operator")
-    assert account.subject == auth.account_key("KUMKM")
-    assert account.nats["limits"]["disk_storage"] == -1  # JetStream enabled
+    assert account.subject == auth.account_key(INTEGRATORS)
+    assert "disk_storage" not in account.nats["limits"]  # no JetStream of its own
+    imports = account.nats["imports"]
+    assert [(i["type"], i["subject"], i["account"]) for i in imports] == [
+        ("service", f"{t}.*", auth.account_key("KUMKM")) for t in ext
+    ]
     scoped = [k for k in account.nats["signing_keys"] if isinstance(k, dict)]
     assert {k["role"] for k in scoped} == {r.value for r in IntegratorRole}
     for key in scoped:
@@ -150,7 +171,7 @@ def test_an_integrator_user_is_named_after_its_org_signed_by_its_role_key_with_n
     assert user.subject == issued.public_key
     assert user.issuer == issued.signing_key == auth.role_keys(IntegratorRole.LENDER)[-1]
     # A scoped key's user carries nothing but its account: the server applies the role's template.
-    assert user.nats == {"issuer_account": auth.account_key("KUMKM"), "type": "user", "version": 2}
+    assert user.nats == {"issuer_account": auth.account_key(INTEGRATORS), "type": "user", "version": 2}
     with pytest.raises(AuthDirError):
         auth.issue_integrator("Bank.BJB", IntegratorRole.LENDER)
 
@@ -171,12 +192,13 @@ def test_platform_users_carry_the_permissions_table(tmp_path: Path) -> None:
 
 def test_revocations_rotation_and_retirement_reissue_the_account(tmp_path: Path) -> None:
     auth = AuthDir.init(tmp_path / "auth")
-    first = decode(auth.account_jwt("KUMKM")).issued_at
+    first = decode(auth.account_jwt(INTEGRATORS)).issued_at
     issued = auth.issue_integrator("bank-bjb", IntegratorRole.LENDER)
     revoked = decode(auth.revoke([issued.public_key]))
     assert revoked.nats["revocations"][issued.public_key] >= decode(creds_jwt(issued.creds)).issued_at
     assert revoked.issued_at > first  # the resolver keeps the newer JWT: never the same second
-    assert auth.account_jwt("KUMKM") in auth.server_config.read_text()
+    assert auth.account_jwt(INTEGRATORS) in auth.server_config.read_text()
+    assert decode(auth.account_jwt("KUMKM")).issued_at <= first  # the platform's account is untouched
 
     old = auth.role_keys(IntegratorRole.SELLER)
     new, _ = auth.rotate_role_key(IntegratorRole.SELLER)
@@ -192,3 +214,53 @@ def test_revocations_rotation_and_retirement_reissue_the_account(tmp_path: Path)
         auth.retire_role_key(IntegratorRole.SELLER)
     with pytest.raises(AuthDirError):
         auth.revoke(["not-a-user-key"])
+
+
+def test_an_account_jwt_not_issued_by_the_operator_is_refused(tmp_path: Path) -> None:
+    """Every account JWT verifies against its own iss: the directory also requires iss = its operator."""
+    auth = AuthDir.init(tmp_path / "auth")
+    other = AuthDir.init(tmp_path / "other")
+    (auth.jwt_dir / f"{INTEGRATORS}.jwt").write_text(other.account_jwt(INTEGRATORS))
+    with pytest.raises(AuthDirError, match="not signed by this directory's operator"):
+        auth.role_keys(IntegratorRole.LENDER)
+    # Signed by the right operator, but another account's JWT in its place.
+    (auth.jwt_dir / f"{INTEGRATORS}.jwt").write_text(auth.account_jwt("KUMKM"))
+    with pytest.raises(AuthDirError, match="not the JWT of account"):
+        auth.issue_integrator("bank-bjb", IntegratorRole.LENDER)
+
+
+def test_init_moves_integrator_roles_out_of_an_old_platform_account(tmp_path: Path) -> None:
+    """A directory from before INTEGRATORS (the roles' scoped keys in KUMKM, no exports) is upgraded."""
+    auth = AuthDir.init(tmp_path / "auth")
+    claims = decode(auth.account_jwt("KUMKM")).nats
+    old_scoped = {"kind": "user_scope", "key": auth.role_keys(IntegratorRole.LENDER)[0], "role": "lender"}
+    legacy = {k: v for k, v in claims.items() if k not in {"exports", "type", "version"}}
+    legacy["signing_keys"] = [*claims["signing_keys"], old_scoped]
+    token = encode(
+        "account", auth.account_key("KUMKM"), "KUMKM", legacy, signer=auth._seed("operator"), issued_at=1
+    )
+    (auth.jwt_dir / "KUMKM.jwt").write_text(token)
+    (auth.jwt_dir / f"{INTEGRATORS}.jwt").unlink()
+    upgraded = AuthDir.init(tmp_path / "auth")
+    platform = decode(upgraded.account_jwt("KUMKM")).nats
+    assert all(isinstance(k, str) for k in platform["signing_keys"])
+    assert platform["exports"]
+    assert upgraded.role_keys(IntegratorRole.LENDER)
+    assert upgraded.account_jwt(INTEGRATORS) in upgraded.server_config.read_text()
+
+
+@pytest.mark.parametrize(
+    "name", sorted({*PLATFORM_USERS, "operator", "sys", "provision", "monitoring", "console"})
+)
+def test_a_platform_user_or_service_name_is_no_organisation_id(name: str, tmp_path: Path) -> None:
+    """Review 12, finding 3: an org named `loans` had a template allowing `_INBOX_loans.>`."""
+    assert name in RESERVED_ORG_IDS
+    problem = org_id_problem(name)
+    assert problem is not None
+    assert "reserved" in problem
+    auth = AuthDir.init(tmp_path / "auth")
+    with pytest.raises(AuthDirError, match="reserved"):
+        auth.issue_integrator(name, IntegratorRole.LENDER)
+    with pytest.raises(ValueError, match="reserved"):
+        sender_subject("kumkm.loans.loan.disbursed.v1", name)
+    assert org_id_problem("bank-bjb") is None

@@ -27,9 +27,11 @@ from kumkm_catalog.domain.access import check_in_scope
 from kumkm_catalog.domain.orders import OrderStatus  # noqa: TC001 - a query parameter's type
 from kumkm_catalog.domain.placement import purchase_region
 from kumkm_shared import Refusal, business_date
+from kumkm_shared.auth.roles import INTEGRATOR
 from kumkm_shared.contracts import (
     BuyerRef,
     CancelledBy,
+    OrderCancelled,
     OrderConfirmed,
     OrderDelivered,
     OrderPaid,
@@ -38,6 +40,9 @@ from kumkm_shared.contracts import (
     SellerRef,
 )
 from kumkm_shared.contracts.types import Identifier, Nib  # noqa: TC001 - FastAPI reads them at runtime
+from kumkm_shared.errors import Forbidden
+from kumkm_shared.mandates import refusal
+from kumkm_shared.messaging.consumer import NOT_AUTHORISED, NOT_AUTHORISED_FOR_PARTY
 from kumkm_shared.service.deps import ActorDep, CommandDep, Require, RuntimeDep
 
 if TYPE_CHECKING:
@@ -203,12 +208,30 @@ for _route in _STEP_ROUTES:
     )
 
 
+async def _require_buyer_mandate(runtime: RuntimeDep, actor: Actor, order: dict[str, Any]) -> None:
+    """An integrator (a service account, or a token with the integrator role) cancels only for a buyer its
+    organisation's mandate names in the buyer role; an operator is governed by role and region alone."""
+    if actor.kind != "service" and INTEGRATOR not in actor.roles:
+        return
+    if actor.organisation is None:
+        reason: str | None = f"the service account {actor.subject!r} belongs to no organisation"
+    else:
+        reason = await refusal(
+            runtime.mandates, actor.organisation, order["buyer_id"], OrderPlaced.event_type
+        )
+    if reason is not None:
+        NOT_AUTHORISED.labels("catalog", OrderCancelled.event_type, "http").inc()
+        raise Forbidden("mandate", reason, code=NOT_AUTHORISED_FOR_PARTY)
+
+
 @router.post("/orders/{order_id}/cancel", dependencies=[Require(permissions.CANCEL_ORDER)])
 async def cancel(
     order_id: Identifier, body: CancelRequest, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:
-    """The buyer cancels an accepted or confirmed order; its reserved stock is released."""
-    _order_in_scope(command.actor, permissions.CANCEL_ORDER, await load_order(runtime, order_id))
+    """The buyer cancels an accepted or confirmed order; its reserved stock is released. An integrator
+    must hold a buyer mandate for the order's buyer (``docs/rules/catalog.md``, "Cancelling")."""
+    order = _order_in_scope(command.actor, permissions.CANCEL_ORDER, await load_order(runtime, order_id))
+    await _require_buyer_mandate(runtime, command.actor, order)
     async with runtime.command(command) as work:
         await service.cancel(work, order_id, by=CancelledBy.BUYER, reason=body.reason)
     return await load_order(runtime, order_id)
