@@ -677,11 +677,12 @@ class StaleAuthDirError(RuntimeError):
 
 
 def _check_role_template(auth: AuthDir, role: IntegratorRole) -> None:
-    """Fail at once, saying why, when the account's scoped key for ``role`` (signed at `kumkm nats init`)
+    """Fail at once, saying why, when the scoped key for ``role`` (signed at `kumkm nats init`)
     does not allow every type the role has now: the server would drop those publishes without a PubAck."""
     from kumkm_shared.integrators import ROLE_EVENTS
+    from kumkm_shared.natsauth.authdir import INTEGRATORS
 
-    claims = decode(auth.account_jwt("KUMKM")).nats
+    claims = decode(auth.account_jwt(INTEGRATORS)).nats  # the organisations' account: the role keys
     allowed = {
         subject
         for key in claims.get("signing_keys", [])
