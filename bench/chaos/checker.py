@@ -35,6 +35,7 @@ import nats.errors
 from bench.chaos.poison import POISON_HEADER
 from bench.chaos.services import CONSUMER_DECLS
 from bench.chaos.signin import OPERATOR
+from kumkm_shared.messaging.consumer import denial_key
 from kumkm_shared.messaging.dlq_ops import read_dead_letters
 
 if TYPE_CHECKING:
@@ -562,7 +563,8 @@ class Checker:
     ) -> None:
         """Each impersonation attempt changed nothing: no row it would have written, no event it caused,
         no notification about it; and its denial is audited once by the service that refused it (the
-        wrapper's ``<durable>/denied`` inbox key, claimed with the audit record)."""
+        wrapper's ``<durable>/denied`` inbox key, claimed with the audit record: one per stream message,
+        ``denial_key``)."""
         attempts = [p.impersonation for p in self.ledger.poison.values() if p.impersonation is not None]
         if not attempts:
             return
@@ -574,12 +576,13 @@ class Checker:
             ids,
         )
         notified = Counter(r["e"] for r in rows)
+        keys = {a.event_id: str(denial_key(*a.stream_message)) for a in attempts if a.stream_message}
         denied: set[tuple[str, str]] = set()
         for schema in sorted({schema_of[a.consumer] for a in attempts}):
             rows = await conn.fetch(
                 f"SELECT consumer, event_id::text AS e FROM {schema}.inbox "
                 "WHERE consumer LIKE '%/denied' AND event_id::text = ANY($1::text[])",
-                ids,
+                list(keys.values()),
             )
             denied |= {(r["consumer"], r["e"]) for r in rows}
         for a in attempts:
@@ -587,7 +590,7 @@ class Checker:
             report.impersonation_kinds[a.what] += 1
             report.checked["impersonation"] += 1
             what = f"impersonation {a.what} ({a.event_id})"
-            if (f"{a.consumer}/denied", a.event_id) in denied:
+            if (f"{a.consumer}/denied", keys.get(a.event_id)) in denied:
                 report.impersonations_audited += 1
             else:
                 report.details["impersonation_unaudited"].append(f"{what}: no denial audited by {a.consumer}")

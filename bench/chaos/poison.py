@@ -342,7 +342,10 @@ async def send_poison(
         subject, body, attempt = maker.impersonate()
         sent = PoisonSent(poison_id, kind, subject, (attempt.consumer,), (NOT_AUTHORISED,), attempt)
         ledger.poison[poison_id] = sent
-        await integrator.publish_raw(subject, body, {"Nats-Msg-Id": poison_id, POISON_HEADER: poison_id})
+        _, ack = await integrator.publish_acked(
+            subject, body, {"Nats-Msg-Id": poison_id, POISON_HEADER: poison_id}
+        )
+        attempt.stream_message = (ack.stream, ack.seq)
         return
     subject, body, reasons = maker.make(kind)
     if kind == "illegal_transition":

@@ -41,6 +41,7 @@ from kumkm_shared.contracts import (
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.js import JetStreamContext
+    from nats.js.api import PubAck
 
     from bench.chaos.orgs import Org
     from bench.chaos.signin import SignIn
@@ -135,6 +136,7 @@ class Impersonation:
     event_id: str
     consumer: str  # the owning service's durable, which checks the sender's mandate
     absent: tuple[tuple[str, str, str], ...] = ()
+    stream_message: tuple[str, int] | None = None  # (stream, sequence) once published: the audit's key
 
 
 @dataclass
@@ -191,6 +193,14 @@ class Integrator:
         self, subject: str, body: bytes, headers: dict[str, str], *, deadline: float = 180.0
     ) -> int:
         """Publish until acked; returns the number of attempts."""
+        attempts, _ = await self.publish_acked(subject, body, headers, deadline=deadline)
+        return attempts
+
+    async def publish_acked(
+        self, subject: str, body: bytes, headers: dict[str, str], *, deadline: float = 180.0
+    ) -> tuple[int, PubAck]:
+        """Publish until acked; the number of attempts and the PubAck (a retry's duplicate PubAck names
+        the first copy's stream sequence)."""
         if self.js is None:
             raise RuntimeError("not connected")
         start = time.monotonic()
@@ -198,13 +208,13 @@ class Integrator:
         while True:
             attempt += 1
             try:
-                await self.js.publish(subject, body, headers=headers)
+                ack = await self.js.publish(subject, body, headers=headers)
             except (nats.errors.Error, nats.js.errors.Error, TimeoutError, OSError) as exc:
                 if time.monotonic() - start > deadline:
                     raise RuntimeError(f"publish to {subject} not acknowledged after {deadline}s") from exc
                 await asyncio.sleep(min(0.2 * attempt, 1.0))
                 continue
-            return attempt
+            return attempt, ack
 
     async def publish(self, data: EventData, sender: Org, *, event_id: UUID | None = None) -> Sent:
         """Publish as ``sender`` (on ``<type>.<organisation>``), recorded in the ledger as a valid event."""

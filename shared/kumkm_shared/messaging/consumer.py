@@ -283,6 +283,12 @@ class Handler(Protocol):
     def __call__(self, ctx: EventContext, /) -> Awaitable[None]: ...
 
 
+def denial_key(stream: str, sequence: int) -> uuid.UUID:
+    """The ``<durable>/denied`` inbox key of a refused organisation's event: its stream message, never the
+    envelope id (the sender's choice: forged events may share one), so every refused message is audited."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"nats:{stream}:{sequence}")
+
+
 async def audit_denial(
     conn: Conn,
     *,
@@ -629,7 +635,7 @@ class EventProcessor:
         envelope id is the sender's choice: forged events may share one)."""
         envelope = event.envelope
         meta = msg.metadata
-        key = uuid.uuid5(uuid.NAMESPACE_URL, f"nats:{meta.stream}:{meta.sequence.stream}")
+        key = denial_key(meta.stream, meta.sequence.stream)
         async with self._pool.acquire() as conn, conn.transaction():
             if await self._inbox.claim(conn, f"{self.decl.name}/denied", key, envelope.type):
                 await audit_denial(
