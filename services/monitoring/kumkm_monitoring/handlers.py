@@ -111,11 +111,14 @@ class MonitoringService:
         The contribution counted before (under the key it was counted under: the record may have moved the
         party to another region or kind) is taken out and the new one put in, as one difference. A party
         the registry has not told of contributes nothing yet; its signals are kept and count from its
-        registration on.
+        registration on. Two round trips: the party with its facts, then the counts and its row.
         """
-        party = await repo.load_party(conn, party_id)
-        if party is None:
-            return
+        party = await repo.load_party_facts(conn, party_id)
+        if party is not None:
+            await self._recount(conn, party)
+
+    async def _recount(self, conn: Conn, party: asyncpg.Record) -> None:
+        """Apply the change of a party (a row with its facts, ``repo.facts_of``) to the counts."""
         counted = party["counted_key"]
         before = (
             None
@@ -126,19 +129,20 @@ class MonitoringService:
                 Months.from_sql(party["productive_text"]),
             )
         )
-        facts = await repo.party_facts(conn, party)
+        facts = repo.facts_of(party)
         after = contribution(_key(party), facts, self.rules)
-        await repo.apply_delta(conn, delta(before, after))
-        await repo.save_contribution(conn, party_id, after.key, after.population, after.productive, facts)
+        await repo.save_contribution(conn, party, delta(before, after), after, facts)
 
     # -- registry ----------------------------------------------------------------------------------------
 
     async def _registry_record(self, ctx: EventContext, kind: str, party_id: str, as_of: date) -> None:
         await ctx.require_mandate(party_id)  # a registry organisation tells only of its mandate's parties
+        # The lock is its own statement, before the one that reads the facts: the loans and catalog
+        # durables refresh the same party in their own transactions, under the same lock.
         await ctx.lock(f"party:{party_id}")
         record = ctx.event.data.model_dump(mode="json")
-        await repo.upsert_party(ctx.conn, kind, party_id, record, as_of)
-        await self.refresh_party(ctx.conn, party_id)
+        party = await repo.record_party(ctx.conn, kind, party_id, record, as_of)  # with its facts
+        await self._recount(ctx.conn, party)
 
     async def on_cooperative(self, ctx: EventContext) -> None:
         data = ctx.event.data
@@ -154,7 +158,7 @@ class MonitoringService:
         data = ctx.event.data_as(ActivityReported)
         await ctx.require_mandate(data.party_id)
         await ctx.lock(f"party:{data.party_id}")
-        await repo.record_activity(
+        party = await repo.record_activity(  # with the party's facts, this report among them
             ctx.conn,
             data.party_id,
             data.as_of,
@@ -162,7 +166,8 @@ class MonitoringService:
             revenue_band=data.revenue_band.value,
             survey=data.survey,
         )
-        await self.refresh_party(ctx.conn, data.party_id)
+        if party is not None:  # a party the registry has not told of yet: the report counts from then on
+            await self._recount(ctx.conn, party)
 
     # -- loans -------------------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import asyncpg
     from asyncpg.pool import PoolConnectionProxy
 
+    from kumkm_monitoring.domain import Contribution
     from kumkm_monitoring.domain.productive import Delta
     from kumkm_shared.auth.scope import RegionScope
 
@@ -44,13 +45,22 @@ def clean(name: str | None) -> str:
 # -- registry ----------------------------------------------------------------------------------------------
 
 
-async def upsert_party(conn: Conn, kind: str, party_id: str, record: dict[str, Any], as_of: date) -> None:
+async def record_party(
+    conn: Conn, kind: str, party_id: str, record: dict[str, Any], as_of: date
+) -> asyncpg.Record:
     """Keep the party's latest record by ``as_of`` (a later or equal one replaces it; an older one only
-    moves ``first_as_of`` back)."""
+    moves ``first_as_of`` back); the party as it now stands, with its facts (``facts_of``), in the same
+    round trip.
+
+    The caller holds the party's lock already (``ctx.lock`` in an earlier statement): the facts are read
+    in this statement's snapshot, so it must be taken after every transaction that held the lock has
+    committed. The counted contribution comes from the row the upsert wrote, which ON CONFLICT takes from
+    the latest committed version in any case."""
     region = record["region"]
     status = record["status"]
-    await conn.execute(
-        """
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""
+        WITH p AS (
         INSERT INTO parties AS p (kind, party_id, name, province, city, district, region, status, scale, kbli,
                              cooperative_type, member_count, first_as_of, as_of, closed_on)
         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::text, $9, $10, $11, $12, $13::date, $13::date,
@@ -72,6 +82,9 @@ async def upsert_party(conn: Conn, kind: str, party_id: str, record: dict[str, A
                                 ELSE p.member_count END,
             closed_on = CASE WHEN EXCLUDED.as_of >= p.as_of THEN EXCLUDED.closed_on ELSE p.closed_on END,
             as_of = GREATEST(p.as_of, EXCLUDED.as_of)
+        RETURNING *
+        )
+        {_PARTY_WITH_FACTS}
         """,
         kind,
         party_id,
@@ -88,6 +101,8 @@ async def upsert_party(conn: Conn, kind: str, party_id: str, record: dict[str, A
         as_of,
         list(CLOSED),
     )
+    assert row is not None  # noqa: S101 - an upsert with DO UPDATE always returns its row
+    return row
 
 
 async def load_party(conn: Conn, party_id: str) -> asyncpg.Record | None:
@@ -100,12 +115,22 @@ async def load_party(conn: Conn, party_id: str) -> asyncpg.Record | None:
 
 async def record_activity(
     conn: Conn, party_id: str, as_of: date, *, operating: bool, revenue_band: str, survey: str | None
-) -> None:
-    await conn.execute(
-        """
-        INSERT INTO activity (party_id, as_of, operating, revenue_band, survey) VALUES ($1, $2, $3, $4, $5)
-        ON CONFLICT (party_id, as_of) DO UPDATE SET
-            operating = EXCLUDED.operating, revenue_band = EXCLUDED.revenue_band, survey = EXCLUDED.survey
+) -> asyncpg.Record | None:
+    """Keep the report (the last recorded of a day stands); the party with its facts (``facts_of``), the
+    report among them, in the same round trip; None when the registry has not told of the party yet.
+
+    The caller holds the party's lock already (see ``record_party``). The statement's own snapshot does
+    not see its insert, so its reports are the others of the party's and the one just written."""
+    return await conn.fetchrow(
+        f"""
+        WITH reported AS (
+            INSERT INTO activity AS a (party_id, as_of, operating, revenue_band, survey)
+            VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (party_id, as_of) DO UPDATE SET
+                operating = EXCLUDED.operating, revenue_band = EXCLUDED.revenue_band, survey = EXCLUDED.survey
+            RETURNING a.as_of, a.operating
+        ), p AS (SELECT * FROM parties WHERE party_id = $1)
+        {_party_with_facts(reports=REPORTS_WITH_NEW)}
         """,
         party_id,
         as_of,
@@ -118,35 +143,91 @@ async def record_activity(
 # -- the party's facts and its contribution ----------------------------------------------------------------
 
 
-async def party_facts(conn: Conn, party: asyncpg.Record) -> PartyFacts:
-    """Everything the rule reads about one party: its registry dates, loans, sales and reports."""
-    party_id = party["party_id"]
-    loans = await conn.fetch("SELECT loan_id, disbursed_on FROM loans WHERE borrower_id = $1", party_id)
-    ids = [r["loan_id"] for r in loans]
+REPORTS: Final = "SELECT a.as_of, a.operating FROM activity a WHERE a.party_id = p.party_id"
+# The party's reports when the statement writes one (``reported``): the others, and the one written.
+REPORTS_WITH_NEW: Final = (
+    "SELECT a.as_of, a.operating FROM activity a WHERE a.party_id = p.party_id"
+    " AND a.as_of NOT IN (SELECT r.as_of FROM reported r)"
+    " UNION ALL SELECT r.as_of, r.operating FROM reported r"
+)
+
+
+# The party ``p`` (the table, or the upsert's RETURNING) with everything the rule reads about it, in one
+# statement: its loans, their grade changes and repayments, its sales and its activity reports, each as
+# parallel arrays (NULL when there are none). One index lookup per table, as the separate queries did.
+def _party_with_facts(reports: str = REPORTS) -> str:
+    return f"""
+SELECT p.*, p.population::text AS population_text, p.productive::text AS productive_text,
+       lo.loan_ids, lo.loan_disbursed, gr.grade_loans, gr.grade_as_of, gr.grade_values,
+       rp.paid_loans, rp.paid_on, sa.sale_days, ac.report_as_of, ac.report_operating
+FROM p
+CROSS JOIN LATERAL (
+    SELECT array_agg(l.loan_id ORDER BY l.loan_id) AS loan_ids,
+           array_agg(l.disbursed_on ORDER BY l.loan_id) AS loan_disbursed
+    FROM loans l WHERE l.borrower_id = p.party_id
+) lo
+CROSS JOIN LATERAL (
+    SELECT array_agg(g.loan_id ORDER BY g.as_of, g.recorded_at) AS grade_loans,
+           array_agg(g.as_of ORDER BY g.as_of, g.recorded_at) AS grade_as_of,
+           array_agg(g.grade::int ORDER BY g.as_of, g.recorded_at) AS grade_values
+    FROM loans l JOIN grades g ON g.loan_id = l.loan_id WHERE l.borrower_id = p.party_id
+) gr
+CROSS JOIN LATERAL (
+    SELECT array_agg(r.loan_id ORDER BY r.payment_id) AS paid_loans,
+           array_agg(r.paid_on ORDER BY r.payment_id) AS paid_on
+    FROM loans l JOIN repayments r ON r.loan_id = l.loan_id
+    WHERE l.borrower_id = p.party_id AND NOT r.pending
+) rp
+CROSS JOIN LATERAL (
+    SELECT array_agg(d ORDER BY o.order_id, n) FILTER (WHERE d IS NOT NULL) AS sale_days
+    FROM orders o CROSS JOIN LATERAL unnest(ARRAY[o.delivered_on, o.paid_on]) WITH ORDINALITY AS s(d, n)
+    WHERE o.seller_nib = p.party_id
+) sa
+CROSS JOIN LATERAL (
+    SELECT array_agg(a.as_of ORDER BY a.as_of) AS report_as_of,
+           array_agg(a.operating ORDER BY a.as_of) AS report_operating
+    FROM ({reports}) a
+) ac
+"""
+
+
+_PARTY_WITH_FACTS: Final = _party_with_facts()
+
+
+async def load_party_facts(conn: Conn, party_id: str) -> asyncpg.Record | None:
+    """The party (as ``load_party``) with its facts (``facts_of``), in one round trip; None if unknown."""
+    return await conn.fetchrow(
+        f"WITH p AS (SELECT * FROM parties WHERE party_id = $1) {_PARTY_WITH_FACTS}", party_id
+    )
+
+
+def facts_of(party: asyncpg.Record) -> PartyFacts:
+    """Everything the rule reads about one party (``record_party``'s or ``load_party_facts``'s row): its
+    registry dates, loans, sales and reports."""
     grades: dict[str, list[tuple[date, int]]] = defaultdict(list)
+    for loan_id, as_of, grade in zip(
+        party["grade_loans"] or (), party["grade_as_of"] or (), party["grade_values"] or (), strict=True
+    ):
+        grades[loan_id].append((as_of, grade))
     paid: dict[str, list[date]] = defaultdict(list)
-    if ids:
-        for r in await conn.fetch(
-            "SELECT loan_id, as_of, grade FROM grades WHERE loan_id = ANY($1::text[]) "
-            "ORDER BY as_of, recorded_at",
-            ids,
-        ):
-            grades[r["loan_id"]].append((r["as_of"], r["grade"]))
-        for r in await conn.fetch(
-            "SELECT loan_id, paid_on FROM repayments WHERE loan_id = ANY($1::text[]) AND NOT pending", ids
-        ):
-            paid[r["loan_id"]].append(r["paid_on"])
-    sales = await conn.fetch("SELECT delivered_on, paid_on FROM orders WHERE seller_nib = $1", party_id)
-    reports = await conn.fetch("SELECT as_of, operating FROM activity WHERE party_id = $1", party_id)
+    for loan_id, paid_on in zip(party["paid_loans"] or (), party["paid_on"] or (), strict=True):
+        paid[loan_id].append(paid_on)
     return PartyFacts(
         first_as_of=party["first_as_of"],
         closed_on=party["closed_on"],
         loans=[
-            LoanFacts(r["disbursed_on"], _last_of_day(grades[r["loan_id"]]), paid[r["loan_id"]])
-            for r in loans
+            LoanFacts(disbursed_on, _last_of_day(grades[loan_id]), paid[loan_id])
+            for loan_id, disbursed_on in zip(
+                party["loan_ids"] or (), party["loan_disbursed"] or (), strict=True
+            )
         ],
-        sales=[d for r in sales for d in (r["delivered_on"], r["paid_on"]) if d is not None],
-        activity=[ActivityReport(r["as_of"], r["operating"]) for r in reports],
+        sales=list(party["sale_days"] or ()),
+        activity=[
+            ActivityReport(as_of, operating)
+            for as_of, operating in zip(
+                party["report_as_of"] or (), party["report_operating"] or (), strict=True
+            )
+        ],
     )
 
 
@@ -157,43 +238,63 @@ def _last_of_day(changes: list[tuple[date, int]]) -> list[tuple[date, int]]:
 
 
 async def save_contribution(
-    conn: Conn, party_id: str, key: Sequence[str], population: Months, productive: Months, facts: PartyFacts
+    conn: Conn, party: asyncpg.Record, changes: Delta, after: Contribution, facts: PartyFacts
 ) -> None:
+    """Add the party's change to the counts and keep its new contribution on its row, in one statement.
+
+    The counts rows are written in key order (two transactions never wait on each other in a cycle).
+    Nothing is written when neither the counts nor the row would change (a record that moves no month)."""
     repayments = [d for loan in facts.loans for d in loan.repayments]
     last_report = max(facts.activity, key=lambda r: r.as_of, default=None)
+    saved = (
+        list(after.key),
+        after.population,
+        after.productive,
+        max(repayments, default=None),
+        max(facts.sales, default=None),
+        last_report.as_of if last_report else None,
+        last_report.operating if last_report else None,
+    )
+    stored = (
+        None if party["counted_key"] is None else list(party["counted_key"]),
+        Months.from_sql(party["population_text"]),
+        Months.from_sql(party["productive_text"]),
+        party["last_repayment"],
+        party["last_sale"],
+        party["last_activity_on"],
+        party["last_activity_operating"],
+    )
+    if not changes and saved == stored:
+        return
+    rows = [(*key, month, dr, dp) for (key, month), (dr, dp) in sorted(changes.items())]
+    columns: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)] if rows else [[]] * 7
     await conn.execute(
         """
+        WITH delta AS (
+            INSERT INTO counts AS c (province, city, district, kind, month, d_registered, d_productive)
+            SELECT d.province, d.city, d.district, d.kind, d.month, d.d_registered, d.d_productive
+            FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::bigint[],
+                        $15::bigint[])
+                 WITH ORDINALITY AS d(province, city, district, kind, month, d_registered, d_productive, n)
+            ORDER BY d.n
+            ON CONFLICT (province, city, district, kind, month) DO UPDATE SET
+                d_registered = c.d_registered + EXCLUDED.d_registered,
+                d_productive = c.d_productive + EXCLUDED.d_productive
+        )
         UPDATE parties SET population = $2::text::int4multirange, productive = $3::text::int4multirange,
             last_repayment = $4, last_sale = $5, last_activity_on = $6, last_activity_operating = $7,
             counted_key = $8::text[]
         WHERE party_id = $1
         """,
-        party_id,
-        population.to_sql(),
-        productive.to_sql(),
-        max(repayments, default=None),
-        max(facts.sales, default=None),
-        last_report.as_of if last_report else None,
-        last_report.operating if last_report else None,
-        list(key),
-    )
-
-
-async def apply_delta(conn: Conn, changes: Delta) -> None:
-    """Add a party's change to the counts, in key order (two transactions never wait on each other in a
-    cycle)."""
-    if not changes:
-        return
-    rows = [(*key, month, dr, dp) for (key, month), (dr, dp) in sorted(changes.items())]
-    await conn.executemany(
-        """
-        INSERT INTO counts AS c (province, city, district, kind, month, d_registered, d_productive)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        ON CONFLICT (province, city, district, kind, month) DO UPDATE SET
-            d_registered = c.d_registered + EXCLUDED.d_registered,
-            d_productive = c.d_productive + EXCLUDED.d_productive
-        """,
-        rows,
+        party["party_id"],
+        after.population.to_sql(),
+        after.productive.to_sql(),
+        saved[3],
+        saved[4],
+        saved[5],
+        saved[6],
+        saved[0],
+        *columns,
     )
 
 
