@@ -87,7 +87,7 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/outbox_relay.py
 	$(BIN)/python -m bench.system
-	@for b in loans_restructuring catalog_orders notifications_delivery http_signin mandate_lookup; do \
+	@for b in loans_restructuring catalog_orders notifications_delivery http_signin mandate_lookup registry_import; do \
 		if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; fi; \
 	done
 
