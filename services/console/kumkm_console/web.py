@@ -107,8 +107,12 @@ def current_path(request: Request) -> str:
 
 
 def safe_next(value: str | None) -> str:
-    """Only a path on this site (no scheme, no host, no ``//``): never an open redirect."""
+    """Only a path on this site (no scheme, no host, no ``//``): never an open redirect. Control characters
+    and whitespace are refused too: browsers drop tabs and newlines from a URL, so ``/\t/evil`` would
+    become ``//evil``."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):  # noqa: PLR2004
         return "/"
     return value
 
