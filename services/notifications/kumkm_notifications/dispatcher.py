@@ -38,7 +38,7 @@ from kumkm_notifications.channels.gateway import GatewaySender
 from kumkm_notifications.channels.webhook import WebhookSender
 from kumkm_notifications.domain.delivery import Outcome, RetryPolicy, Status, after_lost_outcome
 from kumkm_notifications.domain.privacy import scrub
-from kumkm_shared import SYSTEM, Backoff
+from kumkm_shared import SYSTEM, Backoff, failpoints
 from kumkm_shared.contracts import Channel, NotificationDelivered, NotificationFailed, caused_by
 
 if TYPE_CHECKING:
@@ -187,6 +187,7 @@ class Dispatcher:
                 raise  # a dying process records nothing; reconcile settles the row later
             except Exception as exc:  # a bug in a channel must not lose the delivery
                 outcome = Outcome.transient("channel_error", f"{type(exc).__name__}: {exc}")
+        failpoints.hit(failpoints.DISPATCHER_AFTER_SEND)
         SEND_SECONDS.labels(item.channel.value).observe(time.monotonic() - started)
         ATTEMPTS.labels(item.channel.value, outcome.verdict.value).inc()
         await self.record(item, outcome)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeAlias
 import structlog
 from prometheus_client import Counter, Histogram
 
+from kumkm_shared import failpoints
 from kumkm_shared.audit.draft import AuditDraft
 from kumkm_shared.audit.store import insert as insert_audit
 from kumkm_shared.auth.roles import INTEGRATOR
@@ -429,9 +430,17 @@ class EventProcessor:
                 work.append(_Work(i, msg, checked, delivered))
         if work:
             done, failed, commit_error = await self._apply_batch(work)
+            if commit_error is None:
+                failpoints.hit(failpoints.CONSUMER_AFTER_COMMIT)
+            acked = 0
             for item in work:
                 if commit_error is None and item.index in done:
-                    await item.msg.ack()  # the common case, with nothing to log
+                    acked += 1
+                    if acked == 1 and len(work) > 1 and failpoints.armed(failpoints.CONSUMER_DURING_ACKS):
+                        await item.msg.ack_sync()  # the server holds the first ack, not the others
+                        failpoints.hit(failpoints.CONSUMER_DURING_ACKS)
+                    else:
+                        await item.msg.ack()  # the common case, with nothing to log
                     outcome = done[item.index]
                 else:
                     with self._message_vars(item.msg, item.delivered), self._event_vars(item.checked.event):
@@ -489,6 +498,7 @@ class EventProcessor:
                                 await self._inbox.release(conn, self.decl.name, event_id)
                             continue
                     await conn.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}; SAVEPOINT {_SAVEPOINT}")
+                failpoints.hit(failpoints.CONSUMER_BEFORE_COMMIT)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from prometheus_client import Counter, Gauge
 
+from kumkm_shared import failpoints
 from kumkm_shared.db.migrations import check_schema_name
 
 if TYPE_CHECKING:
@@ -193,6 +194,7 @@ class OutboxRelay:
                 ok_ids.append(row["id"])
                 seqs.append(ack.seq)
             if ok_ids:
+                failpoints.hit(failpoints.RELAY_BEFORE_MARK)
                 await conn.execute(
                     f"UPDATE {self.schema}.outbox AS o SET published_at = now(), stream_seq = u.seq "
                     "FROM unnest($1::bigint[], $2::bigint[]) AS u(id, seq) WHERE o.id = u.id",
