@@ -82,12 +82,12 @@ def armed(name: str) -> bool:
 
 def hit(name: str) -> None:
     """Pass the failpoint ``name``: nothing unless it is armed and this is the hit it waits for."""
-    armed = _ARMED.get(name)
-    if armed is None:
+    point = _ARMED.get(name)
+    if point is None:
         return
-    armed.hits += 1
-    if armed.hits != armed.on_hit:
+    point.hits += 1
+    if point.hits != point.on_hit:
         return
-    if armed.action == "kill":
+    if point.action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    raise FailpointError(f"failpoint {name} fired (hit {armed.hits})")
+    raise FailpointError(f"failpoint {name} fired (hit {point.hits})")
