@@ -496,7 +496,8 @@ class EventProcessor:
                             await conn.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
                             if is_first:  # the batch's claim is outside the savepoint: withdraw it
                                 await self._inbox.release(conn, self.decl.name, event_id)
-                            continue
+                    # Released after a failure too: the withdrawal of a failed message's claim must not be
+                    # rolled back with the next message that fails (its redelivery would look a duplicate).
                     await conn.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}; SAVEPOINT {_SAVEPOINT}")
                 failpoints.hit(failpoints.CONSUMER_BEFORE_COMMIT)
         except asyncio.CancelledError:

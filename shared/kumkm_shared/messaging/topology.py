@@ -54,10 +54,11 @@ class StreamDecl:
 class ConsumerDecl:
     """A durable pull consumer owned by one service.
 
-    ``batch``: the service applies each pull batch in one transaction, a savepoint per message
-    (``EventProcessor.process_batch``; ``docs/rules/messaging.md``, "Batch durables"): for a read model
-    fed by bulk imports, where a commit per event would be the cost. Client-side only: the server's
-    consumer configuration is the same.
+    ``batch`` (every declared durable): the service applies each pull batch in one transaction, a savepoint
+    per message (``EventProcessor.process_batch``; ``docs/rules/messaging.md``, "Batch durables"), so a
+    commit, and its fsync, is paid per batch, not per event. ``batch=False`` handles one message per
+    transaction with several workers (the test suites' toy durable keeps that path proven). Client-side
+    only: the server's consumer configuration is the same.
     """
 
     name: str
@@ -68,7 +69,7 @@ class ConsumerDecl:
     ack_wait_seconds: float = 30.0
     max_deliver: int = 8
     max_ack_pending: int = 1000
-    batch: bool = False
+    batch: bool = True
 
     def config(self) -> api.ConsumerConfig:
         return api.ConsumerConfig(
@@ -180,7 +181,6 @@ CONSUMER_DECLS: tuple[ConsumerDecl, ...] = (
             "activity.reported",
         ),
         description="Monitoring: the registry's parties and the activity survey",
-        batch=True,  # a read model: one transaction per pull batch
     ),
     ConsumerDecl(
         name="monitoring-loans",
@@ -196,7 +196,6 @@ CONSUMER_DECLS: tuple[ConsumerDecl, ...] = (
             "restructuring.rejected",
         ),
         description="Monitoring: loan signals and restructuring progress",
-        batch=True,  # a read model: one transaction per pull batch
     ),
     ConsumerDecl(
         name="monitoring-catalog",
@@ -207,7 +206,6 @@ CONSUMER_DECLS: tuple[ConsumerDecl, ...] = (
             "order.status_changed",  # the catalog's record of an applied delivery or payment
         ),
         description="Monitoring: e-catalog sales and the UMKM share of procurement",
-        batch=True,  # a read model: one transaction per pull batch
     ),
 )
 

@@ -11,14 +11,13 @@ import contextlib
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
-from faststream import AckPolicy, Context
+from faststream import AckPolicy
 from faststream.nats import JStream, PullSub
 from faststream.nats.annotations import NatsMessage  # noqa: TC002 - FastStream injects by annotation
-from faststream.nats.message import NatsBatchMessage as _NatsBatchMessage
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.specification import AsyncAPI
 from nats.js import api as nats_api
@@ -41,6 +40,7 @@ from kumkm_shared.messaging.consumer import (
 )
 from kumkm_shared.messaging.inbox import Inbox
 from kumkm_shared.messaging.outbox import Outbox, OutboxRelay
+from kumkm_shared.messaging.puller import BatchPuller
 from kumkm_shared.messaging.topology import ConsumerDecl, with_senders
 from kumkm_shared.messaging.topology import consumer as declared_consumer
 from kumkm_shared.messaging.tracing import new_traceparent
@@ -50,7 +50,6 @@ from kumkm_shared.service.logging import configure_logging
 from kumkm_shared.service.signin import SignInMiddleware
 
 # A batch durable's handler gets the pull batch (FastStream injects the context's message by annotation).
-NatsBatchMessage = Annotated[_NatsBatchMessage, Context("message")]
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -59,6 +58,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter, FastAPI
     from faststream.message import StreamMessage
     from faststream.nats import NatsBroker
+    from nats.aio.msg import Msg
     from nats.js import JetStreamContext
 
     from kumkm_shared.contracts import Envelope, EventData
@@ -123,16 +123,12 @@ class ServiceRuntime:
         self.name = definition.name
         self.outbox = Outbox(definition.name)
         self.inbox = Inbox(definition.name)
-        self.broker: NatsBroker = make_broker(
-            infra.nats_servers(),
-            name=f"kumkm-{definition.name}",
-            user=infra.nats_user,
-            password=infra.nats_password.get_secret_value() if infra.nats_password else None,
-            inbox_prefix=infra.nats_inbox_prefix,
-            creds=infra.nats_creds,
-            middlewares=(NatsPrometheusMiddleware(registry=REGISTRY, app_name=f"kumkm-{definition.name}"),),
-            on_error=self._on_nats_error,
-        )
+        self.broker: NatsBroker = self._make_broker()
+        # The AsyncAPI document's broker: every durable and every published type, never connected. The
+        # running broker carries only the per-message durables; batch durables have their own pull loop
+        # (``BatchPuller``), so they are documented here and pulled there.
+        self._spec_broker: NatsBroker = self._make_broker()
+        self.pullers: dict[str, BatchPuller] = {}
         # A permissions violation is a configuration error the server only reports asynchronously (a
         # refused inbox subscription looks like silence): once seen, the service is not ready.
         self.permission_errors: list[str] = []
@@ -151,6 +147,19 @@ class ServiceRuntime:
         self._verifier: TokenVerifier | None = None
         self.permissions = self._routes()
         self.http.add_middleware(SignInMiddleware, runtime=self)
+
+    def _make_broker(self) -> NatsBroker:
+        infra = self.infra
+        return make_broker(
+            infra.nats_servers(),
+            name=f"kumkm-{self.name}",
+            user=infra.nats_user,
+            password=infra.nats_password.get_secret_value() if infra.nats_password else None,
+            inbox_prefix=infra.nats_inbox_prefix,
+            creds=infra.nats_creds,
+            middlewares=(NatsPrometheusMiddleware(registry=REGISTRY, app_name=f"kumkm-{self.name}"),),
+            on_error=self._on_nats_error,
+        )
 
     def _routes(self) -> dict[str, frozenset[str]]:
         """Include the service's router and the audit trail's; every route must declare a known permission."""
@@ -236,33 +245,28 @@ class ServiceRuntime:
                 )
 
             if decl.batch:
-                # One transaction per batch, so one batch at a time (FastStream ignores batch with workers);
-                # never more than the server lets be in flight unacknowledged.
                 size = min(self.infra.batch_size, decl.max_ack_pending)
-                pull_sub: PullSub[bool] = PullSub(
-                    batch_size=size, timeout=self.infra.batch_max_wait, batch=True
-                )
-                workers = 1
                 types += f" (batch durable: up to {size} messages per transaction)"
+                brokers = [self._spec_broker]
             else:
-                pull_sub = PullSub(batch_size=self.infra.consumer_batch, timeout=2.0)
-                workers = self.infra.consumer_workers
-            self.broker.subscriber(
-                subject,
-                stream=JStream(decl.stream, declare=False),
-                durable=decl.name,
-                pull_sub=pull_sub,
-                max_workers=workers,
-                # FastStream passes its own default (_INBOX.) to every pull subscription instead of the
-                # connection's prefix: a user allowed only its private inbox could not receive its pulls.
-                inbox_prefix=self._pull_inbox_prefix(),
-                ack_policy=AckPolicy.MANUAL,
-                decoder=_keep_raw,
-                title=f"{self.name}:{decl.name}",
-                description=f"Durable `{decl.name}` on {decl.stream}, handling: {types}",
-            )(self._batch_handler_for(durable) if decl.batch else self._handler_for(durable))
+                brokers = [self._spec_broker, self.broker]
+            for broker in brokers:
+                broker.subscriber(
+                    subject,
+                    stream=JStream(decl.stream, declare=False),
+                    durable=decl.name,
+                    pull_sub=PullSub(batch_size=self.infra.consumer_batch, timeout=2.0),
+                    max_workers=self.infra.consumer_workers,
+                    # FastStream passes its own default (_INBOX.) to every pull subscription instead of the
+                    # connection's prefix: a user allowed only its private inbox could not receive its pulls.
+                    inbox_prefix=self._pull_inbox_prefix(),
+                    ack_policy=AckPolicy.MANUAL,
+                    decoder=_keep_raw,
+                    title=f"{self.name}:{decl.name}",
+                    description=f"Durable `{decl.name}` on {decl.stream}, handling: {types}",
+                )(self._handler_for(durable))
         for model in self.definition.publishes:
-            self.broker.publisher(
+            self._spec_broker.publisher(
                 model.event_type,
                 title=model.event_type,
                 schema=model,
@@ -280,15 +284,17 @@ class ServiceRuntime:
 
         return handle
 
-    def _batch_handler_for(self, durable: str) -> Callable[[NatsBatchMessage], Awaitable[None]]:
-        async def handle(message: NatsBatchMessage) -> None:
-            await self.processors[durable].process_batch(message.raw_message)
+    def _batch_applier(self, durable: str) -> Callable[[Sequence[Msg]], Awaitable[list[str]]]:
+        """The processor is looked up per batch, so a test's probe on ``process_batch`` sees every batch."""
 
-        return handle
+        async def apply(msgs: Sequence[Msg]) -> list[str]:
+            return await self.processors[durable].process_batch(msgs)
+
+        return apply
 
     def asyncapi(self) -> AsyncAPI:
         return AsyncAPI(
-            self.broker,
+            self._spec_broker,
             title=self.definition.title,
             version="1.0.0",
             description=self.definition.description,
@@ -323,6 +329,18 @@ class ServiceRuntime:
                 mandates=self.mandates,
             )
         await self.broker.start()
+        for durable, processor in self.processors.items():
+            if processor.decl.batch:
+                puller = BatchPuller(
+                    decl=processor.decl,
+                    jetstream=self.jetstream,
+                    apply=self._batch_applier(durable),
+                    size=self.infra.batch_size,
+                    fill_wait=self.infra.batch_max_wait,
+                    inbox_prefix=self._pull_inbox_prefix(),
+                )
+                puller.start()
+                self.pullers[durable] = puller
         self._advisories = AdvisoryWatcher(
             service=self.name,
             decls=[self.consumer_decl(d) for d in self.definition.consumers],
@@ -352,6 +370,9 @@ class ServiceRuntime:
         if self._advisories is not None:
             await self._advisories.stop()
         # 1. stop fetching and let handlers in flight finish (their commits fill the outbox);
+        for puller in self.pullers.values():
+            await puller.stop(self.infra.drain_timeout)
+        self.pullers.clear()
         for subscriber in self.broker.subscribers:
             with contextlib.suppress(Exception):
                 await subscriber.stop()

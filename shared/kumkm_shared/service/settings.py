@@ -33,13 +33,17 @@ class InfraSettings(BaseSettings):
     consumer_workers: int = Field(
         default=1, ge=1, le=256, description="messages a durable handles concurrently (1 = one at a time)"
     )
-    # Batch durables (``ConsumerDecl.batch``): one transaction per batch of up to this many messages,
-    # collected for at most ``batch_max_wait`` seconds (a partial batch is applied when the wait ends).
+    # Batch durables (``ConsumerDecl.batch``, every declared one): one transaction per batch of up to this
+    # many messages. The pull returns the first message the moment it is there, then waits at most
+    # ``batch_max_wait`` seconds for the rest of a batch (none when a backlog fills it at once).
     batch_size: int = Field(
         default=500, ge=1, le=5000, description="messages applied in one transaction by a batch durable"
     )
     batch_max_wait: float = Field(
-        default=0.5, gt=0, le=30, description="seconds a batch durable waits to fill a batch"
+        default=0.005,
+        gt=0,
+        le=30,
+        description="seconds a batch durable waits, after the first message, for the rest of a batch",
     )
     db_pool_max: int = Field(default=10, ge=2, le=200)
     drain_timeout: float = Field(default=10.0, ge=0)

@@ -77,9 +77,3 @@ class TestCatalogGuarantees(ConsumerGuarantees):
             "SELECT count(*) FROM catalog.products WHERE product_id = $1", event["data"]["product_id"]
         )
         return count
-
-
-class TestCatalogBatchGuarantees(TestCatalogGuarantees):
-    """The same guarantees with the durable run as a batch durable (one transaction per pull batch)."""
-
-    batch = True

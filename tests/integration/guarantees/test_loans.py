@@ -59,9 +59,3 @@ class TestLoansGuarantees(ConsumerGuarantees):
             raise AssertionError(f"no effect defined for {event['type']}")
         count: int = await harness.runtime.pool.fetchval(sql, key)
         return count
-
-
-class TestLoansBatchGuarantees(TestLoansGuarantees):
-    """The same guarantees with the durable run as a batch durable (one transaction per pull batch)."""
-
-    batch = True

@@ -54,9 +54,3 @@ class TestNotificationsCatalogGuarantees(ConsumerGuarantees):
             "SELECT count(*) FROM notifications.deliveries WHERE event_id = $1::uuid", event["id"]
         )
         return count
-
-
-class TestNotificationsCatalogBatchGuarantees(TestNotificationsCatalogGuarantees):
-    """The same guarantees with the durable run as a batch durable (one transaction per pull batch)."""
-
-    batch = True

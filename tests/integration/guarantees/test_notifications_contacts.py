@@ -54,9 +54,3 @@ class TestNotificationsContactsGuarantees(ConsumerGuarantees):
             event["id"],
         )
         return count
-
-
-class TestNotificationsContactsBatchGuarantees(TestNotificationsContactsGuarantees):
-    """The same guarantees with the durable run as a batch durable (one transaction per pull batch)."""
-
-    batch = True

@@ -64,9 +64,3 @@ class TestNotificationsLoansGuarantees(ConsumerGuarantees):
             "SELECT count(*) FROM notifications.deliveries WHERE event_id = $1::uuid", event["id"]
         )
         return count
-
-
-class TestNotificationsLoansBatchGuarantees(TestNotificationsLoansGuarantees):
-    """The same guarantees with the durable run as a batch durable (one transaction per pull batch)."""
-
-    batch = True

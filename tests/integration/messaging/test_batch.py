@@ -2,9 +2,9 @@
 
 Rules: ``docs/rules/messaging.md``, "Batch durables". The toy service runs its durable as a batch durable on
 real NATS JetStream and Postgres. The guarantees every durable keeps run against batch durables too
-(``tests/integration/guarantees``, the ``...BatchGuarantees`` classes); what is here is what only a batch
-can show: a poison message in the middle of a batch, a failure retried alone, acks after the commit, and a
-failed commit.
+(``tests/integration/guarantees``: every declared durable is a batch durable); what is here is what only a
+batch can show: a poison message in the middle of a batch, a failure retried alone, two failures side by
+side, acks after the commit, and a failed commit. Kills at each point of a batch: ``test_batch_crash.py``.
 """
 
 from __future__ import annotations
@@ -132,6 +132,39 @@ async def test_a_failing_message_is_retried_alone_and_its_neighbours_applied_onc
         effects = await _effects(harness.runtime)
         assert all(effects[e["id"]] == 1 for e in [*neighbours, failing])
         assert await harness.dead_letters() == []
+
+
+async def test_two_failures_side_by_side_each_come_back_and_apply_once(
+    nats_url: str, database_url: str
+) -> None:
+    """The second failure's rollback must not undo the withdrawal of the first one's inbox claim.
+
+    Found with every durable batch: a parked step followed in its batch by a refused one came back as a
+    "duplicate" of itself and was acked with no effect.
+    """
+    toy = Toy()
+    first = repayment_received("LN-FLAKY-1", reference="fail-1")
+    refused = repayment_received("LN-REFUSED", reference="refuse")
+    second = repayment_received("LN-FLAKY-2", reference="fail-1")
+    neighbour = loan_disbursed()
+    async with batch_toy(toy, nats_url, database_url) as harness:
+        with record_batches(harness.runtime) as sizes, record_outcomes(harness.runtime, "toy") as outcomes:
+            await _hold_a_batch(harness, toy)
+            await _publish_all(harness.nc, [first, refused, second, neighbour])
+            toy.gate.set()
+            await wait_for(
+                lambda: len(toy.calls[first["id"]]) >= 2 and len(toy.calls[second["id"]]) >= 2, timeout=20
+            )
+            await harness.settle()
+        assert sizes[:2] == [1, 4], sizes
+        assert outcomes[first["id"]] == ["retry", "applied"], outcomes
+        assert outcomes[second["id"]] == ["retry", "applied"], outcomes
+        assert outcomes[refused["id"]] == ["refused"]
+        assert outcomes[neighbour["id"]] == ["applied"]
+        effects = await _effects(harness.runtime)
+        assert {e["id"]: effects.get(e["id"]) for e in (first, second, neighbour)} == {
+            e["id"]: 1 for e in (first, second, neighbour)
+        }
 
 
 async def test_a_batch_is_acked_only_after_its_commit(
