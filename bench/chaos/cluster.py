@@ -27,6 +27,7 @@ from bench.chaos.services import CONSUMER_DECLS, SERVICES
 from bench.chaos.signin import SignIn
 from kumkm_shared.cli.runinfo import RunInfo
 from kumkm_shared.cli.up import Child, service_env, stop_children, wait_ready
+from kumkm_shared.failpoints import ENV as FAILPOINTS_ENV
 from kumkm_shared.messaging.provision import provision
 from kumkm_shared.servers import EmbeddedNats, EmbeddedPostgres, free_port, obtain_servers
 
@@ -54,16 +55,23 @@ class ServiceProcess:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None and self.process.poll() is None else None
 
-    def start(self) -> None:
+    def start(self, failpoints: str | None = None) -> None:
+        """Start the service; ``failpoints`` arms ``KUMKM_FAILPOINTS`` for this incarnation only."""
         if self.pid is not None:
             return
         if self.log is None:
             self.log = self.log_path.open("ab")
-        self.log.write(f"\n===== start #{self.starts + 1} at {time.strftime('%H:%M:%S')} =====\n".encode())
+        armed = f" with {FAILPOINTS_ENV}={failpoints}" if failpoints else ""
+        self.log.write(
+            f"\n===== start #{self.starts + 1} at {time.strftime('%H:%M:%S')}{armed} =====\n".encode()
+        )
         self.log.flush()
+        env = {k: v for k, v in self.env.items() if k != FAILPOINTS_ENV}
+        if failpoints:
+            env[FAILPOINTS_ENV] = failpoints
         self.process = subprocess.Popen(
             [sys.executable, "-m", f"kumkm_{self.name}", "serve"],
-            env=self.env,
+            env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -81,6 +89,12 @@ class ServiceProcess:
         if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)
+
+    def exited(self) -> int | None:
+        """The return code once the process has ended by itself (a failpoint's SIGKILL: -9), else None."""
+        if self.process is None:
+            return None
+        return self.process.poll()
 
     def kill(self) -> None:
         """kill -9 of the whole process group, as a crash."""
@@ -257,6 +271,22 @@ class Cluster:
         self.services[name].start()
         if wait:
             self.wait_ready([name])
+
+    def crash_at(self, name: str, point: str, timeout: float) -> bool:
+        """Restart ``name`` armed to kill itself at the failpoint ``point``; wait for that death, at most
+        ``timeout`` seconds (then kill it from outside). True when the failpoint fired."""
+        svc = self.services[name]
+        svc.kill()
+        svc.start(failpoints=f"{point}=kill")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = svc.exited()
+            if code is not None:
+                svc.process = None
+                return code == -signal.SIGKILL
+            time.sleep(0.05)
+        svc.kill()
+        return False
 
     def restart_service(self, name: str) -> None:
         self.kill_service(name)

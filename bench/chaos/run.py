@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bench.chaos.checker import Checker, Report
 from bench.chaos.cluster import Cluster, ClusterConfig
@@ -17,10 +18,23 @@ from bench.chaos.scenario import Scenario
 from bench.chaos.services import SERVICES
 from bench.chaos.sinks import SmtpSink, WebhookSink
 from bench.chaos.workload import Api, Integrator, Ledger
+from kumkm_shared import failpoints
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
     from pathlib import Path
+
+
+CONSUMER_POINTS = (
+    failpoints.CONSUMER_BEFORE_COMMIT,
+    failpoints.CONSUMER_AFTER_COMMIT,
+    failpoints.CONSUMER_DURING_ACKS,
+    failpoints.RELAY_BEFORE_MARK,
+)
+FULL_FAILPOINTS: tuple[str, ...] = (
+    *(f"{service}:{point}" for service in SERVICES for point in CONSUMER_POINTS),
+    f"notifications:{failpoints.DISPATCHER_AFTER_SEND}",
+)
 
 
 @dataclass
@@ -38,6 +52,10 @@ class ChaosConfig:
     postgres_restarts: int = 1
     oidc_kills: int = 1  # kill -9 of the OpenID provider, restarted on the same port with the same keys
     pauses: int = 1
+    # kill -9 at a named point of a batch, the relay or the dispatcher (``kumkm_shared.failpoints``): each
+    # "service:point" restarts that service armed to kill itself there, then starts it again unarmed.
+    failpoints: tuple[str, ...] = FULL_FAILPOINTS
+    failpoint_wait: float = 20.0  # seconds for an armed service to reach its point before it is killed anyway
     ack_wait: float = 10.0  # the durables' ack_wait for this run; a pause lasts longer than this
     fault_window: float = 60.0  # seconds over which faults are spread
     heal_timeout: float = 240.0
@@ -45,14 +63,51 @@ class ChaosConfig:
     keep_data: bool = False
     log: Callable[[str], None] = print
     faults: list[str] = field(default_factory=list)  # filled in: what was injected, when
+    failpoints_fired: list[str] = field(default_factory=list)  # filled in: "service:point" that killed
+    failpoints_missed: list[str] = field(default_factory=list)  # filled in: armed, never reached
+    extra_flows: Counter[str] = field(default_factory=Counter)  # filled in: flows started by keep_busy
+
+
+# The flow that keeps an armed service busy until it reaches its failpoint: each service handles a loan
+# flow (loans: its events; notifications: the restructuring outcome) or a catalog flow.
+BUSY_FLOW = {"loans": "loan", "catalog": "catalog", "notifications": "loan"}
+EXTRA_FLOW_BASE = 10_000  # extra flows are numbered from here, apart from the workload's own
 
 
 class Nemesis:
-    def __init__(self, cluster: Cluster, config: ChaosConfig, rng: random.Random) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        config: ChaosConfig,
+        rng: random.Random,
+        traffic: Callable[[str, int], Coroutine[Any, Any, None]] | None = None,
+    ) -> None:
         self.cluster = cluster
         self.config = config
         self.rng = rng
         self.t0 = time.monotonic()
+        self.traffic = traffic
+        self.extra: list[asyncio.Task[None]] = []
+
+    async def keep_busy(self, service: str, done: asyncio.Future[bool]) -> None:
+        """Start an extra flow through ``service`` every second until ``done`` (at most five): an armed
+        failpoint is reached only by work, and the workload may be over. Each flow is in the ledger."""
+        if self.traffic is None:
+            return
+        kind = BUSY_FLOW[service]
+        for _ in range(5):
+            n = EXTRA_FLOW_BASE + sum(self.config.extra_flows.values())
+            self.config.extra_flows[kind] += 1
+            self.extra.append(asyncio.create_task(self.traffic(kind, n)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(done), 1.0)
+            if done.done():
+                return
+
+    async def settle_extra(self) -> None:
+        """Wait for the extra flows to finish (each reports its own failure in the ledger)."""
+        if self.extra:
+            await asyncio.gather(*self.extra)
 
     def plan(self) -> list[tuple[str, str]]:
         c = self.config
@@ -62,6 +117,7 @@ class Nemesis:
         plan += [("postgres", "")] * c.postgres_restarts
         plan += [("oidc", "")] * c.oidc_kills
         plan += [("pause", self.rng.choice(["notifications", "catalog", "loans"])) for _ in range(c.pauses)]
+        plan += [("failpoint", f) for f in c.failpoints]
         self.rng.shuffle(plan)
         return plan
 
@@ -103,6 +159,22 @@ class Nemesis:
             self.note("postgres restart (fast shutdown)")
             await asyncio.to_thread(c.restart_postgres)
             self.note("postgres back")
+        elif action == "failpoint":
+            service, _, point = target.partition(":")
+            wait = self.config.failpoint_wait
+            self.note(f"{service} restarted armed with {point}=kill")
+            crash = asyncio.ensure_future(asyncio.to_thread(c.crash_at, service, point, wait))
+            await self.keep_busy(service, crash)
+            fired = await crash
+            if fired:
+                self.config.failpoints_fired.append(target)
+                self.note(f"{service} killed itself (SIGKILL) at {point}")
+            else:
+                self.config.failpoints_missed.append(target)
+                self.note(f"{service} did not reach {point} within {wait:.0f}s: killed from outside")
+            await asyncio.sleep(self.rng.uniform(0.2, 1.0))
+            await asyncio.to_thread(c.start_service, service)
+            self.note(f"{service} restarted unarmed and ready")
         elif action == "pause":
             pause = self.config.ack_wait + 3.0
             self.note(f"SIGSTOP {target} for {pause:.0f}s (ack_wait {self.config.ack_wait:.0f}s)")
@@ -145,7 +217,7 @@ async def run_chaos(config: ChaosConfig) -> Report:  # noqa: C901, PLR0915 - one
                 f"{len(targets)} loans for impersonators; {len(orgs)} organisations with mandates; "
                 "workload starts"
             )
-            nemesis = Nemesis(cluster, config, random.Random(config.seed + 2))
+            nemesis = Nemesis(cluster, config, random.Random(config.seed + 2), traffic=scenario.run_flow)
             semaphore = asyncio.Semaphore(config.concurrency)
             flows = [("loan", i) for i in range(config.loan_flows)]
             flows += [("decision", k) for k in range(config.decision_flows)]
@@ -170,11 +242,21 @@ async def run_chaos(config: ChaosConfig) -> Report:  # noqa: C901, PLR0915 - one
                 poison_all(),
                 *(one(kind, n, k * pace) for k, (kind, n) in enumerate(flows)),
             )
+            await nemesis.settle_extra()
             log(
                 f"chaos: workload done in {time.monotonic() - t0:.1f}s: flows ok={ledger.flows_done} "
                 f"failed={len(ledger.flows_failed)}, events sent={len(ledger.sent)}, "
                 f"poison={len(ledger.poison)}"
             )
+            if config.failpoints:
+                log(
+                    f"chaos: failpoints fired {len(config.failpoints_fired)}/{len(config.failpoints)}"
+                    + (
+                        f"; not reached: {', '.join(config.failpoints_missed)}"
+                        if config.failpoints_missed
+                        else ""
+                    )
+                )
             for failure in ledger.flows_failed[:10]:
                 log(f"  flow failed: {failure}")
             for name, svc in cluster.services.items():  # heal: everything running

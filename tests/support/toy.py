@@ -35,6 +35,7 @@ TOY_DECL = ConsumerDecl(
     description="toy consumer for the messaging guarantees",
     ack_wait_seconds=2.0,
     max_deliver=4,
+    batch=False,  # one message per transaction: the path no declared durable takes, kept proven here
 )
 
 
@@ -56,6 +57,7 @@ class Toy:
         self.entered = asyncio.Event()
         # What a refusal announces (any contract event will do; the toy consumer does not consume this one).
         self.announcement = spec_for(OVERDUE).model.model_validate(contract_samples.SAMPLES[OVERDUE])
+        self.announces = False  # ``disbursed`` also emits ``announcement`` (``tests/support/crash_toy.py``)
 
     async def disbursed(self, ctx: EventContext) -> None:
         data: Any = ctx.event.data
@@ -64,6 +66,8 @@ class Toy:
             ctx.envelope.id,
             data.loan_id,
         )
+        if self.announces:  # a follow-up event in the outbox, caused by this one (the crash tests count it)
+            await ctx.emit(self.announcement)
 
     async def repaid(self, ctx: EventContext) -> None:
         data: Any = ctx.event.data

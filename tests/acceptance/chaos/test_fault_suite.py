@@ -12,6 +12,7 @@ import time
 import pytest
 
 from bench.chaos.run import ChaosConfig, run_chaos
+from kumkm_shared import failpoints
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(290)]
 
@@ -31,6 +32,14 @@ async def test_short_fault_suite_loses_and_duplicates_nothing() -> None:
         postgres_restarts=1,
         oidc_kills=1,
         pauses=1,
+        # kill -9 at exact points of a batch (one per service, each point once), and after an email's send
+        failpoints=(
+            f"loans:{failpoints.CONSUMER_AFTER_COMMIT}",
+            f"catalog:{failpoints.CONSUMER_DURING_ACKS}",
+            f"notifications:{failpoints.CONSUMER_BEFORE_COMMIT}",
+            f"catalog:{failpoints.RELAY_BEFORE_MARK}",
+            f"notifications:{failpoints.DISPATCHER_AFTER_SEND}",
+        ),
         ack_wait=5.0,
         fault_window=35.0,
         heal_timeout=150.0,
@@ -42,6 +51,8 @@ async def test_short_fault_suite_loses_and_duplicates_nothing() -> None:
     text = "\n".join([*lines, report.render(max_details=20), f"elapsed {elapsed:.0f}s"])
     print(text)  # noqa: T201 - the Jepsen-style report, shown with -s or on failure
 
+    assert config.failpoints_missed == [], f"every armed failpoint was reached and killed its service\n{text}"
+    assert sorted(config.failpoints_fired) == sorted(config.failpoints)
     assert report.lost == 0, text
     assert report.duplicated == 0, text
     assert report.unexpected == 0, text
@@ -58,10 +69,12 @@ async def test_short_fault_suite_loses_and_duplicates_nothing() -> None:
     assert not report.unpublished_outbox, text
     # the valid traffic went through: every flow finished, every effect was checked
     # the loan flows' loans, the decision flows', and the loans impersonators aim at (each checked unchanged)
-    assert report.checked["loan"] == 12 + 6 + config.target_loans
-    assert report.checked["order"] == 8
+    # (and the extra flows that kept an armed service busy until it reached its failpoint)
+    extra = config.extra_flows
+    assert report.checked["loan"] == 12 + 6 + config.target_loans + extra["loan"]
+    assert report.checked["order"] == 8 + extra["catalog"]
     # the people's commands: referred requests approved by one officer or by a maker and a different
     # checker, each applied once with one committed audit record (8 curations, 2 + 2 * 4 decisions)
     assert report.checked["decision"] == 6
-    assert report.checked["audit"] == 8 + 2 + 2 * 4
+    assert report.checked["audit"] == 8 + extra["catalog"] + 2 + 2 * 4
     assert elapsed < 280
