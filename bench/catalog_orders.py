@@ -50,9 +50,8 @@ PLACED_BY = sender_subject(PLACED, BUYER_ORG)
 ACCEPTED = "kumkm.catalog.order.accepted.v1"
 PRICE = Decimal("450000.00")
 SELLERS = 20_000
-# Messages the service's durable handles at once (KUMKM_CONSUMER_WORKERS); the baseline handles each fetched
-# batch of 64 concurrently on a pool of 10 connections.
-WORKERS = 16
+# The service runs its durable as declared (a batch durable: one transaction per pull batch, its default
+# settings); the baseline handles each fetched batch of 64 concurrently on a pool of 10 connections.
 CATEGORIES = ("office_supplies", "furniture", "meeting_catering", "stationery", "cleaning", "electronics")
 CITIES = tuple(f"Kota {i}" for i in range(60))
 BUYER = {
@@ -198,7 +197,7 @@ async def run_service(
 ) -> float:
     runtime = ServiceRuntime(
         build(),
-        InfraSettings(nats_url=nats_url, database_url=dsn, http_port=free_port(), consumer_workers=WORKERS),
+        InfraSettings(nats_url=nats_url, database_url=dsn, http_port=free_port()),
     )
     await runtime.start()
     nc = await nats.connect(nats_url)
