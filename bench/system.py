@@ -44,7 +44,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from uuid import uuid4
 
 if __package__ in {None, ""}:  # run as a script: make the repository root importable
@@ -1007,7 +1007,8 @@ async def baseline_batched(  # noqa: C901, PLR0915 - the whole bare pipeline in 
         )
         await conn.execute(
             f"WITH m AS (INSERT INTO {s}.inbox_messages SELECT * FROM unnest($1::uuid[], $2::text[], "
-            f"$3::text[], $4::text[])) INSERT INTO {s}.attempts SELECT i, 1, 'delivered' FROM unnest($1) AS i",
+            f"$3::text[], $4::text[])) "
+            f"INSERT INTO {s}.attempts SELECT i, 1, 'delivered' FROM unnest($1) AS i",
             [r[0] for r in inbox_rows],
             [r[1] for r in inbox_rows],
             [r[2] for r in inbox_rows],
@@ -1200,7 +1201,7 @@ def fsync_rate(directory: Path) -> tuple[float, str]:
             try:
                 for line in proc.stdout or ():
                     words = line.split()
-                    if len(words) >= 3 and words[0] == "fdatasync" and words[2] == "ops/sec":  # noqa: PLR2004
+                    if len(words) >= 3 and words[0] == "fdatasync" and words[2] == "ops/sec":
                         return float(words[1]), "pg_test_fsync"
             finally:
                 proc.kill()
@@ -1209,7 +1210,7 @@ def fsync_rate(directory: Path) -> tuple[float, str]:
     fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 1.5:  # noqa: PLR2004 - the probe's length
+        while time.monotonic() - t0 < 1.5:
             os.pwrite(fd, block, 0)
             os.fdatasync(fd)
             n += 1
@@ -1278,9 +1279,9 @@ def spy_start(
             raise RuntimeError(f"{name} is not running")
         spy_check(pid)
         out = directory / f"{side}-{name}.txt"
+        record = ["record", "--pid", str(pid), "--rate", "100", "--format", "raw", "--nonblocking"]
         proc = subprocess.Popen(
-            [spy, "record", "--pid", str(pid), "--rate", "100", "--format", "raw", "--output", str(out)]
-            + ["--nonblocking"],
+            [spy, *record, "--output", str(out)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -1377,7 +1378,7 @@ class Side:
         return float("nan")
 
 
-async def run_side(side: Side, args: argparse.Namespace) -> None:  # noqa: C901, PLR0915 - top to bottom
+async def run_side(side: Side, args: argparse.Namespace) -> None:  # noqa: PLR0915 - top to bottom
     t_side = time.monotonic()
     smtp = SmtpSink()
     smtp.start()
@@ -1497,38 +1498,53 @@ def _num(x: float, unit: str = "") -> str:
 
 
 def _ms(x: float) -> str:
-    return "n/a" if x != x else (f"{x:,.0f} ms" if x < 10_000 else f"{x / 1000:,.1f} s")  # noqa: PLR0124, PLR2004
+    return "n/a" if x != x else (f"{x:,.0f} ms" if x < 10_000 else f"{x / 1000:,.1f} s")  # noqa: PLR0124
 
 
-def table(sides: list[Side]) -> list[dict[str, str]]:
-    """The report's rows: a figure, each side's value, this ÷ previous, the target, met or MISSED (judged
-    on this tree's column)."""
-    this = sides[-1]
-    prev = sides[0] if len(sides) > 1 else None
-    rows: list[dict[str, str]] = []
+Row = dict[str, str]
+Value: TypeAlias = "Callable[[Side], str]"  # a figure of one side, as the report prints it
 
-    def add(
-        figure: str, value: Callable[[Side], str], ratio: str = "", target: str = "", ok: bool | None = None
-    ) -> None:
-        rows.append(
-            {
-                "figure": figure,
-                "previous": value(prev) if prev else "",
-                "this": value(this),
-                "ratio": ratio,
-                "target": target,
-                "verdict": "" if ok is None else ("met" if ok else "MISSED"),
-            }
-        )
 
-    sat_ratio = this.saturation / prev.saturation if prev and prev.saturation else float("nan")
-    add(
-        "saturation (events/s)",
-        lambda s: _num(s.saturation),
-        f"{sat_ratio:.2f}" if prev else "",
-        f">= {GOAL_SATURATION_X:.0f}x previous" if prev else "",
-        sat_ratio >= GOAL_SATURATION_X if prev else None,
-    )
+def _row(
+    sides: list[Side], figure: str, value: Value, ratio: str = "", target: str = "", ok: bool | None = None
+) -> Row:
+    """A row of the report: ``value`` of each side, the verdict (``ok``) on this tree's column."""
+    this, prev = sides[-1], (sides[0] if len(sides) > 1 else None)
+    return {
+        "figure": figure,
+        "previous": value(prev) if prev else "",
+        "this": value(this),
+        "ratio": ratio,
+        "target": target,
+        "verdict": "" if ok is None else ("met" if ok else "MISSED"),
+    }
+
+
+def _baseline_value(name: str) -> Value:
+    return lambda s: _num(s.baselines.get(name, float("nan")))
+
+
+def _ratio_value(name: str) -> Value:
+    return lambda s: f"{s.ratio(name):.2f}"
+
+
+def _rss_value(name: str) -> Value:
+    return lambda s: _num(s.rss_mb.get(name, float("nan")), " MB")
+
+
+def _latency_value(label: str) -> Value:
+    def value(s: Side) -> str:
+        for r in s.rates:
+            if r["label"] == label:
+                rate = f"{r['rate']}/s: " if label == "half" else ""
+                return f"{rate}{_ms(r['p50'])} / {_ms(r['p99'])}"
+        return "n/a"
+
+    return value
+
+
+def _baseline_rows(sides: list[Side]) -> list[Row]:
+    this, rows = sides[-1], []
     for name, what in (
         ("batched", "bare, same work, batched"),
         ("equivalent", "bare, same work, one commit per message"),
@@ -1536,44 +1552,60 @@ def table(sides: list[Side]) -> list[dict[str, str]]:
     ):
         if name not in this.baselines:
             continue
-        add(f"{what} (events/s)", lambda s, n=name: _num(s.baselines.get(n, float("nan"))))
+        rows.append(_row(sides, f"{what} (events/s)", _baseline_value(name)))
         judged = name == "batched"
-        add(
-            f"saturation / {what}",
-            lambda s, n=name: f"{s.ratio(n):.2f}",
-            "",
-            f">= {GOAL_RATIO}" if judged else "",
-            this.ratio(name) >= GOAL_RATIO if judged else None,
+        rows.append(
+            _row(
+                sides,
+                f"saturation / {what}",
+                _ratio_value(name),
+                "",
+                f">= {GOAL_RATIO}" if judged else "",
+                this.ratio(name) >= GOAL_RATIO if judged else None,
+            )
         )
-    labels = [r["label"] for r in this.rates]
-    for label in labels:
+    return rows
 
-        def lat(s: Side, lab: str = label) -> str:
-            for r in s.rates:
-                if r["label"] == lab:
-                    rate = f"{r['rate']}/s: " if lab == "half" else ""
-                    return f"{rate}{_ms(r['p50'])} / {_ms(r['p99'])}"
-            return "n/a"
 
+def _latency_rows(sides: list[Side]) -> list[Row]:
+    this, rows = sides[-1], []
+    for label in (r["label"] for r in this.rates):
         target, ok = "", None
         if label == "half":
             target, ok = f"p99 < {GOAL_P99_HALF_MS:.0f} ms", this.p99_at("half") < GOAL_P99_HALF_MS
         elif label == str(GOAL_P99_AT_RATE):
             target, ok = f"p99 < {GOAL_P99_AT_RATE_MS:.0f} ms", this.p99_at(label) < GOAL_P99_AT_RATE_MS
         what = "half of saturation" if label == "half" else f"{label} events/s"
-        add(f"p50 / p99 at {what}", lat, "", target, ok)
-    for name in this.rss_mb:
-        add(
-            f"peak RSS {name}",
-            lambda s, n=name: _num(s.rss_mb.get(n, float("nan")), " MB"),
-            "",
-            f"< {GOAL_RSS_MB:.0f} MB",
-            this.rss_mb[name] < GOAL_RSS_MB,
-        )
+        rows.append(_row(sides, f"p50 / p99 at {what}", _latency_value(label), "", target, ok))
     return rows
 
 
-def print_table(header: dict[str, Any], sides: list[Side], rows: list[dict[str, str]]) -> None:
+def table(sides: list[Side]) -> list[Row]:
+    """The report's rows: a figure, each side's value, this ÷ previous, the target, met or MISSED (judged
+    on this tree's column)."""
+    this = sides[-1]
+    prev = sides[0] if len(sides) > 1 else None
+    sat_ratio = this.saturation / prev.saturation if prev and prev.saturation else float("nan")
+    rows = [
+        _row(
+            sides,
+            "saturation (events/s)",
+            lambda s: _num(s.saturation),
+            f"{sat_ratio:.2f}" if prev else "",
+            f">= {GOAL_SATURATION_X:.0f}x previous" if prev else "",
+            sat_ratio >= GOAL_SATURATION_X if prev else None,
+        ),
+        *_baseline_rows(sides),
+        *_latency_rows(sides),
+    ]
+    rows += [
+        _row(sides, f"peak RSS {name}", _rss_value(name), "", f"< {GOAL_RSS_MB:.0f} MB", mb < GOAL_RSS_MB)
+        for name, mb in this.rss_mb.items()
+    ]
+    return rows
+
+
+def print_table(header: dict[str, Any], sides: list[Side], rows: list[Row]) -> None:
     print(
         f"\nwhole system, {header['date']}, {header['host']} {header['machine']} {header['cores']} cores, "
         f"Python {header['python']}, fsync {header['fsync_per_s']:,.0f}/s ({header['fsync_by']})"
@@ -1615,8 +1647,9 @@ async def main_async(args: argparse.Namespace) -> int:
             "rate_seconds": args.rate_seconds,
         }
         print(
-            f"bench.system {header['date']} on {header['host']} ({header['machine']}, {header['cores']} cores), "
-            f"Python {header['python']}, fsync {fsync:,.0f}/s ({fsync_by})",
+            f"bench.system {header['date']} on {header['host']} "
+            f"({header['machine']}, {header['cores']} cores), Python {header['python']}, "
+            f"fsync {fsync:,.0f}/s ({fsync_by})",
             flush=True,
         )
         sides: list[Side] = []

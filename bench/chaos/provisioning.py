@@ -2,9 +2,9 @@
 
     python -m bench.chaos.provisioning NATS_URL [ACK_WAIT] [MAX_DELIVER]
 
-The cluster runs this in a subprocess when its services run another tree's code (``ClusterConfig.pythonpath``):
-the streams and durables are then those of that tree's topology, not the harness's. It imports only
-``kumkm_shared`` (whichever is first on the path) and nats-py.
+The cluster runs this in a subprocess when its services run another tree's code
+(``ClusterConfig.pythonpath``): the streams and durables are then those of that tree's topology, not the
+harness's. It imports only ``kumkm_shared`` (whichever is first on the path) and nats-py.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ async def provision_services(nats_url: str, ack_wait: float | None, max_deliver:
 def main(argv: list[str]) -> int:
     nats_url = argv[0]
     ack_wait = float(argv[1]) if len(argv) > 1 and argv[1] else None
-    max_deliver = int(argv[2]) if len(argv) > 2 and argv[2] else None  # noqa: PLR2004 - the third argument
+    max_deliver = int(argv[2]) if len(argv) > 2 and argv[2] else None
     asyncio.run(provision_services(nats_url, ack_wait, max_deliver))
     return 0
 
