@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -580,44 +581,11 @@ async def baseline(  # noqa: C901, PLR0915 - the whole bare pipeline in one plac
 
 
 # ------------------------------------------------------------------------------------------------------
-# the bare baseline doing the system's reads and writes: nats-py and asyncpg only
-
-EQ_SCHEMA = "bench_bare_eq"
-EQ_STREAM = "BAREEQ"
-CHANNELS_SENT = ("email", "webhook")
+# the bare baselines doing the system's reads and writes: nats-py and asyncpg only
 
 
-async def baseline_equivalent(  # noqa: C901, PLR0915 - the whole bare pipeline in one place
-    nats_url: str,
-    database_url: str,
-    smtp: SmtpSink,
-    hooks: WebhookSink,
-    backlog: int,
-    mix: Mix,
-    world: World,
-) -> float:
-    """The same backlog with the work the services do per event, without the services' framework.
-
-    Like the system: every integrator event is consumed once with an inbox row and a state write (loans,
-    catalog, contacts); a restructuring request and an order each produce an outcome event through the
-    outbox (approved, accepted); the notifier consumes the restructuring request itself and every outcome
-    (as notifications does), and each of those becomes three delivery rows (email, webhook, inbox), an
-    inbox message and its receipt; the email and the webhook are claimed (commit), sent, and recorded with
-    a receipt each in the outbox (commit); a relay publishes every outbox row. Loan disbursements are
-    also consumed a second time to learn the borrower, as notifications does.
-    """
-    s = EQ_SCHEMA
-    nc, js, pool = await _bare_setup(
-        nats_url,
-        database_url,
-        s,
-        EQ_STREAM,
-        {
-            "eq-in": ["bareq.in.>"],
-            "eq-nin": ["bareq.in.restructuring", "bareq.in.disbursed"],
-            "eq-out": ["bareq.out.>"],
-        },
-        f"""
+def _same_work_ddl(s: str) -> str:
+    return f"""
         CREATE TABLE {s}.contacts (party_id text PRIMARY KEY, name text, email text, webhook_url text);
         CREATE TABLE {s}.borrowers (loan_id text PRIMARY KEY, party_id text);
         CREATE TABLE {s}.sellers (product_id text PRIMARY KEY, party_id text);
@@ -627,7 +595,103 @@ async def baseline_equivalent(  # noqa: C901, PLR0915 - the whole bare pipeline 
         CREATE TABLE {s}.attempts (delivery_id uuid, attempt_no int, outcome text,
             PRIMARY KEY (delivery_id, attempt_no));
         CREATE TABLE {s}.inbox_messages (id uuid PRIMARY KEY, party_id text, subject text, body text);
-        """,
+        """
+
+
+@dataclass(frozen=True)
+class BareSpec:
+    """The names one same-work bare pipeline runs under: its schema, stream, subject prefix (the events
+    on ``<prefix>.in.<kind>``, the outcomes on ``<prefix>.out.<kind>``), durables (``<durable>-in``, every
+    event; ``<durable>-nin``, the notifier's restructuring requests and disbursements; ``<durable>-out``,
+    the outcomes), the relay's NOTIFY channel, and what its final count is called."""
+
+    schema: str
+    stream: str
+    prefix: str
+    durable: str
+    label: str
+    http_connections: int | None = None  # None: httpx's default limits
+
+    @property
+    def channel(self) -> str:
+        return f"{self.schema}_outbox"
+
+
+def letter(event: dict[str, Any], party: str, contact: Any) -> tuple[str, str]:
+    """A notifying event's subject and body for ``party`` (its contact row, which must exist)."""
+    if contact is None:
+        raise RuntimeError(f"no contact for {party}")
+    return f"{event['type']} for {contact['name']}", json.dumps(event["data"])
+
+
+@dataclass
+class BareRig:
+    """What a same-work bare pipeline's consumers use: the connections, the messages left per durable,
+    the SMTP connections and the HTTP client its sends go through."""
+
+    spec: BareSpec
+    js: JetStreamContext
+    pool: asyncpg.Pool
+    remaining: dict[str, int]
+    http: httpx.AsyncClient
+    smtp_pool: asyncio.Queue[aiosmtplib.SMTP]
+
+    async def email(self, ident: Any, contact: Any, subject: str, body: str) -> None:
+        message = (
+            f"From: bench@example.org\r\nTo: {contact['email']}\r\nSubject: {subject}\r\n"
+            f"X-KUMKM-Delivery: {ident}\r\n\r\n{body}\r\n"
+        )
+        client = await self.smtp_pool.get()
+        try:
+            await client.sendmail("bench@example.org", [contact["email"]], message)
+        finally:
+            self.smtp_pool.put_nowait(client)
+
+    async def claim(self, conn: Any, ids: list[Any]) -> None:
+        """Sends claimed (each delivery 'sending', an attempt row each), committed before they are made."""
+        s = self.spec.schema
+        await conn.execute(
+            f"WITH c AS (UPDATE {s}.deliveries SET status = 'sending', attempts = attempts + 1 "
+            "WHERE id = ANY($1::uuid[]) RETURNING id, attempts) "
+            f"INSERT INTO {s}.attempts SELECT id, attempts, 'sending' FROM c",
+            ids,
+        )
+
+    async def delivered(self, conn: Any, ids: list[Any]) -> None:
+        """Sends made: each delivery and its last attempt 'delivered'."""
+        s = self.spec.schema
+        await conn.execute(
+            f"WITH d AS (UPDATE {s}.deliveries SET status = 'delivered' WHERE id = ANY($1::uuid[]) "
+            "RETURNING id, attempts) "
+            f"UPDATE {s}.attempts a SET outcome = 'delivered' FROM d "
+            "WHERE a.delivery_id = d.id AND a.attempt_no = d.attempts",
+            ids,
+        )
+
+    async def webhook(self, ident: Any, contact: Any, body: str) -> None:
+        await self.http.post(contact["webhook_url"], content=body, headers={"Idempotency-Key": str(ident)})
+
+
+Consumers: TypeAlias = "Callable[[BareRig], list[Callable[[], Awaitable[None]]]]"  # a baseline's consumers
+
+
+async def _bare_rig(
+    nats_url: str, database_url: str, smtp: SmtpSink, hooks: WebhookSink, world: World, spec: BareSpec
+) -> tuple[Client, BareRig]:
+    """A fresh schema and stream for ``spec``, the world's parties, loans and products inserted, 16
+    persistent SMTP connections (as many as the service keeps open) and an HTTP client."""
+    s = spec.schema
+    nc, js, pool = await _bare_setup(
+        nats_url,
+        database_url,
+        s,
+        spec.stream,
+        {
+            f"{spec.durable}-in": [f"{spec.prefix}.in.>"],
+            f"{spec.durable}-nin": [f"{spec.prefix}.in.restructuring", f"{spec.prefix}.in.disbursed"],
+            f"{spec.durable}-out": [f"{spec.prefix}.out.>"],
+        },
+        _same_work_ddl(s),
     )
     async with pool.acquire() as conn:
         parties = [*world.coops, *world.sellers, *world.buyers]
@@ -637,29 +701,120 @@ async def baseline_equivalent(  # noqa: C901, PLR0915 - the whole bare pipeline 
         )
         await conn.executemany(f"INSERT INTO {s}.borrowers VALUES ($1, $2)", world.loans)
         await conn.executemany(f"INSERT INTO {s}.sellers VALUES ($1, $2)", world.products)
-    bodies = []
-    for _ in range(backlog):
-        kind, data = mix.event()
-        env = make_event(data, source="urn:integrator:bench")
-        bodies.append((f"bareq.in.{kind}", env.msg_id, env.to_json_bytes(), kind))
-    kinds = [b[3] for b in bodies]
-    remaining = {
-        "eq-in": len(bodies),
-        "eq-nin": sum(1 for k in kinds if k in {"restructuring", "disbursed"}),
-        "eq-out": sum(1 for k in kinds if k in {"restructuring", "order"}),
-    }
-    wake = asyncio.Event()
-    http = httpx.AsyncClient()
+    http = (
+        httpx.AsyncClient()
+        if spec.http_connections is None
+        else httpx.AsyncClient(limits=httpx.Limits(max_connections=spec.http_connections))
+    )
     smtp_pool: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
-    for _ in range(16):  # persistent connections, as many as the service keeps open
+    for _ in range(16):
         client = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp.port)
         await client.connect()
         smtp_pool.put_nowait(client)
+    return nc, BareRig(spec, js, pool, {}, http, smtp_pool)
+
+
+async def _bare_relay(rig: BareRig) -> None:
+    """Publishes every outbox row, woken by NOTIFY on the spec's channel, until no durable has any left."""
+    wake = asyncio.Event()
+
+    def on_notify(*_: object) -> None:
+        wake.set()
+
+    listener = await rig.pool.acquire()
+    await listener.add_listener(rig.spec.channel, on_notify)
+    try:
+        while True:
+            wake.clear()
+            if not await bare_relay_batch(rig.pool, rig.js, rig.spec.schema):
+                if not any(r > 0 for r in rig.remaining.values()):
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), 1.0)
+    finally:
+        await listener.remove_listener(rig.spec.channel, on_notify)
+        await rig.pool.release(listener)
+
+
+async def bare_same_work(
+    nats_url: str,
+    database_url: str,
+    smtp: SmtpSink,
+    hooks: WebhookSink,
+    backlog: int,
+    mix: Mix,
+    world: World,
+    *,
+    spec: BareSpec,
+    consumers: Consumers,
+) -> float:
+    """What the same-work bare baselines share: the rig (``_bare_rig``), ``backlog`` events drawn from
+    ``mix`` and published, ``consumers(rig)`` run with the relay until every durable has consumed its
+    share, the work counted and printed; returns events/s from the first publish to the last outbox row
+    published."""
+    nc, rig = await _bare_rig(nats_url, database_url, smtp, hooks, world, spec)
+    s, pool = spec.schema, rig.pool
+    try:
+        bodies = []
+        for _ in range(backlog):
+            kind, data = mix.event()
+            env = make_event(data, source="urn:integrator:bench")
+            bodies.append((f"{spec.prefix}.in.{kind}", env.msg_id, env.to_json_bytes(), kind))
+        kinds = [b[3] for b in bodies]
+        rig.remaining |= {
+            f"{spec.durable}-in": len(bodies),
+            f"{spec.durable}-nin": sum(1 for k in kinds if k in {"restructuring", "disbursed"}),
+            f"{spec.durable}-out": sum(1 for k in kinds if k in {"restructuring", "order"}),
+        }
+        runs = consumers(rig)
+        t0 = time.monotonic()
+        for subject, msg_id, body, _ in bodies:
+            await rig.js.publish_async(subject, body, headers={"Nats-Msg-Id": msg_id})
+        await rig.js.publish_async_completed()
+        await asyncio.gather(*(run() for run in runs), _bare_relay(rig))
+        elapsed = time.monotonic() - t0
+        work = await pool.fetchrow(
+            f"SELECT (SELECT count(*) FROM {s}.deliveries WHERE channel <> 'inbox') AS sends, "
+            f"(SELECT count(*) FROM {s}.deliveries WHERE channel = 'inbox') AS inbox, "
+            f"(SELECT count(*) FROM {s}.outbox) AS outbox"
+        )
+        if work is not None:
+            print(
+                f"    ({spec.label}: {work['sends']} sends, {work['inbox']} inbox, {work['outbox']} outbox)"
+            )
+    finally:
+        await rig.http.aclose()
+        while not rig.smtp_pool.empty():
+            with contextlib.suppress(Exception):
+                await rig.smtp_pool.get_nowait().quit()
+        await pool.close()
+        await nc.drain()
+    return len(bodies) / elapsed
+
+
+EQ_SPEC = BareSpec("bench_bare_eq", "BAREEQ", "bareq", "eq", "equivalent bare")
+
+
+def baseline_equivalent(  # noqa: C901, PLR0915 - one pipeline
+    rig: BareRig,
+) -> list[Callable[[], Awaitable[None]]]:
+    """The same backlog with the work the services do per event, without the services' framework: the
+    consumers ``bare_same_work`` runs, a transaction per message.
+
+    Like the system: every integrator event is consumed once with an inbox row and a state write (loans,
+    catalog, contacts); a restructuring request and an order each produce an outcome event through the
+    outbox (approved, accepted); the notifier consumes the restructuring request itself and every outcome
+    (as notifications does), and each of those becomes three delivery rows (email, webhook, inbox), an
+    inbox message and its receipt; the email and the webhook are claimed (commit), sent, and recorded with
+    a receipt each in the outbox (commit); a relay publishes every outbox row. Loan disbursements are
+    also consumed a second time to learn the borrower, as notifications does.
+    """
+    s, pool, prefix = rig.spec.schema, rig.pool, rig.spec.prefix
 
     async def add_outbox(conn: Any, subject: str, body: dict[str, Any]) -> None:
         await conn.execute(
             f"INSERT INTO {s}.outbox (event_id, subject, payload) SELECT $1, $2, $3 "
-            "FROM pg_notify('bare_eq_outbox', '')",
+            f"FROM pg_notify('{rig.spec.channel}', '')",
             body["id"],
             subject,
             json.dumps(body).encode(),
@@ -677,10 +832,7 @@ async def baseline_equivalent(  # noqa: C901, PLR0915 - the whole bare pipeline 
             if not fresh:
                 return
             contact = await conn.fetchrow(f"SELECT * FROM {s}.contacts WHERE party_id = $1", party)
-            if contact is None:
-                raise RuntimeError(f"no contact for {party}")
-            subject = f"{event['type']} for {contact['name']}"
-            body = json.dumps(event["data"])
+            subject, body = letter(event, party, contact)
             await conn.execute(
                 f"INSERT INTO {s}.deliveries (id, event_id, party_id, channel, status, subject, body) "
                 "SELECT u.id, $2, $3, u.ch, u.st, $4, $5 FROM unnest($1::uuid[], $6::text[], $7::text[]) "
@@ -701,43 +853,19 @@ async def baseline_equivalent(  # noqa: C901, PLR0915 - the whole bare pipeline 
                 subject,
                 body,
             )
-            await add_outbox(conn, "bareq.rcpt.inbox", {"id": str(uuid4()), "delivery": str(ids["inbox"])})
+            await add_outbox(
+                conn, f"{prefix}.rcpt.inbox", {"id": str(uuid4()), "delivery": str(ids["inbox"])}
+            )
         sent = [ids["email"], ids["webhook"]]
         async with pool.acquire() as conn:  # the claim, committed before the sends
-            await conn.execute(
-                f"WITH c AS (UPDATE {s}.deliveries SET status = 'sending', attempts = attempts + 1 "
-                "WHERE id = ANY($1::uuid[]) RETURNING id, attempts) "
-                f"INSERT INTO {s}.attempts SELECT id, attempts, 'sending' FROM c",
-                sent,
-            )
-
-        async def email() -> None:
-            message = (
-                f"From: bench@example.org\r\nTo: {contact['email']}\r\nSubject: {subject}\r\n"
-                f"X-KUMKM-Delivery: {ids['email']}\r\n\r\n{body}\r\n"
-            )
-            client = await smtp_pool.get()
-            try:
-                await client.sendmail("bench@example.org", [contact["email"]], message)
-            finally:
-                smtp_pool.put_nowait(client)
-
-        async def webhook() -> None:
-            await http.post(
-                contact["webhook_url"], content=body, headers={"Idempotency-Key": str(ids["webhook"])}
-            )
-
-        await asyncio.gather(email(), webhook())
+            await rig.claim(conn, sent)
+        await asyncio.gather(
+            rig.email(ids["email"], contact, subject, body), rig.webhook(ids["webhook"], contact, body)
+        )
         async with pool.acquire() as conn, conn.transaction():  # the outcomes and their receipts
-            await conn.execute(
-                f"WITH d AS (UPDATE {s}.deliveries SET status = 'delivered' WHERE id = ANY($1::uuid[]) "
-                "RETURNING id, attempts) "
-                f"UPDATE {s}.attempts a SET outcome = 'delivered' FROM d "
-                "WHERE a.delivery_id = d.id AND a.attempt_no = d.attempts",
-                sent,
-            )
+            await rig.delivered(conn, sent)
             for ident in sent:
-                await add_outbox(conn, "bareq.rcpt.sent", {"id": str(uuid4()), "delivery": str(ident)})
+                await add_outbox(conn, f"{prefix}.rcpt.sent", {"id": str(uuid4()), "delivery": str(ident)})
 
     async def on_in(msg: Any) -> None:
         event = json.loads(msg.data)
@@ -759,7 +887,7 @@ async def baseline_equivalent(  # noqa: C901, PLR0915 - the whole bare pipeline 
                 if kind in {"restructuring", "order"}:
                     outcome = {"id": str(uuid4()), "type": f"{kind}.outcome", "kind": kind}
                     outcome |= {"correlationid": event["id"], "data": event["data"]}
-                    await add_outbox(conn, f"bareq.out.{kind}", outcome)
+                    await add_outbox(conn, f"{prefix}.out.{kind}", outcome)
         await msg.ack()
 
     async def recipient(event: dict[str, Any], kind: str) -> str:
@@ -797,97 +925,39 @@ async def baseline_equivalent(  # noqa: C901, PLR0915 - the whole bare pipeline 
         await notify_round("eq-out", event, await recipient(event, event["kind"]))
         await msg.ack()
 
-    async def consume(durable: str, handle: Callable[[Any], Awaitable[None]]) -> None:
-        sub = await js.pull_subscribe_bind(durable, stream=EQ_STREAM)
-        while remaining[durable] > 0:
-            try:
-                msgs = await sub.fetch(64, timeout=1)
-            except nats.errors.TimeoutError:
-                continue
+    def consume(durable: str, handle: Callable[[Any], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            sub = await rig.js.pull_subscribe_bind(durable, stream=rig.spec.stream)
+            while rig.remaining[durable] > 0:
+                try:
+                    msgs = await sub.fetch(64, timeout=1)
+                except nats.errors.TimeoutError:
+                    continue
 
-            async def one(msg: Any) -> None:
-                await handle(msg)
-                remaining[durable] -= 1
+                async def one(msg: Any) -> None:
+                    await handle(msg)
+                    rig.remaining[durable] -= 1
 
-            await asyncio.gather(*(one(m) for m in msgs))
+                await asyncio.gather(*(one(m) for m in msgs))
 
-    async def relay() -> None:
-        listener = await pool.acquire()
-        await listener.add_listener("bare_eq_outbox", on_notify)
-        try:
-            while True:
-                wake.clear()
-                if not await bare_relay_batch(pool, js, s):
-                    if not any(remaining.values()):
-                        return
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), 1.0)
-        finally:
-            await listener.remove_listener("bare_eq_outbox", on_notify)
-            await pool.release(listener)
+        return run
 
-    def on_notify(*_: object) -> None:
-        wake.set()
-
-    t0 = time.monotonic()
-    for subject, msg_id, body, _ in bodies:
-        await js.publish_async(subject, body, headers={"Nats-Msg-Id": msg_id})
-    await js.publish_async_completed()
-    await asyncio.gather(
-        consume("eq-in", on_in), consume("eq-nin", on_nin), consume("eq-out", on_out), relay()
-    )
-    elapsed = time.monotonic() - t0
-    work = await pool.fetchrow(
-        f"SELECT (SELECT count(*) FROM {s}.deliveries WHERE channel <> 'inbox') AS sends, "
-        f"(SELECT count(*) FROM {s}.deliveries WHERE channel = 'inbox') AS inbox, "
-        f"(SELECT count(*) FROM {s}.outbox) AS outbox"
-    )
-    if work is not None:
-        print(f"    (equivalent bare: {work['sends']} sends, {work['inbox']} inbox, {work['outbox']} outbox)")
-    await http.aclose()
-    while not smtp_pool.empty():
-        with contextlib.suppress(Exception):
-            await smtp_pool.get_nowait().quit()
-    await pool.close()
-    await nc.drain()
-    return len(bodies) / elapsed
+    return [consume("eq-in", on_in), consume("eq-nin", on_nin), consume("eq-out", on_out)]
 
 
 # ------------------------------------------------------------------------------------------------------
 # the bare baseline doing the same work with the best technique: a transaction per pulled batch
 
-BAT_SCHEMA = "bench_bare_bat"
-BAT_STREAM = "BAREBAT"
+BAT_SPEC = BareSpec("bench_bare_bat", "BAREBAT", "barebat", "bat", "batched bare", http_connections=64)
 BAT_BATCH = 256
 Send = tuple[
     Any, Any, Any, str, str
 ]  # a claimed pair of sends: (email id, webhook id, contact, subject, body)
 
 
-def _bat_ddl(s: str) -> str:
-    return f"""
-        CREATE TABLE {s}.contacts (party_id text PRIMARY KEY, name text, email text, webhook_url text);
-        CREATE TABLE {s}.borrowers (loan_id text PRIMARY KEY, party_id text);
-        CREATE TABLE {s}.sellers (product_id text PRIMARY KEY, party_id text);
-        CREATE TABLE {s}.deliveries (id uuid PRIMARY KEY, event_id uuid, party_id text, channel text,
-            status text, subject text, body text, attempts int NOT NULL DEFAULT 0,
-            UNIQUE (event_id, party_id, channel));
-        CREATE TABLE {s}.attempts (delivery_id uuid, attempt_no int, outcome text,
-            PRIMARY KEY (delivery_id, attempt_no));
-        CREATE TABLE {s}.inbox_messages (id uuid PRIMARY KEY, party_id text, subject text, body text);
-        """
-
-
-async def baseline_batched(  # noqa: C901, PLR0915 - the whole bare pipeline in one place
-    nats_url: str,
-    database_url: str,
-    smtp: SmtpSink,
-    hooks: WebhookSink,
-    backlog: int,
-    mix: Mix,
-    world: World,
-    batch: int = BAT_BATCH,
-) -> float:
+def baseline_batched(  # noqa: C901, PLR0915 - one pipeline
+    rig: BareRig, batch: int = BAT_BATCH
+) -> list[Callable[[], Awaitable[None]]]:
     """``baseline_equivalent``'s work, each consumer handling a pull of up to ``batch`` messages at a time.
 
     Per pulled batch: one transaction whose statements each cover the whole batch (the inbox rows inserted
@@ -899,45 +969,7 @@ async def baseline_batched(  # noqa: C901, PLR0915 - the whole bare pipeline in 
     records every outcome and its receipt; then the acks. The relay publishes windows of up to 500 rows and
     marks each window with one UPDATE.
     """
-    s = BAT_SCHEMA
-    nc, js, pool = await _bare_setup(
-        nats_url,
-        database_url,
-        s,
-        BAT_STREAM,
-        {
-            "bat-in": ["barebat.in.>"],
-            "bat-nin": ["barebat.in.restructuring", "barebat.in.disbursed"],
-            "bat-out": ["barebat.out.>"],
-        },
-        _bat_ddl(s),
-    )
-    async with pool.acquire() as conn:
-        parties = [*world.coops, *world.sellers, *world.buyers]
-        await conn.executemany(
-            f"INSERT INTO {s}.contacts VALUES ($1, $2, $3, $4)",
-            [(p, f"Party {p[-5:]}", f"{p.lower()}@example.org", f"{hooks.url}/{p}") for p in parties],
-        )
-        await conn.executemany(f"INSERT INTO {s}.borrowers VALUES ($1, $2)", world.loans)
-        await conn.executemany(f"INSERT INTO {s}.sellers VALUES ($1, $2)", world.products)
-    bodies = []
-    for _ in range(backlog):
-        kind, data = mix.event()
-        env = make_event(data, source="urn:integrator:bench")
-        bodies.append((f"barebat.in.{kind}", env.msg_id, env.to_json_bytes(), kind))
-    kinds = [b[3] for b in bodies]
-    remaining = {
-        "bat-in": len(bodies),
-        "bat-nin": sum(1 for k in kinds if k in {"restructuring", "disbursed"}),
-        "bat-out": sum(1 for k in kinds if k in {"restructuring", "order"}),
-    }
-    wake = asyncio.Event()
-    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
-    smtp_pool: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
-    for _ in range(16):
-        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp.port)
-        await client.connect()
-        smtp_pool.put_nowait(client)
+    s, pool, prefix = rig.spec.schema, rig.pool, rig.spec.prefix
 
     async def add_outbox(conn: Any, rows: list[tuple[str, dict[str, Any]]]) -> None:
         if not rows:
@@ -949,7 +981,7 @@ async def baseline_batched(  # noqa: C901, PLR0915 - the whole bare pipeline in 
             [r[0] for r in rows],
             [json.dumps(r[1]).encode() for r in rows],
         )
-        await conn.execute("SELECT pg_notify('bare_bat_outbox', '')")
+        await conn.execute(f"SELECT pg_notify('{rig.spec.channel}', '')")
 
     async def fresh_ids(conn: Any, durable: str, events: list[dict[str, Any]]) -> set[str]:
         got = await conn.fetch(
@@ -977,10 +1009,7 @@ async def baseline_batched(  # noqa: C901, PLR0915 - the whole bare pipeline in 
         receipts: list[tuple[str, dict[str, Any]]] = []
         for event, party in items:
             contact = contacts.get(party)
-            if contact is None:
-                raise RuntimeError(f"no contact for {party}")
-            subject = f"{event['type']} for {contact['name']}"
-            body = json.dumps(event["data"])
+            subject, body = letter(event, party, contact)
             ids = {ch: uuid4() for ch in ("email", "webhook", "inbox")}
             for ch, ident in ids.items():
                 d_ids.append(ident)
@@ -991,7 +1020,7 @@ async def baseline_batched(  # noqa: C901, PLR0915 - the whole bare pipeline in 
                 d_subjects.append(subject)
                 d_bodies.append(body)
             inbox_rows.append((ids["inbox"], party, subject, body))
-            receipts.append(("barebat.rcpt.inbox", {"id": str(uuid4()), "delivery": str(ids["inbox"])}))
+            receipts.append((f"{prefix}.rcpt.inbox", {"id": str(uuid4()), "delivery": str(ids["inbox"])}))
             pending_sends.append((ids["email"], ids["webhook"], contact, subject, body))
         await conn.execute(
             f"INSERT INTO {s}.deliveries (id, event_id, party_id, channel, status, subject, body) "
@@ -1016,44 +1045,19 @@ async def baseline_batched(  # noqa: C901, PLR0915 - the whole bare pipeline in 
         )
         await add_outbox(conn, receipts)
         # the claim of the batch's sends, committed with the batch, before any send
-        await conn.execute(
-            f"WITH c AS (UPDATE {s}.deliveries SET status = 'sending', attempts = attempts + 1 "
-            "WHERE id = ANY($1::uuid[]) RETURNING id, attempts) "
-            f"INSERT INTO {s}.attempts SELECT id, attempts, 'sending' FROM c",
-            [x for p in pending_sends for x in p[:2]],
-        )
+        await rig.claim(conn, [x for p in pending_sends for x in p[:2]])
         return pending_sends
 
     async def send_batch(sends: list[Send]) -> None:
-        async def email(ident: Any, contact: Any, subject: str, body: str) -> None:
-            message = (
-                f"From: bench@example.org\r\nTo: {contact['email']}\r\nSubject: {subject}\r\n"
-                f"X-KUMKM-Delivery: {ident}\r\n\r\n{body}\r\n"
-            )
-            client = await smtp_pool.get()
-            try:
-                await client.sendmail("bench@example.org", [contact["email"]], message)
-            finally:
-                smtp_pool.put_nowait(client)
-
-        async def webhook(ident: Any, contact: Any, body: str) -> None:
-            await http.post(contact["webhook_url"], content=body, headers={"Idempotency-Key": str(ident)})
-
         await asyncio.gather(
-            *(email(e, c, subj, b) for e, _, c, subj, b in sends),
-            *(webhook(w, c, b) for _, w, c, _, b in sends),
+            *(rig.email(e, c, subj, b) for e, _, c, subj, b in sends),
+            *(rig.webhook(w, c, b) for _, w, c, _, b in sends),
         )
         sent = [x for p in sends for x in p[:2]]
         async with pool.acquire() as conn, conn.transaction():  # the outcomes and their receipts
-            await conn.execute(
-                f"WITH d AS (UPDATE {s}.deliveries SET status = 'delivered' WHERE id = ANY($1::uuid[]) "
-                "RETURNING id, attempts) "
-                f"UPDATE {s}.attempts a SET outcome = 'delivered' FROM d "
-                "WHERE a.delivery_id = d.id AND a.attempt_no = d.attempts",
-                sent,
-            )
+            await rig.delivered(conn, sent)
             await add_outbox(
-                conn, [("barebat.rcpt.sent", {"id": str(uuid4()), "delivery": str(i)}) for i in sent]
+                conn, [(f"{prefix}.rcpt.sent", {"id": str(uuid4()), "delivery": str(i)}) for i in sent]
             )
 
     async def recipients(conn: Any, items: list[tuple[dict[str, Any], str]]) -> list[str]:
@@ -1096,7 +1100,7 @@ async def baseline_batched(  # noqa: C901, PLR0915 - the whole bare pipeline in 
                 if k in {"restructuring", "order"}:
                     outcome = {"id": str(uuid4()), "type": f"{k}.outcome", "kind": k}
                     outcome |= {"correlationid": e["id"], "data": e["data"]}
-                    outcomes.append((f"barebat.out.{k}", outcome))
+                    outcomes.append((f"{prefix}.out.{k}", outcome))
             await add_outbox(conn, outcomes)
         return []
 
@@ -1127,59 +1131,25 @@ async def baseline_batched(  # noqa: C901, PLR0915 - the whole bare pipeline in 
             parties = await recipients(conn, [(e, e["kind"]) for e in events])
             return await notify_batch(conn, "bat-out", list(zip(events, parties, strict=True)))
 
-    async def consume(durable: str, handle: Callable[[list[Any]], Awaitable[list[Send]]]) -> None:
-        sub = await js.pull_subscribe_bind(durable, stream=BAT_STREAM)
-        while remaining[durable] > 0:
-            try:
-                msgs = await sub.fetch(batch, timeout=1)
-            except nats.errors.TimeoutError:
-                continue
-            sends = await handle(msgs)  # one committed transaction for the batch
-            if sends:
-                await send_batch(sends)
-            await asyncio.gather(*(m.ack() for m in msgs))  # after the commit
-            remaining[durable] -= len(msgs)
+    def consume(
+        durable: str, handle: Callable[[list[Any]], Awaitable[list[Send]]]
+    ) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            sub = await rig.js.pull_subscribe_bind(durable, stream=rig.spec.stream)
+            while rig.remaining[durable] > 0:
+                try:
+                    msgs = await sub.fetch(batch, timeout=1)
+                except nats.errors.TimeoutError:
+                    continue
+                sends = await handle(msgs)  # one committed transaction for the batch
+                if sends:
+                    await send_batch(sends)
+                await asyncio.gather(*(m.ack() for m in msgs))  # after the commit
+                rig.remaining[durable] -= len(msgs)
 
-    async def relay() -> None:
-        listener = await pool.acquire()
-        await listener.add_listener("bare_bat_outbox", on_notify)
-        try:
-            while True:
-                wake.clear()
-                if not await bare_relay_batch(pool, js, s):
-                    if not any(r > 0 for r in remaining.values()):
-                        return
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), 1.0)
-        finally:
-            await listener.remove_listener("bare_bat_outbox", on_notify)
-            await pool.release(listener)
+        return run
 
-    def on_notify(*_: object) -> None:
-        wake.set()
-
-    t0 = time.monotonic()
-    for subject, msg_id, body, _ in bodies:
-        await js.publish_async(subject, body, headers={"Nats-Msg-Id": msg_id})
-    await js.publish_async_completed()
-    await asyncio.gather(
-        consume("bat-in", on_in), consume("bat-nin", on_nin), consume("bat-out", on_out), relay()
-    )
-    elapsed = time.monotonic() - t0
-    work = await pool.fetchrow(
-        f"SELECT (SELECT count(*) FROM {s}.deliveries WHERE channel <> 'inbox') AS sends, "
-        f"(SELECT count(*) FROM {s}.deliveries WHERE channel = 'inbox') AS inbox, "
-        f"(SELECT count(*) FROM {s}.outbox) AS outbox"
-    )
-    if work is not None:
-        print(f"    (batched bare: {work['sends']} sends, {work['inbox']} inbox, {work['outbox']} outbox)")
-    await http.aclose()
-    while not smtp_pool.empty():
-        with contextlib.suppress(Exception):
-            await smtp_pool.get_nowait().quit()
-    await pool.close()
-    await nc.drain()
-    return len(bodies) / elapsed
+    return [consume("bat-in", on_in), consume("bat-nin", on_nin), consume("bat-out", on_out)]
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -1438,14 +1408,15 @@ async def run_side(side: Side, args: argparse.Namespace) -> None:  # noqa: PLR09
         if args.baselines:
             args_b = (cluster.nats_url, cluster.database_url, smtp, hooks, args.backlog)
             side.baselines["minimal"] = await baseline(*args_b, Mix(same_world(), hooks.url, "BARE"))
-            eq_world = same_world()
-            side.baselines["equivalent"] = await baseline_equivalent(
-                *args_b, Mix(eq_world, hooks.url, "BAREQ"), eq_world
+            same_work: tuple[tuple[str, BareSpec, Consumers], ...] = (
+                ("equivalent", EQ_SPEC, baseline_equivalent),
+                ("batched", BAT_SPEC, functools.partial(baseline_batched, batch=args.bare_batch)),
             )
-            bat_world = same_world()
-            side.baselines["batched"] = await baseline_batched(
-                *args_b, Mix(bat_world, hooks.url, "BAREBAT"), bat_world, batch=args.bare_batch
-            )
+            for name, spec, consumers in same_work:
+                w = same_world()
+                side.baselines[name] = await bare_same_work(
+                    *args_b, Mix(w, hooks.url, spec.prefix.upper()), w, spec=spec, consumers=consumers
+                )
             for name, value in side.baselines.items():
                 print(
                     f"  [{side.label}] baseline ({name}): {value:,.0f} events/s; "
