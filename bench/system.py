@@ -950,6 +950,10 @@ def baseline_equivalent(  # noqa: C901, PLR0915 - one pipeline
 
 BAT_SPEC = BareSpec("bench_bare_bat", "BAREBAT", "barebat", "bat", "batched bare", http_connections=64)
 BAT_BATCH = 256
+# How long a pull waits for its batch to fill: nats-py's fetch, when nothing is waiting, takes the first
+# message and then waits for the rest of the batch until its timeout; with the relay's outcomes arriving
+# a few at a time, fetch(256, timeout=1) held most batches for the whole second.
+BAT_FETCH_WAIT = 0.05
 Send = tuple[
     Any, Any, Any, str, str
 ]  # a claimed pair of sends: (email id, webhook id, contact, subject, body)
@@ -1138,7 +1142,7 @@ def baseline_batched(  # noqa: C901, PLR0915 - one pipeline
             sub = await rig.js.pull_subscribe_bind(durable, stream=rig.spec.stream)
             while rig.remaining[durable] > 0:
                 try:
-                    msgs = await sub.fetch(batch, timeout=1)
+                    msgs = await sub.fetch(batch, timeout=BAT_FETCH_WAIT)
                 except nats.errors.TimeoutError:
                     continue
                 sends = await handle(msgs)  # one committed transaction for the batch
@@ -1276,9 +1280,33 @@ def _function(frame: str) -> str:
     return f"{head})" if head and rest.rstrip(")").isdigit() else frame
 
 
-def profile_summary(path: Path, top: int = 15) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
+# The event loop's own frames: a sample's stack above the innermost of these is the same in every sample
+# (the entry point, typer, asyncio.run), so the summary counts only what runs below it.
+LOOP_FRAMES = frozenset(
+    {
+        "Runner.run (asyncio/runners.py)",
+        "BaseEventLoop.run_forever (asyncio/base_events.py)",
+        "BaseEventLoop._run_once (asyncio/base_events.py)",
+        "Handle._run (asyncio/events.py)",
+    }
+)
+
+
+def _below_loop(frames: list[str]) -> list[str]:
+    """The frames below the event loop's innermost frame; the loop frame alone where nothing is below."""
+    for i in range(len(frames) - 1, -1, -1):
+        if frames[i] in LOOP_FRAMES:
+            return frames[i + 1 :] or frames[i:]
+    return frames
+
+
+Ranked = list[tuple[str, int]]  # (function, samples), most first
+
+
+def profile_summary(path: Path, top: int = 15) -> tuple[int, Ranked, Ranked, Ranked]:
     """From py-spy's raw output (``frame;frame;... count``, outermost first): the samples, the top functions
-    by self samples (the innermost frame) and by inclusive samples (anywhere on the stack)."""
+    by self samples (the innermost frame), by inclusive samples (anywhere on the stack below the event
+    loop: ``_below_loop``), and the project's own (``kumkm_*``) by inclusive samples."""
     own: dict[str, int] = {}
     inclusive: dict[str, int] = {}
     total = 0
@@ -1287,16 +1315,16 @@ def profile_summary(path: Path, top: int = 15) -> tuple[int, list[tuple[str, int
         if not stack or not count_s.isdigit():
             continue
         count = int(count_s)
-        frames = [_function(f) for f in stack.split(";") if not f.startswith("process ")]
+        frames = _below_loop([_function(f) for f in stack.split(";") if not f.startswith("process ")])
         if not frames:
             continue
         total += count
         own[frames[-1]] = own.get(frames[-1], 0) + count
         for f in set(frames):
             inclusive[f] = inclusive.get(f, 0) + count
-    by = sorted(own.items(), key=lambda kv: -kv[1])[:top]
-    inc = sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]
-    return total, by, inc
+    ranked = sorted(inclusive.items(), key=lambda kv: -kv[1])
+    project = [kv for kv in ranked if "(kumkm_" in kv[0]]
+    return total, sorted(own.items(), key=lambda kv: -kv[1])[:top], ranked[:top], project[:top]
 
 
 def print_profiles(directory: Path, sides: list[str], services: tuple[str, ...]) -> dict[str, Any]:
@@ -1307,15 +1335,17 @@ def print_profiles(directory: Path, sides: list[str], services: tuple[str, ...])
             if not path.exists():
                 print(f"\nprofile {side} {name}: no output ({path})")
                 continue
-            total, own, inc = profile_summary(path)
-            out[f"{side}-{name}"] = {"samples": total, "self": own, "inclusive": inc}
+            total, own, inc, project = profile_summary(path)
+            out[f"{side}-{name}"] = {"samples": total, "self": own, "inclusive": inc, "project": project}
             print(f"\nprofile {side} {name}: {total} samples ({path})")
-            print("  top by self samples:")
-            for f, n in own:
-                print(f"    {100 * n / max(total, 1):5.1f}%  {f}")
-            print("  top by inclusive samples:")
-            for f, n in inc:
-                print(f"    {100 * n / max(total, 1):5.1f}%  {f}")
+            for title, ranked in (
+                ("self samples", own),
+                ("inclusive samples", inc),
+                ("inclusive samples, the project's code", project),
+            ):
+                print(f"  top by {title}:")
+                for f, n in ranked:
+                    print(f"    {100 * n / max(total, 1):5.1f}%  {f}")
     return out
 
 
