@@ -950,10 +950,6 @@ def baseline_equivalent(  # noqa: C901, PLR0915 - one pipeline
 
 BAT_SPEC = BareSpec("bench_bare_bat", "BAREBAT", "barebat", "bat", "batched bare", http_connections=64)
 BAT_BATCH = 256
-# How long a pull waits for its batch to fill: nats-py's fetch, when nothing is waiting, takes the first
-# message and then waits for the rest of the batch until its timeout; with the relay's outcomes arriving
-# a few at a time, fetch(256, timeout=1) held most batches for the whole second.
-BAT_FETCH_WAIT = 0.05
 Send = tuple[
     Any, Any, Any, str, str
 ]  # a claimed pair of sends: (email id, webhook id, contact, subject, body)
@@ -1142,7 +1138,7 @@ def baseline_batched(  # noqa: C901, PLR0915 - one pipeline
             sub = await rig.js.pull_subscribe_bind(durable, stream=rig.spec.stream)
             while rig.remaining[durable] > 0:
                 try:
-                    msgs = await sub.fetch(batch, timeout=BAT_FETCH_WAIT)
+                    msgs = await sub.fetch(batch, timeout=1)
                 except nats.errors.TimeoutError:
                     continue
                 sends = await handle(msgs)  # one committed transaction for the batch
