@@ -142,6 +142,9 @@ class ClusterConfig:
     fsync: bool = True  # Postgres fsync (sync_interval is always on in NATS)
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per service
     data_dir: Path | None = None
+    # Directories put first on the services' PYTHONPATH (and on the provisioning's): another tree's
+    # shared/ and services/<svc>/ run that tree's code with this harness (bench.system --ab).
+    pythonpath: tuple[str, ...] = ()
 
 
 class Cluster:
@@ -190,12 +193,17 @@ class Cluster:
         self.handle = obtain_servers(self.data_dir, fsync=self.config.fsync, mode="embedded")
         self.info = RunInfo(nats_url=self.handle.nats_url, database_url=self.handle.database_url)
         self.signin.start()
-        asyncio.run(self._provision())
+        if self.config.pythonpath:
+            self._provision_other_tree()
+        else:
+            asyncio.run(self._provision())
         for name in self.config.services:
             env = service_env(self.info, 0, self._service_extra(name))
             port = free_port()
             env["KUMKM_HTTP_PORT"] = str(port)
             env["KUMKM_LOG_FORMAT"] = "json"
+            if self.config.pythonpath:
+                env["PYTHONPATH"] = self.pythonpath_env(env.get("PYTHONPATH"))
             self.services[name] = ServiceProcess(name, port, env, self.data_dir / "logs" / f"{name}.log")
         for svc in self.services.values():
             svc.start()
@@ -220,6 +228,20 @@ class Cluster:
             )
         extra.update(self.config.extra_env.get(name, {}))
         return extra
+
+    def pythonpath_env(self, existing: str | None = None) -> str:
+        return os.pathsep.join([*self.config.pythonpath, *([existing] if existing else [])])
+
+    def _provision_other_tree(self) -> None:
+        """The other tree's topology, provisioned by its own ``kumkm_shared`` in a subprocess."""
+        env = dict(os.environ, PYTHONPATH=self.pythonpath_env(os.environ.get("PYTHONPATH")))
+        args = [str(self.config.ack_wait or ""), str(self.config.max_deliver or "")]
+        subprocess.run(
+            [sys.executable, "-m", "bench.chaos.provisioning", self.nats_url, *args],
+            env=env,
+            check=True,
+            cwd=Path(__file__).resolve().parent.parent.parent,
+        )
 
     async def _provision(self) -> None:
         decls = [
