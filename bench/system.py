@@ -88,8 +88,8 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.js import JetStreamContext
 
-PREVIOUS_RELEASE = "5e6de40"  # the end of issue 13: --ab's default
-GOAL_SATURATION_X = 4.0  # issue 14's targets
+PREVIOUS_RELEASE = "5e6de40"  # the last release before batch durables: --ab's default
+GOAL_SATURATION_X = 4.0  # the group-commit targets: saturation x the previous release
 GOAL_RATIO = 0.8  # saturation / the batched bare baseline
 GOAL_P99_HALF_MS = 100.0  # at half of saturation
 GOAL_P99_AT_RATE = 100  # events/s
