@@ -42,6 +42,13 @@ class BusinessCalendar:
     national: bool = True
     country: str = "ID"
 
+    def load(self, *years: int) -> None:
+        """Read these years' national holidays now: the ``holidays`` package imports its country data on
+        first use, which held the first order placed after a start for about a second."""
+        if self.national:
+            for year in years:
+                _national_holidays(self.country, year)
+
     def is_holiday(self, day: date) -> bool:
         if day in self.extra_holidays:
             return True

@@ -14,6 +14,7 @@ from kumkm_catalog.handlers.lifecycle import STEPS, OrderLifecycle
 from kumkm_catalog.handlers.operator import OperatorCommands
 from kumkm_catalog.handlers.placement import OrderPlacement
 from kumkm_catalog.handlers.products import ProductHandlers
+from kumkm_shared.clock import business_date
 from kumkm_shared.contracts import OrderPlaced, ProductStockUpdated, ProductSubmitted
 
 if TYPE_CHECKING:
@@ -31,7 +32,10 @@ class CatalogService:
         self.settings = settings
         self.clock = clock
         self.products = ProductHandlers(settings.curation_rules(), clock)
-        self.placement = OrderPlacement(settings.order_rules(), clock)
+        rules = settings.order_rules()
+        this_year = business_date(clock).year
+        rules.calendar.load(this_year, this_year + 1)  # a deadline may fall in the next year
+        self.placement = OrderPlacement(rules, clock)
         self.lifecycle = OrderLifecycle(clock)
         self.operator = OperatorCommands(clock, settings.confirmation_working_days)
         # the commands, by name
