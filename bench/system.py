@@ -59,6 +59,7 @@ import nats.errors
 import psutil
 from nats.js import api
 
+from bench import slow_disk
 from bench.chaos.checker import Checker
 from bench.chaos.cluster import Cluster, ClusterConfig
 from bench.chaos.orgs import Org, record_mandates
@@ -1632,7 +1633,12 @@ async def main_async(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="kumkm-bench-"))
     try:
+        if args.slow_fsync > 0:
+            # before every child process: Postgres and pg_test_fsync inherit the preload
+            os.environ.update(slow_disk.environment(slow_disk.build(scratch), args.slow_fsync))
         fsync, fsync_by = fsync_rate(scratch)
+        if args.slow_fsync > 0:
+            fsync_by += f", every fsync slowed by {args.slow_fsync:g} ms (--slow-fsync)"
         header = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "host": platform.node(),
@@ -1641,6 +1647,7 @@ async def main_async(args: argparse.Namespace) -> int:
             "python": platform.python_version(),
             "fsync_per_s": round(fsync),
             "fsync_by": fsync_by,
+            "slow_fsync_ms": args.slow_fsync,
             "backlog": args.backlog,
             "rates": args.rates,
             "rate_seconds": args.rate_seconds,
@@ -1707,6 +1714,13 @@ def main() -> int:
     parser.add_argument("--bare-batch", type=int, default=BAT_BATCH, help="the batched baseline's pull size")
     parser.add_argument(
         "--profile", type=Path, default=None, metavar="DIR", help="py-spy each service (saturation)"
+    )
+    parser.add_argument(
+        "--slow-fsync",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="emulate a slower disk: every fsync of Postgres waits MS ms first (bench/slow_disk.py)",
     )
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the results as JSON")
     return asyncio.run(main_async(parser.parse_args()))
