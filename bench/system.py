@@ -23,6 +23,10 @@
      notifier consumes the outcomes, records a delivery and sends one email (a new SMTP connection each)
      and one webhook. It does about half the sends of the system and none of its inbox or receipt work.
 
+``--ab [REF]`` runs the previous release (``REF``, extracted with ``git archive``) and then this tree in one
+run; ``--slow-fsync MS`` runs both on an emulated slower disk (``bench/slow_disk.py``); the disk's fsync rate
+(``pg_test_fsync``) heads the output, so runs on different machines can be compared.
+
 The outbox relay's rate from a backlog is measured by ``bench/outbox_relay.py`` (``make bench`` runs both).
 """
 
