@@ -30,7 +30,7 @@ static long delay_ns = -1;
 
 static void wait_first(void) {
     if (delay_ns < 0) {
-        const char *text = getenv("KUMKM_SLOW_FSYNC_US");
+        const char *text = getenv("@DELAY_ENV@");
         delay_ns = text ? atol(text) * 1000L : 0;
     }
     if (delay_ns > 0) {
@@ -67,7 +67,7 @@ def build(directory: Path) -> Path:
             "--slow-fsync compiles a small C shim: install a compiler (apt-get install -y gcc)"
         )
     source, library = directory / "slow_fsync.c", directory / "slow_fsync.so"
-    source.write_text(SOURCE)
+    source.write_text(SOURCE.replace("@DELAY_ENV@", DELAY_ENV))  # one name for the variable, here and in C
     done = subprocess.run(
         [compiler, "-O2", "-shared", "-fPIC", "-o", str(library), str(source), "-ldl"],
         capture_output=True,
