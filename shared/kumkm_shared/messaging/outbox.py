@@ -36,6 +36,9 @@ log = structlog.get_logger(__name__)
 
 OUTBOX_PUBLISHED = Counter("kumkm_outbox_published", "Events published by the outbox relay", ["schema"])
 OUTBOX_LAG = Gauge("kumkm_outbox_pending", "Unpublished outbox rows at the last relay pass", ["schema"])
+RELAY_LEADER = Gauge(
+    "kumkm_outbox_relay_leader", "1 while this replica's relay holds its schema's lock", ["schema"]
+)
 
 
 def nats_headers(envelope: Envelope) -> dict[str, str]:
@@ -142,6 +145,7 @@ class OutboxRelay:
                     return
                 await self._sleep(self.poll_interval)
             self.is_leader = True
+            RELAY_LEADER.labels(self.schema).set(1)
             await listener.add_listener(f"{self.schema}_outbox", self._on_notify)
             try:
                 last_cleanup = 0.0
@@ -152,13 +156,18 @@ class OutboxRelay:
                         await self.cleanup()
                         last_cleanup = time.monotonic()
                     if published < self.batch_size:
-                        with contextlib.suppress(TimeoutError):
+                        try:
                             await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                        except TimeoutError:
+                            # Idle: make sure the lock's session is still ours (a lost session lets
+                            # another replica relay; this one must stop before its next pass).
+                            await asyncio.wait_for(listener.fetchval("SELECT 1"), self.publish_timeout)
                 # Flush what is committed before stopping, so a clean shutdown leaves nothing behind.
                 while await self.publish_batch() == self.batch_size:
                     pass
             finally:
                 self.is_leader = False
+                RELAY_LEADER.labels(self.schema).set(0)
                 with contextlib.suppress(Exception):
                     await listener.remove_listener(f"{self.schema}_outbox", self._on_notify)
                     await listener.execute("SELECT pg_advisory_unlock($1)", _leader_key(self.schema))
