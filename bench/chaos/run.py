@@ -59,6 +59,7 @@ class ChaosConfig:
     topology: Literal["single", "cluster"] = "single"
     replicas: int = 1
     leader_kills: int = 0  # per service: kill -9 of the replica whose relay leads; a survivor takes over
+    partitions: int = 0  # cluster: one NATS node cut off from its peers for a while, then healed
     # kill -9 at a named point of a batch, the relay or the dispatcher (``kumkm_shared.failpoints``): each
     # "service:point" restarts that service armed to kill itself there, then starts it again unarmed.
     failpoints: tuple[str, ...] = FULL_FAILPOINTS
@@ -93,6 +94,7 @@ def cluster_config(**overrides: Any) -> ChaosConfig:
         "nats_kills": 2,  # kill -9 of a stream's leader node
         "postgres_restarts": 1,  # kill -9 of the primary, promotion, the old primary back as a standby
         "leader_kills": 1,
+        "partitions": 1,
         "failpoints": CLUSTER_FAILPOINTS,
         "fault_window": 90.0,
         "heal_timeout": 300.0,
@@ -151,6 +153,7 @@ class Nemesis:
         plan += [("pause", self.rng.choice(["notifications", "catalog", "loans"])) for _ in range(c.pauses)]
         plan += [("failpoint", f) for f in c.failpoints]
         plan += [("leader", s) for s in SERVICES for _ in range(c.leader_kills)]
+        plan += [("partition", "")] * c.partitions
         self.rng.shuffle(plan)
         return plan
 
@@ -176,48 +179,60 @@ class Nemesis:
             await self.inject(action, target)
 
     async def inject(self, action: str, target: str) -> None:
+        clustered = self.cluster.clustered
+        faults: dict[str, Callable[[str], Coroutine[Any, Any, None]]] = {
+            "kill": self.kill_instance,
+            "leader": self.kill_leader,
+            "nats": self.kill_stream_leader if clustered else self.kill_nats,
+            "postgres": self.fail_over if clustered else self.restart_postgres,
+            "partition": self.partition,
+            "oidc": self.kill_identity_provider,
+            "failpoint": self.crash_at,
+            "pause": self.pause,
+        }
+        await faults[action](target)
+
+    async def kill_instance(self, service: str) -> None:
         c = self.cluster
-        if action == "kill":
-            name = self.instance(target)
-            self.note(f"kill -9 {name}")
-            t = time.monotonic()
-            await asyncio.to_thread(c.kill_service, name)
-            await asyncio.sleep(self.rng.uniform(0.2, 2.0))
-            await asyncio.to_thread(c.start_service, name)
-            self.recovered(f"kill -9 {name}: back and ready", time.monotonic() - t)
-            self.note(f"{name} restarted and ready")
-        elif action == "leader":
-            await self.kill_leader(target)
-        elif action == "nats" and c.clustered:
-            await self.kill_stream_leader()
-        elif action == "postgres" and c.clustered:
-            await self.fail_over()
-        elif action == "nats":
-            self.note("kill -9 nats-server")
-            await asyncio.to_thread(c.kill_nats)
-            await asyncio.sleep(self.rng.uniform(0.5, 3.0))
-            await asyncio.to_thread(c.start_nats)
-            self.note("nats-server restarted on the same store")
-        elif action == "oidc":
-            self.note("kill -9 the OpenID provider")
-            await asyncio.to_thread(c.kill_identity_provider)
-            await asyncio.sleep(self.rng.uniform(1.0, 4.0))
-            await asyncio.to_thread(c.start_identity_provider)
-            self.note("OpenID provider restarted (same port, same keys)")
-        elif action == "postgres":
-            self.note("postgres restart (fast shutdown)")
-            await asyncio.to_thread(c.restart_postgres)
-            self.note("postgres back")
-        elif action == "failpoint":
-            await self.crash_at(target)
-        elif action == "pause":
-            name = self.instance(target)
-            pause = self.config.ack_wait + 3.0
-            self.note(f"SIGSTOP {name} for {pause:.0f}s (ack_wait {self.config.ack_wait:.0f}s)")
-            await asyncio.to_thread(c.pause_service, name)
-            await asyncio.sleep(pause)
-            await asyncio.to_thread(c.resume_service, name)
-            self.note(f"SIGCONT {name}")
+        name = self.instance(service)
+        self.note(f"kill -9 {name}")
+        t = time.monotonic()
+        await asyncio.to_thread(c.kill_service, name)
+        await asyncio.sleep(self.rng.uniform(0.2, 2.0))
+        await asyncio.to_thread(c.start_service, name)
+        self.recovered(f"kill -9 {name}: back and ready", time.monotonic() - t)
+        self.note(f"{name} restarted and ready")
+
+    async def kill_nats(self, _: str) -> None:
+        c = self.cluster
+        self.note("kill -9 nats-server")
+        await asyncio.to_thread(c.kill_nats)
+        await asyncio.sleep(self.rng.uniform(0.5, 3.0))
+        await asyncio.to_thread(c.start_nats)
+        self.note("nats-server restarted on the same store")
+
+    async def kill_identity_provider(self, _: str) -> None:
+        c = self.cluster
+        self.note("kill -9 the OpenID provider")
+        await asyncio.to_thread(c.kill_identity_provider)
+        await asyncio.sleep(self.rng.uniform(1.0, 4.0))
+        await asyncio.to_thread(c.start_identity_provider)
+        self.note("OpenID provider restarted (same port, same keys)")
+
+    async def restart_postgres(self, _: str) -> None:
+        self.note("postgres restart (fast shutdown)")
+        await asyncio.to_thread(self.cluster.restart_postgres)
+        self.note("postgres back")
+
+    async def pause(self, service: str) -> None:
+        c = self.cluster
+        name = self.instance(service)
+        pause = self.config.ack_wait + 3.0
+        self.note(f"SIGSTOP {name} for {pause:.0f}s (ack_wait {self.config.ack_wait:.0f}s)")
+        await asyncio.to_thread(c.pause_service, name)
+        await asyncio.sleep(pause)
+        await asyncio.to_thread(c.resume_service, name)
+        self.note(f"SIGCONT {name}")
 
     async def crash_at(self, target: str) -> None:
         """Restart a service armed with a failpoint ("service:point"), keep it busy until it kills itself."""
@@ -263,14 +278,14 @@ class Nemesis:
         await asyncio.to_thread(c.start_service, leader)
         self.note(f"{leader} restarted and ready")
 
-    async def kill_stream_leader(self) -> None:
+    async def kill_stream_leader(self, _: str) -> None:
         c = self.cluster.nats_nodes
         stream = self.rng.choice(("KUMKM_LOANS", "KUMKM_CATALOG", "KUMKM_NOTIFICATIONS"))
         node = await asyncio.to_thread(c.stream_leader, stream)
         self.note(f"kill -9 nats node n{node + 1} (leads {stream})")
         t = time.monotonic()
         await asyncio.to_thread(c.kill_node, node)
-        await asyncio.to_thread(c.wait_stream_leader, stream, 60.0)
+        await asyncio.to_thread(c.wait_stream_leader, stream, 60.0, exclude=node)
         elected = time.monotonic() - t
         self.recovered(f"kill -9 of {stream}'s leader: new leader elected", elected)
         self.note(f"{stream} has a new leader after {elected:.1f}s")
@@ -280,7 +295,20 @@ class Nemesis:
         self.recovered(f"nats node n{node + 1} restarted on its store", time.monotonic() - t)
         self.note(f"nats node n{node + 1} restarted on its store")
 
-    async def fail_over(self) -> None:
+    async def partition(self, _: str) -> None:
+        """One NATS node cut off from its peers (the minority side), then healed: its clients reconnect to
+        the others, the streams keep a quorum, and the node catches up when it is back."""
+        c = self.cluster.nats_nodes
+        node = self.rng.randrange(len(c.nodes))
+        self.note(f"partition: nats node n{node + 1} cut off from its peers")
+        await asyncio.to_thread(c.partition, node)
+        await asyncio.sleep(self.rng.uniform(3.0, 6.0))
+        t = time.monotonic()
+        await asyncio.to_thread(c.heal, node)
+        self.recovered(f"nats node n{node + 1} healed: routes back, caught up", time.monotonic() - t)
+        self.note(f"nats node n{node + 1} healed and caught up")
+
+    async def fail_over(self, _: str) -> None:
         c = self.cluster
         pg = c.pg
         self.note("kill -9 of the Postgres primary")
