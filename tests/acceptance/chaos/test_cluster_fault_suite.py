@@ -4,7 +4,7 @@ Three NATS nodes with R3 streams, a Postgres primary with a synchronous streamin
 ``target_session_attrs=read-write``), two replicas of each service. Injected while the mixed workload and
 the poison run: kill -9 of a replica of each service; kill -9 of the replica whose outbox relay leads, for
 each service (a survivor must take the relay, and with it the leader-only work, over); kill -9 of the NATS
-node leading a stream, restarted later on its store; kill -9 of the Postgres primary, promotion of the
+node leading a stream, restarted later on its store; one NATS node cut off from its peers, then healed; kill -9 of the Postgres primary, promotion of the
 standby, and later the old primary back as a synchronous standby; kill -9 at failpoints of a batch.
 
 Asserts the same guarantees as the single-node suite (nothing lost, nothing duplicated, nothing unexpected,
@@ -75,6 +75,7 @@ async def test_cluster_fault_suite_loses_and_duplicates_nothing() -> None:
     assert any("new leader elected" in f for f in recovered), text
     assert any("writes commit again" in f for f in recovered), text
     assert any(f.startswith("old primary back as a synchronous standby") for f in recovered), text
+    assert any("healed: routes back, caught up" in f for f in recovered), text
     # The valid traffic went through.
     extra = config.extra_flows
     assert report.checked["loan"] == 10 + 4 + config.target_loans + extra["loan"], text
