@@ -226,7 +226,7 @@ class Checker:
     async def _busy(self) -> list[str]:
         busy: list[str] = []
         try:
-            nc = await nats.connect(self.nats_url, max_reconnect_attempts=1, connect_timeout=2)
+            nc = await nats.connect(self.nats_url.split(","), max_reconnect_attempts=1, connect_timeout=2)
         except Exception:
             return ["nats unreachable"]
         try:
@@ -288,7 +288,7 @@ class Checker:
     # -- the check ----------------------------------------------------------------------------------
     async def check(self, report: Report | None = None) -> Report:
         report = report or Report()
-        nc = await nats.connect(self.nats_url, max_reconnect_attempts=3)
+        nc = await nats.connect(self.nats_url.split(","), max_reconnect_attempts=3)
         conn = await asyncpg.connect(self.database_url)
         try:
             events = await read_stream_events(nc)

@@ -310,7 +310,7 @@ class Cluster:
             )
             for d in CONSUMER_DECLS
         ]
-        nc = await nats.connect(self.nats_url, max_reconnect_attempts=3)
+        nc = await nats.connect(self.nats_url.split(","), max_reconnect_attempts=3)
         try:
             replicas = STREAM_REPLICAS if self.clustered else 1
             await provision(nc.jetstream(), consumers=decls, replicas=replicas)

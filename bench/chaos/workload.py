@@ -174,7 +174,7 @@ class Integrator:
 
     async def connect(self) -> None:
         self.nc = await nats.connect(
-            self.nats_url,
+            self.nats_url.split(","),  # one URL, or each node's on a cluster
             name=self.name,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.25,

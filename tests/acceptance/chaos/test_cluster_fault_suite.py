@@ -4,8 +4,9 @@ Three NATS nodes with R3 streams, a Postgres primary with a synchronous streamin
 ``target_session_attrs=read-write``), two replicas of each service. Injected while the mixed workload and
 the poison run: kill -9 of a replica of each service; kill -9 of the replica whose outbox relay leads, for
 each service (a survivor must take the relay, and with it the leader-only work, over); kill -9 of the NATS
-node leading a stream, restarted later on its store; one NATS node cut off from its peers, then healed; kill -9 of the Postgres primary, promotion of the
-standby, and later the old primary back as a synchronous standby; kill -9 at failpoints of a batch.
+node leading a stream, restarted later on its store; one NATS node cut off from its peers, then healed;
+kill -9 of the Postgres primary, promotion of the standby, and later the old primary back as a synchronous
+standby; kill -9 at failpoints of a batch.
 
 Asserts the same guarantees as the single-node suite (nothing lost, nothing duplicated, nothing unexpected,
 every poison message dead-lettered with an acceptable reason, nothing stalled), and that every fault was
