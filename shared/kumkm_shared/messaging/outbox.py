@@ -83,6 +83,10 @@ class Outbox:
         )
 
 
+class LeadershipLostError(RuntimeError):
+    """The relay's leader lock went with its connection; it tries to lead again."""
+
+
 def _leader_key(schema: str) -> int:
     return int.from_bytes(hashlib.sha256(f"kumkm-outbox:{schema}".encode()).digest()[:8], "big", signed=True)
 
@@ -111,6 +115,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.is_leader = False
+        # While leading: the connection whose session holds the leader lock.
+        self._listener: Any = None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -142,10 +148,12 @@ class OutboxRelay:
                     return
                 await self._sleep(self.poll_interval)
             self.is_leader = True
+            self._listener = listener
             await listener.add_listener(f"{self.schema}_outbox", self._on_notify)
             try:
                 last_cleanup = 0.0
                 while not self._stopping.is_set():
+                    self._check_leadership()
                     self._wake.clear()
                     published = await self.publish_batch()
                     if time.monotonic() - last_cleanup > self.cleanup_interval:
@@ -159,9 +167,20 @@ class OutboxRelay:
                     pass
             finally:
                 self.is_leader = False
+                self._listener = None
                 with contextlib.suppress(Exception):
                     await listener.remove_listener(f"{self.schema}_outbox", self._on_notify)
                     await listener.execute("SELECT pg_advisory_unlock($1)", _leader_key(self.schema))
+
+    def _check_leadership(self) -> None:
+        """Stop leading once the session holding the lock is gone (its primary died, a failover): the
+        lock went with it, another relay may hold it now, and two publishers would break commit order.
+        The pool's other connections may already reach the new primary, so this must be checked."""
+        if self._listener is not None and self._listener.is_closed():
+            self.is_leader = False
+            raise LeadershipLostError(
+                f"outbox relay {self.schema}: the connection holding the leader lock closed"
+            )
 
     async def publish_batch(self) -> int:
         """Publish one window of unpublished rows; return how many were marked published."""
@@ -175,6 +194,7 @@ class OutboxRelay:
             if not rows:
                 OUTBOX_LAG.labels(self.schema).set(0)
                 return 0
+            self._check_leadership()
             futures = [
                 await js.publish_async(row["subject"], bytes(row["payload"]), headers=dict(row["headers"]))
                 for row in rows
