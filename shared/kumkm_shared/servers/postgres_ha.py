@@ -348,6 +348,7 @@ class EmbeddedPostgresPair(StoppedOnExit):
                     f"--target-pgdata={target.pgdata}",
                     f"--source-server=host={LOCALHOST} port={source.port} user={SUPERUSER} dbname=postgres",
                     "--progress",
+                    *([] if self.fsync else ["--no-sync"]),
                 ],
                 note=f"kumkm: pg_rewind from {source.name}",
             )
