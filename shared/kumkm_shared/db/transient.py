@@ -52,21 +52,18 @@ def is_transient_db_error(exc: BaseException) -> bool:
 
 
 def _transient(exc: BaseException) -> bool:
-    if isinstance(
-        exc,
-        asyncpg.ConnectionDoesNotExistError | asyncpg.TargetServerAttributeNotMatched | ConnectionError,
-    ):
-        return True
-    if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
-        return True
-    if isinstance(exc, TimeoutError):  # a connect timeout
-        return True
-    if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:  # "Connect call failed"
-        return True
     if isinstance(exc, asyncpg.PostgresError):
         sqlstate = str(getattr(exc, "sqlstate", "") or "")
         return sqlstate in TRANSIENT_SQLSTATES or sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
-    return False
+    message = str(exc)
+    return (
+        isinstance(exc, asyncpg.TargetServerAttributeNotMatched | ConnectionError | TimeoutError)
+        or (isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS)  # "Connect call failed"
+        or (isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in message)
+        # How asyncpg reports a connection the server ended in the middle of a statement (a backend
+        # terminated as its postmaster died): seen on kill -9 of a primary under load.
+        or (isinstance(exc, asyncpg.InternalClientError) and "cannot switch to state" in message)
+    )
 
 
 async def retry_transient(

@@ -149,6 +149,7 @@ class OutboxRelay:
                 await self._sleep(self.poll_interval)
             self.is_leader = True
             self._listener = listener
+            listener.add_termination_listener(self._on_lock_lost)
             await listener.add_listener(f"{self.schema}_outbox", self._on_notify)
             try:
                 last_cleanup = 0.0
@@ -169,8 +170,14 @@ class OutboxRelay:
                 self.is_leader = False
                 self._listener = None
                 with contextlib.suppress(Exception):
+                    listener.remove_termination_listener(self._on_lock_lost)
                     await listener.remove_listener(f"{self.schema}_outbox", self._on_notify)
                     await listener.execute("SELECT pg_advisory_unlock($1)", _leader_key(self.schema))
+
+    def _on_lock_lost(self, *_: Any) -> None:
+        """The connection holding the lock closed: not the leader from this moment (see below)."""
+        self.is_leader = False
+        self._wake.set()
 
     def _check_leadership(self) -> None:
         """Stop leading once the session holding the lock is gone (its primary died, a failover): the

@@ -2,15 +2,22 @@
 # pool on the multi-host DSN that finds the new primary by itself.
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import asyncpg
 import pytest
 
+from kumkm_shared.db.migrations import load_migrations, migrate
 from kumkm_shared.db.pool import create_pool
 from kumkm_shared.db.transient import is_transient_db_error, retry_transient
+from kumkm_shared.messaging.outbox import OutboxRelay
 from kumkm_shared.servers import EmbeddedPostgresPair
+from kumkm_shared.service.runtime import PLATFORM_MIGRATIONS
+from kumkm_shared.testing import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +94,7 @@ async def test_no_acknowledged_commit_is_lost_when_the_primary_is_killed(pair: E
                 n += 1
                 await connection.execute("INSERT INTO acked VALUES ($1, $2)", index, n)
                 acknowledged.append((index, n))  # the commit returned: it must survive
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except Exception as exc:
             if not is_transient_db_error(exc):
                 raise
         finally:
@@ -180,3 +187,73 @@ async def test_the_old_primary_rejoins_by_rewind_and_fails_back(pair: EmbeddedPo
         assert [n.port for n in again.nodes] == [n.port for n in pair.nodes]
         assert again.replication_state() == ("streaming", "sync")
         assert await fetchval(again.dsn, "SELECT count(*) FROM history") == 4
+
+
+class RecordingJetStream:
+    """Stands in for JetStream: acknowledges every publish at once and remembers the payloads."""
+
+    def __init__(self, published: list[bytes]) -> None:
+        self.published = published
+
+    async def publish_async(self, subject: str, payload: bytes, headers: dict[str, str]) -> Any:  # noqa: ARG002
+        self.published.append(payload)
+        ack: asyncio.Future[SimpleNamespace] = asyncio.get_running_loop().create_future()
+        ack.set_result(SimpleNamespace(seq=len(self.published)))
+        return ack
+
+
+async def test_the_outbox_relay_leads_again_on_the_new_primary_one_leader_at_a_time(
+    pair: EmbeddedPostgresPair,
+) -> None:
+    setup = await asyncpg.connect(pair.dsn)
+    try:
+        await setup.execute("CREATE SCHEMA toy")
+        await migrate(setup, "toy", load_migrations(PLATFORM_MIGRATIONS), table="platform_migrations")
+    finally:
+        await setup.close()
+    published: list[bytes] = []
+    jetstream = RecordingJetStream(published)
+    # Two replicas of a service: two pools, two relays, one leader lock.
+    pools = [await create_pool(pair.dsn, "toy", min_size=1, max_size=3) for _ in range(2)]
+    relays = [OutboxRelay(p, lambda: cast("Any", jetstream), "toy", poll_interval=1.0) for p in pools]
+    both_led = False
+
+    async def watch() -> None:
+        nonlocal both_led
+        while True:
+            both_led = both_led or all(r.is_leader for r in relays)
+            await asyncio.sleep(0.005)
+
+    async def add(n: int) -> None:
+        async with pools[0].acquire() as conn:
+            await conn.execute(
+                "INSERT INTO outbox (event_id, subject, payload) VALUES ($1, 'toy.event', $2)",
+                uuid.uuid4(),
+                str(n).encode(),
+            )
+
+    tasks = [asyncio.create_task(r.run()) for r in relays]
+    watcher = asyncio.create_task(watch())
+    try:
+        await wait_for(lambda: any(r.is_leader for r in relays), timeout=10)
+        for n in range(20):
+            await add(n)
+        await wait_for(lambda: len(set(published)) == 20, timeout=10)
+        await asyncio.to_thread(pair.kill_primary)
+        # The lock died with its session: the leader knows at once, not at its next poll.
+        await wait_for(lambda: not any(r.is_leader for r in relays), timeout=0.5)
+        await asyncio.to_thread(pair.promote)
+        for n in range(20, 40):
+            await retry_transient(lambda n=n: add(n))
+        await wait_for(lambda: len(set(published)) == 40, timeout=20)
+        await wait_for(lambda: sum(r.is_leader for r in relays) == 1, timeout=10)
+        assert not both_led, "two relays led at once"
+        first = list(dict.fromkeys(published))  # in the order each row was first published
+        assert first == [str(n).encode() for n in range(40)]
+    finally:
+        watcher.cancel()
+        for relay in relays:
+            relay.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for p in pools:
+            await p.close()
