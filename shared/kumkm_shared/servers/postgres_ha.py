@@ -43,8 +43,10 @@ REPLICATION_SETTINGS = (
     f"wal_keep_size={WAL_KEEP_SIZE}",
     "hot_standby=on",
     "wal_receiver_status_interval=1s",
+    "wal_retrieve_retry_interval=1s",  # a standby whose primary died asks again soon (default 5 s)
 )
-CONF_MARKER = "# kumkm: streaming replication (EmbeddedPostgresPair)"
+CONF_BEGIN = "# kumkm: the command line's settings (EmbeddedPostgresPair), rewritten at each start"
+CONF_END = "# kumkm: end"
 
 
 class ReplicationError(RuntimeError):
@@ -93,15 +95,23 @@ class PostgresNode(EmbeddedPostgres):
         super()._start(timeout)
 
     def ensure_replication_conf(self) -> None:
-        """The replication settings in postgresql.conf too, not only on the command line: pg_rewind's own
+        """The command line's settings in postgresql.conf too (a block rewritten each time): pg_rewind's own
         crash recovery of the target (a single-user postgres) reads only the file, and would otherwise
-        record wal_log_hints=off in the control file and refuse to rewind."""
+        record wal_log_hints=off in the control file and refuse to rewind; and a reload (which turns
+        synchronous replication on and off) finds no file value that contradicts the running server."""
         conf = self.pgdata / "postgresql.conf"
         text = conf.read_text()
-        if CONF_MARKER not in text:
-            block = "\n".join([CONF_MARKER, *(s.replace("=", " = ", 1) for s in REPLICATION_SETTINGS)])
-            with conf.open("a") as handle:
-                handle.write(f"\n{block}\n")
+        if CONF_BEGIN in text and CONF_END in text:
+            head, rest = text.split(CONF_BEGIN, 1)
+            text = head.rstrip("\n") + "\n" + rest.split(CONF_END, 1)[1].lstrip("\n")
+        args = self._postgres_args()
+        settings = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "-c"]
+        lines = [
+            f"{key} = '{value.replace(chr(39), chr(39) * 2)}'"
+            for key, value in (setting.split("=", 1) for setting in settings)
+            if key != "primary_conninfo"
+        ]
+        conf.write_text(text.rstrip("\n") + "\n\n" + "\n".join([CONF_BEGIN, *lines, CONF_END]) + "\n")
 
     def write_standby_signal(self) -> None:
         self.standby_signal.write_bytes(b"")
@@ -342,6 +352,9 @@ class EmbeddedPostgresPair(StoppedOnExit):
     ) -> RejoinMethod:
         if not force_basebackup and target.initialized:
             target.ensure_replication_conf()
+            # A source promoted moments ago: its control file shows the new timeline only after a
+            # checkpoint, and pg_rewind reads the timeline from there.
+            source.query("CHECKPOINT")
             code = target.run_tool(
                 [
                     str(target.bin_dir / "pg_rewind"),
