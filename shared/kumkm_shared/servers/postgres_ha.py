@@ -304,7 +304,7 @@ class EmbeddedPostgresPair(StoppedOnExit):
             raise ReplicationError(f"standby {node.name} is not running")
         node.query("ALTER SYSTEM SET synchronous_standby_names = ''")
         node.query("SELECT pg_reload_conf()")
-        node.query(f"SELECT pg_promote(wait => true, wait_seconds => {max(1, int(timeout))})")
+        node.query("SELECT pg_promote(wait => false)")  # its own wait polls every 100 ms; ours is finer
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -317,7 +317,7 @@ class EmbeddedPostgresPair(StoppedOnExit):
                         f"{node.name} does not accept writes {timeout:.0f}s after promotion; "
                         f"log tail:\n{self._tail()}"
                     ) from None
-                time.sleep(0.05)
+                time.sleep(0.01)
         self._primary = self.nodes.index(node)
         node.upstream = None
         # The dead node will follow the new primary once it rejoins.
