@@ -161,7 +161,7 @@ class EmbeddedPostgresPair(StoppedOnExit):
         self.synchronous = synchronous
         state = self._load_state()
         ports: dict[str, int] = state.get("ports", {})
-        self.nodes: tuple[PostgresNode, PostgresNode] = tuple(  # type: ignore[assignment]
+        first, second = (
             PostgresNode(
                 self.data_dir / name.replace("_", "-"),
                 name=name,
@@ -170,6 +170,7 @@ class EmbeddedPostgresPair(StoppedOnExit):
             )
             for name in NODE_NAMES
         )
+        self.nodes: tuple[PostgresNode, PostgresNode] = (first, second)
         primary_name = state.get("primary", NODE_NAMES[0])
         self._primary = 1 if primary_name == NODE_NAMES[1] else 0
         self.standby.upstream = self.primary.port
@@ -228,8 +229,7 @@ class EmbeddedPostgresPair(StoppedOnExit):
             self._rewind_or_copy(standby, primary)
         standby.start(timeout)
         self._wait_streaming(timeout, synchronous=False)
-        if self.synchronous:
-            self._require_standby(standby)
+        self._set_synchronous_standby(standby if self.synchronous else None)
         self.wait_streaming(timeout)
 
     def stop(self) -> None:
@@ -238,7 +238,11 @@ class EmbeddedPostgresPair(StoppedOnExit):
         self.standby.stop()
 
     def __enter__(self) -> Self:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # `with` calls no __exit__ when __enter__ fails: leave nothing running
+            raise
         return self
 
     # -- replication ------------------------------------------------------------------------------------
@@ -279,9 +283,10 @@ class EmbeddedPostgresPair(StoppedOnExit):
                 )
             time.sleep(0.05)
 
-    def _require_standby(self, standby: PostgresNode) -> None:
-        """Make commits on the primary wait for `standby` (synchronous_commit=on is the default)."""
-        self.primary.query(f"ALTER SYSTEM SET synchronous_standby_names = '\"{standby.name}\"'")
+    def _set_synchronous_standby(self, standby: PostgresNode | None) -> None:
+        """Make commits on the primary wait for `standby` (synchronous_commit=on), or for nobody (None)."""
+        names = f'"{standby.name}"' if standby is not None else ""
+        self.primary.query(f"ALTER SYSTEM SET synchronous_standby_names = '{names}'")
         self.primary.query("ALTER SYSTEM SET synchronous_commit = 'on'")
         self.primary.query("SELECT pg_reload_conf()")
 
@@ -342,8 +347,7 @@ class EmbeddedPostgresPair(StoppedOnExit):
         old.upstream = new.port
         old.start(timeout)
         self._wait_streaming(timeout, synchronous=False)
-        if self.synchronous:
-            self._require_standby(old)
+        self._set_synchronous_standby(old if self.synchronous else None)
         self.wait_streaming(timeout)
         return method
 

@@ -187,6 +187,10 @@ async def test_the_old_primary_rejoins_by_rewind_and_fails_back(pair: EmbeddedPo
         assert [n.port for n in again.nodes] == [n.port for n in pair.nodes]
         assert again.replication_state() == ("streaming", "sync")
         assert await fetchval(again.dsn, "SELECT count(*) FROM history") == 4
+    # And without synchronous replication: the standby streams, commits do not wait for it.
+    with EmbeddedPostgresPair(pair.data_dir, fsync=False, synchronous=False) as asynchronous:
+        assert asynchronous.replication_state() == ("streaming", "async")
+        assert await fetchval(asynchronous.dsn, "SHOW synchronous_standby_names") == ""
 
 
 class RecordingJetStream:
