@@ -148,9 +148,9 @@ class OutboxRelay:
                     return
                 await self._sleep(self.poll_interval)
             self.is_leader = True
+            await listener.add_listener(f"{self.schema}_outbox", self._on_notify)
             self._listener = listener
             listener.add_termination_listener(self._on_lock_lost)
-            await listener.add_listener(f"{self.schema}_outbox", self._on_notify)
             try:
                 last_cleanup = 0.0
                 while not self._stopping.is_set():
@@ -168,11 +168,11 @@ class OutboxRelay:
                     pass
             finally:
                 self.is_leader = False
-                self._listener = None
                 with contextlib.suppress(Exception):
                     listener.remove_termination_listener(self._on_lock_lost)
                     await listener.remove_listener(f"{self.schema}_outbox", self._on_notify)
                     await listener.execute("SELECT pg_advisory_unlock($1)", _leader_key(self.schema))
+                self._listener = None
 
     def _on_lock_lost(self, *_: Any) -> None:
         """The connection holding the lock closed: not the leader from this moment (see below)."""
