@@ -45,6 +45,8 @@ def is_transient_db_error(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, asyncpg.PostgresError):
+            return _transient(current)  # the server's own answer decides, whatever it was raised from
         if _transient(current):
             return True
         current = current.__cause__ or current.__context__

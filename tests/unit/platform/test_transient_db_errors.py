@@ -51,6 +51,12 @@ def test_a_wrapped_connection_loss_is_transient() -> None:
     assert is_transient_db_error(wrapped)
 
 
+def test_a_server_answer_decides_even_when_raised_during_a_connection_loss() -> None:
+    answer = asyncpg.UniqueViolationError("duplicate key")
+    answer.__context__ = ConnectionResetError(errno.ECONNRESET, "reset")
+    assert not is_transient_db_error(answer)
+
+
 async def test_retry_transient_retries_until_success_and_raises_the_rest() -> None:
     calls = 0
 
