@@ -86,6 +86,10 @@ class Outbox:
         )
 
 
+class LeadershipLostError(RuntimeError):
+    """The relay's leader lock went with its connection; it tries to lead again."""
+
+
 def _leader_key(schema: str) -> int:
     return int.from_bytes(hashlib.sha256(f"kumkm-outbox:{schema}".encode()).digest()[:8], "big", signed=True)
 
@@ -114,6 +118,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.is_leader = False
+        # While leading: the connection whose session holds the leader lock.
+        self._listener: Any = None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -147,9 +153,12 @@ class OutboxRelay:
             self.is_leader = True
             RELAY_LEADER.labels(self.schema).set(1)
             await listener.add_listener(f"{self.schema}_outbox", self._on_notify)
+            self._listener = listener
+            listener.add_termination_listener(self._on_lock_lost)
             try:
                 last_cleanup = 0.0
                 while not self._stopping.is_set():
+                    self._check_leadership()
                     self._wake.clear()
                     published = await self.publish_batch()
                     if time.monotonic() - last_cleanup > self.cleanup_interval:
@@ -169,8 +178,25 @@ class OutboxRelay:
                 self.is_leader = False
                 RELAY_LEADER.labels(self.schema).set(0)
                 with contextlib.suppress(Exception):
+                    listener.remove_termination_listener(self._on_lock_lost)
                     await listener.remove_listener(f"{self.schema}_outbox", self._on_notify)
                     await listener.execute("SELECT pg_advisory_unlock($1)", _leader_key(self.schema))
+                self._listener = None
+
+    def _on_lock_lost(self, *_: Any) -> None:
+        """The connection holding the lock closed: not the leader from this moment (see below)."""
+        self.is_leader = False
+        self._wake.set()
+
+    def _check_leadership(self) -> None:
+        """Stop leading once the session holding the lock is gone (its primary died, a failover): the
+        lock went with it, another relay may hold it now, and two publishers would break commit order.
+        The pool's other connections may already reach the new primary, so this must be checked."""
+        if self._listener is not None and self._listener.is_closed():
+            self.is_leader = False
+            raise LeadershipLostError(
+                f"outbox relay {self.schema}: the connection holding the leader lock closed"
+            )
 
     async def publish_batch(self) -> int:
         """Publish one window of unpublished rows; return how many were marked published."""
@@ -184,6 +210,7 @@ class OutboxRelay:
             if not rows:
                 OUTBOX_LAG.labels(self.schema).set(0)
                 return 0
+            self._check_leadership()
             futures = [
                 await js.publish_async(row["subject"], bytes(row["payload"]), headers=dict(row["headers"]))
                 for row in rows

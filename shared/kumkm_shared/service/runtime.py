@@ -29,6 +29,7 @@ from kumkm_shared.contracts import make_event, validate_event_payload
 from kumkm_shared.db.leader import Leadership
 from kumkm_shared.db.migrations import load_migrations, migrate
 from kumkm_shared.db.pool import create_pool
+from kumkm_shared.db.transient import is_transient_db_error
 from kumkm_shared.integrators import roles_for
 from kumkm_shared.mandates import MandateBook
 from kumkm_shared.messaging.broker import make_broker
@@ -373,7 +374,10 @@ class ServiceRuntime:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.exception("worker failed; restarting in 1s", error=repr(exc))
+                if is_transient_db_error(exc):  # a database restart or failover: no stack trace
+                    log.warning("worker lost its database connection; restarting in 1s", error=repr(exc))
+                else:
+                    log.exception("worker failed; restarting in 1s", error=repr(exc))
                 await asyncio.sleep(1)
             else:
                 return

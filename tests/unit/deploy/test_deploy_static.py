@@ -304,6 +304,13 @@ def test_cloudnativepg_cluster_has_the_database_roles_and_schemas() -> None:
     spec = cluster["spec"]
     assert spec["instances"] >= 3
     assert spec["enableSuperuserAccess"] is False
+    # Synchronous replication to one standby (docs/rules/database.md), through one API only.
+    synchronous = spec["postgresql"]["synchronous"]
+    assert synchronous["number"] >= 1
+    assert synchronous["method"] in {"any", "first"}
+    assert synchronous["dataDurability"] in {"required", "preferred"}
+    assert "minSyncReplicas" not in spec
+    assert "maxSyncReplicas" not in spec
     assert spec["bootstrap"]["initdb"]["database"] == "kumkm"
     sql = spec["bootstrap"]["initdb"]["postInitApplicationSQL"]
     assert all(isinstance(statement, str) and statement.strip() for statement in sql)
