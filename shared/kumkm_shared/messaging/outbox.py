@@ -186,6 +186,7 @@ class OutboxRelay:
     def _on_lock_lost(self, *_: Any) -> None:
         """The connection holding the lock closed: not the leader from this moment (see below)."""
         self.is_leader = False
+        RELAY_LEADER.labels(self.schema).set(0)
         self._wake.set()
 
     def _check_leadership(self) -> None:
