@@ -4,10 +4,11 @@ The rule (docs/architecture.md, "Leader-only work"): work that must run on one r
 ticks) runs while its replica holds a Postgres session advisory lock named after the service, on a
 connection of its own. The lock ends with the session: a replica that dies (kill -9, a lost host) or whose
 database fails over loses it at once, and another replica's next try (``poll_interval``) takes it. The
-holder pings its session every ``check_interval``; a ping that fails or takes longer than
-``check_timeout`` cancels the work before anyone else can have the lock for long, so two replicas overlap
-by at most about ``check_interval + check_timeout`` (the work must therefore still be idempotent, which
-the ticks are: each effect is recorded with its business key).
+holder stops its work the moment the lock's connection closes (asyncpg's termination listener), and pings
+the session every ``check_interval`` for the cases a closed socket does not show; a ping that fails or
+takes longer than ``check_timeout`` cancels the work, so two replicas overlap by at most about
+``check_interval + check_timeout`` (the work must therefore still be idempotent, which the ticks are: each
+effect is recorded with its business key).
 
 The outbox relay holds its own lock of the same kind (``messaging/outbox.py``); the notification
 dispatcher's sends and its reconciliation need no leader: they claim rows with ``FOR UPDATE SKIP LOCKED``,
@@ -128,16 +129,44 @@ class Leadership:
         log.info("leader-only work taken", name=self.name, term=self.terms)
 
     async def _hold(self, conn: Any, task: asyncio.Task[None]) -> bool:
-        """While ``task`` runs, ping the lock's session; False when the session was lost."""
-        while not task.done() and not self._stopping.is_set():
-            done, _ = await asyncio.wait({task}, timeout=self.check_interval)
-            if done:
-                break
-            try:
-                await asyncio.wait_for(conn.fetchval("SELECT 1"), self.check_timeout)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("leader lock's session lost; work stopped", name=self.name, error=repr(exc))
-                return False
+        """While ``task`` runs, ping the lock's session; False when the session was lost (a ping fails, or
+        the connection closes: noticed at once through asyncpg's termination listener)."""
+        closed = asyncio.Event()
+
+        def on_close(*_: object) -> None:
+            closed.set()
+
+        conn.add_termination_listener(on_close)
+        try:
+            return await self._watch(conn, task, closed)
+        finally:
+            with contextlib.suppress(Exception):
+                conn.remove_termination_listener(on_close)
+
+    async def _watch(self, conn: Any, task: asyncio.Task[None], closed: asyncio.Event) -> bool:
+        lost = asyncio.ensure_future(closed.wait())
+        try:
+            while not task.done() and not self._stopping.is_set():
+                done, _ = await asyncio.wait(
+                    {task, lost}, timeout=self.check_interval, return_when="FIRST_COMPLETED"
+                )
+                if lost in done:
+                    log.warning("leader lock's session closed; work stopped", name=self.name)
+                    return False
+                if task in done:
+                    break
+                if not await self._ping(conn):
+                    return False
+            return True
+        finally:
+            lost.cancel()
+
+    async def _ping(self, conn: Any) -> bool:
+        try:
+            await asyncio.wait_for(conn.fetchval("SELECT 1"), self.check_timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("leader lock's session lost; work stopped", name=self.name, error=repr(exc))
+            return False
         return True
