@@ -1,6 +1,11 @@
 """Creates and updates streams and durable consumers from the one declaration, idempotently.
 
 FastStream only creates what is missing and never applies a changed consumer config; this does both.
+
+``replicas`` applies to every stream, the DLQ stream among them, and to the mandate bucket, also when they
+exist with another count (a stream update: the server adds or drops replicas in place, keeping every
+message). Durables set no replica count of their own, so each has its stream's, and follows it when the
+stream's count changes. Rules: ``docs/rules/messaging.md``, "A NATS cluster".
 """
 
 from __future__ import annotations
@@ -124,8 +129,12 @@ async def provision(
     for decl in consumers:
         await _ensure_consumer(js, decl, report)
     if mandates:
-        if await MandateBook(js).ensure_bucket(replicas=replicas):
+        book = MandateBook(js)
+        if await book.ensure_bucket(replicas=replicas):
             report.created.append("bucket KUMKM_MANDATES")
+        elif await book.ensure_replicas(replicas):
+            report.updated.append("bucket KUMKM_MANDATES")
+            log.info("bucket updated", bucket="KUMKM_MANDATES", replicas=replicas)
         else:
             report.unchanged.append("bucket KUMKM_MANDATES")
     return report
