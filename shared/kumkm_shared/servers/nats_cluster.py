@@ -205,17 +205,21 @@ class EmbeddedNatsCluster(StoppedOnExit):
 
     # -- partition ----------------------------------------------------------------------------------
     def partition(self, i: int, timeout: float = START_TIMEOUT) -> None:
-        """Cut node ``i`` off the others: it is restarted (gracefully, on its store and client port) with no
-        routes and its route listener on another port, so it reaches no peer and no peer reaches it.
+        """Cut node ``i`` off the others: it is killed and restarted (on its store and client port) with its
+        route listener on another port and a route to itself only, so it reaches no peer and no peer
+        reaches it.
 
-        nats-server has no "drop routes" control and loopback cannot be firewalled without privileges, so
-        the isolated node is a restarted one: its clients reconnect (to it or elsewhere), its in-memory
+        nats-server has no "drop routes" control, and a firewall rule on loopback (iptables, needs root and
+        the tool) would cut every process on the host that uses the port, so the isolated node is a
+        restarted one: its clients reconnect (to it or elsewhere), its in-memory
         state is gone; what it wrote stays in its store. It runs without a meta leader (its `/healthz` is not
         200) and accepts no JetStream writes, the minority side of a partition.
         """
         node = self.nodes[i]
-        node.stop()
-        node.cluster = ClusterBlock(name=self.name, port=free_port(), routes=())
+        node.kill()  # no leader step-down, no goodbye to its peers: as a cut cable
+        # JetStream refuses a cluster without routes: the one route is to itself, which the server ignores.
+        port = free_port()
+        node.cluster = ClusterBlock(name=self.name, port=port, routes=(f"nats-route://{LOCALHOST}:{port}",))
         self.partitioned.add(i)
         node.start(timeout)
 

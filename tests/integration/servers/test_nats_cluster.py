@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -41,11 +42,15 @@ DURABLE = ConsumerDecl(
 )
 
 
+def report(line: str) -> None:
+    print(line)  # noqa: T201 - the measured figures, shown with -s
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[EmbeddedNatsCluster]:
     nodes = EmbeddedNatsCluster(tmp_path / "nats")
     seconds = nodes.start()
-    print(f"cluster formed in {seconds:.2f}s")
+    report(f"cluster formed in {seconds:.2f}s")
     try:
         yield nodes
     finally:
@@ -148,13 +153,13 @@ async def test_three_nodes_form_a_cluster_and_provisioned_streams_are_r3(
         for stream in [*(s.name for s in STREAM_DECLS), f"KV_{BUCKET}"]:
             info = await js.stream_info(stream)
             assert info.config.num_replicas == 3, stream
-            await eventually(lambda stream=stream: stream_replicated(js, stream), f"{stream} at R3")
+            await eventually(functools.partial(stream_replicated, js, stream), f"{stream} at R3")
         assert (await js.stream_info("KUMKM_DLQ")).state.messages == 1
         for decl in CONSUMER_DECLS:
             consumer = await js.consumer_info(decl.stream, decl.name)
             # No count of its own (0): the stream's, and it followed the stream from 1 to 3.
             assert consumer.config.num_replicas in {0, None}
-            await eventually(lambda decl=decl: consumer_replicated(js, decl), f"{decl.name} at R3")
+            await eventually(functools.partial(consumer_replicated, js, decl), f"{decl.name} at R3")
 
 
 async def test_kill_of_the_stream_leader_loses_no_acknowledged_message(cluster: EmbeddedNatsCluster) -> None:
@@ -169,12 +174,12 @@ async def test_kill_of_the_stream_leader_loses_no_acknowledged_message(cluster: 
         cluster.kill_node(old)
         new = cluster.wait_stream_leader(STREAM.name, DEADLINE, exclude=old)
         elected = time.monotonic() - killed_at
-        print(f"stream leader n{old + 1} killed; n{new + 1} elected after {elected:.2f}s")
+        report(f"stream leader n{old + 1} killed; n{new + 1} elected after {elected:.2f}s")
         assert new != old
 
         seq = await publish_until_acked(js, "cluster.orders", "after-0", DEADLINE)
         published = time.monotonic() - killed_at
-        print(f"first PubAck after the kill: {published:.2f}s")
+        report(f"first PubAck after the kill: {published:.2f}s")
         assert seq == 201
         for n in range(1, 50):
             await publish_until_acked(js, "cluster.orders", f"after-{n}", DEADLINE)
@@ -183,11 +188,11 @@ async def test_kill_of_the_stream_leader_loses_no_acknowledged_message(cluster: 
         assert (await js.get_msg(STREAM.name, 200)).data == b"199"
 
     caught_up = cluster.start_node(old, DEADLINE)
-    print(f"n{old + 1} restarted on its store and caught up in {caught_up:.2f}s")
+    report(f"n{old + 1} restarted on its store and caught up in {caught_up:.2f}s")
     assert cluster.caught_up(old)
     assert all(r["current"] for r in replicas_of(cluster.stream_info(STREAM.name)))
     # Its own replica holds every message, the ones written while it was down included.
-    own = cluster._stream_view(old, STREAM.name)  # noqa: SLF001 - the node's own view, not its leader's
+    own = cluster._stream_view(old, STREAM.name)  # the node's own view, not its leader's
     assert own is not None
     assert own["state"]["messages"] == 250
 
@@ -231,7 +236,7 @@ async def test_a_puller_keeps_consuming_across_a_leader_kill(cluster: EmbeddedNa
             cluster.kill_node(victim)
             killed_at = time.monotonic()
             await asyncio.to_thread(cluster.wait_stream_leader, STREAM.name, DEADLINE, exclude=None)
-            print(f"durable leader n{victim + 1} killed at {before} published")
+            report(f"durable leader n{victim + 1} killed at {before} published")
             await asyncio.sleep(6)
             stop.set()
             await task
@@ -241,7 +246,7 @@ async def test_a_puller_keeps_consuming_across_a_leader_kill(cluster: EmbeddedNa
                     f"{len(set(acked) - set(seen))} acknowledged never consumed"
                 )
                 await asyncio.sleep(0.2)
-            print(f"{len(acked)} published, all consumed {time.monotonic() - killed_at:.2f}s after the kill")
+            report(f"{len(acked)} published, all consumed {time.monotonic() - killed_at:.2f}s after the kill")
         finally:
             stop.set()
             task.cancel()
@@ -250,15 +255,20 @@ async def test_a_puller_keeps_consuming_across_a_leader_kill(cluster: EmbeddedNa
             await puller.stop(5)
 
     assert len(acked) > before > 0  # published on both sides of the kill
+    report(f"redeliveries across the kill: {check_once_each(acked, seen)}")
+    cluster.start_node(victim, DEADLINE)
+
+
+def check_once_each(acked: dict[str, int], seen: dict[str, list[tuple[int, int]]]) -> int:
+    """Every id one stream message, processed again only as a redelivery; the count of redeliveries."""
     assert len(set(acked.values())) == len(acked)  # a retried publish never became a second message
     redelivered = 0
     for msg_id, deliveries in seen.items():
         assert {seq for seq, _ in deliveries} == {acked[msg_id]}, msg_id  # one stream message per id
         # A second processing only as a redelivery (delivery count above 1), never a second copy.
-        assert sorted(count for _, count in deliveries)[1:] == [c for c in range(2, len(deliveries) + 1)]
+        assert sorted(count for _, count in deliveries)[1:] == list(range(2, len(deliveries) + 1))
         redelivered += len(deliveries) - 1
-    print(f"redeliveries across the kill: {redelivered}")
-    cluster.start_node(victim, DEADLINE)
+    return redelivered
 
 
 async def test_max_deliveries_advisory_reaches_the_watcher_from_a_new_leader(
@@ -281,12 +291,19 @@ async def test_max_deliveries_advisory_reaches_the_watcher_from_a_new_leader(
         await watcher.start(nc)
         sub = await js.pull_subscribe_bind(durable=flaky.name, stream=flaky.stream)
 
+        async def dead_letters() -> int:
+            try:
+                info = await asyncio.wait_for(js.stream_info("KUMKM_DLQ"), 2)
+            except (nats.errors.Error, nats.js.errors.Error, TimeoutError):
+                return -1  # the DLQ stream electing its own leader
+            return info.state.messages
+
         async def dead_letter_after(payload: bytes, expected: int) -> None:
             await publish_until_acked(js, "cluster.flaky", payload.decode(), DEADLINE)
             deadline = time.monotonic() + DEADLINE
-            while (await js.stream_info("KUMKM_DLQ")).state.messages < expected:
+            while await dead_letters() < expected:
                 assert time.monotonic() < deadline, "no dead letter from the max-deliveries advisory"
-                with contextlib.suppress(nats.errors.TimeoutError, TimeoutError):
+                with contextlib.suppress(nats.errors.Error, nats.js.errors.Error, TimeoutError):
                     await sub.fetch(1, timeout=1)  # delivered, never acknowledged
 
         await dead_letter_after(b"first", 1)
@@ -361,3 +378,34 @@ async def test_operator_mode_auth_across_the_cluster(tmp_path: Path) -> None:
             assert len(info.cluster.replicas or []) == 2
             # The system account sees all three servers.
             assert cluster.nodes[cluster.meta_leader()].server_name in {"n1", "n2", "n3"}
+
+
+async def test_a_partitioned_leader_is_replaced_and_catches_up_when_healed(
+    cluster: EmbeddedNatsCluster,
+) -> None:
+    async with client(cluster.urls) as nc:
+        js = nc.jetstream()
+        await provision(js, replicas=3, streams=[STREAM], consumers=[], mandates=False)
+        for n in range(20):
+            await js.publish("cluster.orders", b"before", headers={"Nats-Msg-Id": f"p-{n}"})
+        isolated = cluster.wait_stream_leader(STREAM.name)
+        cut_at = time.monotonic()
+        cluster.partition(isolated)
+        new = cluster.wait_stream_leader(STREAM.name, DEADLINE, exclude=isolated)
+        report(f"n{isolated + 1} partitioned; n{new + 1} leads after {time.monotonic() - cut_at:.2f}s")
+        # The minority side: no meta leader, not healthy, its routes gone.
+        assert not cluster.nodes[isolated].healthy()
+        assert cluster.nodes[isolated].monitor("routez")["routes"] in ([], None)
+    async with client([cluster.nodes[isolated].url]) as nc:
+        with pytest.raises((nats.errors.Error, nats.js.errors.Error, TimeoutError)):
+            await nc.jetstream().publish("cluster.orders", b"minority", timeout=2)
+    majority = [node.url for i, node in enumerate(cluster.nodes) if i != isolated]
+    async with client(majority) as nc:
+        js = nc.jetstream()
+        for n in range(20, 40):
+            await publish_until_acked(js, "cluster.orders", f"p-{n}", DEADLINE)
+    healed = cluster.heal(isolated, DEADLINE)
+    report(f"n{isolated + 1} healed and caught up in {healed:.2f}s")
+    own = cluster._stream_view(isolated, STREAM.name)  # the node's own view
+    assert own is not None
+    assert own["state"]["messages"] == 40
