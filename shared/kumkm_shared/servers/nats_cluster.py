@@ -126,7 +126,7 @@ class EmbeddedNatsCluster(StoppedOnExit):
     @property
     def url(self) -> str:
         """Every node's client URL, comma-separated (``KUMKM_NATS_URL``). nats-py's ``connect`` and FastStream
-        want a list: split it on commas (``Settings.nats_servers`` does), or use ``urls``."""
+        want a list: split it on commas (``InfraSettings.nats_servers`` does), or use ``urls``."""
         return ",".join(self.urls)
 
     def node_index(self, server_name: str) -> int:
