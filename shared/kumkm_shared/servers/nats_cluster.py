@@ -142,8 +142,9 @@ class EmbeddedNatsCluster(StoppedOnExit):
 
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self, timeout: float = START_TIMEOUT) -> float:
-        """Start every node that is not running, then wait until each answers a plain `/healthz` 200 and a
-        meta leader exists. Returns the seconds it took."""
+        """Start every node that is not running, then wait until each answers a plain `/healthz` 200, a
+        meta leader exists and every stream the nodes hold has a leader (a cluster restarted on its stores
+        answers `/healthz` before). Returns the seconds it took."""
         started = time.monotonic()
         try:
             for node in self.nodes:
@@ -156,7 +157,15 @@ class EmbeddedNatsCluster(StoppedOnExit):
         return time.monotonic() - started
 
     def _formed(self) -> bool:
-        return all(node.healthy() for node in self.nodes) and self._meta_leader_name() is not None
+        if not all(node.healthy() for node in self.nodes) or self._meta_leader_name() is None:
+            return False
+        # A cluster restarted on its stores is healthy before its streams have elected their leaders.
+        for name in {stream["name"] for i in range(self.size) for stream in self._streams(i)}:
+            try:
+                self.stream_leader(name)
+            except LookupError:
+                return False
+        return True
 
     def stop(self) -> None:
         for node in self.nodes:

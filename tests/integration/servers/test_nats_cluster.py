@@ -333,7 +333,11 @@ async def test_max_deliveries_advisory_reaches_the_watcher_from_a_new_leader(
 
 
 async def test_operator_mode_auth_across_the_cluster(tmp_path: Path) -> None:
+    from nats.aio.client import RawCredentials
+
+    from kumkm_shared.integrators import IntegratorRole
     from kumkm_shared.natsauth import AuthDir
+    from kumkm_shared.natsauth.push import push_account
 
     auth = AuthDir.init(tmp_path / "auth")
     with EmbeddedNatsCluster(tmp_path / "nats", auth=auth) as cluster:
@@ -376,8 +380,33 @@ async def test_operator_mode_auth_across_the_cluster(tmp_path: Path) -> None:
             assert info.config.num_replicas == 3
             assert info.cluster is not None
             assert len(info.cluster.replicas or []) == 2
-            # The system account sees all three servers.
-            assert cluster.nodes[cluster.meta_leader()].server_name in {"n1", "n2", "n3"}
+        # An account update pushed to one server reaches the others (each server's full resolver).
+        org = auth.issue_integrator("bank-cluster", IntegratorRole.LENDER)
+        async with client(n3, user_credentials=RawCredentials(org.creds), inbox_prefix="_INBOX_bank-cluster"):
+            pass  # accepted on n3
+        reply = await push_account(n1, auth.creds_path("sys"), auth.revoke([org.public_key]))
+        assert reply["data"]["code"] == 200
+
+        async def as_revoked_on_n3() -> Client:
+            return await nats.connect(
+                n3[0],
+                user_credentials=RawCredentials(org.creds),
+                inbox_prefix="_INBOX_bank-cluster",
+                allow_reconnect=False,
+                connect_timeout=2,
+            )
+
+        async def refused_on_n3() -> bool:
+            try:
+                nc = await as_revoked_on_n3()
+            except nats.errors.Error:
+                return True
+            await nc.close()
+            return False
+
+        await eventually(refused_on_n3, "the revocation pushed to n1 applied on n3")
+        with pytest.raises(nats.errors.Error, match="Authorization Violation"):
+            await as_revoked_on_n3()
 
 
 async def test_a_partitioned_leader_is_replaced_and_catches_up_when_healed(
@@ -409,3 +438,22 @@ async def test_a_partitioned_leader_is_replaced_and_catches_up_when_healed(
     own = cluster._stream_view(isolated, STREAM.name)  # the node's own view
     assert own is not None
     assert own["state"]["messages"] == 40
+
+
+async def test_a_cluster_starts_again_on_its_ports_and_stores(tmp_path: Path) -> None:
+    with EmbeddedNatsCluster(tmp_path / "nats") as first:
+        urls = first.urls
+        async with client(urls) as nc:
+            js = nc.jetstream()
+            await provision(js, replicas=3, streams=[STREAM], consumers=[], mandates=False)
+            for n in range(3):
+                await js.publish("cluster.orders", b"kept", headers={"Nats-Msg-Id": f"k-{n}"})
+    again = EmbeddedNatsCluster(tmp_path / "nats")
+    assert again.urls == urls  # the same ports while they are free (cluster.json)
+    report(f"cluster restarted on its stores in {again.start():.2f}s")
+    try:
+        async with client(again.urls) as nc:
+            info = await nc.jetstream().stream_info(STREAM.name)
+            assert info.state.messages == 3
+    finally:
+        again.stop()
