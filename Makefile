@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kumkm-installed
 DATA   ?= .kumkm
 
-.PHONY: install up test test-unit lint typecheck docs bench chaos clean browser screenshots
+.PHONY: install up test test-unit lint typecheck docs bench chaos chaos-cluster fuzz clean browser screenshots
 
 OIDC   := shared/kumkm_shared/servers/oidc_provider
 
@@ -94,6 +94,10 @@ bench: $(STAMP)
 ## The full fault suite (kills, NATS, Postgres and OpenID provider restarts, a pause, 1,000 poison messages, maker-checker decisions); fails unless lost=0 duplicated=0.
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos
+
+## The fault suite on the cluster: 3 NATS nodes (R3), Postgres primary + synchronous standby, 2 replicas per service; stream-leader kills, failover and rejoin, replica and relay-leader kills.
+chaos-cluster: $(STAMP)
+	$(BIN)/python -m bench.chaos --cluster
 
 ## A PNG of each console page in docs/screenshots/ (starts the services, signs in through the real provider).
 screenshots: $(STAMP) browser

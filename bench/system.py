@@ -1400,7 +1400,7 @@ async def run_side(side: Side, args: argparse.Namespace) -> None:  # noqa: PLR09
         ledger = Ledger()
         integrator = Integrator(cluster.nats_url, ledger)
         await integrator.connect()
-        api = Api({s: cluster.url(s) for s in SERVICES}, ledger, cluster.signin)
+        api = Api({s: cluster.urls(s) for s in SERVICES}, ledger, cluster.signin)
         scenario = Scenario(integrator, api, ledger, hooks.url, tag="B")
         checker = Checker(
             nats_url=cluster.nats_url,

@@ -13,12 +13,23 @@ import sys
 import time
 from pathlib import Path
 
-from bench.chaos.run import ChaosConfig, run_chaos
+from bench.chaos.run import ChaosConfig, cluster_config, run_chaos
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__)
-    d = ChaosConfig()
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="three NATS nodes (R3), a Postgres primary with a synchronous standby, two replicas per "
+        "service; nats and postgres faults become stream-leader kills and failovers",
+    )
+    parser.add_argument("--replicas", type=int, default=None, help="processes per service (cluster: 2)")
+    parser.add_argument(
+        "--leader-kills", type=int, default=None, help="per service: kill -9 of the relay leader"
+    )
+    known, _ = parser.parse_known_args(argv)
+    d = cluster_config() if known.cluster else ChaosConfig()
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--loan-flows", type=int, default=d.loan_flows)
     parser.add_argument("--decision-flows", type=int, default=d.decision_flows)
@@ -53,9 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         postgres_restarts=args.postgres_restarts,
         oidc_kills=args.oidc_kills,
         pauses=args.pauses,
+        topology=d.topology,
+        replicas=args.replicas or d.replicas,
+        leader_kills=d.leader_kills if args.leader_kills is None else args.leader_kills,
         failpoints=tuple(filter(None, (f.strip() for f in args.failpoints.split(",")))),
         ack_wait=args.ack_wait,
         fault_window=args.fault_window,
+        heal_timeout=d.heal_timeout,
         data_dir=args.data_dir,
         keep_data=args.keep_data,
         log=lambda line: print(line, flush=True),

@@ -42,9 +42,13 @@ if TYPE_CHECKING:
     from bench.chaos.signin import SignIn
     from bench.chaos.sinks import SmtpSink, WebhookSink
     from bench.chaos.workload import Ledger
+    from kumkm_shared.messaging.dlq import DeadLetter
 
 STREAMS = ("KUMKM_LOANS", "KUMKM_CATALOG", "KUMKM_NOTIFICATIONS")
 DELIVERED = "kumkm.notifications.notification.delivered.v1"
+
+
+GAVE_UP = ("max_deliveries", "handler_error")
 
 
 @dataclass
@@ -66,6 +70,10 @@ class Report:
     impersonations_audited: int = 0  # each denial recorded once in the owning service's audit trail
     impersonation_kinds: Counter[str] = field(default_factory=Counter)
     dlq_reasons: Counter[str] = field(default_factory=Counter)
+    # Dead letters whose retries ran out without a business answer: the server's max-deliveries advisory
+    # (the last delivery died with its process) or an unexpected error at the last delivery. Each is named
+    # (consumer, subject, poison or valid), since a valid event there would be a retry budget spent by faults.
+    gave_up: list[str] = field(default_factory=list)
     stalled: list[str] = field(default_factory=list)
     unpublished_outbox: dict[str, int] = field(default_factory=dict)
 
@@ -111,6 +119,7 @@ class Report:
                 f"{dict(sorted(self.impersonation_kinds.items()))}"
             ),
             f"  DLQ reasons: {dict(self.dlq_reasons.most_common())}",
+            *(f"    gave up: {item}" for item in self.gave_up),
             (
                 f"  stalled consumers: {self.stalled or 'none'}; unpublished outbox rows: "
                 f"{self.unpublished_outbox or 'none'}"
@@ -217,7 +226,7 @@ class Checker:
     async def _busy(self) -> list[str]:
         busy: list[str] = []
         try:
-            nc = await nats.connect(self.nats_url, max_reconnect_attempts=1, connect_timeout=2)
+            nc = await nats.connect(self.nats_url.split(","), max_reconnect_attempts=1, connect_timeout=2)
         except Exception:
             return ["nats unreachable"]
         try:
@@ -279,7 +288,7 @@ class Checker:
     # -- the check ----------------------------------------------------------------------------------
     async def check(self, report: Report | None = None) -> Report:
         report = report or Report()
-        nc = await nats.connect(self.nats_url, max_reconnect_attempts=3)
+        nc = await nats.connect(self.nats_url.split(","), max_reconnect_attempts=3)
         conn = await asyncpg.connect(self.database_url)
         try:
             events = await read_stream_events(nc)
@@ -513,6 +522,15 @@ class Checker:
                     f"expected {initial - qty} and 0",
                 )
 
+    def _note_gave_up(self, report: Report, letter: DeadLetter, poison_id: str | None) -> None:
+        if letter.reason_code not in GAVE_UP:
+            return
+        what = "poison" if poison_id and poison_id in self.ledger.poison else "NOT poison"
+        report.gave_up.append(
+            f"{letter.reason_code} on {letter.consumer}: {letter.subject} after "
+            f"{letter.delivery_count} deliveries ({what}) {letter.reason[:160]}"
+        )
+
     async def _check_dlq(self, nc: Any, report: Report) -> None:
         letters = await read_dead_letters(nc.jetstream())
         seen: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -520,6 +538,7 @@ class Checker:
             letter = item.letter
             report.dlq_reasons[letter.reason_code] += 1
             poison_id = letter.headers.get(POISON_HEADER)
+            self._note_gave_up(report, letter, poison_id)
             if poison_id and poison_id in self.ledger.poison:
                 seen[poison_id].append((letter.consumer, letter.reason_code))
                 continue

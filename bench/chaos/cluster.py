@@ -4,6 +4,13 @@ Services run as ``python -m kumkm_<svc> serve`` (the way ``kumkm up`` runs them)
 group, with its output in ``<data_dir>/logs/<svc>.log``. A service keeps its HTTP port across restarts.
 The embedded OpenID provider (``Cluster.signin``) starts first; the services verify its tokens
 (``KUMKM_AUTH_ISSUER`` in their environment) and the workload signs in through it.
+
+Two topologies (``ClusterConfig.topology``):
+- ``single``: one nats-server, one Postgres, one process per service (``make chaos``);
+- ``cluster``: three nats-servers with R3 streams, a Postgres primary with a synchronous streaming standby
+  reached through a multi-host DSN (``target_session_attrs=read-write``), and ``replicas`` processes per
+  service (``make chaos-cluster``). A service's first replica is named after it (``loans``), the others
+  ``loans#2``...; each has its own HTTP port, and the workload spreads its requests over them.
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Self
+from typing import IO, TYPE_CHECKING, Literal, Self
 
+import asyncpg
+import httpx
 import nats
 import psutil
 
@@ -29,7 +38,14 @@ from kumkm_shared.cli.runinfo import RunInfo
 from kumkm_shared.cli.up import Child, service_env, stop_children, wait_ready
 from kumkm_shared.failpoints import ENV as FAILPOINTS_ENV
 from kumkm_shared.messaging.provision import provision
-from kumkm_shared.servers import EmbeddedNats, EmbeddedPostgres, free_port, obtain_servers
+from kumkm_shared.servers import (
+    EmbeddedNats,
+    EmbeddedNatsCluster,
+    EmbeddedPostgres,
+    EmbeddedPostgresPair,
+    free_port,
+    obtain_servers,
+)
 
 if TYPE_CHECKING:
     from kumkm_shared.servers import ServerHandle
@@ -37,7 +53,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class ServiceProcess:
-    name: str
+    name: str  # the instance: "loans", "loans#2"
     port: int
     env: dict[str, str]
     log_path: Path
@@ -46,6 +62,11 @@ class ServiceProcess:
     starts: int = 0
     peak_rss: int = 0  # bytes, over every incarnation
     paused: bool = False
+
+    @property
+    def service(self) -> str:
+        """The service this instance runs (its module ``kumkm_<service>``)."""
+        return self.name.partition(REPLICA_SEP)[0]
 
     @property
     def url(self) -> str:
@@ -70,7 +91,7 @@ class ServiceProcess:
         if failpoints:
             env[FAILPOINTS_ENV] = failpoints
         self.process = subprocess.Popen(
-            [sys.executable, "-m", f"kumkm_{self.name}", "serve"],
+            [sys.executable, "-m", f"kumkm_{self.service}", "serve"],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -132,9 +153,20 @@ class ServiceProcess:
             self.log = None
 
 
+REPLICA_SEP = "#"
+STREAM_REPLICAS = 3  # streams and durables on the three-node NATS cluster
+
+
+def instance_name(service: str, k: int) -> str:
+    """The k-th replica's name (1-based): the service's own name for the first."""
+    return service if k == 1 else f"{service}{REPLICA_SEP}{k}"
+
+
 @dataclass
 class ClusterConfig:
     services: tuple[str, ...] = SERVICES
+    topology: Literal["single", "cluster"] = "single"
+    replicas: int = 1  # processes per service
     smtp_port: int = 1025
     ack_wait: float | None = None  # seconds; None keeps the declared durables' ack_wait
     max_deliver: int | None = None
@@ -157,6 +189,8 @@ class Cluster:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "logs").mkdir(exist_ok=True)
         self.handle: ServerHandle | None = None
+        self.nats_cluster: EmbeddedNatsCluster | None = None
+        self.pg_pair: EmbeddedPostgresPair | None = None
         self.services: dict[str, ServiceProcess] = {}
         self.info: RunInfo | None = None
         self.signin = SignIn(self.data_dir / "oidc")
@@ -189,22 +223,46 @@ class Cluster:
     def url(self, service: str) -> str:
         return self.services[service].url
 
+    def urls(self, service: str) -> list[str]:
+        """Every replica's URL (the first replica's first)."""
+        return [self.services[name].url for name in self.instances(service)]
+
+    def instances(self, service: str) -> list[str]:
+        return [instance_name(service, k) for k in range(1, self.config.replicas + 1)]
+
+    @property
+    def clustered(self) -> bool:
+        return self.config.topology == "cluster"
+
+    def _start_servers(self) -> RunInfo:
+        if not self.clustered:
+            self.handle = obtain_servers(self.data_dir, fsync=self.config.fsync, mode="embedded")
+            return RunInfo(nats_url=self.handle.nats_url, database_url=self.handle.database_url)
+        self.nats_cluster = EmbeddedNatsCluster(self.data_dir / "nats")
+        self.nats_cluster.start()
+        self.pg_pair = EmbeddedPostgresPair(
+            self.data_dir / "postgres", fsync=self.config.fsync, synchronous=True
+        )
+        self.pg_pair.start()
+        return RunInfo(nats_url=self.nats_cluster.url, database_url=self.pg_pair.dsn)
+
     def start(self) -> None:
-        self.handle = obtain_servers(self.data_dir, fsync=self.config.fsync, mode="embedded")
-        self.info = RunInfo(nats_url=self.handle.nats_url, database_url=self.handle.database_url)
+        self.info = self._start_servers()
         self.signin.start()
         if self.config.pythonpath:
             self._provision_other_tree()
         else:
             asyncio.run(self._provision())
-        for name in self.config.services:
-            env = service_env(self.info, 0, self._service_extra(name))
-            port = free_port()
-            env["KUMKM_HTTP_PORT"] = str(port)
-            env["KUMKM_LOG_FORMAT"] = "json"
-            if self.config.pythonpath:
-                env["PYTHONPATH"] = self.pythonpath_env(env.get("PYTHONPATH"))
-            self.services[name] = ServiceProcess(name, port, env, self.data_dir / "logs" / f"{name}.log")
+        for service in self.config.services:
+            for name in self.instances(service):
+                env = service_env(self.info, 0, self._service_extra(service))
+                port = free_port()
+                env["KUMKM_HTTP_PORT"] = str(port)
+                env["KUMKM_LOG_FORMAT"] = "json"
+                if self.config.pythonpath:
+                    env["PYTHONPATH"] = self.pythonpath_env(env.get("PYTHONPATH"))
+                log_path = self.data_dir / "logs" / f"{name.replace(REPLICA_SEP, '-')}.log"
+                self.services[name] = ServiceProcess(name, port, env, log_path)
         for svc in self.services.values():
             svc.start()
         self.wait_ready(list(self.services))
@@ -252,9 +310,10 @@ class Cluster:
             )
             for d in CONSUMER_DECLS
         ]
-        nc = await nats.connect(self.nats_url, max_reconnect_attempts=3)
+        nc = await nats.connect(self.nats_url.split(","), max_reconnect_attempts=3)
         try:
-            await provision(nc.jetstream(), consumers=decls)
+            replicas = STREAM_REPLICAS if self.clustered else 1
+            await provision(nc.jetstream(), consumers=decls, replicas=replicas)
         finally:
             await nc.drain()
 
@@ -272,6 +331,12 @@ class Cluster:
         if self.handle is not None:
             self.handle.stop()
             self.handle = None
+        if self.pg_pair is not None:
+            self.pg_pair.stop()
+            self.pg_pair = None
+        if self.nats_cluster is not None:
+            self.nats_cluster.stop()
+            self.nats_cluster = None
         self.signin.stop()
 
     def __enter__(self) -> Self:
@@ -341,6 +406,64 @@ class Cluster:
     def start_identity_provider(self) -> None:
         """Start it again on the same port with the same signing keys."""
         self.signin.provider.start()
+
+    # -- faults of the cluster topology -----------------------------------------------------------------
+    @property
+    def nats_nodes(self) -> EmbeddedNatsCluster:
+        if self.nats_cluster is None:
+            raise RuntimeError("this fault needs the cluster topology")
+        return self.nats_cluster
+
+    @property
+    def pg(self) -> EmbeddedPostgresPair:
+        if self.pg_pair is None:
+            raise RuntimeError("this fault needs the cluster topology")
+        return self.pg_pair
+
+    def relay_leader(self, service: str) -> str | None:
+        """The replica whose outbox relay holds the service's lock (its /metrics says so), if any."""
+        for name in self.instances(service):
+            svc = self.services[name]
+            if svc.pid is None or svc.paused:
+                continue
+            try:
+                body = httpx.get(f"{svc.url}/metrics", timeout=2.0).text
+            except httpx.HTTPError:
+                continue
+            if f'kumkm_outbox_relay_leader{{schema="{service}"}} 1.0' in body:
+                return name
+        return None
+
+    def wait_relay_leader(self, service: str, *, other_than: str, timeout: float = 60.0) -> str:
+        """Until a replica other than ``other_than`` leads the relay; its name."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leader = self.relay_leader(service)
+            if leader is not None and leader != other_than:
+                return leader
+            time.sleep(0.2)
+        raise TimeoutError(f"no replica of {service} took the relay over within {timeout:.0f}s")
+
+    def database_writable(self, timeout: float = 60.0) -> float:
+        """Seconds until a write commits through the multi-host DSN (a new connection each try)."""
+        started = time.monotonic()
+
+        async def write() -> None:
+            conn = await asyncpg.connect(self.database_url, timeout=3)
+            try:
+                await conn.execute("CREATE TABLE IF NOT EXISTS public.chaos_probe (at timestamptz)")
+                await conn.execute("INSERT INTO public.chaos_probe VALUES (now())")
+            finally:
+                await conn.close()
+
+        while True:
+            try:
+                asyncio.run(write())
+                return time.monotonic() - started
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                if time.monotonic() - started > timeout:
+                    raise TimeoutError(f"no writable Postgres within {timeout:.0f}s: {exc!r}") from exc
+                time.sleep(0.2)
 
     def sample_rss(self) -> dict[str, int]:
         return {name: svc.sample_rss() for name, svc in self.services.items()}

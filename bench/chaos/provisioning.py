@@ -31,7 +31,7 @@ async def provision_services(nats_url: str, ack_wait: float | None, max_deliver:
         for d in CONSUMER_DECLS
         if d.service in SERVICES
     ]
-    nc = await nats.connect(nats_url, max_reconnect_attempts=3)
+    nc = await nats.connect(nats_url.split(","), max_reconnect_attempts=3)
     try:
         await provision(nc.jetstream(), consumers=decls)
     finally:

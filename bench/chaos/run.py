@@ -8,7 +8,7 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from bench.chaos.checker import Checker, Report
 from bench.chaos.cluster import Cluster, ClusterConfig
@@ -52,6 +52,14 @@ class ChaosConfig:
     postgres_restarts: int = 1
     oidc_kills: int = 1  # kill -9 of the OpenID provider, restarted on the same port with the same keys
     pauses: int = 1
+    # The topology (``Cluster``): "cluster" runs three NATS nodes (R3), a Postgres primary with a synchronous
+    # standby, and ``replicas`` processes per service. There, a "nats" fault is a kill -9 of the node leading
+    # a stream (restarted later on its store), a "postgres" fault a kill -9 of the primary, the standby's
+    # promotion and later the old primary's return as a standby, and a "kill" hits one replica.
+    topology: Literal["single", "cluster"] = "single"
+    replicas: int = 1
+    leader_kills: int = 0  # per service: kill -9 of the replica whose relay leads; a survivor takes over
+    partitions: int = 0  # cluster: one NATS node cut off from its peers for a while, then healed
     # kill -9 at a named point of a batch, the relay or the dispatcher (``kumkm_shared.failpoints``): each
     # "service:point" restarts that service armed to kill itself there, then starts it again unarmed.
     failpoints: tuple[str, ...] = FULL_FAILPOINTS
@@ -66,6 +74,32 @@ class ChaosConfig:
     failpoints_fired: list[str] = field(default_factory=list)  # filled in: "service:point" that killed
     failpoints_missed: list[str] = field(default_factory=list)  # filled in: armed, never reached
     extra_flows: Counter[str] = field(default_factory=Counter)  # filled in: flows started by keep_busy
+    recoveries: list[tuple[str, float]] = field(default_factory=list)  # filled in: (fault, seconds)
+    leader_moves: list[str] = field(default_factory=list)  # filled in: "service: old -> new in s"
+    leader_moves_missed: list[str] = field(default_factory=list)  # filled in: no leader found
+
+
+# On the cluster, failpoints in the consumers and after an email's send; the relay's own crash is the leader
+# kill there (an armed restart would hand the relay's lock to the other replica before the point is reached).
+CLUSTER_FAILPOINTS: tuple[str, ...] = tuple(
+    f for f in FULL_FAILPOINTS if not f.endswith(failpoints.RELAY_BEFORE_MARK)
+)
+
+
+def cluster_config(**overrides: Any) -> ChaosConfig:
+    """The fault suite on the cluster topology (``make chaos-cluster``); ``overrides`` are ChaosConfig's."""
+    base: dict[str, Any] = {
+        "topology": "cluster",
+        "replicas": 2,
+        "nats_kills": 2,  # kill -9 of a stream's leader node
+        "postgres_restarts": 1,  # kill -9 of the primary, promotion, the old primary back as a standby
+        "leader_kills": 1,
+        "partitions": 1,
+        "failpoints": CLUSTER_FAILPOINTS,
+        "fault_window": 90.0,
+        "heal_timeout": 300.0,
+    }
+    return ChaosConfig(**(base | overrides))
 
 
 # The flow that keeps an armed service busy until it reaches its failpoint: each service handles a loan
@@ -118,8 +152,17 @@ class Nemesis:
         plan += [("oidc", "")] * c.oidc_kills
         plan += [("pause", self.rng.choice(["notifications", "catalog", "loans"])) for _ in range(c.pauses)]
         plan += [("failpoint", f) for f in c.failpoints]
+        plan += [("leader", s) for s in SERVICES for _ in range(c.leader_kills)]
+        plan += [("partition", "")] * c.partitions
         self.rng.shuffle(plan)
         return plan
+
+    def recovered(self, fault: str, seconds: float) -> None:
+        self.config.recoveries.append((fault, seconds))
+
+    def instance(self, service: str) -> str:
+        """One replica of ``service``, at random (the service itself on a single node)."""
+        return self.rng.choice(self.cluster.instances(service))
 
     def note(self, what: str) -> None:
         line = f"[{time.monotonic() - self.t0:6.1f}s] {what}"
@@ -136,71 +179,181 @@ class Nemesis:
             await self.inject(action, target)
 
     async def inject(self, action: str, target: str) -> None:
+        clustered = self.cluster.clustered
+        faults: dict[str, Callable[[str], Coroutine[Any, Any, None]]] = {
+            "kill": self.kill_instance,
+            "leader": self.kill_leader,
+            "nats": self.kill_stream_leader if clustered else self.kill_nats,
+            "postgres": self.fail_over if clustered else self.restart_postgres,
+            "partition": self.partition,
+            "oidc": self.kill_identity_provider,
+            "failpoint": self.crash_at,
+            "pause": self.pause,
+        }
+        await faults[action](target)
+
+    async def kill_instance(self, service: str) -> None:
         c = self.cluster
-        if action == "kill":
-            self.note(f"kill -9 {target}")
-            await asyncio.to_thread(c.kill_service, target)
-            await asyncio.sleep(self.rng.uniform(0.2, 2.0))
-            await asyncio.to_thread(c.start_service, target)
-            self.note(f"{target} restarted and ready")
-        elif action == "nats":
-            self.note("kill -9 nats-server")
-            await asyncio.to_thread(c.kill_nats)
-            await asyncio.sleep(self.rng.uniform(0.5, 3.0))
-            await asyncio.to_thread(c.start_nats)
-            self.note("nats-server restarted on the same store")
-        elif action == "oidc":
-            self.note("kill -9 the OpenID provider")
-            await asyncio.to_thread(c.kill_identity_provider)
-            await asyncio.sleep(self.rng.uniform(1.0, 4.0))
-            await asyncio.to_thread(c.start_identity_provider)
-            self.note("OpenID provider restarted (same port, same keys)")
-        elif action == "postgres":
-            self.note("postgres restart (fast shutdown)")
-            await asyncio.to_thread(c.restart_postgres)
-            self.note("postgres back")
-        elif action == "failpoint":
-            service, _, point = target.partition(":")
-            wait = self.config.failpoint_wait
-            self.note(f"{service} restarted armed with {point}=kill")
-            crash = asyncio.ensure_future(asyncio.to_thread(c.crash_at, service, point, wait))
-            await self.keep_busy(service, crash)
-            fired = await crash
-            if fired:
-                self.config.failpoints_fired.append(target)
-                self.note(f"{service} killed itself (SIGKILL) at {point}")
-            else:
-                self.config.failpoints_missed.append(target)
-                self.note(f"{service} did not reach {point} within {wait:.0f}s: killed from outside")
-            await asyncio.sleep(self.rng.uniform(0.2, 1.0))
-            await asyncio.to_thread(c.start_service, service)
-            self.note(f"{service} restarted unarmed and ready")
-        elif action == "pause":
-            pause = self.config.ack_wait + 3.0
-            self.note(f"SIGSTOP {target} for {pause:.0f}s (ack_wait {self.config.ack_wait:.0f}s)")
-            await asyncio.to_thread(c.pause_service, target)
-            await asyncio.sleep(pause)
-            await asyncio.to_thread(c.resume_service, target)
-            self.note(f"SIGCONT {target}")
+        name = self.instance(service)
+        self.note(f"kill -9 {name}")
+        t = time.monotonic()
+        await asyncio.to_thread(c.kill_service, name)
+        await asyncio.sleep(self.rng.uniform(0.2, 2.0))
+        await asyncio.to_thread(c.start_service, name)
+        self.recovered(f"kill -9 {name}: back and ready", time.monotonic() - t)
+        self.note(f"{name} restarted and ready")
+
+    async def kill_nats(self, _: str) -> None:
+        c = self.cluster
+        self.note("kill -9 nats-server")
+        await asyncio.to_thread(c.kill_nats)
+        await asyncio.sleep(self.rng.uniform(0.5, 3.0))
+        await asyncio.to_thread(c.start_nats)
+        self.note("nats-server restarted on the same store")
+
+    async def kill_identity_provider(self, _: str) -> None:
+        c = self.cluster
+        self.note("kill -9 the OpenID provider")
+        await asyncio.to_thread(c.kill_identity_provider)
+        await asyncio.sleep(self.rng.uniform(1.0, 4.0))
+        await asyncio.to_thread(c.start_identity_provider)
+        self.note("OpenID provider restarted (same port, same keys)")
+
+    async def restart_postgres(self, _: str) -> None:
+        self.note("postgres restart (fast shutdown)")
+        await asyncio.to_thread(self.cluster.restart_postgres)
+        self.note("postgres back")
+
+    async def pause(self, service: str) -> None:
+        c = self.cluster
+        name = self.instance(service)
+        pause = self.config.ack_wait + 3.0
+        self.note(f"SIGSTOP {name} for {pause:.0f}s (ack_wait {self.config.ack_wait:.0f}s)")
+        await asyncio.to_thread(c.pause_service, name)
+        await asyncio.sleep(pause)
+        await asyncio.to_thread(c.resume_service, name)
+        self.note(f"SIGCONT {name}")
+
+    async def crash_at(self, target: str) -> None:
+        """Restart a service armed with a failpoint ("service:point"), keep it busy until it kills itself."""
+        c = self.cluster
+        service, _, point = target.partition(":")
+        wait = self.config.failpoint_wait
+        self.note(f"{service} restarted armed with {point}=kill")
+        crash = asyncio.ensure_future(asyncio.to_thread(c.crash_at, service, point, wait))
+        await self.keep_busy(service, crash)
+        fired = await crash
+        if fired:
+            self.config.failpoints_fired.append(target)
+            self.note(f"{service} killed itself (SIGKILL) at {point}")
+        else:
+            self.config.failpoints_missed.append(target)
+            self.note(f"{service} did not reach {point} within {wait:.0f}s: killed from outside")
+        await asyncio.sleep(self.rng.uniform(0.2, 1.0))
+        await asyncio.to_thread(c.start_service, service)
+        self.note(f"{service} restarted unarmed and ready")
+
+    async def kill_leader(self, service: str) -> None:
+        """kill -9 of the replica whose relay leads: a survivor's relay (and leader-only work) takes over."""
+        c = self.cluster
+        leader = None
+        for _ in range(50):
+            leader = await asyncio.to_thread(c.relay_leader, service)
+            if leader is not None:
+                break
+            await asyncio.sleep(0.2)
+        if leader is None:
+            self.note(f"no relay leader of {service} found: leader kill skipped")
+            self.config.leader_moves_missed.append(service)
+            return
+        self.note(f"kill -9 {leader} (its relay leads {service})")
+        t = time.monotonic()
+        await asyncio.to_thread(c.kill_service, leader)
+        survivor = await asyncio.to_thread(c.wait_relay_leader, service, other_than=leader)
+        moved = time.monotonic() - t
+        self.recovered(f"relay of {service} moved {leader} -> {survivor}", moved)
+        self.config.leader_moves.append(f"{service}: {leader} -> {survivor} in {moved:.1f}s")
+        self.note(f"{survivor} leads {service}'s relay after {moved:.1f}s")
+        await asyncio.sleep(self.rng.uniform(0.5, 2.0))
+        await asyncio.to_thread(c.start_service, leader)
+        self.note(f"{leader} restarted and ready")
+
+    async def kill_stream_leader(self, _: str) -> None:
+        c = self.cluster.nats_nodes
+        stream = self.rng.choice(("KUMKM_LOANS", "KUMKM_CATALOG", "KUMKM_NOTIFICATIONS"))
+        node = await asyncio.to_thread(c.stream_leader, stream)
+        self.note(f"kill -9 nats node n{node + 1} (leads {stream})")
+        t = time.monotonic()
+        await asyncio.to_thread(c.kill_node, node)
+        await asyncio.to_thread(c.wait_stream_leader, stream, 60.0, exclude=node)
+        elected = time.monotonic() - t
+        self.recovered(f"kill -9 of {stream}'s leader: new leader elected", elected)
+        self.note(f"{stream} has a new leader after {elected:.1f}s")
+        await asyncio.sleep(self.rng.uniform(2.0, 5.0))
+        t = time.monotonic()
+        await asyncio.to_thread(c.start_node, node)
+        self.recovered(f"nats node n{node + 1} restarted on its store", time.monotonic() - t)
+        self.note(f"nats node n{node + 1} restarted on its store")
+
+    async def partition(self, _: str) -> None:
+        """One NATS node cut off from its peers (the minority side), then healed: its clients reconnect to
+        the others, the streams keep a quorum, and the node catches up when it is back."""
+        c = self.cluster.nats_nodes
+        node = self.rng.randrange(len(c.nodes))
+        self.note(f"partition: nats node n{node + 1} cut off from its peers")
+        await asyncio.to_thread(c.partition, node)
+        await asyncio.sleep(self.rng.uniform(3.0, 6.0))
+        t = time.monotonic()
+        await asyncio.to_thread(c.heal, node)
+        self.recovered(f"nats node n{node + 1} healed: routes back, caught up", time.monotonic() - t)
+        self.note(f"nats node n{node + 1} healed and caught up")
+
+    async def fail_over(self, _: str) -> None:
+        c = self.cluster
+        pg = c.pg
+        self.note("kill -9 of the Postgres primary")
+        t = time.monotonic()
+        await asyncio.to_thread(pg.kill_primary)
+        await asyncio.to_thread(pg.promote, 60.0)
+        promoted = time.monotonic() - t
+        await asyncio.to_thread(c.database_writable, 60.0)
+        writable = time.monotonic() - t
+        self.recovered("Postgres primary killed: standby promoted", promoted)
+        self.recovered("Postgres primary killed: writes commit again", writable)
+        self.note(f"standby promoted after {promoted:.1f}s; writes commit after {writable:.1f}s")
+        await asyncio.sleep(self.rng.uniform(3.0, 8.0))
+        t = time.monotonic()
+        method = await asyncio.to_thread(pg.rejoin_old_primary, 120.0)
+        rejoined = time.monotonic() - t
+        self.recovered(f"old primary back as a synchronous standby ({method})", rejoined)
+        self.note(f"old primary back as a synchronous standby by {method} after {rejoined:.1f}s")
 
 
-async def run_chaos(config: ChaosConfig) -> Report:  # noqa: C901, PLR0915 - one script, top to bottom
+async def run_chaos(config: ChaosConfig) -> Report:  # noqa: C901, PLR0912, PLR0915 - one script, top to bottom
     log = config.log
     rng = random.Random(config.seed)
     smtp = SmtpSink()
     smtp.start()
     hooks = WebhookSink()
     await hooks.start()
-    cluster = Cluster(ClusterConfig(smtp_port=smtp.port, ack_wait=config.ack_wait, data_dir=config.data_dir))
+    cluster = Cluster(
+        ClusterConfig(
+            smtp_port=smtp.port,
+            ack_wait=config.ack_wait,
+            data_dir=config.data_dir,
+            topology=config.topology,
+            replicas=config.replicas,
+        )
+    )
     started = time.monotonic()
-    log(f"chaos: data in {cluster.data_dir}")
+    log(f"chaos: data in {cluster.data_dir}; topology {config.topology}, {config.replicas} per service")
     try:
         await asyncio.to_thread(cluster.start)
         log(f"chaos: cluster ready in {time.monotonic() - started:.1f}s")
         ledger = Ledger()
         integrator = Integrator(cluster.nats_url, ledger)
         await integrator.connect()
-        api = Api({s: cluster.url(s) for s in SERVICES}, ledger, cluster.signin)
+        api = Api({s: cluster.urls(s) for s in SERVICES}, ledger, cluster.signin)
         scenario = Scenario(integrator, api, ledger, hooks.url)
         try:
             n_parties = max(2, (config.loan_flows + config.decision_flows + config.catalog_flows) // 10)
@@ -286,6 +439,8 @@ async def run_chaos(config: ChaosConfig) -> Report:  # noqa: C901, PLR0915 - one
             await checker.check(report)
             for name, svc in cluster.services.items():
                 log(f"  {name}: started {svc.starts} times")
+            for fault, seconds in config.recoveries:
+                log(f"  recovery {seconds:6.1f}s  {fault}")
             return report
         finally:
             await api.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -173,7 +174,7 @@ class Integrator:
 
     async def connect(self) -> None:
         self.nc = await nats.connect(
-            self.nats_url,
+            self.nats_url.split(","),  # one URL, or each node's on a cluster
             name=self.name,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.25,
@@ -231,13 +232,22 @@ class Integrator:
 
 class Api:
     """HTTP commands and reads, retried through service restarts, each with a real access token: a read as
-    the service's reader (``signin.READERS``), a command as the person or service account it names."""
+    the service's reader (``signin.READERS``), a command as the person or service account it names.
 
-    def __init__(self, urls: dict[str, str], ledger: Ledger, signin: SignIn) -> None:
+    With several replicas of a service (``urls``: each replica's base URL), requests take them in turn, as
+    a load balancer would, and a retry goes to the next one."""
+
+    def __init__(self, urls: dict[str, list[str]], ledger: Ledger, signin: SignIn) -> None:
         self.urls = urls
+        self._turn: Counter[str] = Counter()
         self.ledger = ledger
         self.signin = signin
         self.client = httpx.AsyncClient(timeout=10.0)
+
+    def url(self, service: str, path: str) -> str:
+        replicas = self.urls[service]
+        self._turn[service] += 1
+        return replicas[self._turn[service] % len(replicas)] + path
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -250,7 +260,7 @@ class Api:
         while time.monotonic() - start < deadline:
             headers = await self.signin.headers(who or READERS[service])
             try:
-                response = await self.client.get(self.urls[service] + path, headers=headers)
+                response = await self.client.get(self.url(service, path), headers=headers)
             except httpx.HTTPError:
                 await asyncio.sleep(0.3)
                 continue
@@ -281,7 +291,7 @@ class Api:
             headers = await self.signin.headers(who)
             try:
                 response = await self.client.request(
-                    method, self.urls[service] + path, json=body, headers=headers
+                    method, self.url(service, path), json=body, headers=headers
                 )
             except httpx.HTTPError:
                 item.uncertain = True

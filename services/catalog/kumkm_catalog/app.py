@@ -49,7 +49,7 @@ def build(settings: CatalogSettings | None = None, *, clock: Clock | None = None
         routes=api.router,
         permissions=permissions.PERMISSIONS,
         service=service,
-        workers=[daily_tick],
+        leader_workers=[daily_tick],
         publishes=[
             ProductCurated,
             ProductDelisted,

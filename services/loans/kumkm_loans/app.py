@@ -55,13 +55,23 @@ def seconds_until(service: LoansService, hour: int) -> float:
 
 
 def daily_tick(service: LoansService) -> Callable[[ServiceRuntime], Awaitable[None]]:
+    """The collectibility tick, on the leader replica only (``leader_workers``).
+
+    A replica that becomes leader after today's tick hour and finds no tick recorded for today runs it at
+    once: the leader may have died before or during it, and the tick is idempotent (each overdue
+    installment and grade change is recorded, and told, once).
+    """
+
     async def worker(runtime: ServiceRuntime) -> None:
         settings = service.settings
         if not settings.daily_tick:
             return
+        begin = partial(runtime.command, DAILY_TICK)
         while True:
+            today = service.today()
+            if service.past_hour(settings.daily_tick_hour) and not await service.ticked(begin, today):
+                await service.tick(begin, today)
             await asyncio.sleep(seconds_until(service, settings.daily_tick_hour))
-            await service.tick(partial(runtime.command, DAILY_TICK), service.today())
 
     return worker
 
@@ -83,7 +93,7 @@ def build(settings: LoansSettings | None = None, *, clock: Clock | None = None) 
         routes=api.router,
         permissions=permissions.PERMISSIONS,
         service=service,
-        workers=[daily_tick(service)],
+        leader_workers=[daily_tick(service)],
         publishes=[
             InstallmentOverdue,
             LoanCollectibilityChanged,

@@ -208,6 +208,15 @@ class LoansService:
 
     # -- collectibility -------------------------------------------------------------------------------
 
+    def past_hour(self, hour: int) -> bool:
+        """Whether today's ``hour`` o'clock in the business time zone has passed, on the service's clock."""
+        return self.clock.now().astimezone(self.timezone).hour >= hour
+
+    async def ticked(self, begin: Begin, as_of: date) -> bool:
+        """Whether a tick for ``as_of`` has been recorded (by any replica, any run)."""
+        async with begin() as work:
+            return await repo.ticked(work.conn, as_of)
+
     async def tick(self, begin: Begin, as_of: date) -> TickResult:
         """Grade every active loan as of ``as_of``; each overdue installment and grade change is told once.
 

@@ -396,6 +396,10 @@ async def record_tick(conn: Conn, as_of: date, overdue: int, changes: int) -> No
     )
 
 
+async def ticked(conn: Conn, as_of: date) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM ticks WHERE as_of = $1)", as_of))
+
+
 async def last_tick(conn: Conn) -> date | None:
     value: date | None = await conn.fetchval("SELECT max(as_of) FROM ticks")
     return value

@@ -112,6 +112,10 @@ class Dispatcher:
             await self.reconcile(begin)
             last_reconcile = time.monotonic()
             while True:
+                if listener.is_closed():
+                    # Died with its server (a failover): wake-ups would no longer arrive. The worker is
+                    # restarted and listens again on a connection to the node that accepts writes.
+                    raise ConnectionError("the dispatcher's LISTEN connection closed")
                 self._wake.clear()
                 claimed = await self.dispatch_once(begin)
                 if time.monotonic() - last_reconcile > min(self.settings.send_lease / 2, 30.0):

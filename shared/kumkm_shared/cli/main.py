@@ -200,6 +200,13 @@ def up(
         bool,
         typer.Option(help="seed the Kota Bekasi sample and run the demo flow once everything is ready"),
     ] = False,
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            help="embedded servers as a cluster: 3 NATS nodes (R3 streams), a Postgres primary with a "
+            "synchronous standby, and 2 replicas of each service"
+        ),
+    ] = False,
 ) -> None:
     """Start servers (embedded unless URLs are given), provision streams, and run the services."""
     from kumkm_shared.cli.up import ALL_SERVICES, installed_services, run_up
@@ -210,7 +217,7 @@ def up(
     if unknown:
         err.print(f"[red]unknown services {unknown}; choose from {list(ALL_SERVICES)}[/]")
         raise typer.Exit(2)
-    raise typer.Exit(run_up(data_dir, chosen, demo=demo))
+    raise typer.Exit(run_up(data_dir, chosen, demo=demo, cluster=cluster))
 
 
 @app.command()

@@ -37,6 +37,11 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 ALL_SERVICES = ("loans", "catalog", "notifications", "monitoring", "console")
+# `kumkm up --cluster`: replicas of each service that talks to the bus (the console is one process, which
+# calls each service's first replica), and the stream replicas on the three NATS nodes.
+CLUSTER_REPLICAS = 2
+CLUSTER_STREAM_REPLICAS = 3
+REPLICA_SEP = "#"  # "loans#2": the second replica of loans
 COLOURS = {
     "loans": "cyan",
     "catalog": "magenta",
@@ -105,8 +110,17 @@ def console_env(info: RunInfo, services: dict[str, str], port: int) -> dict[str,
     return env
 
 
+def service_of(name: str) -> str:
+    """The service a child runs: "loans" for "loans" and for its replica "loans#2"."""
+    return name.partition(REPLICA_SEP)[0]
+
+
+def replica_names(service: str, replicas: int) -> list[str]:
+    return [service if k == 1 else f"{service}{REPLICA_SEP}{k}" for k in range(1, replicas + 1)]
+
+
 def _pump(name: str, stream: IO[bytes]) -> None:  # runs in a thread per child
-    colour = COLOURS.get(name, "white")
+    colour = COLOURS.get(service_of(name), "white")
     for raw in iter(stream.readline, b""):
         line = raw.decode(errors="replace").rstrip()
         # The child's text is never parsed as markup: its log lines contain brackets.
@@ -158,10 +172,11 @@ def start_service(
     name: str, info: RunInfo, port: int | None = None, extra_env: dict[str, str] | None = None
 ) -> Child:
     port = port or free_port()
-    http_only = name in HTTP_ONLY
-    bus = {} if http_only else nats_env(info, name)
+    service = service_of(name)
+    http_only = service in HTTP_ONLY
+    bus = {} if http_only else nats_env(info, service)
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", f"kumkm_{name}", "serve"],
+        [sys.executable, "-m", f"kumkm_{service}", "serve"],
         env=service_env(info, port, {**bus, **(extra_env or {})}, http_only=http_only),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -179,7 +194,7 @@ READY_PATHS = {"console": "/healthz"}
 
 
 def ready_path(name: str) -> str:
-    return READY_PATHS.get(name, "/health/ready")
+    return READY_PATHS.get(service_of(name), "/health/ready")
 
 
 def wait_ready(children: list[Child], timeout: float = 60.0) -> None:
@@ -322,23 +337,36 @@ def print_demo_users(realm: Path, *, terminal: bool | None = None) -> None:
 
 
 def start_all(
-    children: list[Child], info: RunInfo, services: list[str], notifications_env: dict[str, str], port: int
+    children: list[Child],
+    info: RunInfo,
+    services: list[str],
+    notifications_env: dict[str, str],
+    port: int,
+    *,
+    replicas: int = 1,
 ) -> None:
-    """The services that talk to the bus first; once they are ready, the console, given their URLs. Each
-    child is added to ``children`` as it starts, so the caller stops whatever started if one fails."""
-    backends = [name for name in services if name not in HTTP_ONLY]
+    """The services that talk to the bus first (``replicas`` processes each); once they are ready, the
+    console, given their (first replicas') URLs. Each child is added to ``children`` as it starts, so the
+    caller stops whatever started if one fails."""
+    backends = [r for name in services if name not in HTTP_ONLY for r in replica_names(name, replicas)]
     children.extend(  # one by one: those started before a failure are in `children`
-        start_service(name, info, extra_env=notifications_env if name == "notifications" else None)
+        start_service(
+            name, info, extra_env=notifications_env if service_of(name) == "notifications" else None
+        )
         for name in backends
     )
     wait_ready(children)
-    urls = {c.name: c.url for c in children}
+    urls = {c.name: c.url for c in children if REPLICA_SEP not in c.name}  # the first replicas
     front: list[Child] = []
     for name in services:
         if name in HTTP_ONLY:
             front.append(start_service(name, info, port, console_env(info, urls, port)))
             children.append(front[-1])
     wait_ready(front)
+
+
+def _extra(name: str, notifications_env: dict[str, str]) -> dict[str, str] | None:
+    return notifications_env if service_of(name) == "notifications" else None
 
 
 def supervise(children: list[Child], info: RunInfo, stop_requested: threading.Event) -> None:
@@ -352,7 +380,7 @@ def supervise(children: list[Child], info: RunInfo, stop_requested: threading.Ev
         stop_requested.wait(1.0)
 
 
-def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
+def run_up(data_dir: Path, services: list[str], *, demo: bool, cluster: bool = False) -> int:
     ensure_directory(data_dir)
     stop_requested = threading.Event()
 
@@ -368,7 +396,7 @@ def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
     nats_auth = AuthDir.init(data_dir / "nats-auth")
     port = console_port() if "console" in services else None
     with (
-        obtain_servers(data_dir, nats_auth=nats_auth) as servers,
+        obtain_servers(data_dir, nats_auth=nats_auth, cluster=cluster) as servers,
         identity_provider(data_dir, port) as signin,
     ):
         info = RunInfo(
@@ -386,7 +414,14 @@ def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
             console.print(f"NATS operator mode: auth directory {info.nats_auth_dir} (keys and creds, 0600)")
         embedded = "embedded" if signin.realm else "given"
         console.print(f"sign-in ({embedded}): OpenID issuer {signin.issuer}, audience {signin.audience}")
-        console.print(f"provisioned: {provision_streams(info)}")
+        clustered = servers.servers.nats_cluster is not None
+        if clustered:
+            console.print(
+                f"cluster: 3 NATS nodes (streams at R{CLUSTER_STREAM_REPLICAS}), Postgres primary with a "
+                f"synchronous standby, {CLUSTER_REPLICAS} replicas of each service"
+            )
+        stream_replicas = CLUSTER_STREAM_REPLICAS if clustered else 1
+        console.print(f"provisioned: {provision_streams(info, stream_replicas)}")
         sink = _mail_sink(data_dir)
         extra_env = (
             {"KUMKM_NOTIFICATIONS_SMTP_HOST": "127.0.0.1", "KUMKM_NOTIFICATIONS_SMTP_PORT": str(sink.port)}
@@ -395,7 +430,14 @@ def run_up(data_dir: Path, services: list[str], *, demo: bool) -> int:
         )
         children: list[Child] = []
         try:
-            start_all(children, info, services, extra_env, port or CONSOLE_PORT)
+            start_all(
+                children,
+                info,
+                services,
+                extra_env,
+                port or CONSOLE_PORT,
+                replicas=CLUSTER_REPLICAS if clustered else 1,
+            )
             info.services = {c.name: c.url for c in children}
             path = info.write(data_dir)
             console.print(f"[bold green]ready[/]: {path}")

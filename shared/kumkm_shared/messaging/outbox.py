@@ -36,6 +36,9 @@ log = structlog.get_logger(__name__)
 
 OUTBOX_PUBLISHED = Counter("kumkm_outbox_published", "Events published by the outbox relay", ["schema"])
 OUTBOX_LAG = Gauge("kumkm_outbox_pending", "Unpublished outbox rows at the last relay pass", ["schema"])
+RELAY_LEADER = Gauge(
+    "kumkm_outbox_relay_leader", "1 while this replica's relay holds its schema's lock", ["schema"]
+)
 
 
 def nats_headers(envelope: Envelope) -> dict[str, str]:
@@ -83,6 +86,10 @@ class Outbox:
         )
 
 
+class LeadershipLostError(RuntimeError):
+    """The relay's leader lock went with its connection; it tries to lead again."""
+
+
 def _leader_key(schema: str) -> int:
     return int.from_bytes(hashlib.sha256(f"kumkm-outbox:{schema}".encode()).digest()[:8], "big", signed=True)
 
@@ -111,6 +118,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.is_leader = False
+        # While leading: the connection whose session holds the leader lock.
+        self._listener: Any = None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -142,26 +151,53 @@ class OutboxRelay:
                     return
                 await self._sleep(self.poll_interval)
             self.is_leader = True
+            RELAY_LEADER.labels(self.schema).set(1)
             await listener.add_listener(f"{self.schema}_outbox", self._on_notify)
+            self._listener = listener
+            listener.add_termination_listener(self._on_lock_lost)
             try:
                 last_cleanup = 0.0
                 while not self._stopping.is_set():
+                    self._check_leadership()
                     self._wake.clear()
                     published = await self.publish_batch()
                     if time.monotonic() - last_cleanup > self.cleanup_interval:
                         await self.cleanup()
                         last_cleanup = time.monotonic()
                     if published < self.batch_size:
-                        with contextlib.suppress(TimeoutError):
+                        try:
                             await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                        except TimeoutError:
+                            # Idle: make sure the lock's session is still ours (a lost session lets
+                            # another replica relay; this one must stop before its next pass).
+                            await asyncio.wait_for(listener.fetchval("SELECT 1"), self.publish_timeout)
                 # Flush what is committed before stopping, so a clean shutdown leaves nothing behind.
                 while await self.publish_batch() == self.batch_size:
                     pass
             finally:
                 self.is_leader = False
+                RELAY_LEADER.labels(self.schema).set(0)
                 with contextlib.suppress(Exception):
+                    listener.remove_termination_listener(self._on_lock_lost)
                     await listener.remove_listener(f"{self.schema}_outbox", self._on_notify)
                     await listener.execute("SELECT pg_advisory_unlock($1)", _leader_key(self.schema))
+                self._listener = None
+
+    def _on_lock_lost(self, *_: Any) -> None:
+        """The connection holding the lock closed: not the leader from this moment (see below)."""
+        self.is_leader = False
+        RELAY_LEADER.labels(self.schema).set(0)
+        self._wake.set()
+
+    def _check_leadership(self) -> None:
+        """Stop leading once the session holding the lock is gone (its primary died, a failover): the
+        lock went with it, another relay may hold it now, and two publishers would break commit order.
+        The pool's other connections may already reach the new primary, so this must be checked."""
+        if self._listener is not None and self._listener.is_closed():
+            self.is_leader = False
+            raise LeadershipLostError(
+                f"outbox relay {self.schema}: the connection holding the leader lock closed"
+            )
 
     async def publish_batch(self) -> int:
         """Publish one window of unpublished rows; return how many were marked published."""
@@ -175,6 +211,7 @@ class OutboxRelay:
             if not rows:
                 OUTBOX_LAG.labels(self.schema).set(0)
                 return 0
+            self._check_leadership()
             acks = await self._publish_all(js, rows)
             # Mark only the prefix that was acknowledged, so the next pass retries from the first
             # failure in order; rows after it that did land are de-duplicated by Nats-Msg-Id.

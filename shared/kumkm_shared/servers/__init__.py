@@ -3,6 +3,12 @@ from kumkm_shared.servers._process import ServerStartError, free_port
 from kumkm_shared.servers.nats import ClusterBlock, EmbeddedNats, nats_server_binary
 from kumkm_shared.servers.nats_cluster import ClusterError, EmbeddedNatsCluster
 from kumkm_shared.servers.postgres import EmbeddedPostgres, InitScriptError, postgres_bin_dir
+from kumkm_shared.servers.postgres_ha import (
+    EmbeddedPostgresPair,
+    PostgresNode,
+    RejoinMethod,
+    ReplicationError,
+)
 from kumkm_shared.servers.resolve import Mode, ServerHandle, Servers, docker_available, obtain_servers
 
 __all__ = [
@@ -11,8 +17,12 @@ __all__ = [
     "EmbeddedNats",
     "EmbeddedNatsCluster",
     "EmbeddedPostgres",
+    "EmbeddedPostgresPair",
     "InitScriptError",
     "Mode",
+    "PostgresNode",
+    "RejoinMethod",
+    "ReplicationError",
     "ServerHandle",
     "ServerStartError",
     "Servers",

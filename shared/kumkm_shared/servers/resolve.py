@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Literal
 
 from kumkm_shared.servers._process import StoppedOnExit
 from kumkm_shared.servers.nats import EmbeddedNats
+from kumkm_shared.servers.nats_cluster import EmbeddedNatsCluster
 from kumkm_shared.servers.postgres import EmbeddedPostgres
+from kumkm_shared.servers.postgres_ha import EmbeddedPostgresPair
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,13 +32,16 @@ DOCKER_PROBE_TIMEOUT = 3.0
 
 @dataclass(frozen=True)
 class Servers:
-    """Where the servers are. `nats` and `postgres` are set in embedded mode only (fault tests use them)."""
+    """Where the servers are. `nats` and `postgres` are set in embedded mode only (fault tests use them);
+    `nats_cluster` and `postgres_pair` instead when the embedded servers run as a cluster."""
 
     nats_url: str
     database_url: str
     mode: Mode
     nats: EmbeddedNats | None = None
     postgres: EmbeddedPostgres | None = None
+    nats_cluster: EmbeddedNatsCluster | None = None
+    postgres_pair: EmbeddedPostgresPair | None = None
 
 
 @dataclass
@@ -89,7 +94,12 @@ def docker_available(timeout: float = DOCKER_PROBE_TIMEOUT) -> bool:
 
 
 def obtain_servers(
-    data_dir: Path, *, fsync: bool = True, mode: Mode | None = None, nats_auth: AuthDir | None = None
+    data_dir: Path,
+    *,
+    fsync: bool = True,
+    mode: Mode | None = None,
+    nats_auth: AuthDir | None = None,
+    cluster: bool = False,
 ) -> ServerHandle:
     """NATS and Postgres, from the first source that works (or from `mode` when given).
 
@@ -98,6 +108,9 @@ def obtain_servers(
     3. embedded servers with their data in `data_dir/nats` and `data_dir/postgres`; a later call with the
        same `data_dir` reuses the data (on new ports). With `nats_auth`, the embedded NATS runs in operator
        mode from that auth directory (the other modes ignore it: their servers are configured elsewhere).
+       With `cluster`, three NATS nodes (`data_dir/nats/n1..n3`, streams to be provisioned at R3) and a
+       Postgres primary with a synchronous streaming standby (`data_dir/postgres`), reached through a
+       multi-host DSN with `target_session_attrs=read-write`. Given URLs and containers are used as they are.
     """
     if mode is None:
         mode = _choose_mode()
@@ -108,6 +121,8 @@ def obtain_servers(
         return ServerHandle(Servers(nats_url=nats_url, database_url=database_url, mode="env"))
     if mode == "testcontainers":
         return _start_containers()
+    if cluster:
+        return _start_embedded_cluster(data_dir, fsync=fsync, nats_auth=nats_auth)
     return _start_embedded(data_dir, fsync=fsync, nats_auth=nats_auth)
 
 
@@ -128,6 +143,22 @@ def _start_embedded(data_dir: Path, *, fsync: bool, nats_auth: AuthDir | None = 
     nats = EmbeddedNats(data_dir / "nats", auth=nats_auth)
     postgres = EmbeddedPostgres(data_dir / "postgres", fsync=fsync)
     handle = ServerHandle(Servers(nats.url, postgres.dsn, "embedded", nats=nats, postgres=postgres))
+    try:
+        nats.start()
+        handle.add_stop(nats.stop)
+        postgres.start()
+        handle.add_stop(postgres.stop)
+    except BaseException:
+        handle.stop()
+        raise
+    return handle
+
+
+def _start_embedded_cluster(data_dir: Path, *, fsync: bool, nats_auth: AuthDir | None) -> ServerHandle:
+    nats = EmbeddedNatsCluster(data_dir / "nats", auth=nats_auth)
+    postgres = EmbeddedPostgresPair(data_dir / "postgres", fsync=fsync, synchronous=True)
+    servers = Servers(nats.url, postgres.dsn, "embedded", nats_cluster=nats, postgres_pair=postgres)
+    handle = ServerHandle(servers)
     try:
         nats.start()
         handle.add_stop(nats.stop)

@@ -26,8 +26,10 @@ from prometheus_client import REGISTRY
 from kumkm_shared.audit import store as audit_store
 from kumkm_shared.auth.verify import ClaimNames, TokenVerifier
 from kumkm_shared.contracts import make_event, validate_event_payload
+from kumkm_shared.db.leader import Leadership
 from kumkm_shared.db.migrations import load_migrations, migrate
 from kumkm_shared.db.pool import create_pool
+from kumkm_shared.db.transient import is_transient_db_error
 from kumkm_shared.integrators import roles_for
 from kumkm_shared.mandates import MandateBook
 from kumkm_shared.messaging.broker import make_broker
@@ -81,6 +83,8 @@ class ServiceDefinition:
     routes: APIRouter | None = None
     service: Any = None  # the service object (``<Context>Service``), ``deps.service_of`` in routes
     workers: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = ()
+    # Workers that run on one replica at a time, the leader (``db/leader.py``): the daily ticks.
+    leader_workers: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = ()
     publishes: Sequence[type[EventData]] = ()
     # Overrides of the declared durables, by name (tests use short max_deliver and ack_wait).
     consumer_decls: Mapping[str, ConsumerDecl] = field(default_factory=dict)
@@ -136,6 +140,7 @@ class ServiceRuntime:
         self._js: JetStreamContext | None = None
         self.processors: dict[str, EventProcessor] = {}
         self.relay: OutboxRelay | None = None
+        self.leadership: Leadership | None = None
         self.mandates: MandateBook | None = None  # integrators' mandates, once connected
         self._advisories: AdvisoryWatcher | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -351,7 +356,16 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay"))
         for worker in self.definition.workers:
             self._tasks.append(asyncio.create_task(self._supervise(worker), name=f"{self.name}-worker"))
+        if self.definition.leader_workers:
+            self.leadership = Leadership(self.pool, self.name)
+            self._tasks.append(
+                asyncio.create_task(self.leadership.run(self._lead), name=f"{self.name}-leader-workers")
+            )
         log.info("service started", service=self.name)
+
+    async def _lead(self) -> None:
+        """The leader-only workers, while this replica leads; a lost lock cancels them together."""
+        await asyncio.gather(*(self._supervise(w) for w in self.definition.leader_workers))
 
     async def _supervise(self, worker: Callable[[ServiceRuntime], Awaitable[None]]) -> None:
         while True:
@@ -360,7 +374,10 @@ class ServiceRuntime:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.exception("worker failed; restarting in 1s", error=repr(exc))
+                if is_transient_db_error(exc):  # a database restart or failover: no stack trace
+                    log.warning("worker lost its database connection; restarting in 1s", error=repr(exc))
+                else:
+                    log.exception("worker failed; restarting in 1s", error=repr(exc))
                 await asyncio.sleep(1)
             else:
                 return
@@ -379,6 +396,8 @@ class ServiceRuntime:
         # 2. flush the outbox and stop the workers while the connection is still open;
         if self.relay is not None:
             self.relay.stop()
+        if self.leadership is not None:
+            self.leadership.stop()
         for task in self._tasks:
             if task.get_name().endswith("outbox-relay"):
                 with contextlib.suppress(Exception):
