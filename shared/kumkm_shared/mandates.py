@@ -148,6 +148,18 @@ class MandateBook:
             return True
         return False
 
+    async def ensure_replicas(self, replicas: int) -> bool:
+        """Give the existing bucket ``replicas`` replicas (the provisioner, after ``ensure_bucket``); True
+        when it had another count. Only the provisioner calls it: other callers of ``ensure_bucket`` keep
+        whatever count the bucket has."""
+        stream = f"KV_{self._bucket}"
+        info = await self._js.stream_info(stream)
+        if info.config.num_replicas == replicas:
+            return False
+        info.config.num_replicas = replicas
+        await self._js.update_stream(config=info.config)
+        return True
+
     async def _bucket_kv(self) -> KeyValue:
         if self._kv is None:
             found = await self._js.key_value(self._bucket)  # BucketNotFoundError when there is none

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     import asyncpg
-    from nats.js import JetStreamContext
+    from nats.js import JetStreamContext, api
 
     from kumkm_shared.contracts import Envelope
     from kumkm_shared.db import Conn
@@ -212,13 +212,7 @@ class OutboxRelay:
                 OUTBOX_LAG.labels(self.schema).set(0)
                 return 0
             self._check_leadership()
-            futures = [
-                await js.publish_async(row["subject"], bytes(row["payload"]), headers=dict(row["headers"]))
-                for row in rows
-            ]
-            acks = await asyncio.gather(
-                *(asyncio.wait_for(f, self.publish_timeout) for f in futures), return_exceptions=True
-            )
+            acks = await self._publish_all(js, rows)
             # Mark only the prefix that was acknowledged, so the next pass retries from the first
             # failure in order; rows after it that did land are de-duplicated by Nats-Msg-Id.
             ok_ids: list[int] = []
@@ -243,6 +237,41 @@ class OutboxRelay:
             done = f"{len(ok_ids)} of {len(rows)}"
             raise RuntimeError(f"outbox publish failed after {done}: {failure!r}") from failure
         return len(ok_ids)
+
+    async def _publish_all(
+        self, js: JetStreamContext, rows: Sequence[asyncpg.Record]
+    ) -> list[api.PubAck | BaseException]:
+        """Every row's PubAck or the error in its place, within ``publish_timeout``, in row order.
+
+        Both waits are bounded: the PubAck's (a stream leader lost in a cluster never answers, and nats-py
+        puts no deadline on a ``publish_async`` future) and the wait for a free slot in the publish window
+        (``wait_stall``: a window full of unanswered publishes frees nothing). A publish that could not be
+        sent is an error in its row's place, as are the rows after it; a future left unawaited is cancelled,
+        which gives its window slot back.
+        """
+        futures: list[asyncio.Future[api.PubAck]] = []
+        failure: BaseException | None = None
+        for row in rows:
+            try:
+                futures.append(
+                    await js.publish_async(
+                        row["subject"],
+                        bytes(row["payload"]),
+                        headers=dict(row["headers"]),
+                        wait_stall=self.publish_timeout,
+                    )
+                )
+            except Exception as exc:  # window stalled, connection closed
+                failure = exc
+                break
+        acks: list[api.PubAck | BaseException] = list(
+            await asyncio.gather(
+                *(asyncio.wait_for(f, self.publish_timeout) for f in futures), return_exceptions=True
+            )
+        )
+        if failure is not None:
+            acks += [failure] * (len(rows) - len(futures))
+        return acks
 
     async def cleanup(self) -> int:
         result: str = await self._pool.execute(

@@ -1,21 +1,30 @@
 """Creates and updates streams and durable consumers from the one declaration, idempotently.
 
 FastStream only creates what is missing and never applies a changed consumer config; this does both.
+
+``replicas`` applies to every stream, the DLQ stream among them, and to the mandate bucket, also when they
+exist with another count (a stream update: the server adds or drops replicas in place, keeping every
+message). Durables set no replica count of their own, so each has its stream's, and follows it when the
+stream's count changes. Rules: ``docs/rules/messaging.md``, "A NATS cluster".
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import nats.errors
 import nats.js.errors
 import structlog
 
-from kumkm_shared.mandates import MandateBook
+from kumkm_shared.mandates import BUCKET, MandateBook
 from kumkm_shared.messaging.topology import CONSUMER_DECLS, STREAM_DECLS, ConsumerDecl, StreamDecl
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from nats.js import JetStreamContext, api
 
@@ -43,6 +52,37 @@ _CONSUMER_KEYS = (
     "deliver_policy",
     "ack_policy",
 )
+
+
+# What a cluster answers while it elects a leader or has not yet enabled JetStream for an account on every
+# server (a fresh cluster in operator mode registers an account on each server at its first use): worth
+# another try. Anything else (a refused config, no permission) is not.
+_TRANSIENT = (
+    nats.js.errors.ServiceUnavailableError,  # 503: no leader yet, "JetStream not enabled for account"
+    nats.errors.NoRespondersError,
+    nats.errors.TimeoutError,
+    TimeoutError,
+)
+RETRY_FOR = 30.0
+
+
+async def _retrying(what: str, step: Callable[[], Awaitable[None]], deadline: float) -> None:
+    """Run ``step``, again after a pause while the cluster answers with a transient error, until ``deadline``.
+
+    Each step reads before it writes, so a write that took effect without its answer is seen as done.
+    """
+    attempt = 0
+    while True:
+        try:
+            await step()
+        except _TRANSIENT as exc:
+            attempt += 1
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("provision step failed; retrying", step=what, attempt=attempt, error=repr(exc)[:200])
+            await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+        else:
+            return
 
 
 @dataclass
@@ -116,16 +156,32 @@ async def provision(
     streams: Iterable[StreamDecl] = STREAM_DECLS,
     consumers: Iterable[ConsumerDecl] = CONSUMER_DECLS,
     mandates: bool = True,
+    retry_for: float = RETRY_FOR,
 ) -> ProvisionReport:
-    """Every stream and durable, and (``mandates``) the integrators' mandate bucket."""
+    """Every stream and durable, and (``mandates``) the integrators' mandate bucket.
+
+    A step the cluster answers with a transient error (no leader yet, JetStream not yet enabled for the
+    account on the server that answers, a timeout) is tried again, for ``retry_for`` seconds in all.
+    """
     report = ProvisionReport()
+    deadline = time.monotonic() + retry_for
     for stream in streams:
-        await _ensure_stream(js, stream, replicas, report)
+        step = functools.partial(_ensure_stream, js, stream, replicas, report)
+        await _retrying(f"stream {stream.name}", step, deadline)
     for decl in consumers:
-        await _ensure_consumer(js, decl, report)
+        step = functools.partial(_ensure_consumer, js, decl, report)
+        await _retrying(f"consumer {decl.stream}/{decl.name}", step, deadline)
     if mandates:
-        if await MandateBook(js).ensure_bucket(replicas=replicas):
-            report.created.append("bucket KUMKM_MANDATES")
-        else:
-            report.unchanged.append("bucket KUMKM_MANDATES")
+        await _retrying(f"bucket {BUCKET}", functools.partial(_ensure_bucket, js, replicas, report), deadline)
     return report
+
+
+async def _ensure_bucket(js: JetStreamContext, replicas: int, report: ProvisionReport) -> None:
+    book = MandateBook(js)
+    if await book.ensure_bucket(replicas=replicas):
+        report.created.append(f"bucket {BUCKET}")
+    elif await book.ensure_replicas(replicas):
+        report.updated.append(f"bucket {BUCKET}")
+        log.info("bucket updated", bucket=BUCKET, replicas=replicas)
+    else:
+        report.unchanged.append(f"bucket {BUCKET}")

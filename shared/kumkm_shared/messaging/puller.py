@@ -53,7 +53,8 @@ class BatchPuller:
         self._stopping = asyncio.Event()
         self._applying = False
         self._task: asyncio.Task[None] | None = None
-        self._backoff = Backoff(base=0.2, cap=5.0)
+        self._backoff = Backoff(base=0.2, cap=2.0)
+        self._failures = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"pull-{self.decl.name}")
@@ -71,19 +72,30 @@ class BatchPuller:
         self._task = None
 
     async def run(self) -> None:
-        failures = 0
+        """Pull until ``stop``. A failed subscribe or fetch is retried after a pause that grows with the
+        failures in a row (up to 2 s), with a fresh subscription: while a cluster elects a new leader for the
+        durable (a few seconds after a node dies), fetches fail at once with 503 "no responders" or time
+        out; the first fetch that succeeds resets the count. One warning per interruption, one line when
+        pulling resumes; the failures in between are logged at debug."""
+        self._failures = 0
         while not self._stopping.is_set():
             try:
                 sub = await self._subscribe()
-                failures = 0
                 await self._pull(sub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a broken connection, no stream leader: try again after a pause
-                failures += 1
-                log.warning("pull loop interrupted", consumer=self.decl.name, error=repr(exc)[:300])
+                self._failures += 1
+                say = log.warning if self._failures == 1 else log.debug
+                say("pull loop interrupted", consumer=self.decl.name, error=repr(exc)[:300])
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._backoff.delay(failures))
+                    await asyncio.wait_for(self._stopping.wait(), self._backoff.delay(self._failures))
+
+    def _pulled(self) -> None:
+        """A fetch came back (with messages or empty): the durable answers again."""
+        if self._failures:
+            log.info("pull loop resumed", consumer=self.decl.name, failures=self._failures)
+            self._failures = 0
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         js = self._jetstream()
@@ -97,6 +109,7 @@ class BatchPuller:
         try:
             while not self._stopping.is_set():
                 msgs = await self._fetch(sub, 1, self.idle_wait)
+                self._pulled()
                 if not msgs:
                     continue
                 if self.size > 1:

@@ -228,7 +228,7 @@ class Importer:
         parsed = self.parser.parse(number, cells)
         item = _Pending(number)
         if isinstance(parsed, ParsedRow):
-            await _publish(self.js, self.parser.organisation, parsed, item)
+            await _publish(self.js, self.parser.organisation, parsed, item, self.ack_timeout)
         else:
             item.errors = parsed
         pending = self._pending
@@ -270,13 +270,23 @@ class Importer:
             self._last_save = now
 
 
-async def _publish(js: JetStreamContext, organisation: str, parsed: ParsedRow, item: _Pending) -> None:
+async def _publish(
+    js: JetStreamContext,
+    organisation: str,
+    parsed: ParsedRow,
+    item: _Pending,
+    stall: float,
+) -> None:
+    """Send the row (its PubAck awaited later, in ``_acknowledged``); a full publish window is waited on for
+    ``stall`` seconds at most."""
     envelope = make_event(parsed.data, source=SOURCE, event_id=parsed.event_id)
     item.subject = sender_subject(envelope.type, organisation)
     item.stream = spec_for(envelope.type).stream
     item.payload = envelope.to_json_bytes()
     item.headers = nats_headers(envelope)
-    item.future = await js.publish_async(item.subject, item.payload, headers=item.headers, stream=item.stream)
+    item.future = await js.publish_async(
+        item.subject, item.payload, headers=item.headers, stream=item.stream, wait_stall=stall
+    )
 
 
 async def _acknowledged(js: JetStreamContext, item: _Pending, timeout: float) -> PubAck:  # noqa: ASYNC109

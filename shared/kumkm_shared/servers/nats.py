@@ -8,6 +8,7 @@ import signal
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,26 @@ def _quote(value: str) -> str:
     return json.dumps(value)
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterBlock:
+    """The `cluster {}` block of one node: the cluster's name, this node's route port and its seed routes
+    (`nats-route://127.0.0.1:PORT` of the other nodes; a node never needs a route to itself)."""
+
+    name: str
+    port: int
+    routes: tuple[str, ...] = ()
+
+    def render(self) -> list[str]:
+        routes = ", ".join(_quote(route) for route in self.routes)
+        return [
+            "cluster {",
+            f"  name: {_quote(self.name)}",
+            f"  listen: {_quote(f'{LOCALHOST}:{self.port}')}",
+            f"  routes: [{routes}]",
+            "}",
+        ]
+
+
 class EmbeddedNats(EmbeddedServer):
     """nats-server with JetStream (`sync_interval: always`) on free local ports, data kept in `data_dir`.
 
@@ -54,6 +75,11 @@ class EmbeddedNats(EmbeddedServer):
     With `auth`, the server runs in operator mode (decentralised JWT auth) from that auth directory: it
     includes the directory's `server/auth.conf` (operator, system account, preloaded account JWTs) and keeps
     the full resolver's store under `data_dir/jwt`. Clients then need creds (`auth.creds_path(user)`).
+
+    With `cluster` (and a `server_name`, which JetStream requires in a cluster), the node joins a cluster
+    through its seed routes (`EmbeddedNatsCluster` builds them). Its own readiness is
+    `/healthz?js-enabled-only=true`, which a lone node of a fresh cluster answers before a meta leader
+    exists; `healthy()` is the plain `/healthz`, true only once the node's JetStream is current.
 
     `stop` is a graceful shutdown (SIGTERM); `kill` flushes nothing beyond what `sync_interval: always`
     already wrote.
@@ -73,8 +99,12 @@ class EmbeddedNats(EmbeddedServer):
         config_file: Path | None = None,
         extra_config: str = "",
         auth: AuthDir | None = None,
+        server_name: str | None = None,
+        cluster: ClusterBlock | None = None,
     ) -> None:
         self.data_dir = data_dir.absolute()
+        self.server_name = server_name
+        self.cluster = cluster
         self.port = port or free_port()
         self.monitor_port = monitor_port or free_port()
         self.config_file = config_file
@@ -117,6 +147,10 @@ class EmbeddedNats(EmbeddedServer):
             "  sync_interval: always",
             "}",
         ]
+        if self.server_name is not None:
+            overrides.append(f"server_name: {_quote(self.server_name)}")
+        if self.cluster is not None:
+            overrides += self.cluster.render()
         if self.config_file is None:
             head = ["max_payload: 8MB"]
         else:
@@ -160,22 +194,34 @@ class EmbeddedNats(EmbeddedServer):
             raise
 
     def _healthy(self) -> bool:
-        if not port_accepts(self.port):
+        return self.healthy(js_enabled_only=True)
+
+    def healthy(self, *, js_enabled_only: bool = False) -> bool:
+        """`/healthz` answers 200 "ok". Plain, that means JetStream is current (in a cluster: a meta leader
+        is known and this node caught up with it); `js_enabled_only` asks only whether JetStream is on."""
+        if not self.running or not port_accepts(self.port):
             return False
+        query = "?js-enabled-only=true" if js_enabled_only else ""
         try:
             with urllib.request.urlopen(  # noqa: S310 - a local http URL we built
-                f"{self.monitor_url}/healthz?js-enabled-only=true", timeout=1
+                f"{self.monitor_url}/healthz{query}", timeout=1
             ) as response:
                 body: object = json.load(response)
         except (OSError, ValueError, urllib.error.URLError):
             return False
         return isinstance(body, dict) and body.get("status") == "ok"
 
-    def varz(self) -> dict[str, object]:
-        """The monitoring endpoint /varz (server options as applied, including the JetStream config)."""
-        with urllib.request.urlopen(f"{self.monitor_url}/varz", timeout=5) as response:  # noqa: S310
+    def monitor(self, endpoint: str, timeout: float = 5.0) -> dict[str, object]:
+        """A monitoring endpoint's JSON (`varz`, `jsz?streams=true`, `routez`...)."""
+        with urllib.request.urlopen(  # noqa: S310 - a local http URL we built
+            f"{self.monitor_url}/{endpoint}", timeout=timeout
+        ) as response:
             body: dict[str, object] = json.load(response)
             return body
+
+    def varz(self) -> dict[str, object]:
+        """The monitoring endpoint /varz (server options as applied, including the JetStream config)."""
+        return self.monitor("varz")
 
     def __repr__(self) -> str:
         return f"EmbeddedNats(url={self.url!r}, data_dir={str(self.data_dir)!r}, running={self.running})"

@@ -418,6 +418,9 @@ def test_provision_job_creates_replicated_streams() -> None:
     job = docs[("Job", "kumkm-provision")]
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["kumkm", "provision"]
+    # The count reaches the Job through the ConfigMap, and nothing in the Job overrides it.
+    assert {"configMapRef": {"name": "kumkm-config"}} in container["envFrom"]
+    assert "KUMKM_STREAM_REPLICAS" not in {env["name"] for env in container.get("env", [])}
 
 
 def test_the_services_in_kubernetes_verify_tokens_of_the_kumkm_realm() -> None:
