@@ -3,12 +3,12 @@
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
+import nats
 import pytest
 
 from kumkm_shared.db.migrations import load_migrations, migrate
@@ -193,21 +193,23 @@ async def test_the_old_primary_rejoins_by_rewind_and_fails_back(pair: EmbeddedPo
         assert await fetchval(asynchronous.dsn, "SHOW synchronous_standby_names") == ""
 
 
-class RecordingJetStream:
-    """Stands in for JetStream: acknowledges every publish at once and remembers the payloads."""
-
-    def __init__(self, published: list[bytes]) -> None:
-        self.published = published
-
-    async def publish_async(self, subject: str, payload: bytes, headers: dict[str, str]) -> Any:  # noqa: ARG002
-        self.published.append(payload)
-        ack: asyncio.Future[SimpleNamespace] = asyncio.get_running_loop().create_future()
-        ack.set_result(SimpleNamespace(seq=len(self.published)))
-        return ack
+async def stream_payloads(js: Any) -> list[bytes]:
+    """Every message on the TOY stream, in stream order (a real nats-server takes the relays' publishes)."""
+    info = await js.stream_info("TOY")
+    if not info.state.messages:
+        return []
+    sub = await js.subscribe("toy.>", ordered_consumer=True)
+    found: list[bytes] = []
+    try:
+        while len(found) < info.state.messages:
+            found.append((await sub.next_msg(timeout=5)).data)
+    finally:
+        await sub.unsubscribe()
+    return found
 
 
 async def test_the_outbox_relay_leads_again_on_the_new_primary_one_leader_at_a_time(
-    pair: EmbeddedPostgresPair,
+    pair: EmbeddedPostgresPair, nats_url: str
 ) -> None:
     setup = await asyncpg.connect(pair.dsn)
     try:
@@ -215,11 +217,18 @@ async def test_the_outbox_relay_leads_again_on_the_new_primary_one_leader_at_a_t
         await migrate(setup, "toy", load_migrations(PLATFORM_MIGRATIONS), table="platform_migrations")
     finally:
         await setup.close()
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await js.add_stream(name="TOY", subjects=["toy.>"])
     published: list[bytes] = []
-    jetstream = RecordingJetStream(published)
+
+    async def count() -> int:
+        published[:] = await stream_payloads(js)
+        return len(set(published))
+
     # Two replicas of a service: two pools, two relays, one leader lock.
     pools = [await create_pool(pair.dsn, "toy", min_size=1, max_size=3) for _ in range(2)]
-    relays = [OutboxRelay(p, lambda: cast("Any", jetstream), "toy", poll_interval=1.0) for p in pools]
+    relays = [OutboxRelay(p, lambda: js, "toy", poll_interval=1.0) for p in pools]
     both_led = False
 
     async def watch() -> None:
@@ -242,14 +251,14 @@ async def test_the_outbox_relay_leads_again_on_the_new_primary_one_leader_at_a_t
         await wait_for(lambda: any(r.is_leader for r in relays), timeout=10)
         for n in range(20):
             await add(n)
-        await wait_for(lambda: len(set(published)) == 20, timeout=10)
+        await wait_for(lambda: _equals(count(), 20), timeout=10)
         await asyncio.to_thread(pair.kill_primary)
         # The lock died with its session: the leader knows at once, not at its next poll.
         await wait_for(lambda: not any(r.is_leader for r in relays), timeout=0.5)
         await asyncio.to_thread(pair.promote)
         for n in range(20, 40):
             await retry_transient(lambda n=n: add(n))
-        await wait_for(lambda: len(set(published)) == 40, timeout=20)
+        await wait_for(lambda: _equals(count(), 40), timeout=20)
         await wait_for(lambda: sum(r.is_leader for r in relays) == 1, timeout=10)
         assert not both_led, "two relays led at once"
         first = list(dict.fromkeys(published))  # in the order each row was first published
@@ -261,3 +270,8 @@ async def test_the_outbox_relay_leads_again_on_the_new_primary_one_leader_at_a_t
         await asyncio.gather(*tasks, return_exceptions=True)
         for p in pools:
             await p.close()
+        await nc.close()
+
+
+async def _equals(value: Awaitable[int], wanted: int) -> bool:
+    return await value == wanted
