@@ -97,7 +97,7 @@ def _stream_count(info: dict[str, object]) -> int:
 
 
 async def _stream_messages(url: str, creds: Path) -> int:
-    nc = await nats.connect(url, user_credentials=str(creds))
+    nc = await nats.connect(url.split(","), user_credentials=str(creds))
     try:
         return (await nc.jetstream().stream_info("KUMKM_LOANS")).state.messages
     finally:
@@ -272,3 +272,83 @@ def test_up_demo_signs_in_as_the_demo_users() -> None:
         finally:
             _stop(proc)
         assert proc.returncode == 0, log.read_text()[-4000:]
+
+
+async def _stream_replicas(url: str, creds: Path) -> dict[str, int]:
+    nc = await nats.connect(url.split(","), user_credentials=str(creds))
+    try:
+        js = nc.jetstream()
+        found = {}
+        for stream in ("KUMKM_LOANS", "KUMKM_CATALOG", "KUMKM_NOTIFICATIONS", "KUMKM_DLQ"):
+            info = await js.stream_info(stream)
+            found[stream] = 1 + len(info.cluster.replicas or []) if info.cluster else 1
+        return found
+    finally:
+        await nc.drain()
+
+
+def test_up_cluster_runs_the_cluster_topology_and_stops_cleanly() -> None:
+    """``kumkm up --cluster``: three NATS nodes with R3 streams, a Postgres primary and a synchronous
+    standby behind a multi-host DSN, two replicas of each service; a service's replica killed is restarted
+    by the supervisor while the other serves; SIGTERM leaves nothing running."""
+    with tempfile.TemporaryDirectory(prefix="kumkm-up-") as tmp:
+        data_dir, log = Path(tmp) / "data", Path(tmp) / "up.log"
+        proc = _start(data_dir, log, "--cluster", "--services", "loans,catalog,notifications")
+        family: list[int] = []
+        try:
+            info = _wait_run_json(data_dir, proc, log, timeout=240)
+            services = info["services"]
+            assert isinstance(services, dict)
+            expected = {f"{s}{r}" for s in ("loans", "catalog", "notifications") for r in ("", "#2")}
+            assert set(services) == expected
+            for name, url in services.items():
+                with urllib.request.urlopen(f"{url}{ready_path(name)}", timeout=5) as response:  # noqa: S310
+                    assert response.status == 200, name
+            nats_urls = str(info["nats_url"]).split(",")
+            assert len(nats_urls) == 3
+            dsn = str(info["database_url"])
+            assert "target_session_attrs=read-write" in dsn
+            assert dsn.split("@", 1)[1].split("/", 1)[0].count(",") == 1, "two Postgres hosts"
+            creds = Path(str(info["nats_auth_dir"])) / "creds" / "operator.creds"
+            replicas = asyncio.run(_stream_replicas(str(info["nats_url"]), creds))
+            assert set(replicas.values()) == {3}, replicas
+            family = [proc.pid, *(p.pid for p in psutil.Process(proc.pid).children(recursive=True))]
+            names = [psutil.Process(p).name() for p in family if psutil.pid_exists(p)]
+            assert names.count("nats-server") == 3
+
+            token = _kumkm("token", "--as", "officer.bekasi", data_dir=data_dir).stdout.strip()
+            for name in ("loans", "loans#2"):
+                assert _get(f"{services[name]}/restructurings", token) == 200, name
+            # kill -9 of the second replica: the first answers meanwhile, the supervisor starts it again.
+            second = next(
+                p
+                for p in psutil.Process(proc.pid).children()
+                if any(arg == "kumkm_loans" for arg in p.cmdline()) and _port_of(p) == services["loans#2"]
+            )
+            os.killpg(second.pid, signal.SIGKILL)
+            assert _get(f"{services['loans']}/restructurings", token) == 200
+            deadline = time.monotonic() + 90
+            while _ready_status(f"{services['loans#2']}{ready_path('loans')}") != 200:
+                assert time.monotonic() < deadline, f"loans#2 not restarted:\n{log.read_text()[-3000:]}"
+                time.sleep(0.5)
+            family = [proc.pid, *(p.pid for p in psutil.Process(proc.pid).children(recursive=True))]
+        finally:
+            _stop(proc)
+        assert proc.returncode == 0, log.read_text()[-4000:]
+        left = [
+            p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        ]
+        assert left == [], f"still running after SIGTERM: {left}"
+
+
+def _ready_status(url: str) -> int | None:
+    """The status of a GET, or None while nothing listens there."""
+    try:
+        return _get(url, None)
+    except OSError:
+        return None
+
+
+def _port_of(process: psutil.Process) -> str:
+    """The URL a service child listens at (its KUMKM_HTTP_PORT)."""
+    return f"http://127.0.0.1:{process.environ().get('KUMKM_HTTP_PORT')}"
