@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         topology=d.topology,
         replicas=args.replicas or d.replicas,
         leader_kills=d.leader_kills if args.leader_kills is None else args.leader_kills,
+        partitions=d.partitions,
         failpoints=tuple(filter(None, (f.strip() for f in args.failpoints.split(",")))),
         ack_wait=args.ack_wait,
         fault_window=args.fault_window,

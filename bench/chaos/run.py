@@ -239,10 +239,20 @@ class Nemesis:
         c = self.cluster
         service, _, point = target.partition(":")
         wait = self.config.failpoint_wait
-        self.note(f"{service} restarted armed with {point}=kill")
-        crash = asyncio.ensure_future(asyncio.to_thread(c.crash_at, service, point, wait))
-        await self.keep_busy(service, crash)
-        fired = await crash
+        # The other replicas are paused meanwhile (SIGSTOP), so the work reaches the armed one: otherwise
+        # their waiting pulls take it all, and the messages they hold come back to it after ack_wait.
+        others = [n for n in c.instances(service) if n != service and c.services[n].pid is not None]
+        for name in others:
+            await asyncio.to_thread(c.pause_service, name)
+        paused = f" (paused meanwhile: {', '.join(others)})" if others else ""
+        self.note(f"{service} restarted armed with {point}=kill{paused}")
+        try:
+            crash = asyncio.ensure_future(asyncio.to_thread(c.crash_at, service, point, wait))
+            await self.keep_busy(service, crash)
+            fired = await crash
+        finally:
+            for name in others:
+                await asyncio.to_thread(c.resume_service, name)
         if fired:
             self.config.failpoints_fired.append(target)
             self.note(f"{service} killed itself (SIGKILL) at {point}")
