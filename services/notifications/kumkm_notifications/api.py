@@ -10,7 +10,6 @@ is in one answer only, the rotation's; every other answer says whether one is se
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 from uuid import UUID  # noqa: TC003 - FastAPI reads route annotations at runtime
 
@@ -23,7 +22,7 @@ from kumkm_notifications.domain.delivery import Status  # noqa: TC001 - FastAPI 
 from kumkm_notifications.handlers import NotificationsService
 from kumkm_shared import NotFound
 from kumkm_shared.contracts import Category, Channel, ContactUpserted, Locale, PartyKind
-from kumkm_shared.contracts.types import Identifier, validate_text
+from kumkm_shared.contracts.types import Identifier, UtcDateTime, validate_text
 from kumkm_shared.service.deps import CommandDep, Require, RuntimeDep, service_of
 from kumkm_shared.service.http import validated
 
@@ -59,7 +58,7 @@ class ContactIn(BaseModel):
     locale: Locale = Locale.ID_ID
     channels: list[Channel] = Field(default_factory=lambda: [Channel.INBOX])
     opt_outs: list[Category] = Field(default_factory=list)
-    updated_at: datetime | None = Field(
+    updated_at: UtcDateTime | None = Field(
         default=None, description="defaults to now; older updates are ignored"
     )
 

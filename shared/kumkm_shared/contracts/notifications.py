@@ -14,8 +14,10 @@ from kumkm_shared.contracts.types import (
     Name,
     PhoneE164,
     ReasonCode,
+    RequiredText,
     Text,
     UtcDateTime,
+    Whole,
 )
 
 __all__ = [
@@ -136,7 +138,7 @@ class _NotificationOutcome(EventData):
     party_id: Identifier
     channel: Channel
     category: Category
-    attempts: Annotated[int, Field(ge=1, strict=True)]
+    attempts: Annotated[int, Field(ge=1, strict=True), Whole]
 
 
 class NotificationDelivered(_NotificationOutcome):
@@ -155,5 +157,5 @@ class NotificationFailed(_NotificationOutcome):
 
     failed_at: UtcDateTime
     reason_code: Annotated[ReasonCode, Field(examples=["smtp_permanent", "http_4xx", "retries_exhausted"])]
-    reason: Annotated[Text, Field(min_length=1)]
+    reason: RequiredText
     provider_response: Text | None = None
