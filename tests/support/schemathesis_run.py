@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import time
 from collections import Counter
@@ -27,6 +28,8 @@ from kumkm_shared.testing.harness import TEST_USER, identity
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from schemathesis import Case
 
     from kumkm_shared.testing.harness import ServiceHarness
 
@@ -49,12 +52,14 @@ class Findings:
     failures: list[str] = field(default_factory=list)  # "<check> <operation>: <title> (<curl>)"
     errors: list[str] = field(default_factory=list)  # errors of the engine itself
     by_check: Counter[str] = field(default_factory=Counter)
+    unfilled: int = 0  # requests the engine sent with a path template unfilled (see ``_collect``)
     seconds: float = 0.0
 
     def summary(self) -> str:
         return (
             f"{len(self.operations)} operations, {self.requests} requests in {self.seconds:.0f} s, "
-            f"statuses {dict(sorted(self.statuses.items()))}, failures {dict(self.by_check)}"
+            f"statuses {dict(sorted(self.statuses.items()))}, failures {dict(self.by_check)}, "
+            f"unfilled templates {self.unfilled}"
         )
 
 
@@ -62,6 +67,14 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _unfilled(case: Case) -> bool:
+    """Whether a path parameter of ``case`` is missing, or is its own placeholder (``{party_id}``)."""
+    given = case.path_parameters or {}
+    return any(
+        given.get(name, f"{{{name}}}") == f"{{{name}}}" for name in re.findall(r"\{(\w+)\}", case.path)
+    )
 
 
 def _collect(findings: Findings, event: engine_events.EngineEvent) -> None:
@@ -82,6 +95,17 @@ def _collect(findings: Findings, event: engine_events.EngineEvent) -> None:
             if check.status != Status.FAILURE or check.failure_info is None:
                 continue
             failure = check.failure_info.failure
+            case = recorder.cases[case_id].value if case_id in recorder.cases else None
+            if check.name == "positive_data_acceptance" and case is not None and _unfilled(case):
+                # The engine's own slip, not the server's: in a stateful step it sometimes sends a path
+                # with its template still in it (``/contacts/{party_id}/reroute``), which is no value the
+                # schema allows, and the 422 that answers it is right.
+                findings.unfilled += 1
+                continue
+            if case is not None and "reroute" in case.path:
+                print("DEBUG", case.path, case.path_parameters, case_id in recorder.cases)  # noqa: T201
+            elif case is None:
+                print("DEBUG none", case_id, list(recorder.cases)[:3])  # noqa: T201
             key = (check.name, failure.title + (failure.message or ""))
             if key in seen:
                 continue

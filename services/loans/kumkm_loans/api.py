@@ -56,7 +56,7 @@ from kumkm_shared.contracts.types import (
     Text,
 )
 from kumkm_shared.service.deps import ActorDep, CommandDep, Require, RuntimeDep, service_of
-from kumkm_shared.service.http import error_responses
+from kumkm_shared.service.http import error_responses, links
 
 if TYPE_CHECKING:
     import asyncpg
@@ -368,6 +368,12 @@ async def preview(  # noqa: PLR0917 - one query parameter per scheme
     status_code=201,
     dependencies=[Require(permissions.REQUEST_RESTRUCTURING)],
     responses=error_responses(404),  # the loan the body names may not exist
+    openapi_extra=links(
+        201,
+        "request_id",
+        ("GET", "/restructurings/{request_id}"),
+        ("POST", "/restructurings/{request_id}/decision"),
+    ),
 )
 async def request_restructuring(
     body: RestructuringRequestBody, response: Response, runtime: RuntimeDep, command: CommandDep

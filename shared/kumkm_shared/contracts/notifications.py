@@ -71,6 +71,21 @@ _CHANNEL_NEEDS = {
 }
 
 
+# ``_channels_have_addresses`` in the schema: a channel listed needs its address.
+CHANNELS_HAVE_ADDRESSES: dict[str, Any] = {
+    "allOf": [
+        {
+            "if": {
+                "required": ["channels"],
+                "properties": {"channels": {"contains": {"const": channel.value}}},
+            },
+            "then": {"required": [field], "properties": {field: {"not": {"type": "null"}}}},
+        }
+        for channel, field in _CHANNEL_NEEDS.items()
+    ]
+}
+
+
 def _dedupe(values: Any) -> Any:
     """Drop repeated entries from a list, keeping the first occurrence."""
     if isinstance(values, list):

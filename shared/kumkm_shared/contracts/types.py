@@ -380,13 +380,18 @@ Npwp = Annotated[
 ]
 """NPWP tax id: 15 or 16 digits after removing ``.``, ``-`` and spaces."""
 
+_P: Final = r"[\s\-().]*"  # the punctuation validate_phone removes
+_PHONE_PATTERN: Final = rf"^{_P}(\+{_P}6{_P}2{_P}[1-9]|0{_P}8)({_P}[0-9]){{7,12}}{_P}$"
+
 PhoneE164 = Annotated[
     str,
     BeforeValidator(validate_phone),
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^(\+62|0)8?[\d\s\-().]+$",
+            # validate_phone's rules: punctuation anywhere; +62 then 8 to 13 digits, the first not 0; or
+            # 08 and 7 to 12 more digits.
+            "pattern": _PHONE_PATTERN,
             "description": "Indonesian phone number in E.164 (+62 then 8 to 13 digits); "
             "08... is normalised to +628...",
             "examples": ["+6281234567890"],
@@ -496,7 +501,8 @@ def _parse_url(value: Any) -> str:
 HttpsUrl = Annotated[
     str,
     BeforeValidator(_parse_url),
-    WithJsonSchema({"type": "string", "format": "uri", "pattern": "^https?://", "maxLength": 2048}),
+    # The validator's own rule (not format "uri": it takes international host names, as browsers do).
+    WithJsonSchema({"type": "string", "pattern": r"^https?://[^\s/?#\x00]+[^\s\x00]*$", "maxLength": 2048}),
 ]
 """An absolute ``http://`` or ``https://`` URL."""
 

@@ -16,6 +16,7 @@ bodies).
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from fastapi import FastAPI, Request
@@ -109,8 +110,34 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorEnvelope, "description": _DESCRIPTIONS[str(code)]} for code in codes}
 
 
+def links(
+    status: int, parameter: str, *targets: tuple[str, str], source: str | None = None
+) -> dict[str, Any]:
+    """``openapi_extra=`` for a route whose ``status`` answer holds ``parameter`` as a body member that each
+    of ``targets`` (method, path) takes in its path: OpenAPI links, which stateful tests follow.
+    ``source``: another runtime expression for the value (``$request.path.party_id``)."""
+
+    def ref(method: str, path: str) -> str:
+        return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method.lower()
+
+    named = {
+        re.sub(r"[^A-Za-z0-9]+", "_", f"{method.lower()}{path}").strip("_"): {
+            "operationRef": ref(method, path),
+            "parameters": {parameter: source or f"$response.body#/{parameter}"},
+        }
+        for method, path in targets
+    }
+    return {"responses": {str(status): {"links": named}}}
+
+
+# String formats whose grammar has no NUL in it (``password``, for one, is not among them).
+_STRUCTURED: Final = frozenset(
+    {"date", "date-time", "time", "duration", "email", "uri", "uuid", "ipv4", "ipv6"}
+)
+
+
 def _forbid_nul(node: Any) -> None:
-    """Give every free string schema (no format, enum, const or pattern of its own) the NUL-free pattern:
+    """Give every free string schema (no enum, const, pattern or structured format) the NUL-free pattern:
     the guard refuses a NUL in a parameter, and every text type of a body refuses one itself."""
     if isinstance(node, list):
         for item in node:
@@ -119,8 +146,10 @@ def _forbid_nul(node: Any) -> None:
     if not isinstance(node, dict):
         return
     kind = node.get("type")
-    if (kind == "string" or (isinstance(kind, list) and "string" in kind)) and not (
-        {"format", "enum", "const", "pattern"} & node.keys()
+    if (
+        (kind == "string" or (isinstance(kind, list) and "string" in kind))
+        and not ({"enum", "const", "pattern"} & node.keys())
+        and node.get("format") not in _STRUCTURED
     ):
         node["pattern"] = NO_NUL
     for key, value in node.items():

@@ -69,7 +69,16 @@ def _config() -> dict[str, Any]:
         "seed": SEED,
         "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True},
         "checks": {"enabled": True},  # every check Schemathesis has
-        "phases": {"stateful": {"max-steps": 20}},
+        # Stateful: the documents' links (what a command answers, the next operations take). Schemathesis's
+        # dependency analysis would guess more from field names, and sends some guesses with the path
+        # template unfilled (``/contacts/%7Bparty_id%7D/reroute``, refused with 422 for its shape).
+        "phases": {
+            "stateful": {
+                "max-steps": 20,
+                "link-calibration": False,
+                "inference": {"algorithms": ["location-headers"]},
+            }
+        },
         "operations": EXCLUDED,
     }
 
@@ -145,6 +154,6 @@ async def test_every_check_holds(service_name: str, nats_url: str, database_url:
     assert findings.errors == [], "\n".join(findings.errors)
     assert operations <= findings.operations, f"not driven: {sorted(operations - findings.operations)}"
     assert findings.requests > 10 * len(operations), findings.summary()
-    assert not any(status >= 500 for status in findings.statuses), findings.summary()  # noqa: PLR2004
+    assert not any(status >= 500 for status in findings.statuses), findings.summary()
     shown = "\n".join(findings.failures[:30])
     assert findings.failures == [], f"{len(findings.failures)} failures ({findings.summary()}):\n{shown}"
