@@ -70,11 +70,14 @@ def _free_port() -> int:
 
 
 def _unfilled(case: Case) -> bool:
-    """Whether a path parameter of ``case`` is missing, or is its own placeholder (``{party_id}``)."""
+    """Whether a path parameter of ``case`` is missing, or is its own placeholder (``{party_id}``, or
+    ``%7Bparty_id%7D`` as read back from a URL the engine sent earlier)."""
     given = case.path_parameters or {}
-    return any(
-        given.get(name, f"{{{name}}}") == f"{{{name}}}" for name in re.findall(r"\{(\w+)\}", case.path)
-    )
+    for name in re.findall(r"\{(\w+)\}", case.path):
+        value = str(given.get(name, f"{{{name}}}"))
+        if value in (f"{{{name}}}", f"%7B{name}%7D"):
+            return True
+    return False
 
 
 def _collect(findings: Findings, event: engine_events.EngineEvent) -> None:
@@ -97,15 +100,12 @@ def _collect(findings: Findings, event: engine_events.EngineEvent) -> None:
             failure = check.failure_info.failure
             case = recorder.cases[case_id].value if case_id in recorder.cases else None
             if check.name == "positive_data_acceptance" and case is not None and _unfilled(case):
-                # The engine's own slip, not the server's: in a stateful step it sometimes sends a path
-                # with its template still in it (``/contacts/{party_id}/reroute``), which is no value the
-                # schema allows, and the 422 that answers it is right.
+                # The engine's own slip, not the server's: a stateful step reused, as a path parameter,
+                # the placeholder of a URL sent earlier with its template unfilled (``party_id`` =
+                # ``%7Bparty_id%7D``, read back from the audit trail). The schema forbids that value, and
+                # the 422 that answers it is right.
                 findings.unfilled += 1
                 continue
-            if case is not None and "reroute" in case.path:
-                print("DEBUG", case.path, case.path_parameters, case_id in recorder.cases)  # noqa: T201
-            elif case is None:
-                print("DEBUG none", case_id, list(recorder.cases)[:3])  # noqa: T201
             key = (check.name, failure.title + (failure.message or ""))
             if key in seen:
                 continue
