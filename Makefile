@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kumkm-installed
 DATA   ?= .kumkm
 
-.PHONY: install up test test-unit lint typecheck docs bench chaos clean browser screenshots
+.PHONY: install up test test-unit fuzz lint typecheck docs bench chaos clean browser screenshots
 
 OIDC   := shared/kumkm_shared/servers/oidc_provider
 
@@ -69,6 +69,12 @@ test: $(STAMP) browser
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
+
+## The HTTP fuzz tests with ten times the examples of `make test` (every API, every Schemathesis check).
+FUZZ_EXAMPLES ?= 300
+fuzz: $(STAMP)
+	KUMKM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -p no:cacheprovider \
+		tests/integration/http/test_schemathesis_checks.py tests/integration/http/test_no_server_errors.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
