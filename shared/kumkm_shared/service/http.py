@@ -323,7 +323,7 @@ def create_http_app(  # noqa: C901 - the handlers are small and nested to share 
         cause = exc.__cause__
         if isinstance(cause, UnicodeDecodeError):
             # A body that is not UTF-8 is invalid input like malformed JSON: 422 naming the body (FastAPI
-            # itself answers 400 {"detail": ...}). Other HTTP errors (unknown route, method) stay FastAPI's.
+            # itself answers 400 {"detail": ...}). Other HTTP errors (unknown route, method): the envelope.
             message = f"the body is not UTF-8 JSON: {cause.reason} at byte {cause.start}"
             errors = [{"field": "body", "message": message}]
             return JSONResponse(error_body("validation_failed", f"body: {message}", errors), status_code=422)
