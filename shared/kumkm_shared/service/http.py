@@ -34,7 +34,7 @@ from kumkm_shared.service.guard import InputGuard
 from kumkm_shared.service.signin import is_public
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, MutableMapping
+    from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 
     from kumkm_shared.service.guard import Send
 
@@ -233,9 +233,22 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+def _leaf_routes(app: FastAPI) -> Iterator[Any]:  # the order FastAPI tries them in
+    """Every route of the app, through the routers it includes (FastAPI keeps an included router as one
+    entry, whose candidates are its routes with the prefix applied)."""
+    stack = list(reversed(app.router.routes))
+    while stack:
+        route = stack.pop()
+        candidates = getattr(route, "effective_candidates", None)
+        if callable(candidates):
+            stack.extend(reversed(candidates()))
+        else:
+            yield route
+
+
 def _path_params(app: FastAPI, scope: MutableMapping[str, Any]) -> dict[str, str]:
     """The path parameters of the route ``scope``'s path matches (any method), as sent."""
-    for route in app.router.routes:
+    for route in _leaf_routes(app):
         match, child = route.matches(scope)
         if match is not Match.NONE:
             return {str(k): str(v) for k, v in child.get("path_params", {}).items()}
@@ -245,7 +258,7 @@ def _path_params(app: FastAPI, scope: MutableMapping[str, Any]) -> dict[str, str
 def _allowed(app: FastAPI, scope: MutableMapping[str, Any]) -> list[str]:
     """Every method of every route whose path matches: Starlette's own 405 names only the first route's."""
     methods: set[str] = set()
-    for route in app.router.routes:
+    for route in _leaf_routes(app):
         if route.matches(scope)[0] is not Match.NONE:
             methods |= set(getattr(route, "methods", None) or ())
     return sorted(methods)
