@@ -67,6 +67,7 @@ EXCLUDED: list[dict[str, Any]] = [
 def _config() -> dict[str, Any]:
     return {
         "seed": SEED,
+        "cache": {"enabled": False},  # nothing carried from one run to the next: every run the same
         "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True},
         "checks": {"enabled": True},  # every check Schemathesis has
         # Stateful: the documents' links (what a command answers, the next operations take). Schemathesis's
