@@ -70,6 +70,12 @@ test: $(STAMP) browser
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
+## The HTTP fuzz tests with ten times the examples of `make test` (every API, every Schemathesis check).
+FUZZ_EXAMPLES ?= 300
+fuzz: $(STAMP)
+	KUMKM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -p no:cacheprovider \
+		tests/integration/http/test_schemathesis_checks.py tests/integration/http/test_no_server_errors.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -52,9 +52,11 @@ from kumkm_shared.contracts.types import (
     BusinessDate,
     Identifier,
     PositiveMoney,
+    RequiredText,
     Text,
 )
 from kumkm_shared.service.deps import ActorDep, CommandDep, Require, RuntimeDep, service_of
+from kumkm_shared.service.http import error_responses, links
 
 if TYPE_CHECKING:
     import asyncpg
@@ -98,7 +100,7 @@ class DecisionBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     decision: Literal["approve", "reject"]
-    reason: Annotated[Text, Field(min_length=1)]
+    reason: RequiredText
     decided_on: BusinessDate | None = Field(default=None, description="defaults to today (Asia/Jakarta)")
 
 
@@ -365,6 +367,13 @@ async def preview(  # noqa: PLR0917 - one query parameter per scheme
     tags=["restructuring"],
     status_code=201,
     dependencies=[Require(permissions.REQUEST_RESTRUCTURING)],
+    responses=error_responses(404),  # the loan the body names may not exist
+    openapi_extra=links(
+        201,
+        "request_id",
+        ("GET", "/restructurings/{request_id}"),
+        ("POST", "/restructurings/{request_id}/decision"),
+    ),
 )
 async def request_restructuring(
     body: RestructuringRequestBody, response: Response, runtime: RuntimeDep, command: CommandDep

@@ -10,7 +10,6 @@ is in one answer only, the rotation's; every other answer says whether one is se
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 from uuid import UUID  # noqa: TC003 - FastAPI reads route annotations at runtime
 
@@ -23,9 +22,18 @@ from kumkm_notifications.domain.delivery import Status  # noqa: TC001 - FastAPI 
 from kumkm_notifications.handlers import NotificationsService
 from kumkm_shared import NotFound
 from kumkm_shared.contracts import Category, Channel, ContactUpserted, Locale, PartyKind
-from kumkm_shared.contracts.types import Identifier, validate_text
+from kumkm_shared.contracts.notifications import CHANNELS_HAVE_ADDRESSES
+from kumkm_shared.contracts.types import (
+    Email,
+    HttpsUrl,
+    Identifier,
+    Name,
+    PhoneE164,
+    UtcDateTime,
+    validate_text,
+)
 from kumkm_shared.service.deps import CommandDep, Require, RuntimeDep, service_of
-from kumkm_shared.service.http import validated
+from kumkm_shared.service.http import links, validated
 
 if TYPE_CHECKING:
     from kumkm_notifications.domain.contacts import Contact
@@ -44,13 +52,15 @@ def _storable_secret(secret: SecretStr) -> SecretStr:
 class ContactIn(BaseModel):
     """A party's contact details; the party id is in the path. Replaces what was stored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=CHANNELS_HAVE_ADDRESSES)
 
     party_kind: PartyKind | None = None
-    name: str
-    email: str | None = None
-    phone: str | None = Field(default=None, description="E.164, e.g. +6281234567890")
-    webhook_url: str | None = None
+    # The contract's own types: what the event would refuse is a 422 naming the body field, and the
+    # document says what each field takes.
+    name: Name
+    email: Email | None = None
+    phone: PhoneE164 | None = Field(default=None, description="E.164, e.g. +6281234567890")
+    webhook_url: HttpsUrl | None = None
     webhook_secret: Annotated[SecretStr, AfterValidator(_storable_secret)] | None = Field(
         default=None,
         min_length=16,
@@ -59,7 +69,7 @@ class ContactIn(BaseModel):
     locale: Locale = Locale.ID_ID
     channels: list[Channel] = Field(default_factory=lambda: [Channel.INBOX])
     opt_outs: list[Category] = Field(default_factory=list)
-    updated_at: datetime | None = Field(
+    updated_at: UtcDateTime | None = Field(
         default=None, description="defaults to now; older updates are ignored"
     )
 
@@ -133,7 +143,20 @@ def _routed(rows: list[repo.NewDelivery]) -> list[dict[str, Any]]:
 
 
 # -- contacts ------------------------------------------------------------------------------------------
-@router.put("/contacts/{party_id}", tags=["contacts"], dependencies=[Require(permissions.WRITE_CONTACT)])
+@router.put(
+    "/contacts/{party_id}",
+    tags=["contacts"],
+    dependencies=[Require(permissions.WRITE_CONTACT)],
+    openapi_extra=links(
+        200,
+        "party_id",
+        ("GET", "/contacts/{party_id}"),
+        ("POST", "/contacts/{party_id}/webhook-secret"),
+        ("POST", "/contacts/{party_id}/reroute"),
+        ("GET", "/inbox/{party_id}"),
+        source="$request.path.party_id",
+    ),
+)
 async def put_contact(
     party_id: Identifier, body: ContactIn, runtime: RuntimeDep, service: ServiceDep, command: CommandDep
 ) -> dict[str, Any]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from kumkm_shared.contracts.types import UtcDateTime
 
 if TYPE_CHECKING:
     from kumkm_shared.audit.draft import AuditDraft
@@ -66,8 +67,9 @@ class AuditFilter(BaseModel):
     target: str | None = Field(default=None, max_length=500, description="exact, e.g. request_id=RR-1")
     status: int | None = Field(default=None, ge=100, le=599)
     refused: bool | None = Field(default=None, description="only refused attempts (status 4xx)")
-    since: datetime | None = None
-    until: datetime | None = None
+    # RFC 3339 with a zone only: a plain datetime would take "0.5" as a Unix time the document forbids.
+    since: UtcDateTime | None = None
+    until: UtcDateTime | None = None
     after_id: int = Field(default=0, ge=0, le=2**63 - 1, description="keyset paging: records after this id")
     limit: int = Field(default=100, ge=1, le=1000)
 

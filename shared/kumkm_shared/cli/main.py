@@ -154,8 +154,12 @@ def audit(  # noqa: PLR0917 - one typer option per filter
     outcome: Annotated[str | None, typer.Option(help="e.g. ok, forbidden, unauthenticated")] = None,
     command: Annotated[str | None, typer.Option(help="the command, e.g. loans.restructuring.decide")] = None,
     target: Annotated[str | None, typer.Option(help="exact, e.g. request_id=RR-1")] = None,
-    since: Annotated[str | None, typer.Option(help="ISO date-time, inclusive")] = None,
-    until: Annotated[str | None, typer.Option(help="ISO date-time, exclusive")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="RFC 3339 date-time with a zone (2026-12-01T00:00:00Z), inclusive")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="RFC 3339 date-time with a zone (2026-12-01T00:00:00Z), exclusive")
+    ] = None,
     refused: Annotated[bool, typer.Option("--refused", help="only refused attempts (4xx)")] = False,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="records per service")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,

@@ -20,8 +20,10 @@ from kumkm_shared.contracts.types import (
     PositiveMoney,
     ReasonCode,
     Region,
+    RequiredText,
     Text,
     UtcDateTime,
+    Whole,
     validate_text,
 )
 
@@ -64,8 +66,8 @@ __all__ = [
 _MODEL = ConfigDict(extra="ignore", frozen=True)
 
 COUNT_MAX = 2_147_483_647  # the largest quantity, stock or revision the catalog stores (32-bit)
-Quantity = Annotated[int, Field(ge=1, le=COUNT_MAX, strict=True)]
-Stock = Annotated[int, Field(ge=0, le=COUNT_MAX, strict=True)]
+Quantity = Annotated[int, Field(ge=1, le=COUNT_MAX, strict=True), Whole]
+Stock = Annotated[int, Field(ge=0, le=COUNT_MAX, strict=True), Whole]
 Category = Annotated[
     str,
     Field(
@@ -82,7 +84,9 @@ Certification = Annotated[
     AfterValidator(validate_text),
 ]
 Revision = Annotated[
-    int, Field(ge=1, le=COUNT_MAX, strict=True, description="Product revision, 1 for the first submission")
+    int,
+    Field(ge=1, le=COUNT_MAX, strict=True, description="Product revision, 1 for the first submission"),
+    Whole,
 ]
 
 
@@ -314,7 +318,7 @@ class Budget(BaseModel):
 
     model_config = _MODEL
     rup_code: Annotated[Identifier, Field(description="Procurement-plan (Rencana Umum Pengadaan) code")]
-    fiscal_year: Annotated[int, Field(ge=2000, le=2100, strict=True)]
+    fiscal_year: Annotated[int, Field(ge=2000, le=2100, strict=True), Whole]
 
 
 class OrderLine(BaseModel):
@@ -341,7 +345,7 @@ class Delivery(BaseModel):
     """Where and by when the goods must arrive."""
 
     model_config = _MODEL
-    address: Annotated[Text, Field(min_length=1)]
+    address: RequiredText
     needed_by: BusinessDate
     region: Region | None = None
 
@@ -475,7 +479,7 @@ class OrderCancelled(EventData):
     buyer: GovernmentBuyer
     seller: SellerSummary | None = None
     by: CancelledBy
-    reason: Annotated[Text, Field(min_length=1)]
+    reason: RequiredText
     released: Annotated[
         list[OrderLine], Field(default_factory=list, description="Lines whose reserved stock was released")
     ]
@@ -506,7 +510,9 @@ class OrderStatusChanged(_StepParties):
 
     status: StepStatus
     previous_status: Annotated[Name, Field(examples=["accepted", "confirmed", "shipped", "delivered"])]
-    version: Annotated[int, Field(ge=1, strict=True, description="The order's version after the change")]
+    version: Annotated[
+        int, Field(ge=1, strict=True, description="The order's version after the change"), Whole
+    ]
     applied_event_id: Annotated[
         UUID, Field(description="Id of the integrator's (or the HTTP API's) step event that was applied")
     ]
@@ -544,5 +550,5 @@ class OrderStepRefused(EventData):
     order_status: Annotated[Name, Field(examples=["accepted", "cancelled", "rejected"])]
     refused_event_id: Annotated[UUID, Field(description="Id of the integrator's step event that was refused")]
     reason_code: ReasonCode
-    reason: Annotated[Text, Field(min_length=1)]
+    reason: RequiredText
     refused_at: UtcDateTime

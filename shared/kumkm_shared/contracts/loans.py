@@ -27,6 +27,7 @@ from kumkm_shared.contracts.types import (
     Region,
     Text,
     UtcDateTime,
+    Whole,
     validate_cooperative_number,
     validate_nib,
 )
@@ -151,7 +152,7 @@ class TenorExtension(BaseModel):
 
     model_config = _SCHEME_MODEL
     scheme: Literal["tenor_extension"] = "tenor_extension"
-    extra_months: Annotated[int, Field(ge=1, strict=True)]
+    extra_months: Annotated[int, Field(ge=1, strict=True), Whole]
 
 
 class GracePeriod(BaseModel):
@@ -159,7 +160,7 @@ class GracePeriod(BaseModel):
 
     model_config = _SCHEME_MODEL
     scheme: Literal["grace_period"] = "grace_period"
-    months: Annotated[int, Field(ge=1, strict=True)]
+    months: Annotated[int, Field(ge=1, strict=True), Whole]
     on: GraceOn
 
 
@@ -214,7 +215,21 @@ SCHEME_NAMES: tuple[str, ...] = (
     "interest_arrears_reduction",
 )
 
-Proposal = Annotated[list[Scheme], Field(min_length=1)]
+# Each scheme at most once (``_check_unique_schemes``), said in the schema too: JSON Schema 2020-12 counts the
+# items naming each scheme with ``contains`` and ``maxContains``.
+_AT_MOST_ONCE: dict[str, Any] = {
+    "allOf": [
+        {
+            "contains": {"type": "object", "properties": {"scheme": {"const": name}}, "required": ["scheme"]},
+            "minContains": 0,
+            "maxContains": 1,
+        }
+        for name in SCHEME_NAMES
+    ]
+}
+Proposal = Annotated[
+    list[Scheme], Field(min_length=1, max_length=len(SCHEME_NAMES), json_schema_extra=_AT_MOST_ONCE)
+]
 
 
 def _check_unique_schemes(schemes: list[Scheme], field: str) -> None:
@@ -239,10 +254,10 @@ class ScheduleSummary(BaseModel):
 
     model_config = _MODEL
     installments: Annotated[
-        int, Field(ge=1, strict=True, description="Number of installments in the new schedule")
+        int, Field(ge=1, strict=True, description="Number of installments in the new schedule"), Whole
     ]
     regular_installment: Money
-    grace_months: Annotated[int, Field(ge=0, strict=True)]
+    grace_months: Annotated[int, Field(ge=0, strict=True), Whole]
     annual_rate: AnnualRate
     first_due_on: BusinessDate
     maturity_on: BusinessDate
@@ -273,7 +288,7 @@ class LoanDisbursed(EventData):
     borrower: Borrower
     principal: PositiveMoney
     annual_rate: AnnualRate
-    tenor_months: Annotated[int, Field(ge=1, le=360, strict=True)]
+    tenor_months: Annotated[int, Field(ge=1, le=360, strict=True), Whole]
     method: RepaymentMethod
     disbursed_on: BusinessDate
     first_due_on: BusinessDate
@@ -308,10 +323,10 @@ class InstallmentOverdue(EventData):
 
     loan_id: Identifier
     borrower: Borrower
-    installment_no: Annotated[int, Field(ge=1, strict=True)]
+    installment_no: Annotated[int, Field(ge=1, strict=True), Whole]
     due_on: BusinessDate
     amount_due: PositiveMoney
-    days_past_due: Annotated[int, Field(ge=1, strict=True)]
+    days_past_due: Annotated[int, Field(ge=1, strict=True), Whole]
     collectibility: Collectibility
     as_of: BusinessDate
 
@@ -330,7 +345,7 @@ class LoanCollectibilityChanged(EventData):
     borrower: Borrower
     previous: Collectibility
     current: Collectibility
-    days_past_due: Annotated[int, Field(ge=0, strict=True)]
+    days_past_due: Annotated[int, Field(ge=0, strict=True), Whole]
     as_of: BusinessDate
     cause: CollectibilityChangeCause = CollectibilityChangeCause.DAYS_PAST_DUE
 

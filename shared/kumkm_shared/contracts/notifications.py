@@ -14,8 +14,10 @@ from kumkm_shared.contracts.types import (
     Name,
     PhoneE164,
     ReasonCode,
+    RequiredText,
     Text,
     UtcDateTime,
+    Whole,
 )
 
 __all__ = [
@@ -66,6 +68,21 @@ _CHANNEL_NEEDS = {
     Channel.WEBHOOK: "webhook_url",
     Channel.SMS: "phone",
     Channel.WHATSAPP: "phone",
+}
+
+
+# ``_channels_have_addresses`` in the schema: a channel listed needs its address.
+CHANNELS_HAVE_ADDRESSES: dict[str, Any] = {
+    "allOf": [
+        {
+            "if": {
+                "required": ["channels"],
+                "properties": {"channels": {"contains": {"const": channel.value}}},
+            },
+            "then": {"required": [field], "properties": {field: {"not": {"type": "null"}}}},
+        }
+        for channel, field in _CHANNEL_NEEDS.items()
+    ]
 }
 
 
@@ -136,7 +153,7 @@ class _NotificationOutcome(EventData):
     party_id: Identifier
     channel: Channel
     category: Category
-    attempts: Annotated[int, Field(ge=1, strict=True)]
+    attempts: Annotated[int, Field(ge=1, strict=True), Whole]
 
 
 class NotificationDelivered(_NotificationOutcome):
@@ -155,5 +172,5 @@ class NotificationFailed(_NotificationOutcome):
 
     failed_at: UtcDateTime
     reason_code: Annotated[ReasonCode, Field(examples=["smtp_permanent", "http_4xx", "retries_exhausted"])]
-    reason: Annotated[Text, Field(min_length=1)]
+    reason: RequiredText
     provider_response: Text | None = None

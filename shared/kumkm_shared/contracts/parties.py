@@ -20,6 +20,7 @@ from kumkm_shared.contracts.types import (
     Name,
     Nib,
     Region,
+    Whole,
     validate_cooperative_number,
     validate_nib,
 )
@@ -98,7 +99,7 @@ class _Cooperative(EventData):
     name: Name
     cooperative_type: CooperativeType
     status: CooperativeStatus = CooperativeStatus.ACTIVE
-    member_count: Annotated[int, Field(ge=0, le=10_000_000, strict=True)]
+    member_count: Annotated[int, Field(ge=0, le=10_000_000, strict=True), Whole]
     region: Region
     as_of: Annotated[BusinessDate, _AS_OF]
 

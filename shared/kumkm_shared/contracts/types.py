@@ -41,8 +41,10 @@ __all__ = [
     "PositiveMoney",
     "ReasonCode",
     "Region",
+    "RequiredText",
     "Text",
     "UtcDateTime",
+    "Whole",
     "validate_cooperative_number",
     "validate_nib",
     "validate_npwp",
@@ -116,6 +118,20 @@ def _to_decimal(value: Any, what: str) -> Decimal:
     return result
 
 
+def _whole_number(value: Any) -> Any:
+    """A float with no fraction as the int it is (JSON Schema counts ``3.0`` as an integer); everything
+    else as it came, for the strict int validation that follows to judge."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Whole: Final = BeforeValidator(_whole_number)
+"""Put after a strict ``int``'s ``Field`` (so the schema keeps its bounds):
+``Annotated[int, Field(ge=1, strict=True), Whole]`` accepts ``3`` and ``3.0``, never ``"3"``, ``3.5`` or
+``true``."""
+
+
 def _decimal_places(value: Decimal) -> int:
     exponent = value.normalize().as_tuple().exponent
     assert isinstance(exponent, int)  # noqa: S101 - finite decimals have an int exponent
@@ -170,7 +186,14 @@ PositiveMoney = Annotated[
     BeforeValidator(_parse_money),
     AfterValidator(_check_positive_money),
     PlainSerializer(_money_to_json, return_type=str, when_used="json"),
-    WithJsonSchema({**_MONEY_SCHEMA, "description": "Rupiah amount greater than 0, as a decimal string."}),
+    WithJsonSchema(
+        {
+            **_MONEY_SCHEMA,
+            # Not zero: a whole part with a digit 1-9 in it, or 0.01 to 0.99.
+            "pattern": r"^(0*[1-9]\d{0,17}(\.\d{1,2})?|0+\.(0[1-9]|[1-9]\d?))$",
+            "description": "Rupiah amount greater than 0, as a decimal string.",
+        }
+    ),
 ]
 """Rupiah amount greater than 0."""
 
@@ -226,7 +249,7 @@ Percent = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^\d{1,3}(\.\d{1,4})?$",
+            "pattern": r"^(100(\.0{1,4})?|\d{1,2}(\.\d{1,4})?)$",  # 0 to 100, as the validator
             "description": "Percentage between 0 and 100 as a decimal string.",
             "examples": ["40", "25.5"],
         }
@@ -349,7 +372,7 @@ Npwp = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^[\d.\-\s]+$",
+            "pattern": r"^[.\-\s]*(\d[.\-\s]*){15,16}$",
             "description": "NPWP tax id: 15 or 16 digits; punctuation such as 01.234.567.8-901.000 "
             "is accepted and normalised to digits.",
         }
@@ -357,13 +380,18 @@ Npwp = Annotated[
 ]
 """NPWP tax id: 15 or 16 digits after removing ``.``, ``-`` and spaces."""
 
+_P: Final = r"[\s\-().]*"  # the punctuation validate_phone removes
+_PHONE_PATTERN: Final = rf"^{_P}(\+{_P}6{_P}2{_P}[1-9]|0{_P}8)({_P}[0-9]){{7,12}}{_P}$"
+
 PhoneE164 = Annotated[
     str,
     BeforeValidator(validate_phone),
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^(\+62|0)8?[\d\s\-().]+$",
+            # validate_phone's rules: punctuation anywhere; +62 then 8 to 13 digits, the first not 0; or
+            # 08 and 7 to 12 more digits.
+            "pattern": _PHONE_PATTERN,
             "description": "Indonesian phone number in E.164 (+62 then 8 to 13 digits); "
             "08... is normalised to +628...",
             "examples": ["+6281234567890"],
@@ -391,13 +419,22 @@ def validate_text(value: str) -> str:
     )
 
 
+# The pattern of text that must not be empty once trimmed: one character that is neither whitespace (what
+# the trimming removes) nor NUL, and no NUL anywhere (``validate_text``).
+_WHITESPACE: Final = "\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+VISIBLE_TEXT: Final = f"^[^\\x00]*[^\\x00{_WHITESPACE}][^\\x00]*$"
+_VISIBLE: Final = Field(json_schema_extra={"pattern": VISIBLE_TEXT})
+
 NonEmptyStr = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(validate_text)
+    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(validate_text), _VISIBLE
 ]
 """A string that is not empty after trimming whitespace."""
 
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(validate_text)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(validate_text),
+    _VISIBLE,
 ]
 """A human name or title: 1..200 characters."""
 
@@ -405,6 +442,9 @@ Text = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=4000), AfterValidator(validate_text)
 ]
 """Free text (may be empty), at most 4000 characters."""
+
+RequiredText = Annotated[Text, Field(min_length=1), _VISIBLE]
+"""Free text that must say something: not empty once trimmed, at most 4000 characters."""
 
 Identifier = Annotated[
     str,
@@ -419,7 +459,7 @@ ReasonCode = Annotated[
 ]
 """A machine-readable snake_case reason code such as ``insufficient_stock``."""
 
-Collectibility = Annotated[int, Field(ge=1, le=5, strict=True)]
+Collectibility = Annotated[int, Field(ge=1, le=5, strict=True), Whole]
 """OJK collectibility grade: 1 lancar, 2 DPK, 3 kurang lancar, 4 diragukan, 5 macet."""
 
 _EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
@@ -461,7 +501,8 @@ def _parse_url(value: Any) -> str:
 HttpsUrl = Annotated[
     str,
     BeforeValidator(_parse_url),
-    WithJsonSchema({"type": "string", "format": "uri", "pattern": "^https?://", "maxLength": 2048}),
+    # The validator's own rule (not format "uri": it takes international host names, as browsers do).
+    WithJsonSchema({"type": "string", "pattern": r"^https?://[^\s/?#\x00]+[^\s\x00]*$", "maxLength": 2048}),
 ]
 """An absolute ``http://`` or ``https://`` URL."""
 
@@ -540,6 +581,18 @@ UtcDateTime = Annotated[
 # small value models
 
 
+def _code_of(pattern: str) -> dict[str, Any]:
+    return {"properties": {"code": {"anyOf": [{"type": "string", "pattern": pattern}, {"type": "null"}]}}}
+
+
+# ``Region._code_matches_level`` in the schema: with a district the code is a district's, else a city's.
+_REGION_CODE_LEVEL: Final[dict[str, Any]] = {
+    "if": {"required": ["district"], "properties": {"district": {"type": "string"}}},
+    "then": _code_of(r"^\d{2}\.\d{2}\.\d{2}$"),
+    "else": _code_of(r"^\d{2}\.\d{2}$"),
+}
+
+
 class Region(BaseModel):
     """Where a party is: province, city (kabupaten/kota) and, optionally, district (kecamatan).
 
@@ -548,7 +601,7 @@ class Region(BaseModel):
     existed stay valid; access is scoped by province and city, and a district lies inside its city's scope.
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_extra=_REGION_CODE_LEVEL)
 
     province: Name
     city: Name
@@ -559,7 +612,7 @@ class Region(BaseModel):
         str | None,
         Field(
             description="Kemendagri code of the most specific level: 32.75 (city), 32.75.10 (district)",
-            pattern=r"^\d{2}(\.\d{2}(\.\d{2}(\.\d{4})?)?)?$",
+            pattern=r"^\d{2}\.\d{2}(\.\d{2})?$",
             examples=["32.75.10"],
         ),
     ] = None

@@ -146,7 +146,10 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._bind_subscribers()
         self.http: FastAPI = create_http_app(
-            title=definition.title, description=definition.description, readiness=self.readiness
+            title=definition.title,
+            description=definition.description,
+            readiness=self.readiness,
+            max_body_bytes=infra.http_max_body_bytes,
         )
         self.http.state.runtime = self
         self._verifier: TokenVerifier | None = None

@@ -26,6 +26,12 @@ class InfraSettings(BaseSettings):
     database_url: SecretStr = Field(default=SecretStr("postgresql://postgres@127.0.0.1:5432/postgres"))
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    http_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="the largest request body the HTTP API reads (bytes); a larger one answers 413",
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     stream_replicas: int = Field(default=1, ge=1, le=5)

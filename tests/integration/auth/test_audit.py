@@ -123,10 +123,19 @@ async def test_the_services_own_role_may_insert_and_read_but_not_update_or_delet
 
 
 async def test_an_attempt_with_a_nul_in_its_path_is_still_recorded(service: ServiceHarness) -> None:
-    """Postgres text refuses NUL: a path (or a path parameter) carrying one must not keep a refusal out."""
-    response = await service.client("curator.bekasi").get("/restructurings/RR%00X")
-    assert response.status_code == 403
+    """Postgres text refuses NUL: a path (or a path parameter) carrying one must not keep a refusal out.
+
+    A NUL in a path parameter is invalid input, refused at the door (422, recorded for a command) before
+    the route's permission is looked at; a path without a token is 401 before anything else."""
+    decision = {"decision": "reject", "reason": "tidak memenuhi syarat"}
+    response = await service.client("curator.bekasi").post("/restructurings/RR%00X/decision", json=decision)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "request_id", "message": "must not contain a NUL character"}
+    ]
     assert (await service.anonymous().get("/x%00y")).status_code == 401
     records = await trail(service, refused=True)
-    assert any(r["status"] == 403 and "\\0" in (r["target"] or "") for r in records), records
+    assert any(r["status"] == 422 and "\\0" in r["route"] and r["outcome"] == "invalid" for r in records), (
+        records
+    )
     assert any(r["status"] == 401 and "\\0" in r["route"] for r in records), records

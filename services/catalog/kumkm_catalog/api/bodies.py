@@ -6,14 +6,19 @@ A body field that becomes an event field has the contract's own type, so what th
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from kumkm_shared.contracts import CatalogTier, ChecklistItem, CurationDecision, DelistReason
 from kumkm_shared.contracts.catalog import Stock
-from kumkm_shared.contracts.types import BusinessDate, Identifier, Name, PositiveMoney, Text, UtcDateTime
+from kumkm_shared.contracts.types import (
+    BusinessDate,
+    Identifier,
+    Name,
+    PositiveMoney,
+    RequiredText,
+    Text,
+    UtcDateTime,
+)
 
 _BODY = ConfigDict(extra="forbid")
 
@@ -80,9 +85,9 @@ class PayRequest(BaseModel):
 
 class CancelRequest(BaseModel):
     model_config = _BODY
-    reason: Annotated[Text, Field(min_length=1)]
+    reason: RequiredText
 
 
 class TickRequest(BaseModel):
     model_config = _BODY
-    date: dt.date | None = Field(default=None, description="The business date to run; defaults to today")
+    date: BusinessDate | None = Field(default=None, description="The business date to run; defaults to today")

@@ -44,6 +44,7 @@ from kumkm_shared.errors import Forbidden
 from kumkm_shared.mandates import refusal
 from kumkm_shared.messaging.consumer import NOT_AUTHORISED, NOT_AUTHORISED_FOR_PARTY
 from kumkm_shared.service.deps import ActorDep, CommandDep, Require, RuntimeDep
+from kumkm_shared.service.http import links
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -75,7 +76,20 @@ def _order_in_scope(actor: Actor, permission: str, order: dict[str, Any]) -> dic
     return order
 
 
-@router.post("/orders", status_code=201, dependencies=[Require(permissions.PLACE_ORDER)])
+@router.post(
+    "/orders",
+    status_code=201,
+    dependencies=[Require(permissions.PLACE_ORDER)],
+    openapi_extra=links(
+        201,
+        "order_id",
+        ("GET", "/orders/{order_id}"),
+        *(
+            ("POST", f"/orders/{{order_id}}/{step}")
+            for step in ("confirm", "ship", "deliver", "pay", "cancel")
+        ),
+    ),
+)
 async def place_order(body: OrderPlaced, runtime: RuntimeDep, command: CommandDep) -> dict[str, Any]:
     """Place an order (the same path as ``order.placed``); the answer says accepted or rejected, why.
 

@@ -22,6 +22,7 @@ from kumkm_shared.contracts import ProductStockUpdated, ProductSubmitted, Seller
 from kumkm_shared.contracts.catalog import Category  # noqa: TC001 - FastAPI reads it at runtime
 from kumkm_shared.contracts.types import Identifier, Text  # noqa: TC001 - FastAPI reads them at runtime
 from kumkm_shared.service.deps import ActorDep, CommandDep, Require, RuntimeDep
+from kumkm_shared.service.http import error_responses, links
 
 if TYPE_CHECKING:
     from kumkm_shared.origin import Actor
@@ -38,7 +39,19 @@ def _in_scope(actor: Actor, permission: str, product: repo.Record) -> repo.Recor
     return product
 
 
-@router.post("/products", status_code=201, dependencies=[Require(permissions.SUBMIT_PRODUCT)])
+@router.post(
+    "/products",
+    status_code=201,
+    dependencies=[Require(permissions.SUBMIT_PRODUCT)],
+    openapi_extra=links(
+        201,
+        "product_id",
+        ("GET", "/products/{product_id}"),
+        ("POST", "/products/{product_id}/curation"),
+        ("POST", "/products/{product_id}/stock"),
+        ("POST", "/products/{product_id}/delist"),
+    ),
+)
 async def submit_product(body: ProductSubmitted, runtime: RuntimeDep, command: CommandDep) -> dict[str, Any]:
     """Submit a product or a new revision (the same path as ``product.submitted`` from the stream), for a
     seller in the integrator's regions. Which sellers an integrator may act for is its organisation's
@@ -53,7 +66,11 @@ async def submit_product(body: ProductSubmitted, runtime: RuntimeDep, command: C
     return product_view(await load_product(runtime, body.product_id))
 
 
-@router.get("/products", dependencies=[Require(permissions.READ_PRODUCTS)])
+@router.get(
+    "/products",
+    dependencies=[Require(permissions.READ_PRODUCTS)],
+    responses=error_responses(409),  # a page beyond MAX_OFFSET results: page_too_deep
+)
 async def search_products(  # noqa: PLR0917 - one query parameter per filter
     runtime: RuntimeDep,
     actor: ActorDep,
