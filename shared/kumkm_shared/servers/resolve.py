@@ -142,28 +142,26 @@ def _choose_mode() -> Mode:
 def _start_embedded(data_dir: Path, *, fsync: bool, nats_auth: AuthDir | None = None) -> ServerHandle:
     nats = EmbeddedNats(data_dir / "nats", auth=nats_auth)
     postgres = EmbeddedPostgres(data_dir / "postgres", fsync=fsync)
-    handle = ServerHandle(Servers(nats.url, postgres.dsn, "embedded", nats=nats, postgres=postgres))
-    try:
-        nats.start()
-        handle.add_stop(nats.stop)
-        postgres.start()
-        handle.add_stop(postgres.stop)
-    except BaseException:
-        handle.stop()
-        raise
-    return handle
+    servers = Servers(nats.url, postgres.dsn, "embedded", nats=nats, postgres=postgres)
+    return _start_in_order(servers, nats, postgres)
 
 
 def _start_embedded_cluster(data_dir: Path, *, fsync: bool, nats_auth: AuthDir | None) -> ServerHandle:
     nats = EmbeddedNatsCluster(data_dir / "nats", auth=nats_auth)
     postgres = EmbeddedPostgresPair(data_dir / "postgres", fsync=fsync, synchronous=True)
     servers = Servers(nats.url, postgres.dsn, "embedded", nats_cluster=nats, postgres_pair=postgres)
+    return _start_in_order(servers, nats, postgres)
+
+
+def _start_in_order(
+    servers: Servers, *parts: EmbeddedNats | EmbeddedNatsCluster | EmbeddedPostgres | EmbeddedPostgresPair
+) -> ServerHandle:
+    """Start ``parts`` one after the other; a failure stops what already started."""
     handle = ServerHandle(servers)
     try:
-        nats.start()
-        handle.add_stop(nats.stop)
-        postgres.start()
-        handle.add_stop(postgres.stop)
+        for part in parts:
+            part.start()
+            handle.add_stop(part.stop)
     except BaseException:
         handle.stop()
         raise

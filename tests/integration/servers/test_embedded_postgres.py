@@ -3,28 +3,12 @@ import os
 import stat
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from kumkm_shared.servers import EmbeddedPostgres, InitScriptError
+from tests.support.pg import execute, fetchval
 
 pytestmark = pytest.mark.integration
-
-
-async def fetchval(dsn: str, query: str) -> object:
-    connection = await asyncpg.connect(dsn)
-    try:
-        return await connection.fetchval(query)
-    finally:
-        await connection.close()
-
-
-async def execute(dsn: str, query: str) -> None:
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(query)
-    finally:
-        await connection.close()
 
 
 async def test_data_survives_restart_and_kill(server_data_dir: Path) -> None:

@@ -6,16 +6,9 @@ import pytest
 from kumkm_shared.servers import EmbeddedNats, EmbeddedPostgres, Servers
 from kumkm_shared.testing import wait_for
 from kumkm_shared.testing.plugin import delete_all_streams, fresh_database
+from tests.support.pg import fetchval
 
 pytestmark = pytest.mark.integration
-
-
-async def fetchval(dsn: str, query: str) -> object:
-    connection = await asyncpg.connect(dsn)
-    try:
-        return await connection.fetchval(query)
-    finally:
-        await connection.close()
 
 
 async def test_database_url_is_a_fresh_database(database_url: str, kumkm_servers: Servers) -> None:

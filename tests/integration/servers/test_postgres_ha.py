@@ -18,6 +18,7 @@ from kumkm_shared.messaging.outbox import OutboxRelay
 from kumkm_shared.servers import EmbeddedPostgresPair
 from kumkm_shared.service.runtime import PLATFORM_MIGRATIONS
 from kumkm_shared.testing import wait_for
+from tests.support.pg import execute, fetchval
 
 pytestmark = pytest.mark.integration
 
@@ -32,22 +33,6 @@ def pair(server_data_dir: Path) -> Iterator[EmbeddedPostgresPair]:
     # fsync off: a kill -9 of Postgres loses nothing the OS holds; only an OS crash would.
     with EmbeddedPostgresPair(server_data_dir, fsync=False) as started:
         yield started
-
-
-async def fetchval(dsn: str, query: str) -> object:
-    connection = await asyncpg.connect(dsn)
-    try:
-        return await connection.fetchval(query)
-    finally:
-        await connection.close()
-
-
-async def execute(dsn: str, query: str) -> None:
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(query)
-    finally:
-        await connection.close()
 
 
 async def test_the_pair_streams_synchronously_and_clients_find_the_primary(
