@@ -30,13 +30,13 @@ from starlette.routing import Match
 
 from kumkm_shared.contracts import ContractError
 from kumkm_shared.errors import Forbidden, Refusal, Retry
+from kumkm_shared.service.envelope import error_body, send_error
 from kumkm_shared.service.guard import InputGuard
 from kumkm_shared.service.signin import is_public
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 
-    from kumkm_shared.service.guard import Send
 
 DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024  # InfraSettings.http_max_body_bytes (KUMKM_HTTP_MAX_BODY_BYTES)
 BEARER: Final = "bearer"  # the security scheme of every signed-in operation
@@ -67,10 +67,6 @@ def _note(request: Request, outcome: str, reason: str) -> None:
     if draft is not None:
         draft.outcome = outcome
         draft.reason = reason[:1000]
-
-
-def error_body(code: str, message: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    return {"error": code, "message": message, "errors": errors or []}
 
 
 class FieldError(BaseModel):
@@ -206,31 +202,6 @@ def document_errors(document: dict[str, Any], *, public: Callable[[str], bool] =
     _forbid_nul(document.get("paths", {}))
     _forbid_nul(components)
     return document
-
-
-async def send_error(
-    send: Send,
-    status: int,
-    code: str,
-    message: str,
-    problems: list[tuple[str, str]],
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    """The envelope as a raw ASGI answer, for middleware that answers before any route."""
-    errors = [{"field": field, "message": text} for field, text in problems]
-    body = json.dumps(error_body(code, message, errors)).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def _leaf_routes(app: FastAPI) -> Iterator[Any]:  # the order FastAPI tries them in

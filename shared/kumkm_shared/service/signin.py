@@ -9,7 +9,6 @@ Rules: ``docs/rules/access.md``.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from kumkm_shared.audit import store as audit_store
 from kumkm_shared.audit.draft import AuditDraft
 from kumkm_shared.auth.verify import InvalidToken
 from kumkm_shared.errors import Retry
+from kumkm_shared.service.envelope import send_error
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -115,7 +115,7 @@ class SignInMiddleware:
                 return
             except Retry as exc:
                 draft.reason = exc.reason
-                await self._answer(send_with_id, 503, exc.code, exc.reason, [(b"retry-after", b"5")])
+                await send_error(send_with_id, 503, exc.code, exc.reason, [], [(b"retry-after", b"5")])
                 return
             draft.actor = actor
             state["actor"] = actor
@@ -127,26 +127,9 @@ class SignInMiddleware:
                 await self._record(draft, status)
 
     async def _unauthenticated(self, send: Send, reason: str | None, message: str) -> None:
-        await self._answer(
-            send, 401, "unauthenticated", message, [(b"www-authenticate", challenge(reason).encode())]
+        await send_error(
+            send, 401, "unauthenticated", message, [], [(b"www-authenticate", challenge(reason).encode())]
         )
-
-    async def _answer(
-        self, send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]]
-    ) -> None:
-        body = json.dumps({"error": code, "message": message, "errors": []}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    *headers,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
     async def _record(self, draft: AuditDraft, status: int) -> None:
         try:
