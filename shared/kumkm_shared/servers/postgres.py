@@ -196,11 +196,15 @@ class EmbeddedPostgres(EmbeddedServer):
                 shutil.rmtree(self.pgdata, ignore_errors=True)
             raise
 
-    def _initdb(self, user: pwd.struct_passwd | None) -> None:
+    def empty_pgdata(self, user: pwd.struct_passwd | None) -> None:
+        """``pgdata`` removed and made again: empty, 0700, owned by ``user`` (who Postgres runs as)."""
         shutil.rmtree(self.pgdata, ignore_errors=True)
         self.pgdata.mkdir(mode=0o700)
         if user is not None:
             os.chown(self.pgdata, user.pw_uid, user.pw_gid)
+
+    def _initdb(self, user: pwd.struct_passwd | None) -> None:
+        self.empty_pgdata(user)
         args = [
             str(self.bin_dir / "initdb"),
             "-D",

@@ -383,10 +383,7 @@ class EmbeddedPostgresPair(StoppedOnExit):
         if user is not None:
             _open_tree(target.bin_dir.parent)
             _open_path(target.data_dir)
-        shutil.rmtree(target.pgdata, ignore_errors=True)
-        target.pgdata.mkdir(mode=0o700)
-        if user is not None:
-            os.chown(target.pgdata, user.pw_uid, user.pw_gid)
+        target.empty_pgdata(user)
         args = [
             str(target.bin_dir / "pg_basebackup"),
             "-D",
